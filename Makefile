@@ -1,0 +1,44 @@
+# e7 top-level entry points. `make demo` runs e7 in a throwaway VM; `make test` runs every test.
+SHELL := /bin/bash
+CARGO ?= cargo
+KMOD := crates/e7-kmod
+
+.PHONY: all test demo check fmt-check clippy unit kernel-target kmod vmtest bench fuzz-corpus clean
+
+all:
+	$(CARGO) build --workspace --release
+	$(MAKE) -C $(KMOD)
+
+## test: everything CI runs (format, lints, unit/property tests, kernel-target build, module build, VM tests)
+test: fmt-check clippy unit kernel-target kmod vmtest
+	@echo "e7: ALL TESTS PASSED"
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+## kernel-target: the no_std crates must build for a kernel target
+kernel-target:
+	RUSTC_BOOTSTRAP=1 $(CARGO) build -p e7-core -p e7-proto --target x86_64-unknown-none -Zbuild-std=core
+
+kmod:
+	$(MAKE) -C $(KMOD)
+
+vmtest:
+	$(MAKE) -C $(KMOD) vmtest
+
+## demo: boot a throwaway VM with the module loaded and the e7 console attached
+demo:
+	$(MAKE) -C $(KMOD) demo
+
+bench:
+	$(CARGO) bench -p e7-benches
+
+clean:
+	$(CARGO) clean
+	-$(MAKE) -C $(KMOD) clean

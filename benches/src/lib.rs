@@ -1,0 +1,1 @@
+//! Benchmarks for e7-core. (being written)

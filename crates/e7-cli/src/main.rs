@@ -1,0 +1,2 @@
+//! The `e7` command. (being written)
+fn main() {}

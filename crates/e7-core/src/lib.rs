@@ -1,0 +1,2 @@
+//! e7-core: the firewall engine. (being written)
+#![no_std]

@@ -1,0 +1,2 @@
+//! e7-proto: the eftirlit generic-netlink schema. (being written)
+#![no_std]
