@@ -30,11 +30,11 @@ kmod:
 	$(MAKE) -C $(KMOD)
 
 vmtest:
-	$(MAKE) -C $(KMOD) vmtest
+	$(MAKE) -C vmtest test
 
 ## demo: boot a throwaway VM with the module loaded and the e7 console attached
 demo:
-	$(MAKE) -C $(KMOD) demo
+	$(MAKE) -C vmtest demo
 
 bench:
 	$(CARGO) bench -p e7-benches
