@@ -1,1 +1,661 @@
-fn main() {}
+//! `e7-probe`: the traffic generator of the e7 VM tests.
+//!
+//! e7 decides per *program*, so the end-to-end tests need a program whose path they control and that can
+//! produce every kind of traffic the module distinguishes: TCP, UDP and ICMP over IPv4 and IPv6, other IP
+//! protocols, many short sockets from many processes, a long-lived socket across a rule change, and the same
+//! traffic from an unprivileged user. The VM copies this one static binary to several paths
+//! (`/opt/a/e7-probe`, `/opt/b/e7-probe`, a path longer than 255 bytes) and each copy is a different
+//! "program" to the firewall.
+//!
+//! Every traffic command prints one result line and exits 0 when delivered, 1 when blocked, 2 on any other
+//! error (including bad usage), so shell cases can branch on the exit code alone.
+#![deny(unsafe_code)]
+
+mod net;
+mod sys;
+
+use std::fmt;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use net::{Outcome, Proto, Session};
+
+const USAGE: &str = "\
+usage: e7-probe [--timeout MS] COMMAND ...
+traffic (exit 0 delivered, 1 blocked, 2 error):
+  udp4|udp6|tcp4|tcp6|icmp4|icmp6 [PORT]   one exchange with a loopback receiver (PORT 0/absent: any free)
+  raw4|raw6 IPPROTO                        one datagram of another IP protocol on a raw socket (root)
+  twophase PROTO GATEFILE [PORT]           exchange, wait until GATEFILE exists, exchange again on the SAME
+                                           socket; prints `phase1 ...`, `phase2 ...`; exit code of phase 2
+  storm SOCKETS PROCS [udp4|udp6|tcp4|tcp6] SOCKETS short-lived sockets spread over PROCS processes (copies of
+                                           this executable); exit 0 all delivered, 1 all blocked, 2 mixed
+  hold PORT SECS [udp4|udp6]               keep sending for SECS seconds; prints counts; exit 0
+other:
+  as-user UID[:GID] CMD [ARG...]           drop to UID (and GID, default = UID, no supplementary groups), exec CMD
+options:
+  --timeout MS                             how long to wait for delivery (default 1000, or $E7_PROBE_TIMEOUT_MS)";
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cmd {
+    Probe {
+        proto: Proto,
+        port: u16,
+    },
+    Raw {
+        v6: bool,
+        ipproto: u8,
+    },
+    TwoPhase {
+        proto: Proto,
+        gate: PathBuf,
+        port: u16,
+    },
+    Storm {
+        sockets: u32,
+        procs: u32,
+        proto: Proto,
+    },
+    StormWorker {
+        proto: Proto,
+        dst: SocketAddr,
+        count: u32,
+    },
+    Hold {
+        port: u16,
+        secs: u64,
+        proto: Proto,
+    },
+    AsUser {
+        uid: u32,
+        gid: u32,
+        cmd: Vec<String>,
+    },
+    Help,
+}
+
+/// A command-line error: what was wrong and what would be right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UsageError(String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn usage_err<T>(msg: impl Into<String>) -> Result<T, UsageError> {
+    Err(UsageError(msg.into()))
+}
+
+fn parse_num<T: std::str::FromStr>(
+    what: &str,
+    s: Option<&String>,
+    range: &str,
+) -> Result<T, UsageError> {
+    let Some(s) = s else {
+        return usage_err(format!("missing {what} ({range})"));
+    };
+    s.parse()
+        .map_err(|_| UsageError(format!("{what} must be {range}, got {s:?}")))
+}
+
+fn parse_proto(
+    s: Option<&String>,
+    allowed: &[Proto],
+    default: Option<Proto>,
+) -> Result<Proto, UsageError> {
+    let names: Vec<&str> = allowed.iter().map(|p| p.name()).collect();
+    match s {
+        None => default.map_or_else(
+            || usage_err(format!("missing protocol (one of {})", names.join(", "))),
+            Ok,
+        ),
+        Some(s) => match Proto::parse(s) {
+            Some(p) if allowed.contains(&p) => Ok(p),
+            _ => usage_err(format!(
+                "protocol must be one of {}, got {s:?}",
+                names.join(", ")
+            )),
+        },
+    }
+}
+
+fn no_more(args: &[String], at: usize) -> Result<(), UsageError> {
+    match args.get(at) {
+        None => Ok(()),
+        Some(extra) => usage_err(format!("unexpected extra argument {extra:?}")),
+    }
+}
+
+const PORT_RANGE: &str = "a port number 0-65535";
+const STORM_PROTOS: [Proto; 4] = [Proto::Udp4, Proto::Udp6, Proto::Tcp4, Proto::Tcp6];
+
+/// Parses the arguments after the program name; returns the command and the delivery timeout.
+fn parse(args: &[String]) -> Result<(Cmd, Duration), UsageError> {
+    let mut timeout_ms: u64 = match std::env::var("E7_PROBE_TIMEOUT_MS") {
+        Ok(v) => v.parse().map_err(|_| {
+            UsageError(format!(
+                "E7_PROBE_TIMEOUT_MS must be milliseconds, got {v:?}"
+            ))
+        })?,
+        Err(_) => 1000,
+    };
+    let mut args = args;
+    if args.first().map(String::as_str) == Some("--timeout") {
+        timeout_ms = parse_num("--timeout", args.get(1), "milliseconds")?;
+        args = args.get(2..).unwrap_or(&[]);
+    }
+    let timeout = Duration::from_millis(timeout_ms);
+    let Some(cmd) = args.first() else {
+        return usage_err("missing command");
+    };
+    let cmd = match cmd.as_str() {
+        "help" | "--help" | "-h" => Cmd::Help,
+        p if Proto::parse(p).is_some() => {
+            let proto = parse_proto(Some(&args[0]), &Proto::ALL, None)?;
+            let port = match args.get(1) {
+                None => 0,
+                s => parse_num("PORT", s, PORT_RANGE)?,
+            };
+            no_more(args, 2)?;
+            Cmd::Probe { proto, port }
+        }
+        "raw4" | "raw6" => {
+            let ipproto = parse_num("IPPROTO", args.get(1), "an IP protocol number 0-255")?;
+            no_more(args, 2)?;
+            Cmd::Raw {
+                v6: args[0] == "raw6",
+                ipproto,
+            }
+        }
+        "twophase" => {
+            let proto = parse_proto(args.get(1), &Proto::ALL, None)?;
+            let Some(gate) = args.get(2) else {
+                return usage_err(
+                    "twophase: missing GATEFILE (a path that the test creates to start phase 2)",
+                );
+            };
+            let port = match args.get(3) {
+                None => 0,
+                s => parse_num("PORT", s, PORT_RANGE)?,
+            };
+            no_more(args, 4)?;
+            Cmd::TwoPhase {
+                proto,
+                gate: PathBuf::from(gate),
+                port,
+            }
+        }
+        "storm" => {
+            let sockets: u32 = parse_num("SOCKETS", args.get(1), "a socket count >= 1")?;
+            let procs: u32 = parse_num("PROCS", args.get(2), "a process count 1-1000")?;
+            if sockets == 0 || procs == 0 || procs > 1000 || procs > sockets {
+                return usage_err(format!(
+                    "storm needs 1 <= PROCS <= 1000 and PROCS <= SOCKETS, got SOCKETS={sockets} PROCS={procs}"
+                ));
+            }
+            let proto = parse_proto(args.get(3), &STORM_PROTOS, Some(Proto::Udp4))?;
+            no_more(args, 4)?;
+            Cmd::Storm {
+                sockets,
+                procs,
+                proto,
+            }
+        }
+        "storm-worker" => {
+            let proto = parse_proto(args.get(1), &STORM_PROTOS, None)?;
+            let dst = parse_num("ADDR", args.get(2), "a socket address like 127.0.0.1:9")?;
+            let count = parse_num("COUNT", args.get(3), "a socket count")?;
+            no_more(args, 4)?;
+            Cmd::StormWorker { proto, dst, count }
+        }
+        "hold" => {
+            let port = parse_num("PORT", args.get(1), PORT_RANGE)?;
+            let secs = parse_num("SECS", args.get(2), "whole seconds")?;
+            let proto = parse_proto(args.get(3), &[Proto::Udp4, Proto::Udp6], Some(Proto::Udp4))?;
+            no_more(args, 4)?;
+            Cmd::Hold { port, secs, proto }
+        }
+        "as-user" => {
+            let Some(ids) = args.get(1) else {
+                return usage_err("as-user: missing UID[:GID]");
+            };
+            let (uid, gid) = match ids.split_once(':') {
+                Some((u, g)) => (
+                    parse_num("UID", Some(&u.to_string()), "a numeric user id")?,
+                    parse_num("GID", Some(&g.to_string()), "a numeric group id")?,
+                ),
+                None => {
+                    let u = parse_num("UID", Some(ids), "a numeric user id")?;
+                    (u, u)
+                }
+            };
+            let cmd: Vec<String> = args.get(2..).unwrap_or(&[]).to_vec();
+            if cmd.is_empty() {
+                return usage_err("as-user: missing the command to run");
+            }
+            Cmd::AsUser { uid, gid, cmd }
+        }
+        other => return usage_err(format!("unknown command {other:?}")),
+    };
+    Ok((cmd, timeout))
+}
+
+fn report(o: &Outcome) -> ExitCode {
+    println!("{o}");
+    ExitCode::from(o.exit_code())
+}
+
+fn two_phase(proto: Proto, gate: &std::path::Path, port: u16, timeout: Duration) -> ExitCode {
+    let mut session = match Session::open(proto, port, timeout) {
+        Ok(s) => s,
+        Err(o) => {
+            println!("phase1 {o}");
+            println!(
+                "phase2 error: phase 1 could not open the {} session",
+                proto.name()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    println!("phase1 {}", session.exchange(timeout));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !gate.exists() {
+        if Instant::now() >= deadline {
+            println!(
+                "phase2 error: gate file {} did not appear within 60 s",
+                gate.display()
+            );
+            return ExitCode::from(2);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = session.exchange(timeout);
+    println!("phase2 {o}");
+    ExitCode::from(o.exit_code())
+}
+
+/// Per-worker tallies, also the storm's totals.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    delivered: u32,
+    blocked: u32,
+    errors: u32,
+}
+
+impl Tally {
+    fn add(&mut self, o: &Outcome) {
+        match o {
+            Outcome::Delivered(_) => self.delivered += 1,
+            Outcome::Blocked(_) => self.blocked += 1,
+            Outcome::Failed(_) => self.errors += 1,
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "delivered={} blocked={} errors={}",
+            self.delivered, self.blocked, self.errors
+        )
+    }
+
+    /// Parses a worker's `delivered=A blocked=B errors=C` line.
+    fn parse(line: &str) -> Option<Tally> {
+        let mut t = Tally::default();
+        let mut seen = 0;
+        for field in line.split_whitespace() {
+            let Some((k, v)) = field.split_once('=') else {
+                continue;
+            };
+            let slot = match k {
+                "delivered" => &mut t.delivered,
+                "blocked" => &mut t.blocked,
+                "errors" => &mut t.errors,
+                _ => continue,
+            };
+            *slot = v.parse().ok()?;
+            seen += 1;
+        }
+        (seen == 3).then_some(t)
+    }
+}
+
+fn storm_worker(proto: Proto, dst: SocketAddr, count: u32, timeout: Duration) -> ExitCode {
+    let mut t = Tally::default();
+    let mut first_error = None;
+    for _ in 0..count {
+        let o = net::one_shot(proto, dst, timeout);
+        if first_error.is_none() {
+            if let Outcome::Failed(m) = &o {
+                first_error = Some(m.clone());
+            }
+        }
+        t.add(&o);
+    }
+    match first_error {
+        Some(e) => println!("{} first_error={e:?}", t.line()),
+        None => println!("{}", t.line()),
+    }
+    ExitCode::SUCCESS
+}
+
+/// The storm's sink: a UDP socket nobody reads (datagrams are dropped silently once its buffer fills, so no
+/// ICMP errors add noise) or a TCP listener whose connections are accepted and closed by a thread.
+enum Sink {
+    Udp(UdpSocket),
+    Tcp(SocketAddr),
+}
+
+fn storm(sockets: u32, procs: u32, proto: Proto, timeout: Duration) -> ExitCode {
+    let lo = proto.loopback();
+    let sink = match proto {
+        Proto::Tcp4 | Proto::Tcp6 => match TcpListener::bind((lo, 0)) {
+            Ok(l) => {
+                let Ok(addr) = l.local_addr() else {
+                    println!("error: listener address");
+                    return ExitCode::from(2);
+                };
+                std::thread::spawn(move || {
+                    for conn in l.incoming() {
+                        drop(conn);
+                    }
+                });
+                Sink::Tcp(addr)
+            }
+            Err(e) => {
+                println!("error: storm listener: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => match UdpSocket::bind((lo, 0)) {
+            Ok(s) => Sink::Udp(s),
+            Err(e) => {
+                println!("error: storm sink: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let dst = match &sink {
+        Sink::Udp(s) => match s.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                println!("error: sink address: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Sink::Tcp(a) => *a,
+    };
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            println!("error: cannot find my own executable: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let started = Instant::now();
+    let mut children = Vec::new();
+    for i in 0..procs {
+        let count = sockets / procs + u32::from(i < sockets % procs);
+        let spawned = Command::new(&exe)
+            .arg("--timeout")
+            .arg(timeout.as_millis().to_string())
+            .arg("storm-worker")
+            .arg(proto.name())
+            .arg(dst.to_string())
+            .arg(count.to_string())
+            .stdout(Stdio::piped())
+            .spawn();
+        match spawned {
+            Ok(c) => children.push((c, count)),
+            Err(e) => {
+                println!("error: spawn worker {i}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut total = Tally::default();
+    let mut bad_workers = 0;
+    for (child, count) in children {
+        let pid = child.id();
+        let output = child.wait_with_output();
+        let line = match &output {
+            Ok(o) => BufReader::new(&o.stdout[..])
+                .lines()
+                .map_while(Result::ok)
+                .last()
+                .unwrap_or_default(),
+            Err(e) => format!("wait failed: {e}"),
+        };
+        match Tally::parse(&line) {
+            Some(t) if t.delivered + t.blocked + t.errors == count => {
+                total.delivered += t.delivered;
+                total.blocked += t.blocked;
+                total.errors += t.errors;
+                if t.errors > 0 || (t.delivered > 0 && t.blocked > 0) {
+                    println!("worker pid={pid} {line}");
+                }
+            }
+            _ => {
+                bad_workers += 1;
+                total.errors += count;
+                println!("worker pid={pid} gave no valid tally: {line:?}");
+            }
+        }
+    }
+    println!(
+        "storm proto={} sockets={sockets} procs={procs} {} bad_workers={bad_workers} ms={}",
+        proto.name(),
+        total.line(),
+        started.elapsed().as_millis()
+    );
+    drop(sink);
+    ExitCode::from(if total.delivered == sockets {
+        0
+    } else if total.blocked == sockets {
+        1
+    } else {
+        2
+    })
+}
+
+fn hold(port: u16, secs: u64, proto: Proto) -> ExitCode {
+    let lo = proto.loopback();
+    let sock = match UdpSocket::bind((lo, 0)) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("error: bind: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let dst = SocketAddr::new(lo, if port == 0 { 9 } else { port });
+    let (mut ok, mut eperm, mut other) = (0u64, 0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        match sock.send_to(b"e7-probe hold", dst) {
+            Ok(_) => ok += 1,
+            Err(e) => match net::classify_send_error("sendto", &e) {
+                Outcome::Blocked(_) => eperm += 1,
+                _ => other += 1,
+            },
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    println!("hold sent_ok={ok} send_eperm={eperm} send_err={other}");
+    ExitCode::from(if ok + eperm == 0 { 2 } else { 0 })
+}
+
+fn as_user(uid: u32, gid: u32, cmd: &[String]) -> ExitCode {
+    let Some((prog, rest)) = cmd.split_first() else {
+        println!("error: as-user: missing the command to run");
+        return ExitCode::from(2);
+    };
+    // std drops supplementary groups (setgroups(0)) when a uid is set, then setgid, then setuid.
+    let err = Command::new(prog).args(rest).uid(uid).gid(gid).exec();
+    println!("error: as-user {uid}:{gid}: cannot exec {prog}: {err}");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, timeout) = match parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("e7-probe: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match cmd {
+        Cmd::Help => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Cmd::Probe { proto, port } => report(&net::probe(proto, port, timeout)),
+        Cmd::Raw { v6, ipproto } => report(&net::raw(v6, ipproto)),
+        Cmd::TwoPhase { proto, gate, port } => two_phase(proto, &gate, port, timeout),
+        Cmd::Storm {
+            sockets,
+            procs,
+            proto,
+        } => storm(sockets, procs, proto, timeout),
+        Cmd::StormWorker { proto, dst, count } => storm_worker(proto, dst, count, timeout),
+        Cmd::Hold { port, secs, proto } => hold(port, secs, proto),
+        Cmd::AsUser { uid, gid, cmd } => as_user(uid, gid, &cmd),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Cmd, UsageError> {
+        let v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        parse(&v).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn traffic_commands_parse_with_optional_port() {
+        assert_eq!(
+            p(&["udp4"]),
+            Ok(Cmd::Probe {
+                proto: Proto::Udp4,
+                port: 0
+            })
+        );
+        assert_eq!(
+            p(&["tcp6", "9999"]),
+            Ok(Cmd::Probe {
+                proto: Proto::Tcp6,
+                port: 9999
+            })
+        );
+        assert_eq!(
+            p(&["raw6", "253"]),
+            Ok(Cmd::Raw {
+                v6: true,
+                ipproto: 253
+            })
+        );
+    }
+
+    #[test]
+    fn timeout_option_is_read_before_the_command() {
+        let v: Vec<String> = ["--timeout", "250", "icmp6"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (cmd, t) = parse(&v).expect("parses");
+        assert_eq!(t, Duration::from_millis(250));
+        assert_eq!(
+            cmd,
+            Cmd::Probe {
+                proto: Proto::Icmp6,
+                port: 0
+            }
+        );
+    }
+
+    #[test]
+    fn bad_input_names_what_was_wrong() {
+        let e = p(&["udp4", "70000"]).expect_err("port too large");
+        assert!(e.0.contains("PORT") && e.0.contains("70000"), "{e}");
+        let e = p(&["storm", "10", "20"]).expect_err("more procs than sockets");
+        assert!(e.0.contains("PROCS <= SOCKETS"), "{e}");
+        let e = p(&["storm", "10", "2", "icmp4"]).expect_err("icmp storms are not supported");
+        assert!(e.0.contains("udp4, udp6, tcp4, tcp6"), "{e}");
+        let e = p(&["frobnicate"]).expect_err("unknown");
+        assert!(e.0.contains("frobnicate"), "{e}");
+        let e = p(&["as-user", "65534"]).expect_err("no command");
+        assert!(e.0.contains("missing the command"), "{e}");
+        assert!(
+            p(&["udp4", "1", "2"]).is_err(),
+            "extra arguments are refused"
+        );
+        assert!(p(&[]).is_err());
+    }
+
+    #[test]
+    fn as_user_accepts_uid_or_uid_gid() {
+        assert_eq!(
+            p(&["as-user", "65534", "/bin/e7", "query"]),
+            Ok(Cmd::AsUser {
+                uid: 65534,
+                gid: 65534,
+                cmd: vec!["/bin/e7".into(), "query".into()]
+            })
+        );
+        assert_eq!(
+            p(&["as-user", "1000:100", "id"]),
+            Ok(Cmd::AsUser {
+                uid: 1000,
+                gid: 100,
+                cmd: vec!["id".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn storm_defaults_to_udp4_and_twophase_needs_a_gate() {
+        assert_eq!(
+            p(&["storm", "2000", "20"]),
+            Ok(Cmd::Storm {
+                sockets: 2000,
+                procs: 20,
+                proto: Proto::Udp4
+            })
+        );
+        assert!(p(&["twophase", "udp4"]).is_err());
+        assert_eq!(
+            p(&["twophase", "tcp6", "/tmp/g"]),
+            Ok(Cmd::TwoPhase {
+                proto: Proto::Tcp6,
+                gate: PathBuf::from("/tmp/g"),
+                port: 0
+            })
+        );
+    }
+
+    #[test]
+    fn tally_lines_round_trip_and_reject_garbage() {
+        let t = Tally {
+            delivered: 3,
+            blocked: 2,
+            errors: 1,
+        };
+        assert_eq!(Tally::parse(&t.line()), Some(t));
+        assert_eq!(
+            Tally::parse(&format!("{} first_error=\"x\"", t.line())),
+            Some(t)
+        );
+        assert_eq!(
+            Tally::parse("delivered=1 blocked=2"),
+            None,
+            "all three fields are required"
+        );
+        assert_eq!(Tally::parse("delivered=x blocked=0 errors=0"), None);
+    }
+}
