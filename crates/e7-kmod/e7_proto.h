@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * e7_proto.h: the eftirlit generic-netlink schema for the e7 kernel shim.
+ *
+ * GENERATED from the schema table in crates/e7-proto/src/schema.rs. Do not edit.
+ * Regenerate: cargo run -q -p e7-proto --example gen_header > crates/e7-kmod/e7_proto.h
+ */
+#ifndef E7_PROTO_H
+#define E7_PROTO_H
+
+#define E7_FAMILY_NAME "eftirlit"
+#define E7_FAMILY_VERSION 1
+/* longest PATH/MESSAGE string in bytes, not counting the NUL */
+#define E7_MAX_PATH_LEN 255
+
+/* constants (u32 wire values) */
+#define E7C_IP_ICMP 0x00000001u /* icmp: IPPROTO_ICMP. */
+#define E7C_IP_TCP 0x00000006u /* tcp: IPPROTO_TCP. */
+#define E7C_IP_UDP 0x00000011u /* udp: IPPROTO_UDP. */
+#define E7C_IP_ANY 0xFFFFFFFFu /* any: Wildcard protocol: a rule with it matches every identified protocol. */
+#define E7C_BLOCK 0x0000FF00u /* block: Drop: a rule state, an action-flag value and a mode. */
+#define E7C_ALLOW 0x0000FF01u /* allow: Accept: a rule state and an action-flag value. */
+#define E7C_PENDING 0x0000FF02u /* pending: Event state of a packet that matched no rule. */
+#define E7C_ENABLED 0x0000FF03u /* enabled: Boolean on; the filtering mode. */
+#define E7C_DISABLED 0x0000FF04u /* disabled: Boolean off; the pass-everything mode. */
+#define E7C_IP_ICMPV6 0x0000003Au /* icmpv6: IPPROTO_ICMPV6 (appended). */
+
+/* commands (genlmsghdr.cmd); 0 is reserved */
+enum e7_command {
+	ENL_COMM_UNSUPP = 0,
+	ENL_COMM_ERROR = 1, /* Error notice (kernel->user); a request for one is answered with one. */
+	ENL_COMM_DISCONNECT = 2, /* The module is unloading (kernel->user), or the subscriber leaves (user->kernel). */
+	ENL_COMM_BLOCK = 3, /* Add a block rule, or with no attributes set mode = block. */
+	ENL_COMM_ALLOW = 4, /* Add an allow rule, or with no attributes set mode = disabled. */
+	ENL_COMM_ENABLE = 5, /* Set mode = enabled. */
+	ENL_COMM_CLEAR = 6, /* Remove all rules, the rules of one state, or one rule. */
+	ENL_COMM_QUERY = 7, /* Request (user->kernel) or report (kernel->user) the mode and every rule. */
+	ENL_COMM_EVENT = 8, /* A packet notification (kernel->user only). */
+	ENL_COMM_SET = 9, /* Set a flag. */
+	ENL_COMM_GET = 10, /* Read a flag (request) or report its value (reply). */
+	ENL_COMM_SUBSCRIBE = 11, /* Become the event subscriber (appended). */
+};
+#define E7_CMD_MAX 11
+/* 1 if the command needs CAP_NET_ADMIN (GENL_ADMIN_PERM) */
+#define ENL_COMM_ERROR_ADMIN 0
+#define ENL_COMM_DISCONNECT_ADMIN 0
+#define ENL_COMM_BLOCK_ADMIN 1
+#define ENL_COMM_ALLOW_ADMIN 1
+#define ENL_COMM_ENABLE_ADMIN 1
+#define ENL_COMM_CLEAR_ADMIN 1
+#define ENL_COMM_QUERY_ADMIN 0
+#define ENL_COMM_EVENT_ADMIN 0
+#define ENL_COMM_SET_ADMIN 1
+#define ENL_COMM_GET_ADMIN 0
+#define ENL_COMM_SUBSCRIBE_ADMIN 1
+/* genl_ops.flags for each command */
+#define ENL_COMM_ERROR_GENL_FLAGS 0
+#define ENL_COMM_DISCONNECT_GENL_FLAGS 0
+#define ENL_COMM_BLOCK_GENL_FLAGS GENL_ADMIN_PERM
+#define ENL_COMM_ALLOW_GENL_FLAGS GENL_ADMIN_PERM
+#define ENL_COMM_ENABLE_GENL_FLAGS GENL_ADMIN_PERM
+#define ENL_COMM_CLEAR_GENL_FLAGS GENL_ADMIN_PERM
+#define ENL_COMM_QUERY_GENL_FLAGS 0
+#define ENL_COMM_EVENT_GENL_FLAGS 0
+#define ENL_COMM_SET_GENL_FLAGS GENL_ADMIN_PERM
+#define ENL_COMM_GET_GENL_FLAGS 0
+#define ENL_COMM_SUBSCRIBE_GENL_FLAGS GENL_ADMIN_PERM
+
+/* attributes (nlattr.nla_type); 0 is reserved */
+enum e7_attr {
+	ENL_ATTR_UNSUPP = 0,
+	ENL_ATTR_NESTED = 1, /* Nested attributes: one rule in a QUERY reply. */
+	ENL_ATTR_PATH = 2, /* Executable path of a rule or event. */
+	ENL_ATTR_FLAG = 3, /* Flag index. */
+	ENL_ATTR_PROT = 4, /* IP protocol number, or `any`. */
+	ENL_ATTR_STATE = 5, /* A state constant: mode, rule state, event state. */
+	ENL_ATTR_VALUE = 6, /* Flag value. */
+	ENL_ATTR_ERRNO = 7, /* Positive errno of an ERROR message (appended). */
+	ENL_ATTR_MESSAGE = 8, /* Human-readable text of an ERROR message (appended). */
+	ENL_ATTR_COUNT = 9, /* Total number of rules in a QUERY reply (appended). */
+};
+#define E7_ATTR_MAX 9
+/* nla_policy initializer of each attribute */
+#define ENL_ATTR_NESTED_POLICY { .type = NLA_NESTED }
+#define ENL_ATTR_PATH_POLICY { .type = NLA_NUL_STRING, .len = 255 }
+#define ENL_ATTR_FLAG_POLICY { .type = NLA_U32 }
+#define ENL_ATTR_PROT_POLICY { .type = NLA_U32 }
+#define ENL_ATTR_STATE_POLICY { .type = NLA_U32 }
+#define ENL_ATTR_VALUE_POLICY { .type = NLA_U32 }
+#define ENL_ATTR_ERRNO_POLICY { .type = NLA_U32 }
+#define ENL_ATTR_MESSAGE_POLICY { .type = NLA_NUL_STRING, .len = 255 }
+#define ENL_ATTR_COUNT_POLICY { .type = NLA_U32 }
+/* static const struct nla_policy e7_policy[E7_ATTR_MAX + 1] = { E7_POLICY_INIT }; */
+#define E7_POLICY_INIT \
+	[ENL_ATTR_NESTED] = ENL_ATTR_NESTED_POLICY, \
+	[ENL_ATTR_PATH] = ENL_ATTR_PATH_POLICY, \
+	[ENL_ATTR_FLAG] = ENL_ATTR_FLAG_POLICY, \
+	[ENL_ATTR_PROT] = ENL_ATTR_PROT_POLICY, \
+	[ENL_ATTR_STATE] = ENL_ATTR_STATE_POLICY, \
+	[ENL_ATTR_VALUE] = ENL_ATTR_VALUE_POLICY, \
+	[ENL_ATTR_ERRNO] = ENL_ATTR_ERRNO_POLICY, \
+	[ENL_ATTR_MESSAGE] = ENL_ATTR_MESSAGE_POLICY, \
+	[ENL_ATTR_COUNT] = ENL_ATTR_COUNT_POLICY,
+
+/* flag value classes */
+enum e7_value_class {
+	E7_CLASS_MODE = 0, /* mode */
+	E7_CLASS_ACTION = 1, /* action */
+	E7_CLASS_BOOLEAN = 2, /* boolean */
+	E7_CLASS_READONLY = 3, /* read-only */
+};
+
+/* flags, addressed by index (ENL_ATTR_FLAG) */
+enum e7_flag {
+	E7F_MODE = 0, /* mode: Firewall mode: enabled filters, disabled passes everything, block drops everything. */
+	E7F_DEBUG = 1, /* debug: Rate-limited decision logging. */
+	E7F_FAILPATH_ACTION = 2, /* fail: Verdict when the packet cannot be inspected at all. */
+	E7F_UNKN_PROCESS_ACTION = 3, /* unkproc: Verdict when the sending process cannot be identified. */
+	E7F_UNKN_PROTOCOL_ACTION = 4, /* unkprot: Verdict for protocols other than tcp, udp, icmp and icmpv6. */
+	E7F_NORULE_NOTIFY = 5, /* norule: Send a pending event for packets that match no rule. */
+	E7F_NORULE_SQUELCH = 6, /* squelch: Rate-limit pending events per (protocol, program). */
+	E7F_NORULE_ACTION = 7, /* unkrule: Verdict for identified packets that match no rule. */
+	E7F_RULE_DROPS = 8, /* drops: Send a block event for every packet a rule drops. */
+	E7F_RULE_ACCEPTS = 9, /* accepts: Send an allow event for every packet a rule accepts. */
+	E7F_RULE_CHANGE_QUERY = 10, /* rchngq: Send a QUERY reply after every rule or mode change. */
+	E7F_STAT_UPTIME = 11, /* uptime: Seconds since the module was loaded. */
+	E7F_STAT_PACKETS = 12, /* qpackets: Packets decided while mode was not disabled. */
+	E7F_LONGPATH_ACTION = 13, /* longpath: Verdict for a process whose executable path exceeds 255 bytes (appended). */
+	E7F_STAT_EVLOST = 14, /* evlost: Events dropped because the bounded event queue was full (appended). */
+};
+#define E7_FLAG_COUNT 15
+#define E7F_MODE_DEFAULT E7C_DISABLED
+#define E7F_MODE_CLASS E7_CLASS_MODE
+#define E7F_DEBUG_DEFAULT E7C_DISABLED
+#define E7F_DEBUG_CLASS E7_CLASS_BOOLEAN
+#define E7F_FAILPATH_ACTION_DEFAULT E7C_ALLOW
+#define E7F_FAILPATH_ACTION_CLASS E7_CLASS_ACTION
+#define E7F_UNKN_PROCESS_ACTION_DEFAULT E7C_ALLOW
+#define E7F_UNKN_PROCESS_ACTION_CLASS E7_CLASS_ACTION
+#define E7F_UNKN_PROTOCOL_ACTION_DEFAULT E7C_ALLOW
+#define E7F_UNKN_PROTOCOL_ACTION_CLASS E7_CLASS_ACTION
+#define E7F_NORULE_NOTIFY_DEFAULT E7C_ENABLED
+#define E7F_NORULE_NOTIFY_CLASS E7_CLASS_BOOLEAN
+#define E7F_NORULE_SQUELCH_DEFAULT E7C_ENABLED
+#define E7F_NORULE_SQUELCH_CLASS E7_CLASS_BOOLEAN
+#define E7F_NORULE_ACTION_DEFAULT E7C_ALLOW
+#define E7F_NORULE_ACTION_CLASS E7_CLASS_ACTION
+#define E7F_RULE_DROPS_DEFAULT E7C_DISABLED
+#define E7F_RULE_DROPS_CLASS E7_CLASS_BOOLEAN
+#define E7F_RULE_ACCEPTS_DEFAULT E7C_DISABLED
+#define E7F_RULE_ACCEPTS_CLASS E7_CLASS_BOOLEAN
+#define E7F_RULE_CHANGE_QUERY_DEFAULT E7C_ENABLED
+#define E7F_RULE_CHANGE_QUERY_CLASS E7_CLASS_BOOLEAN
+#define E7F_STAT_UPTIME_DEFAULT 0u
+#define E7F_STAT_UPTIME_CLASS E7_CLASS_READONLY
+#define E7F_STAT_PACKETS_DEFAULT 0u
+#define E7F_STAT_PACKETS_CLASS E7_CLASS_READONLY
+#define E7F_LONGPATH_ACTION_DEFAULT E7C_BLOCK
+#define E7F_LONGPATH_ACTION_CLASS E7_CLASS_ACTION
+#define E7F_STAT_EVLOST_DEFAULT 0u
+#define E7F_STAT_EVLOST_CLASS E7_CLASS_READONLY
+/* u32 e7_flag_defaults[E7_FLAG_COUNT] = { E7_FLAG_DEFAULTS_INIT }; */
+#define E7_FLAG_DEFAULTS_INIT \
+	[E7F_MODE] = E7F_MODE_DEFAULT, \
+	[E7F_DEBUG] = E7F_DEBUG_DEFAULT, \
+	[E7F_FAILPATH_ACTION] = E7F_FAILPATH_ACTION_DEFAULT, \
+	[E7F_UNKN_PROCESS_ACTION] = E7F_UNKN_PROCESS_ACTION_DEFAULT, \
+	[E7F_UNKN_PROTOCOL_ACTION] = E7F_UNKN_PROTOCOL_ACTION_DEFAULT, \
+	[E7F_NORULE_NOTIFY] = E7F_NORULE_NOTIFY_DEFAULT, \
+	[E7F_NORULE_SQUELCH] = E7F_NORULE_SQUELCH_DEFAULT, \
+	[E7F_NORULE_ACTION] = E7F_NORULE_ACTION_DEFAULT, \
+	[E7F_RULE_DROPS] = E7F_RULE_DROPS_DEFAULT, \
+	[E7F_RULE_ACCEPTS] = E7F_RULE_ACCEPTS_DEFAULT, \
+	[E7F_RULE_CHANGE_QUERY] = E7F_RULE_CHANGE_QUERY_DEFAULT, \
+	[E7F_STAT_UPTIME] = E7F_STAT_UPTIME_DEFAULT, \
+	[E7F_STAT_PACKETS] = E7F_STAT_PACKETS_DEFAULT, \
+	[E7F_LONGPATH_ACTION] = E7F_LONGPATH_ACTION_DEFAULT, \
+	[E7F_STAT_EVLOST] = E7F_STAT_EVLOST_DEFAULT,
+
+#endif /* E7_PROTO_H */

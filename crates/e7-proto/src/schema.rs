@@ -1,0 +1,787 @@
+//! The schema table: the single source of every number, name and rule on the wire.
+//!
+//! The original E7 described its protocol once, in the x-macro file `defs.x`, and generated the C
+//! enums, name tables and netlink policy from it. [`e7_schema!`] is the same idea as a Rust
+//! `macro_rules!`: the one invocation at the bottom of this file lists
+//!
+//! - the family name and version,
+//! - the constants (value, alias, C id name, kind),
+//! - the commands (number, C id name, whether CAP_NET_ADMIN is required, which attributes a
+//!   request and a reply may carry),
+//! - the attributes (number, C id name, netlink type and length limit),
+//! - the flags (index, alias, C id name, value class, default),
+//!
+//! and the macro generates the enums, their `TryFrom` conversions, alias and id-name lookups,
+//! `ALL` lists, and compile-time checks that numbering is contiguous and aliases are unique. The C
+//! header ([`crate::c_header`]) and the message grammar ([`crate::msg`]) are derived from these
+//! generated items, never written by hand.
+//!
+//! Numbering is the original's; new entries are only appended (see `docs/ARCHITECTURE.md`).
+
+use core::fmt;
+
+/// Generates the schema types from one table. See the module documentation.
+macro_rules! e7_schema {
+    (
+        family $family:literal version $version:literal max_path_len $max_path:literal;
+        constants {
+            $( #[doc = $cdoc:literal] $cvar:ident = $cval:literal, $calias:literal, $cid:literal, $ckind:ident; )+
+        }
+        commands {
+            $( #[doc = $mdoc:literal] $mvar:ident = $mval:literal, $mid:literal, admin: $madmin:literal,
+               request: $mreq:expr, reply: $mrep:expr; )+
+        }
+        attributes {
+            $( #[doc = $adoc:literal] $avar:ident = $aval:literal, $aid:literal, $akind:expr; )+
+        }
+        flags {
+            $( #[doc = $fdoc:literal] $fvar:ident = $fidx:literal, $falias:literal, $fid:literal,
+               $fclass:ident, default: $fdef:expr; )+
+        }
+    ) => {
+        /// Generic-netlink family name (`genl_ctrl_resolve` key).
+        pub const FAMILY_NAME: &str = $family;
+        /// Generic-netlink family version.
+        pub const FAMILY_VERSION: u8 = $version;
+        /// Longest path (in bytes, without the terminating NUL) a PATH attribute may carry.
+        pub const MAX_PATH_LEN: usize = $max_path;
+
+        /// A named wire constant (protocol numbers, rule states, flag values).
+        ///
+        /// The discriminant is the wire value.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u32)]
+        pub enum Const {
+            $( #[doc = $cdoc] $cvar = $cval, )+
+        }
+
+        impl Const {
+            /// Every constant, in table order.
+            pub const ALL: &'static [Const] = &[ $( Const::$cvar, )+ ];
+
+            /// The wire value.
+            pub const fn value(self) -> u32 {
+                self as u32
+            }
+
+            /// The word users type for this constant (`allow`, `tcp`, ...).
+            pub const fn alias(self) -> &'static str {
+                match self { $( Const::$cvar => $calias, )+ }
+            }
+
+            /// The C identifier (`E7C_ALLOW`, ...).
+            pub const fn id_name(self) -> &'static str {
+                match self { $( Const::$cvar => $cid, )+ }
+            }
+
+            /// Whether this constant names an IP protocol or is a state/switch word.
+            pub const fn kind(self) -> ConstKind {
+                match self { $( Const::$cvar => ConstKind::$ckind, )+ }
+            }
+
+            /// One-line description.
+            pub const fn description(self) -> &'static str {
+                match self { $( Const::$cvar => $cdoc.trim_ascii(), )+ }
+            }
+
+            /// The constant whose alias is exactly `alias` (case-sensitive, no hashing).
+            pub fn from_alias(alias: &str) -> Option<Const> {
+                match alias { $( $calias => Some(Const::$cvar), )+ _ => None }
+            }
+
+            /// The constant with wire value `value`.
+            pub const fn from_value(value: u32) -> Option<Const> {
+                match value { $( $cval => Some(Const::$cvar), )+ _ => None }
+            }
+        }
+
+        /// A generic-netlink command (`genlmsghdr.cmd`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum Command {
+            $( #[doc = $mdoc] $mvar = $mval, )+
+        }
+
+        impl Command {
+            /// Every command, in numeric order.
+            pub const ALL: &'static [Command] = &[ $( Command::$mvar, )+ ];
+            /// The highest command number (`E7_CMD_MAX`).
+            pub const MAX: u8 = Command::ALL[Command::ALL.len() - 1] as u8;
+
+            /// The wire value.
+            pub const fn value(self) -> u8 {
+                self as u8
+            }
+
+            /// Whether the command changes state and therefore needs CAP_NET_ADMIN
+            /// (`GENL_ADMIN_PERM`).
+            pub const fn admin(self) -> bool {
+                match self { $( Command::$mvar => $madmin, )+ }
+            }
+
+            /// The C identifier (`ENL_COMM_BLOCK`, ...).
+            pub const fn id_name(self) -> &'static str {
+                match self { $( Command::$mvar => $mid, )+ }
+            }
+
+            /// One-line description.
+            pub const fn description(self) -> &'static str {
+                match self { $( Command::$mvar => $mdoc.trim_ascii(), )+ }
+            }
+
+            /// Attributes a user->kernel message with this command may carry, or `None` if user
+            /// space never sends this command.
+            pub const fn request_attrs(self) -> Option<&'static [Attr]> {
+                match self { $( Command::$mvar => $mreq, )+ }
+            }
+
+            /// Attributes a kernel->user message with this command may carry, or `None` if the
+            /// kernel never sends this command.
+            pub const fn reply_attrs(self) -> Option<&'static [Attr]> {
+                match self { $( Command::$mvar => $mrep, )+ }
+            }
+
+            /// The command with wire value `value`.
+            pub const fn from_value(value: u8) -> Option<Command> {
+                match value { $( $mval => Some(Command::$mvar), )+ _ => None }
+            }
+        }
+
+        /// A netlink attribute type (`nlattr.nla_type` without the flag bits).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u16)]
+        pub enum Attr {
+            $( #[doc = $adoc] $avar = $aval, )+
+        }
+
+        impl Attr {
+            /// Every attribute, in numeric order.
+            pub const ALL: &'static [Attr] = &[ $( Attr::$avar, )+ ];
+            /// The highest attribute number (`E7_ATTR_MAX`).
+            pub const MAX: u16 = Attr::ALL[Attr::ALL.len() - 1] as u16;
+
+            /// The wire value.
+            pub const fn value(self) -> u16 {
+                self as u16
+            }
+
+            /// The payload type and its length limit (the netlink policy).
+            pub const fn kind(self) -> AttrKind {
+                match self { $( Attr::$avar => $akind, )+ }
+            }
+
+            /// The C identifier (`ENL_ATTR_PATH`, ...).
+            pub const fn id_name(self) -> &'static str {
+                match self { $( Attr::$avar => $aid, )+ }
+            }
+
+            /// The short name used in messages (`PATH`, ...): the id name without `ENL_ATTR_`.
+            pub fn short_name(self) -> &'static str {
+                let id = self.id_name();
+                id.strip_prefix("ENL_ATTR_").unwrap_or(id)
+            }
+
+            /// One-line description.
+            pub const fn description(self) -> &'static str {
+                match self { $( Attr::$avar => $adoc.trim_ascii(), )+ }
+            }
+
+            /// The attribute with wire value `value` (flag bits must already be masked off).
+            pub const fn from_value(value: u16) -> Option<Attr> {
+                match value { $( $aval => Some(Attr::$avar), )+ _ => None }
+            }
+        }
+
+        /// A runtime flag, addressed on the wire by its 0-based index (the FLAG attribute).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u32)]
+        pub enum Flag {
+            $( #[doc = $fdoc] $fvar = $fidx, )+
+        }
+
+        impl Flag {
+            /// Every flag, in index order.
+            pub const ALL: &'static [Flag] = &[ $( Flag::$fvar, )+ ];
+            /// Number of flags (`E7_FLAG_COUNT`).
+            pub const COUNT: usize = Flag::ALL.len();
+
+            /// The wire index.
+            pub const fn index(self) -> u32 {
+                self as u32
+            }
+
+            /// The word users type for this flag (`mode`, `unkrule`, ...).
+            pub const fn alias(self) -> &'static str {
+                match self { $( Flag::$fvar => $falias, )+ }
+            }
+
+            /// The C identifier (`E7F_MODE`, ...).
+            pub const fn id_name(self) -> &'static str {
+                match self { $( Flag::$fvar => $fid, )+ }
+            }
+
+            /// Which values the flag accepts.
+            pub const fn class(self) -> ValueClass {
+                match self { $( Flag::$fvar => ValueClass::$fclass, )+ }
+            }
+
+            /// The value at module load.
+            pub const fn default_value(self) -> u32 {
+                match self { $( Flag::$fvar => $fdef, )+ }
+            }
+
+            /// One-line description.
+            pub const fn description(self) -> &'static str {
+                match self { $( Flag::$fvar => $fdoc.trim_ascii(), )+ }
+            }
+
+            /// The flag whose alias is exactly `alias` (case-sensitive, no hashing).
+            pub fn from_alias(alias: &str) -> Option<Flag> {
+                match alias { $( $falias => Some(Flag::$fvar), )+ _ => None }
+            }
+
+            /// The flag with wire index `index`.
+            pub const fn from_index(index: u32) -> Option<Flag> {
+                match index { $( $fidx => Some(Flag::$fvar), )+ _ => None }
+            }
+        }
+    };
+}
+
+/// Is this constant an IP protocol (usable as PROT) or a state/switch word?
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConstKind {
+    /// An IP protocol number, or the `any` wildcard.
+    Protocol,
+    /// A rule state, event state or flag value (`allow`, `enabled`, ...).
+    Word,
+}
+
+/// The payload type of an attribute, with its length limit. This is the netlink policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AttrKind {
+    /// Nested attributes (`NLA_NESTED`, sent with `NLA_F_NESTED`).
+    Nested,
+    /// A NUL-terminated byte string of at most `max_len` bytes before the NUL (`NLA_NUL_STRING`).
+    NulString {
+        /// Maximum length in bytes, not counting the NUL.
+        max_len: usize,
+    },
+    /// A 32-bit unsigned integer in host byte order, exactly 4 bytes (`NLA_U32`).
+    U32,
+}
+
+/// Which values a flag accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ValueClass {
+    /// `enabled`, `disabled` or `block` (the `mode` flag).
+    Mode,
+    /// `allow` or `block`: a verdict.
+    Action,
+    /// `enabled` or `disabled`.
+    Boolean,
+    /// A statistic maintained by the kernel; writes are refused.
+    ReadOnly,
+}
+
+e7_schema! {
+    family "eftirlit" version 1 max_path_len 255;
+
+    constants {
+        /// IPPROTO_ICMP.
+        Icmp = 1, "icmp", "E7C_IP_ICMP", Protocol;
+        /// IPPROTO_TCP.
+        Tcp = 6, "tcp", "E7C_IP_TCP", Protocol;
+        /// IPPROTO_UDP.
+        Udp = 17, "udp", "E7C_IP_UDP", Protocol;
+        /// Wildcard protocol: a rule with it matches every identified protocol.
+        Any = 0xFFFF_FFFF, "any", "E7C_IP_ANY", Protocol;
+        /// Drop: a rule state, an action-flag value and a mode.
+        Block = 0xFF00, "block", "E7C_BLOCK", Word;
+        /// Accept: a rule state and an action-flag value.
+        Allow = 0xFF01, "allow", "E7C_ALLOW", Word;
+        /// Event state of a packet that matched no rule.
+        Pending = 0xFF02, "pending", "E7C_PENDING", Word;
+        /// Boolean on; the filtering mode.
+        Enabled = 0xFF03, "enabled", "E7C_ENABLED", Word;
+        /// Boolean off; the pass-everything mode.
+        Disabled = 0xFF04, "disabled", "E7C_DISABLED", Word;
+        /// IPPROTO_ICMPV6 (appended).
+        Icmpv6 = 58, "icmpv6", "E7C_IP_ICMPV6", Protocol;
+    }
+
+    commands {
+        /// Error notice (kernel->user); a request for one is answered with one.
+        Error = 1, "ENL_COMM_ERROR", admin: false,
+            request: Some(&[]), reply: Some(&[Attr::Errno, Attr::Message]);
+        /// The module is unloading (kernel->user), or the subscriber leaves (user->kernel).
+        Disconnect = 2, "ENL_COMM_DISCONNECT", admin: false,
+            request: Some(&[]), reply: Some(&[]);
+        /// Add a block rule, or with no attributes set mode = block.
+        Block = 3, "ENL_COMM_BLOCK", admin: true,
+            request: Some(&[Attr::Prot, Attr::Path]), reply: None;
+        /// Add an allow rule, or with no attributes set mode = disabled.
+        Allow = 4, "ENL_COMM_ALLOW", admin: true,
+            request: Some(&[Attr::Prot, Attr::Path]), reply: None;
+        /// Set mode = enabled.
+        Enable = 5, "ENL_COMM_ENABLE", admin: true,
+            request: Some(&[]), reply: None;
+        /// Remove all rules, the rules of one state, or one rule.
+        Clear = 6, "ENL_COMM_CLEAR", admin: true,
+            request: Some(&[Attr::State, Attr::Prot, Attr::Path]), reply: None;
+        /// Request (user->kernel) or report (kernel->user) the mode and every rule.
+        Query = 7, "ENL_COMM_QUERY", admin: false,
+            request: Some(&[]), reply: Some(&[Attr::State, Attr::Nested, Attr::Count]);
+        /// A packet notification (kernel->user only).
+        Event = 8, "ENL_COMM_EVENT", admin: false,
+            request: None, reply: Some(&[Attr::State, Attr::Prot, Attr::Path]);
+        /// Set a flag.
+        Set = 9, "ENL_COMM_SET", admin: true,
+            request: Some(&[Attr::Flag, Attr::Value]), reply: None;
+        /// Read a flag (request) or report its value (reply).
+        Get = 10, "ENL_COMM_GET", admin: false,
+            request: Some(&[Attr::Flag]), reply: Some(&[Attr::Flag, Attr::Value]);
+        /// Become the event subscriber (appended).
+        Subscribe = 11, "ENL_COMM_SUBSCRIBE", admin: true,
+            request: Some(&[]), reply: None;
+    }
+
+    attributes {
+        /// Nested attributes: one rule in a QUERY reply.
+        Nested = 1, "ENL_ATTR_NESTED", AttrKind::Nested;
+        /// Executable path of a rule or event.
+        Path = 2, "ENL_ATTR_PATH", AttrKind::NulString { max_len: MAX_PATH_LEN };
+        /// Flag index.
+        Flag = 3, "ENL_ATTR_FLAG", AttrKind::U32;
+        /// IP protocol number, or `any`.
+        Prot = 4, "ENL_ATTR_PROT", AttrKind::U32;
+        /// A state constant: mode, rule state, event state.
+        State = 5, "ENL_ATTR_STATE", AttrKind::U32;
+        /// Flag value.
+        Value = 6, "ENL_ATTR_VALUE", AttrKind::U32;
+        /// Positive errno of an ERROR message (appended).
+        Errno = 7, "ENL_ATTR_ERRNO", AttrKind::U32;
+        /// Human-readable text of an ERROR message (appended).
+        Message = 8, "ENL_ATTR_MESSAGE", AttrKind::NulString { max_len: MAX_PATH_LEN };
+        /// Total number of rules in a QUERY reply (appended).
+        Count = 9, "ENL_ATTR_COUNT", AttrKind::U32;
+    }
+
+    flags {
+        /// Firewall mode: enabled filters, disabled passes everything, block drops everything.
+        Mode = 0, "mode", "E7F_MODE", Mode, default: Const::Disabled.value();
+        /// Rate-limited decision logging.
+        Debug = 1, "debug", "E7F_DEBUG", Boolean, default: Const::Disabled.value();
+        /// Verdict when the packet cannot be inspected at all.
+        Fail = 2, "fail", "E7F_FAILPATH_ACTION", Action, default: Const::Allow.value();
+        /// Verdict when the sending process cannot be identified.
+        UnkProc = 3, "unkproc", "E7F_UNKN_PROCESS_ACTION", Action, default: Const::Allow.value();
+        /// Verdict for protocols other than tcp, udp, icmp and icmpv6.
+        UnkProt = 4, "unkprot", "E7F_UNKN_PROTOCOL_ACTION", Action, default: Const::Allow.value();
+        /// Send a pending event for packets that match no rule.
+        NoRule = 5, "norule", "E7F_NORULE_NOTIFY", Boolean, default: Const::Enabled.value();
+        /// Rate-limit pending events per (protocol, program).
+        Squelch = 6, "squelch", "E7F_NORULE_SQUELCH", Boolean, default: Const::Enabled.value();
+        /// Verdict for identified packets that match no rule.
+        UnkRule = 7, "unkrule", "E7F_NORULE_ACTION", Action, default: Const::Allow.value();
+        /// Send a block event for every packet a rule drops.
+        Drops = 8, "drops", "E7F_RULE_DROPS", Boolean, default: Const::Disabled.value();
+        /// Send an allow event for every packet a rule accepts.
+        Accepts = 9, "accepts", "E7F_RULE_ACCEPTS", Boolean, default: Const::Disabled.value();
+        /// Send a QUERY reply after every rule or mode change.
+        RChngQ = 10, "rchngq", "E7F_RULE_CHANGE_QUERY", Boolean, default: Const::Enabled.value();
+        /// Seconds since the module was loaded.
+        Uptime = 11, "uptime", "E7F_STAT_UPTIME", ReadOnly, default: 0;
+        /// Packets decided while mode was not disabled.
+        QPackets = 12, "qpackets", "E7F_STAT_PACKETS", ReadOnly, default: 0;
+        /// Verdict for a process whose executable path exceeds 255 bytes (appended).
+        LongPath = 13, "longpath", "E7F_LONGPATH_ACTION", Action, default: Const::Block.value();
+        /// Events dropped because the bounded event queue was full (appended).
+        EvLost = 14, "evlost", "E7F_STAT_EVLOST", ReadOnly, default: 0;
+    }
+}
+
+// ---- compile-time checks on the table -------------------------------------------------------
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const _: () = {
+    // Commands are numbered 1..=MAX without gaps (0 is the reserved UNSUPP).
+    let mut i = 0;
+    while i < Command::ALL.len() {
+        assert!(
+            Command::ALL[i] as usize == i + 1,
+            "commands must be numbered 1, 2, 3, ..."
+        );
+        i += 1;
+    }
+    // Attributes likewise.
+    let mut i = 0;
+    while i < Attr::ALL.len() {
+        assert!(
+            Attr::ALL[i] as usize == i + 1,
+            "attributes must be numbered 1, 2, 3, ..."
+        );
+        i += 1;
+    }
+    // Flags are indexed 0..COUNT without gaps; defaults are valid for their class.
+    let mut i = 0;
+    while i < Flag::ALL.len() {
+        let f = Flag::ALL[i];
+        assert!(f as usize == i, "flags must be indexed 0, 1, 2, ...");
+        assert!(f.class().accepts(f.default_value()) || matches!(f.class(), ValueClass::ReadOnly));
+        i += 1;
+    }
+    // Aliases are unique within constants and within flags.
+    let mut i = 0;
+    while i < Const::ALL.len() {
+        let mut j = i + 1;
+        while j < Const::ALL.len() {
+            assert!(
+                !str_eq(Const::ALL[i].alias(), Const::ALL[j].alias()),
+                "duplicate constant alias"
+            );
+            j += 1;
+        }
+        i += 1;
+    }
+    let mut i = 0;
+    while i < Flag::ALL.len() {
+        let mut j = i + 1;
+        while j < Flag::ALL.len() {
+            assert!(
+                !str_eq(Flag::ALL[i].alias(), Flag::ALL[j].alias()),
+                "duplicate flag alias"
+            );
+            j += 1;
+        }
+        i += 1;
+    }
+};
+
+// ---- value classes ---------------------------------------------------------------------------
+
+impl ValueClass {
+    /// The constants this class accepts (empty for [`ValueClass::ReadOnly`]).
+    pub const fn allowed(self) -> &'static [Const] {
+        match self {
+            ValueClass::Mode => &[Const::Enabled, Const::Disabled, Const::Block],
+            ValueClass::Action => &[Const::Allow, Const::Block],
+            ValueClass::Boolean => &[Const::Enabled, Const::Disabled],
+            ValueClass::ReadOnly => &[],
+        }
+    }
+
+    /// Whether `value` may be written to a flag of this class.
+    pub const fn accepts(self, value: u32) -> bool {
+        let allowed = self.allowed();
+        let mut i = 0;
+        while i < allowed.len() {
+            if allowed[i] as u32 == value {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// Lower-case name (`mode`, `action`, `boolean`, `read-only`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ValueClass::Mode => "mode",
+            ValueClass::Action => "action",
+            ValueClass::Boolean => "boolean",
+            ValueClass::ReadOnly => "read-only",
+        }
+    }
+}
+
+// ---- typed views of constants -----------------------------------------------------------------
+
+/// A rule verdict: the STATE of a rule, the value of an action flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Accept the packet.
+    Allow,
+    /// Drop the packet.
+    Block,
+}
+
+impl Action {
+    /// The wire constant.
+    pub const fn to_const(self) -> Const {
+        match self {
+            Action::Allow => Const::Allow,
+            Action::Block => Const::Block,
+        }
+    }
+    /// The wire value.
+    pub const fn value(self) -> u32 {
+        self.to_const().value()
+    }
+    /// `allow` or `block`.
+    pub const fn alias(self) -> &'static str {
+        self.to_const().alias()
+    }
+    /// The action whose wire value is `value`.
+    pub const fn from_value(value: u32) -> Option<Action> {
+        match Const::from_value(value) {
+            Some(Const::Allow) => Some(Action::Allow),
+            Some(Const::Block) => Some(Action::Block),
+            _ => None,
+        }
+    }
+    /// The action named exactly `alias`.
+    pub fn from_alias(alias: &str) -> Option<Action> {
+        Const::from_alias(alias).and_then(|c| Action::from_value(c.value()))
+    }
+}
+
+/// The firewall mode (value of the `mode` flag).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Identify the program and apply rules.
+    Enabled,
+    /// Accept everything without looking.
+    Disabled,
+    /// Drop everything.
+    Block,
+}
+
+impl Mode {
+    /// The wire constant.
+    pub const fn to_const(self) -> Const {
+        match self {
+            Mode::Enabled => Const::Enabled,
+            Mode::Disabled => Const::Disabled,
+            Mode::Block => Const::Block,
+        }
+    }
+    /// The wire value.
+    pub const fn value(self) -> u32 {
+        self.to_const().value()
+    }
+    /// `enabled`, `disabled` or `block`.
+    pub const fn alias(self) -> &'static str {
+        self.to_const().alias()
+    }
+    /// The mode whose wire value is `value`.
+    pub const fn from_value(value: u32) -> Option<Mode> {
+        match Const::from_value(value) {
+            Some(Const::Enabled) => Some(Mode::Enabled),
+            Some(Const::Disabled) => Some(Mode::Disabled),
+            Some(Const::Block) => Some(Mode::Block),
+            _ => None,
+        }
+    }
+}
+
+/// The STATE of an EVENT: why the kernel reports a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventState {
+    /// The packet matched no rule (`norule`).
+    Pending,
+    /// An allow rule accepted it (`accepts`).
+    Allow,
+    /// A block rule dropped it (`drops`).
+    Block,
+}
+
+impl EventState {
+    /// The wire constant.
+    pub const fn to_const(self) -> Const {
+        match self {
+            EventState::Pending => Const::Pending,
+            EventState::Allow => Const::Allow,
+            EventState::Block => Const::Block,
+        }
+    }
+    /// The wire value.
+    pub const fn value(self) -> u32 {
+        self.to_const().value()
+    }
+    /// `pending`, `allow` or `block`.
+    pub const fn alias(self) -> &'static str {
+        self.to_const().alias()
+    }
+    /// The event state whose wire value is `value`.
+    pub const fn from_value(value: u32) -> Option<EventState> {
+        match Const::from_value(value) {
+            Some(Const::Pending) => Some(EventState::Pending),
+            Some(Const::Allow) => Some(EventState::Allow),
+            Some(Const::Block) => Some(EventState::Block),
+            _ => None,
+        }
+    }
+}
+
+// ---- TryFrom and Display ----------------------------------------------------------------------
+
+/// Which table an unknown number was looked up in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// [`Const`].
+    Const,
+    /// [`Command`].
+    Command,
+    /// [`Attr`].
+    Attr,
+    /// [`Flag`].
+    Flag,
+}
+
+/// A number that names no entry of a schema table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UnknownValue {
+    /// The table that was searched.
+    pub table: Table,
+    /// The number that was not found.
+    pub value: u32,
+}
+
+impl fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.table {
+            Table::Const => {
+                write!(f, "{} is not an e7 constant: expected one of ", self.value)?;
+                let mut first = true;
+                for c in Const::ALL {
+                    if !first {
+                        f.write_str(", ")?;
+                    }
+                    first = false;
+                    write!(f, "{} ({})", c.alias(), c.value())?;
+                }
+                Ok(())
+            }
+            Table::Command => write!(
+                f,
+                "unknown command {}: expected 1..={} (ENL_COMM_ERROR..{})",
+                self.value,
+                Command::MAX,
+                Command::ALL[Command::ALL.len() - 1].id_name()
+            ),
+            Table::Attr => write!(
+                f,
+                "unknown attribute type {}: expected 1..={} (ENL_ATTR_NESTED..{})",
+                self.value,
+                Attr::MAX,
+                Attr::ALL[Attr::ALL.len() - 1].id_name()
+            ),
+            Table::Flag => {
+                write!(
+                    f,
+                    "flag index {} does not exist: expected 0..={} (",
+                    self.value,
+                    Flag::COUNT - 1
+                )?;
+                let mut first = true;
+                for fl in Flag::ALL {
+                    if !first {
+                        f.write_str(", ")?;
+                    }
+                    first = false;
+                    f.write_str(fl.alias())?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+impl core::error::Error for UnknownValue {}
+
+impl TryFrom<u32> for Const {
+    type Error = UnknownValue;
+    fn try_from(value: u32) -> Result<Self, UnknownValue> {
+        Const::from_value(value).ok_or(UnknownValue {
+            table: Table::Const,
+            value,
+        })
+    }
+}
+
+impl TryFrom<u8> for Command {
+    type Error = UnknownValue;
+    fn try_from(value: u8) -> Result<Self, UnknownValue> {
+        Command::from_value(value).ok_or(UnknownValue {
+            table: Table::Command,
+            value: value.into(),
+        })
+    }
+}
+
+impl TryFrom<u16> for Attr {
+    type Error = UnknownValue;
+    fn try_from(value: u16) -> Result<Self, UnknownValue> {
+        Attr::from_value(value).ok_or(UnknownValue {
+            table: Table::Attr,
+            value: value.into(),
+        })
+    }
+}
+
+impl TryFrom<u32> for Flag {
+    type Error = UnknownValue;
+    fn try_from(value: u32) -> Result<Self, UnknownValue> {
+        Flag::from_index(value).ok_or(UnknownValue {
+            table: Table::Flag,
+            value,
+        })
+    }
+}
+
+impl fmt::Display for Const {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.alias())
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id_name())
+    }
+}
+
+impl fmt::Display for Attr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.short_name())
+    }
+}
+
+impl fmt::Display for Flag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.alias())
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.alias())
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.alias())
+    }
+}
+
+impl fmt::Display for EventState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.alias())
+    }
+}
