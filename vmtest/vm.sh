@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# e7 VM harness, host side. Subcommands (the Makefile calls them; each can be run alone):
+#   kernel      fetch the newest Debian 12 kernel image into .vm/ (apt-get download + dpkg -x; never installed)
+#   build       build e7.ko, a static e7 and a static e7-probe
+#   initramfs   assemble .vm/initramfs.cpio.gz (busybox-static, module, binaries, guest scripts, cases)
+#   test        boot the VM, run the cases, parse the serial log, exit non-zero on any failure
+#   demo        boot the VM with the module loaded and `e7 shell` on the console (interactive)
+#   all         kernel + build + initramfs + test (what `make -C vmtest test` runs)
+#   list        list the case names
+# Environment: E7_CASES="a b" (run only these cases), E7_VM_ACCEL=tcg|kvm (else autodetect),
+#   E7_VM_TIMEOUT (seconds for the whole boot, default 900), E7_CASE_TIMEOUT (per case in the guest, default 150),
+#   E7_KVER (kernel ABI, default: vmtest/kernel-version.sh), E7_VM_SMP / E7_VM_MEM (default 2 / 512),
+#   E7_VM_ALLOW_MISSING=1 (build the initramfs even if e7.ko or the e7 CLI cannot be built yet: the cases that
+#   need them then fail, which is how the harness itself was proven before the module existed).
+set -euo pipefail
+
+VMTEST="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$VMTEST/.." && pwd)"
+VM="$ROOT/.vm"
+KMOD="$ROOT/crates/e7-kmod"
+TRIPLE=x86_64-unknown-linux-gnu
+CARGO="${CARGO:-cargo}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN_DIR="$TARGET_DIR/$TRIPLE/release"
+
+log() { printf 'vmtest: %s\n' "$*" >&2; }
+die() { printf 'vmtest: error: %s\n' "$*" >&2; exit 1; }
+
+kver() { "$VMTEST/kernel-version.sh"; }
+
+# --- kernel -------------------------------------------------------------------------------------------
+# Prints the path of the extracted vmlinuz. The .deb and the kernel image are cached under .vm/kernel/KVER/;
+# of the 400 MB that `dpkg -x` unpacks, only boot/vmlinuz-KVER and boot/config-KVER are kept.
+cmd_kernel() {
+    local kv dir vmlinuz pkg deb
+    kv="$(kver)"
+    [ -n "$kv" ] || die "no kernel version: vmtest/kernel-version.sh printed nothing (apt-get update? or set E7_KVER)"
+    dir="$VM/kernel/$kv"
+    vmlinuz="$dir/vmlinuz-$kv"
+    if [ ! -f "$vmlinuz" ]; then
+        mkdir -p "$dir"
+        deb="$(ls "$dir"/linux-image-"$kv"*.deb 2>/dev/null | head -n1 || true)"
+        if [ -z "$deb" ]; then
+            for pkg in "linux-image-$kv-unsigned" "linux-image-$kv"; do
+                log "apt-get download $pkg (into .vm/kernel/$kv; not installed)"
+                # apt warns that root downloads unsandboxed; harmless, kept in apt.log.
+                if (cd "$dir" && apt-get download -q "$pkg" >"$dir/apt.log" 2>&1); then
+                    break
+                fi
+            done
+            deb="$(ls "$dir"/linux-image-"$kv"*.deb 2>/dev/null | head -n1 || true)"
+            [ -n "$deb" ] || die "could not download linux-image-$kv(-unsigned): $(tail -n 3 "$dir/apt.log")"
+        fi
+        rm -rf "$dir/x"
+        dpkg -x "$deb" "$dir/x"
+        [ -f "$dir/x/boot/vmlinuz-$kv" ] || die "$deb has no boot/vmlinuz-$kv"
+        mv "$dir/x/boot/config-$kv" "$dir/" 2>/dev/null || true
+        mv "$dir/x/boot/vmlinuz-$kv" "$vmlinuz"
+        rm -rf "$dir/x"
+    fi
+    echo "$vmlinuz"
+}
+
+# --- build --------------------------------------------------------------------------------------------
+cmd_build() {
+    local missing=0
+    if [ -f "$KMOD/Makefile" ]; then
+        log "building e7.ko (make -C crates/e7-kmod)"
+        if ! make -C "$KMOD" >"$VM/kmod-build.log" 2>&1; then
+            tail -n 40 "$VM/kmod-build.log" >&2
+            [ "${E7_VM_ALLOW_MISSING:-0}" = 1 ] || die "module build failed (full log: .vm/kmod-build.log)"
+            missing=1
+        fi
+    else
+        [ "${E7_VM_ALLOW_MISSING:-0}" = 1 ] || die "crates/e7-kmod/Makefile does not exist yet"
+        log "WARNING: no crates/e7-kmod/Makefile; building the VM without e7.ko"
+        missing=1
+    fi
+    log "building static e7 and e7-probe (--target $TRIPLE, crt-static, target dir $TARGET_DIR)"
+    if ! RUSTFLAGS="-C target-feature=+crt-static" "$CARGO" build --release --target "$TRIPLE" \
+        -p e7-probe --manifest-path "$ROOT/Cargo.toml" >"$VM/probe-build.log" 2>&1; then
+        tail -n 40 "$VM/probe-build.log" >&2
+        die "e7-probe build failed (.vm/probe-build.log)"
+    fi
+    if ! RUSTFLAGS="-C target-feature=+crt-static" "$CARGO" build --release --target "$TRIPLE" \
+        -p e7-cli --manifest-path "$ROOT/Cargo.toml" >"$VM/cli-build.log" 2>&1; then
+        tail -n 40 "$VM/cli-build.log" >&2
+        [ "${E7_VM_ALLOW_MISSING:-0}" = 1 ] || die "e7 CLI build failed (.vm/cli-build.log)"
+        log "WARNING: e7 CLI build failed; continuing without it"
+        missing=1
+    fi
+    [ "$missing" = 0 ] || log "WARNING: some artifacts are missing; cases that need them will fail"
+}
+
+is_static() { file -L "$1" 2>/dev/null | grep -Eq 'static(ally|-pie) linked'; }
+
+# --- initramfs ----------------------------------------------------------------------------------------
+cmd_initramfs() {
+    local st="$VM/initramfs" bb f
+    rm -rf "$st"
+    mkdir -p "$st"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root,e7/cases,opt/a,opt/b}
+    bb="$(command -v busybox || true)"
+    [ -n "$bb" ] && is_static "$bb" || bb=/bin/busybox
+    is_static "$bb" || die "need a static busybox (apt-get install busybox-static); $bb is not static"
+    cp "$bb" "$st/bin/busybox"
+    ln -s busybox "$st/bin/sh"
+    install -m 0755 "$VMTEST/guest/init" "$st/init"
+    install -m 0644 "$VMTEST/guest/lib.sh" "$VMTEST/guest/runner.sh" "$VMTEST/guest/run-case.sh" \
+        "$VMTEST/guest/reset.e7" "$st/e7/"
+    for f in "$VMTEST"/cases/*.sh; do install -m 0644 "$f" "$st/e7/cases/"; done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$st/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$st/etc/group"
+    if [ -f "$BIN_DIR/e7-probe" ]; then
+        is_static "$BIN_DIR/e7-probe" || die "$BIN_DIR/e7-probe is not statically linked"
+        # Three copies = three different programs to the firewall (the long-path copy is made at boot).
+        install -m 0755 "$BIN_DIR/e7-probe" "$st/usr/bin/e7-probe"
+        install -m 0755 "$BIN_DIR/e7-probe" "$st/opt/a/e7-probe"
+        install -m 0755 "$BIN_DIR/e7-probe" "$st/opt/b/e7-probe"
+    else
+        die "no $BIN_DIR/e7-probe (run: vm.sh build)"
+    fi
+    if [ -f "$BIN_DIR/e7" ]; then
+        is_static "$BIN_DIR/e7" || die "$BIN_DIR/e7 is not statically linked"
+        install -m 0755 "$BIN_DIR/e7" "$st/bin/e7"
+    else
+        log "WARNING: no $BIN_DIR/e7 in the initramfs"
+    fi
+    if [ -f "$KMOD/e7.ko" ]; then
+        # Debug info is 95% of the .ko; the guest does not need it.
+        strip --strip-debug -o "$st/e7/e7.ko" "$KMOD/e7.ko"
+    else
+        log "WARNING: no crates/e7-kmod/e7.ko in the initramfs"
+    fi
+    (cd "$st" && find . -print0 | sort -z | cpio --null -o -H newc --owner 0:0 --quiet) | gzip -1 >"$VM/initramfs.cpio.gz"
+    log "initramfs: $(du -h "$VM/initramfs.cpio.gz" | cut -f1) ($(ls "$st/e7/cases" | wc -l) case files)"
+}
+
+# --- qemu ---------------------------------------------------------------------------------------------
+# KVM only when it can really run a stock kernel: /dev/kvm usable AND a VMX/SVM module loaded. Some hosts
+# (this project's dev machines) expose /dev/kvm through kvm_pvm, which hangs on a normal kernel.
+pick_accel() {
+    case "${E7_VM_ACCEL:-}" in
+        kvm | tcg) echo "$E7_VM_ACCEL"; return ;;
+        "") ;;
+        *) die "E7_VM_ACCEL must be kvm or tcg, got '$E7_VM_ACCEL'" ;;
+    esac
+    if [ -r /dev/kvm ] && [ -w /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then
+        echo kvm
+    else
+        echo tcg
+    fi
+}
+
+qemu_args() { # $1 = vmlinuz, $2 = extra kernel cmdline
+    local accel
+    accel="$(pick_accel)"
+    if [ "$accel" = kvm ]; then
+        echo "-enable-kvm -cpu host"
+    else
+        echo "-accel tcg -cpu max"
+    fi
+    echo "-m ${E7_VM_MEM:-512} -smp ${E7_VM_SMP:-2} -nographic -no-reboot -kernel $1 -initrd $VM/initramfs.cpio.gz"
+}
+
+cmdline_base="console=ttyS0 panic=-1 panic_on_warn=1 loglevel=4"
+
+cmd_test() {
+    local vmlinuz accel cases logdir logf start rc timeout_s
+    vmlinuz="$(cmd_kernel)"
+    [ -f "$VM/initramfs.cpio.gz" ] || die "no .vm/initramfs.cpio.gz (run: vm.sh initramfs)"
+    accel="$(pick_accel)"
+    cases="$(echo "${E7_CASES:-all}" | tr ' ,' '::' | sed 's/^:*//; s/:*$//')"
+    logdir="$VM/logs"
+    mkdir -p "$logdir"
+    logf="$logdir/vmtest-$(date +%Y%m%d-%H%M%S).log"
+    timeout_s="${E7_VM_TIMEOUT:-900}"
+    log "booting $(basename "$vmlinuz") under $accel (timeout ${timeout_s}s, cases: ${cases//:/ }); serial log: $logf"
+    start=$(date +%s)
+    rc=0
+    # shellcheck disable=SC2046
+    timeout -k 5 "$timeout_s" qemu-system-x86_64 $(qemu_args "$vmlinuz") \
+        -append "$cmdline_base e7mode=test e7cases=$cases e7casetimeout=${E7_CASE_TIMEOUT:-150}" \
+        </dev/null >"$logf" 2>&1 || rc=$?
+    ln -sf "$(basename "$logf")" "$logdir/latest.log"
+    local wall=$(($(date +%s) - start))
+    "$VMTEST/parse-log.sh" "$logf" "$rc" "$wall"
+}
+
+cmd_demo() {
+    local vmlinuz
+    vmlinuz="$(cmd_kernel)"
+    [ -f "$VM/initramfs.cpio.gz" ] || die "no .vm/initramfs.cpio.gz (run: vm.sh initramfs)"
+    echo "e7 demo: booting a throwaway VM ($(pick_accel)); type e7 commands (help, allow udp /usr/bin/e7-probe," \
+        "query, set mode enabled ...); 'quit' or Ctrl-D powers it off (Ctrl-A x kills qemu)."
+    # shellcheck disable=SC2046
+    exec qemu-system-x86_64 $(qemu_args "$vmlinuz") -append "$cmdline_base quiet e7mode=demo"
+}
+
+cmd_list() {
+    sed -n 's/^case_\([a-z0-9_]*\)() *{.*/\1/p' "$VMTEST"/cases/*.sh
+}
+
+mkdir -p "$VM"
+case "${1:-all}" in
+    kernel) cmd_kernel ;;
+    build) cmd_build ;;
+    initramfs) cmd_initramfs ;;
+    test) cmd_test ;;
+    demo) cmd_demo ;;
+    list) cmd_list ;;
+    all)
+        t0=$(date +%s)
+        cmd_kernel >/dev/null
+        cmd_build
+        cmd_initramfs
+        log "build phase took $(($(date +%s) - t0))s"
+        rc=0
+        cmd_test || rc=$?
+        log "total wall time $(($(date +%s) - t0))s (build + boot + cases)"
+        exit "$rc"
+        ;;
+    *) die "unknown subcommand '$1' (kernel, build, initramfs, test, demo, all, list)" ;;
+esac
