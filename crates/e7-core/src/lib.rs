@@ -1,2 +1,92 @@
-//! e7-core: the firewall engine. (being written)
+//! e7-core: the firewall engine of e7, shared by the kernel module and userspace.
+//!
+//! This crate decides, per outgoing packet, whether the *program* that sent it may use the network. It
+//! is `#![no_std]`, allocation-free and free of `unsafe`, so the very same code runs in the kernel
+//! (built for `x86_64-unknown-none`) and in tests, benches and embedders.
+//!
+//! # Design rules (why the code looks the way it does)
+//! - **Fixed capacity, chosen at compile time** through const generics with documented defaults:
+//!   [`RuleRing<1024>`](RuleRing), [`SocketCache<128, 8>`](SocketCache), [`ExeTable<256>`](ExeTable),
+//!   [`ActiveCache<1024>`](ActiveCache), [`Squelch<64>`](Squelch). Nothing allocates.
+//! - **Nothing big on the stack.** The kernel stack is 16 KiB; every structure has a `const fn new()`
+//!   so the kernel can place it in a `static`, and a `clear(&mut self)` that resets it in place.
+//! - **No panics on any input.** The kernel build rejects any `core::panicking` symbol, so indexing is
+//!   done with `get`, arithmetic is wrapping/saturating, capacity checks are compile-time assertions.
+//! - **The packet fast path touches no path string:** a known socket maps to an [`ExeId`] and a cached
+//!   decision tagged with the policy generation; only misses and policy changes look at paths.
+//! - **Concurrent reads take `&self` and touch only atomics** ([`SocketCache::lookup`],
+//!   [`SocketCache::store_verdict`], [`Flags`], [`Squelch::permit`]), so packets run under shared
+//!   locks ([`sync`]).
+//!
+//! # Map
+//! - [`path`]: [`ExePath`] (≤ 255 bytes, inline), CRC-32 hashing, ancestor directories;
+//! - [`exe`]: [`ExeTable`] interning paths behind generation-checked [`ExeId`]s;
+//! - [`socket`]: [`SocketCache`], the set-associative known-socket cache;
+//! - [`active`]: [`ActiveCache`], inode → owner from process-table walks ([`ProcessTable`]);
+//! - [`rules`]: [`RuleRing`], ordered allow/block rules with an O(1) hashed index;
+//! - [`flags`]: [`Flags`], atomic flag store with a policy generation;
+//! - [`squelch`]: [`Squelch`], the per-(protocol, executable) event rate limiter;
+//! - [`decide`](mod@decide): the pure decision function;
+//! - [`sync`]: [`sync::Engine`], everything behind `lock_api` read/write locks;
+//! - with feature `std`: `Firewall` (a ready thread-safe engine on parking_lot) and `ProcFsTable`.
+//!
+//! # Example
+//! ```
+//! use e7_core::{decide, Action, FlagValues, Family, Identity, Mode, PacketFacts, Rule, RuleRing,
+//!               ExeTable, ExePath, Verdict, PROTO_TCP};
+//! let mut rules: RuleRing<16> = RuleRing::new();
+//! rules.add(Rule::new(PROTO_TCP, b"/usr/bin/", Action::Block).unwrap()).unwrap();
+//! let mut exes: ExeTable<16> = ExeTable::new();
+//! let path = ExePath::new(b"/usr/bin/wget").unwrap();
+//! let id = exes.intern_path(&path);
+//! let flags = FlagValues { mode: Mode::Enabled, ..FlagValues::DEFAULT };
+//! let facts = PacketFacts::new(PROTO_TCP, Family::Ipv4);
+//! let rule = rules.lookup(PROTO_TCP, &path).map(|m| m.action);
+//! assert_eq!(decide(&flags, &facts, &Identity::Exe(id), rule).verdict, Verdict::Drop);
+//! ```
 #![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+pub mod active;
+pub mod decide;
+pub mod exe;
+pub mod flags;
+pub mod path;
+pub mod rules;
+pub mod schema;
+pub mod socket;
+pub mod squelch;
+pub mod sync;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
+#[cfg(feature = "std")]
+mod firewall;
+#[cfg(feature = "std")]
+mod procfs;
+
+pub use active::{ActiveCache, ActiveLookup, ProcessTable, SocketOwner};
+pub use decide::{
+    decide, decide_early, Decision, Event, EventKind, Family, Identification, PacketFacts, Reason,
+    Verdict,
+};
+pub use exe::{ExeId, ExeTable};
+pub use flags::{policy_generation, Action, FlagValues, Flags, Mode};
+pub use path::{ExePath, PathError, MAX_PATH_LEN};
+pub use rules::{AddOutcome, Full, MatchKind, Rule, RuleError, RuleMatch, RuleRing};
+pub use schema::{
+    Const, Flag, ValueClass, ValueError, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
+};
+pub use socket::{CachedVerdict, Identity, KnownSocket, SocketCache, SocketKey};
+pub use squelch::Squelch;
+pub use sync::{Engine, ExeLookup, ExeResolver, Outcome, SocketFacts};
+
+#[cfg(feature = "std")]
+pub use firewall::{Firewall, FirewallError, FirewallEvent, ProcExeResolver};
+#[cfg(feature = "std")]
+pub use procfs::ProcFsTable;

@@ -1,0 +1,206 @@
+//! Runtime flags: one atomic `u32` per [`Flag`], validated on SET, plus a policy generation.
+//!
+//! Why atomics: packets read flags on every decision from softirq on any CPU while an admin may SET
+//! them; a relaxed load per flag is as cheap as a plain load and needs no lock. A packet reads a
+//! [`FlagValues`] snapshot once, so one decision never mixes old and new values of the same flag.
+//!
+//! Why a generation: the known-socket cache stores each socket's last decision tagged with the policy
+//! generation it was computed under. Every SET that changes a verdict-affecting flag (mode, default
+//! actions, event switches) bumps [`Flags::generation`]; the kernel adds it to the rule ring's
+//! generation ([`policy_generation`]), so a mode or rule change applies to already-open sockets from
+//! their very next packet. Flags that do not affect decisions (`debug`, `rchngq`, statistics) do not
+//! bump it, so toggling them keeps the caches warm.
+
+use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+pub use crate::schema::{Action, Mode};
+use crate::schema::{Const, Flag, ValueClass, ValueError};
+
+/// The combined policy generation that tags cached verdicts: `flags_gen + rules_gen` (wrapping).
+///
+/// Both inputs only ever increase (by one per change), so the sum changes on every change of either;
+/// it can repeat only after 2³² changes.
+pub const fn policy_generation(flags_gen: u32, rules_gen: u32) -> u32 {
+    flags_gen.wrapping_add(rules_gen)
+}
+
+/// A consistent, typed snapshot of the flags that decisions use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagValues {
+    /// `mode`.
+    pub mode: Mode,
+    /// `debug`: rate-limited decision logging by the kernel.
+    pub debug: bool,
+    /// `fail`: verdict for a malformed packet.
+    pub fail: Action,
+    /// `unkproc`: verdict when no full socket or no owning process was found.
+    pub unkproc: Action,
+    /// `unkprot`: verdict for protocols other than tcp/udp/icmp/icmpv6.
+    pub unkprot: Action,
+    /// `norule`: emit a PENDING event for packets that match no rule.
+    pub norule: bool,
+    /// `squelch`: rate-limit PENDING events per (protocol, executable).
+    pub squelch: bool,
+    /// `unkrule`: verdict for identified packets that match no rule.
+    pub unkrule: Action,
+    /// `drops`: emit a BLOCK event for every packet dropped by a rule.
+    pub drops: bool,
+    /// `accepts`: emit an ALLOW event for every packet accepted by a rule.
+    pub accepts: bool,
+    /// `longpath`: verdict for a process whose executable path exceeds 255 bytes.
+    pub longpath: Action,
+}
+
+impl FlagValues {
+    /// The documented defaults (what a fresh [`Flags`] holds).
+    pub const DEFAULT: FlagValues = FlagValues {
+        mode: Mode::Disabled,
+        debug: false,
+        fail: Action::Allow,
+        unkproc: Action::Allow,
+        unkprot: Action::Allow,
+        norule: true,
+        squelch: true,
+        unkrule: Action::Allow,
+        drops: false,
+        accepts: false,
+        longpath: Action::Block,
+    };
+}
+
+impl Default for FlagValues {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The flag store: an atomic `u32` per flag and a generation (see the module docs).
+pub struct Flags {
+    values: [AtomicU32; Flag::COUNT],
+    generation: AtomicU32,
+}
+
+impl Default for Flags {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Flags {
+    /// Flags at their defaults, generation 0.
+    pub const fn new() -> Self {
+        let mut values = [const { AtomicU32::new(0) }; Flag::COUNT];
+        let mut i = 0;
+        while i < Flag::COUNT {
+            // Direct indexing is fine in const evaluation (an error here is a compile error).
+            values[i] = AtomicU32::new(Flag::ALL[i].default_value());
+            i += 1;
+        }
+        Flags {
+            values,
+            generation: AtomicU32::new(0),
+        }
+    }
+
+    fn slot(&self, flag: Flag) -> Option<&AtomicU32> {
+        self.values.get(flag.index() as usize)
+    }
+
+    /// The raw value of a flag.
+    pub fn get(&self, flag: Flag) -> u32 {
+        self.slot(flag).map_or(0, |a| a.load(Relaxed))
+    }
+
+    /// Validated SET. Read-only flags (`uptime`, `qpackets`, `evlost`) are refused. Bumps the
+    /// generation if the flag affects decisions and its value changed.
+    pub fn set(&self, flag: Flag, value: u32) -> Result<(), ValueError> {
+        flag.validate(value)?;
+        let old = self.slot(flag).map_or(value, |a| a.swap(value, Relaxed));
+        if old != value && affects_decisions(flag) {
+            self.generation.fetch_add(1, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Sets a statistic (read-only class) flag, for the kernel (e.g. `uptime` before a GET reply).
+    /// Returns false, changing nothing, for flags that are not read-only.
+    pub fn set_stat(&self, flag: Flag, value: u32) -> bool {
+        if flag.class() != ValueClass::ReadOnly {
+            return false;
+        }
+        if let Some(a) = self.slot(flag) {
+            a.store(value, Relaxed);
+        }
+        true
+    }
+
+    /// Adds one to a statistic flag (wrapping), e.g. `qpackets` per decided packet.
+    pub fn count(&self, flag: Flag) {
+        if flag.class() == ValueClass::ReadOnly {
+            if let Some(a) = self.slot(flag) {
+                a.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Resets every flag to its default (bumping the generation if anything decision-relevant changed).
+    pub fn reset(&self) {
+        for flag in Flag::ALL {
+            if let Some(a) = self.slot(flag) {
+                let old = a.swap(flag.default_value(), Relaxed);
+                if old != flag.default_value() && affects_decisions(flag) {
+                    self.generation.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// The flags' generation (bumped by every decision-relevant change).
+    pub fn generation(&self) -> u32 {
+        self.generation.load(Relaxed)
+    }
+
+    /// Starts the generation at `v` (tests use it for wrap-around).
+    pub fn set_generation(&self, v: u32) {
+        self.generation.store(v, Relaxed);
+    }
+
+    /// The mode alone (cheapest check: the disabled-mode gate needs only this load).
+    pub fn mode(&self) -> Mode {
+        mode_of(self.get(Flag::Mode))
+    }
+
+    /// A typed snapshot for one decision.
+    pub fn snapshot(&self) -> FlagValues {
+        let action = |f: Flag, dflt: Action| Action::from_value(self.get(f)).unwrap_or(dflt);
+        let boolean = |f: Flag| self.get(f) == Const::Enabled.value();
+        let d = FlagValues::DEFAULT;
+        FlagValues {
+            mode: self.mode(),
+            debug: boolean(Flag::Debug),
+            fail: action(Flag::Fail, d.fail),
+            unkproc: action(Flag::UnkProc, d.unkproc),
+            unkprot: action(Flag::UnkProt, d.unkprot),
+            norule: boolean(Flag::NoRule),
+            squelch: boolean(Flag::Squelch),
+            unkrule: action(Flag::UnkRule, d.unkrule),
+            drops: boolean(Flag::Drops),
+            accepts: boolean(Flag::Accepts),
+            longpath: action(Flag::LongPath, d.longpath),
+        }
+    }
+}
+
+/// Decodes the `mode` value. Values are validated on SET, so the fallback (Disabled, the load default)
+/// is unreachable through [`Flags::set`].
+fn mode_of(v: u32) -> Mode {
+    Mode::from_value(v).unwrap_or(Mode::Disabled)
+}
+
+/// True for the flags whose value changes a decision (verdict or event) of some packet.
+pub const fn affects_decisions(flag: Flag) -> bool {
+    !matches!(
+        flag,
+        Flag::Debug | Flag::RChngQ | Flag::Uptime | Flag::QPackets | Flag::EvLost
+    )
+}

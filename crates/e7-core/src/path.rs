@@ -1,0 +1,292 @@
+//! Executable paths with a fixed capacity, and their hashes.
+//!
+//! Why fixed: the engine runs in softirq context with no allocator, so a path is an inline
+//! `[u8; 255]` plus a length. The limit is the wire limit `MAX_PATH_LEN` (255 bytes); a longer
+//! executable path is *not* truncated or silently allowed: the kernel reports it as
+//! [`Identity::PathTooLong`](crate::Identity::PathTooLong) and the `longpath` flag decides.
+//!
+//! Hashing is CRC-32 (crc32fast, table-driven in `no_std`), used by the executable table and the rule
+//! index. Folder lookup needs the hash of every ancestor directory of a path (`/usr/bin/wget` →
+//! `/usr/bin/`, `/usr/`, `/`): [`ExePath::ancestor_hashes`] computes all of them in one pass.
+
+use core::fmt;
+
+/// Maximum length of an executable or rule path in bytes (without NUL), as on the wire.
+pub const MAX_PATH_LEN: usize = 255;
+
+/// Maximum number of ancestor directories of a path (`/a/b/c` has 3: `/a/b/`, `/a/`, `/`).
+pub const MAX_DEPTH: usize = MAX_PATH_LEN.div_ceil(2);
+
+/// Why bytes are not an acceptable path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathError {
+    /// The path is empty.
+    Empty,
+    /// The path is longer than [`MAX_PATH_LEN`] bytes.
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The path does not start with `/`.
+    NotAbsolute,
+    /// The path contains a NUL byte at this offset.
+    ContainsNul {
+        /// Byte offset of the NUL.
+        at: usize,
+    },
+    /// A rule path contains `//`, `/./` or `/../` (or ends in `/.` or `/..`) at this offset.
+    NotCanonical {
+        /// Byte offset of the offending component.
+        at: usize,
+    },
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathError::Empty => {
+                f.write_str("path is empty: expected an absolute path such as /usr/bin/wget")
+            }
+            PathError::TooLong { len } => write!(
+                f,
+                "path is {len} bytes long: at most {MAX_PATH_LEN} bytes are supported"
+            ),
+            PathError::NotAbsolute => {
+                f.write_str("path is not absolute: expected it to start with `/`")
+            }
+            PathError::ContainsNul { at } => {
+                write!(
+                    f,
+                    "path contains a NUL byte at offset {at}: paths are C strings"
+                )
+            }
+            PathError::NotCanonical { at } => write!(
+                f,
+                "path is not canonical at offset {at}: `//`, `/./` and `/../` are not allowed \
+                 (write the resolved path, e.g. /usr/bin/ not /usr//bin/)"
+            ),
+        }
+    }
+}
+
+/// An absolute path of at most [`MAX_PATH_LEN`] bytes, stored inline.
+///
+/// Not `Copy` on purpose: it is 256 bytes, so copies should be visible (`clone`, [`ExePath::set`]).
+#[derive(Clone)]
+pub struct ExePath {
+    len: u8,
+    bytes: [u8; MAX_PATH_LEN],
+}
+
+impl ExePath {
+    /// The empty path (only useful as a placeholder in `const` initialisers; never valid input).
+    pub const EMPTY: ExePath = ExePath {
+        len: 0,
+        bytes: [0; MAX_PATH_LEN],
+    };
+
+    /// Validates and copies an executable path: non-empty, absolute, no NUL, at most 255 bytes.
+    pub fn new(path: &[u8]) -> Result<ExePath, PathError> {
+        let mut p = ExePath::EMPTY;
+        p.set(path)?;
+        Ok(p)
+    }
+
+    /// Like [`ExePath::new`] for a kernel `d_path` result: a trailing `" (deleted)"` (the binary was
+    /// replaced or removed since exec) is stripped first, so the process keeps its original identity.
+    pub fn from_d_path(path: &[u8]) -> Result<ExePath, PathError> {
+        ExePath::new(strip_deleted(path))
+    }
+
+    /// Overwrites this path in place with a validated copy of `path` (no 256-byte temporary).
+    /// On error `self` is left unchanged.
+    pub fn set(&mut self, path: &[u8]) -> Result<(), PathError> {
+        validate_exe_path(path)?;
+        let len = path.len();
+        match (self.bytes.get_mut(..len), u8::try_from(len)) {
+            (Some(dst), Ok(l)) => {
+                dst.copy_from_slice(path);
+                self.len = l;
+                Ok(())
+            }
+            _ => Err(PathError::TooLong { len }),
+        }
+    }
+
+    /// The path bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// True only for [`ExePath::EMPTY`].
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True when the path ends with `/` (a folder rule).
+    pub fn is_folder(&self) -> bool {
+        self.as_bytes().last() == Some(&b'/')
+    }
+
+    /// CRC-32 of the path bytes.
+    pub fn hash(&self) -> u32 {
+        hash_bytes(self.as_bytes())
+    }
+
+    /// The ancestor directories, deepest first, each ending in `/`: for `/usr/bin/wget` this yields
+    /// `/usr/bin/`, `/usr/`, `/`. A folder path does not yield itself (`/usr/` yields only `/`).
+    pub fn ancestors(&self) -> Ancestors<'_> {
+        let b = self.as_bytes();
+        // Exclude the final byte so that a folder path does not yield itself.
+        Ancestors {
+            path: b,
+            end: b.len().saturating_sub(1),
+        }
+    }
+
+    /// Fills `out` with `(prefix_len, crc32)` of every ancestor directory, **deepest first**, in one
+    /// pass over the bytes; returns how many were written. Used by the rule index so that folder
+    /// lookup costs one CRC pass however deep the path is.
+    pub fn ancestor_hashes(&self, out: &mut [(u8, u32); MAX_DEPTH]) -> usize {
+        let b = self.as_bytes();
+        let last = b.len().saturating_sub(1);
+        let mut h = crc32fast::Hasher::new();
+        let mut n = 0usize;
+        let mut start = 0usize;
+        for (i, &c) in b.iter().enumerate() {
+            if c == b'/' && i < last {
+                let seg = b.get(start..=i).unwrap_or(&[]);
+                h.update(seg);
+                start = i.saturating_add(1);
+                if let (Some(slot), Ok(len)) = (out.get_mut(n), u8::try_from(i.saturating_add(1))) {
+                    *slot = (len, h.clone().finalize());
+                    n = n.saturating_add(1);
+                }
+            }
+        }
+        // Collected shallowest first; reverse the filled prefix so the deepest comes first.
+        if let Some(filled) = out.get_mut(..n) {
+            filled.reverse();
+        }
+        n
+    }
+}
+
+impl PartialEq for ExePath {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+impl Eq for ExePath {}
+
+impl fmt::Debug for ExePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ExePath({:?})", Lossy(self.as_bytes()))
+    }
+}
+
+impl fmt::Display for ExePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", Lossy(self.as_bytes()))
+    }
+}
+
+/// Displays bytes as UTF-8 with invalid sequences replaced, without allocating.
+struct Lossy<'a>(&'a [u8]);
+impl fmt::Display for Lossy<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for chunk in self.0.utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            if !chunk.invalid().is_empty() {
+                f.write_str("\u{FFFD}")?;
+            }
+        }
+        Ok(())
+    }
+}
+impl fmt::Debug for Lossy<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+/// Iterator over the ancestor directories of a path, deepest first (see [`ExePath::ancestors`]).
+pub struct Ancestors<'a> {
+    path: &'a [u8],
+    /// Search for the next `/` strictly before this index.
+    end: usize,
+}
+
+impl<'a> Iterator for Ancestors<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let head = self.path.get(..self.end)?;
+        let pos = head.iter().rposition(|&c| c == b'/')?;
+        self.end = pos;
+        self.path.get(..=pos)
+    }
+}
+
+/// CRC-32 of arbitrary bytes (the hash used by every path index in e7-core).
+pub fn hash_bytes(b: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(b);
+    h.finalize()
+}
+
+/// Removes a trailing `" (deleted)"` that the kernel's `d_path` appends for unlinked files.
+pub fn strip_deleted(path: &[u8]) -> &[u8] {
+    const SUFFIX: &[u8] = b" (deleted)";
+    match path.strip_suffix(SUFFIX) {
+        Some(rest) if !rest.is_empty() => rest,
+        _ => path,
+    }
+}
+
+/// Validation of an executable path (as produced by the kernel): non-empty, absolute, ≤ 255 bytes, no NUL.
+pub fn validate_exe_path(path: &[u8]) -> Result<(), PathError> {
+    if path.is_empty() {
+        return Err(PathError::Empty);
+    }
+    if path.len() > MAX_PATH_LEN {
+        return Err(PathError::TooLong { len: path.len() });
+    }
+    if path.first() != Some(&b'/') {
+        return Err(PathError::NotAbsolute);
+    }
+    if let Some(at) = path.iter().position(|&c| c == 0) {
+        return Err(PathError::ContainsNul { at });
+    }
+    Ok(())
+}
+
+/// Validation of a rule path: an executable path that is also canonical (no `//`, `/./`, `/../`,
+/// no trailing `/.` or `/..`). A trailing `/` makes it a folder rule.
+pub fn check_rule_path(path: &[u8]) -> Result<(), PathError> {
+    validate_exe_path(path)?;
+    let mut start = 1usize; // byte after the leading '/'
+    let len = path.len();
+    while start <= len {
+        let rest = path.get(start..).unwrap_or(&[]);
+        let seg_len = rest.iter().position(|&c| c == b'/').unwrap_or(rest.len());
+        let seg = rest.get(..seg_len).unwrap_or(&[]);
+        let ends_with_slash = start.saturating_add(seg_len) < len;
+        let bad = match seg {
+            b"" => ends_with_slash, // "//" (an empty final segment is the folder form)
+            b"." | b".." => true,
+            _ => false,
+        };
+        if bad {
+            return Err(PathError::NotCanonical {
+                at: start.saturating_sub(1),
+            });
+        }
+        start = start.saturating_add(seg_len).saturating_add(1);
+    }
+    Ok(())
+}
