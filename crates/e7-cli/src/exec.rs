@@ -1,0 +1,340 @@
+//! Executing statements against a [`Kernel`] and rendering what happened, as text or JSON.
+//!
+//! The same [`execute`] serves the console, scripts and the one-shot subcommands, so every way of
+//! saying `allow udp /usr/bin/ping` sends the same request and prints the same confirmation.
+//! Human output reuses the script syntax where it can (`allow udp /usr/bin/ping`, `mode enabled`),
+//! so a listing can be pasted back into a script.
+
+use crate::error::CliError;
+use crate::grammar::{self, Action, ClearSpec, Statement};
+use crate::kernel::{self, Event, Kernel, Notice, Op, Outcome, RuleSet};
+use e7_proto::{Const, Flag, ValueClass};
+use serde_json::{json, Value};
+
+/// What a statement did, ready to be printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// Nothing to print (comment, blank line, quit).
+    Nothing,
+    /// A rule was added or changed.
+    Rule {
+        /// Allow or block.
+        action: Action,
+        /// Protocol.
+        prot: u32,
+        /// Path.
+        path: String,
+    },
+    /// A flag was set, or read.
+    Flag {
+        /// The flag.
+        flag: Flag,
+        /// Its value.
+        value: u32,
+    },
+    /// Rules were removed.
+    Cleared(ClearSpec),
+    /// The rule listing, optionally filtered by action.
+    Rules {
+        /// The kernel's answer.
+        set: RuleSet,
+        /// Only rules with this action are shown.
+        filter: Option<Action>,
+    },
+    /// DISCONNECT was sent.
+    Disconnected,
+    /// The help text.
+    Help,
+}
+
+/// Run one statement. `Quit` and `Empty` do nothing here (the caller decides about quitting).
+pub fn execute(kernel: &mut dyn Kernel, stmt: &Statement) -> Result<Report, CliError> {
+    match stmt {
+        Statement::Empty | Statement::Quit => Ok(Report::Nothing),
+        Statement::Help => Ok(Report::Help),
+        Statement::Rule { action, prot, path } => {
+            kernel.call(&Op::AddRule {
+                action: *action,
+                prot: *prot,
+                path: path.clone(),
+            })?;
+            Ok(Report::Rule {
+                action: *action,
+                prot: *prot,
+                path: path.clone(),
+            })
+        }
+        Statement::Enable => {
+            kernel.call(&Op::Enable)?;
+            Ok(Report::Flag {
+                flag: Flag::Mode,
+                value: Const::Enabled.value(),
+            })
+        }
+        Statement::Clear(spec) => {
+            kernel.call(&Op::Clear(spec.clone()))?;
+            Ok(Report::Cleared(spec.clone()))
+        }
+        Statement::Set { flag, value } => {
+            kernel.call(&Op::Set {
+                flag: *flag,
+                value: *value,
+            })?;
+            Ok(Report::Flag {
+                flag: *flag,
+                value: *value,
+            })
+        }
+        Statement::Get(flag) => {
+            let value = kernel::get(kernel, *flag)?;
+            Ok(Report::Flag { flag: *flag, value })
+        }
+        Statement::Query(filter) => {
+            let set = kernel::query(kernel)?;
+            Ok(Report::Rules {
+                set,
+                filter: *filter,
+            })
+        }
+        Statement::Disconnect => {
+            match kernel.call(&Op::Disconnect)? {
+                Outcome::Done | Outcome::Value { .. } | Outcome::Rules(_) => {}
+            }
+            Ok(Report::Disconnected)
+        }
+    }
+}
+
+fn flag_json(flag: Flag, value: u32) -> Value {
+    if flag.class() == ValueClass::ReadOnly {
+        json!({ "flag": flag.alias(), "value": value, "raw": value })
+    } else {
+        json!({ "flag": flag.alias(), "value": grammar::value_word(flag, value), "raw": value })
+    }
+}
+
+fn clear_text(spec: &ClearSpec) -> String {
+    match spec {
+        ClearSpec::All => "cleared all rules".to_string(),
+        ClearSpec::Action(a) => format!("cleared {} rules", a.alias()),
+        ClearSpec::Rule { prot, path } => format!(
+            "cleared {} {}",
+            grammar::protocol_word(*prot),
+            grammar::quote_path(path)
+        ),
+    }
+}
+
+impl Report {
+    /// The human-readable text (possibly several lines, no trailing newline); `None` = print nothing.
+    pub fn human(&self) -> Option<String> {
+        match self {
+            Report::Nothing => None,
+            Report::Help => Some(grammar::HELP.to_string()),
+            Report::Rule { action, prot, path } => Some(grammar::rule_line(*action, *prot, path)),
+            Report::Flag { flag, value } => Some(format!(
+                "{} {}",
+                flag.alias(),
+                grammar::value_word(*flag, *value)
+            )),
+            Report::Cleared(spec) => Some(clear_text(spec)),
+            Report::Rules { set, filter } => {
+                let mut lines = vec![format!(
+                    "mode {}",
+                    grammar::value_word(Flag::Mode, set.mode)
+                )];
+                let shown: Vec<_> = set
+                    .rules
+                    .iter()
+                    .filter(|r| filter.is_none_or(|a| r.action == a))
+                    .collect();
+                if shown.is_empty() {
+                    lines.push(match filter {
+                        Some(a) => format!("# no {} rules", a.alias()),
+                        None => "# no rules".to_string(),
+                    });
+                }
+                for r in shown {
+                    lines.push(grammar::rule_line(r.action, r.prot, &r.path));
+                }
+                Some(lines.join("\n"))
+            }
+            Report::Disconnected => Some("disconnected".to_string()),
+        }
+    }
+
+    /// The JSON value; `None` = print nothing.
+    pub fn json(&self) -> Option<Value> {
+        match self {
+            Report::Nothing => None,
+            Report::Help => Some(json!({ "help": grammar::HELP })),
+            Report::Rule { action, prot, path } => Some(json!({
+                "action": action.alias(),
+                "protocol": grammar::protocol_word(*prot),
+                "path": path,
+            })),
+            Report::Flag { flag, value } => Some(flag_json(*flag, *value)),
+            Report::Cleared(spec) => Some(match spec {
+                ClearSpec::All => json!({ "cleared": "all" }),
+                ClearSpec::Action(a) => json!({ "cleared": a.alias() }),
+                ClearSpec::Rule { prot, path } => json!({
+                    "cleared": "rule",
+                    "protocol": grammar::protocol_word(*prot),
+                    "path": path,
+                }),
+            }),
+            Report::Rules { set, filter } => {
+                let rules: Vec<Value> = set
+                    .rules
+                    .iter()
+                    .filter(|r| filter.is_none_or(|a| r.action == a))
+                    .map(|r| {
+                        json!({
+                            "action": r.action.alias(),
+                            "protocol": grammar::protocol_word(r.prot),
+                            "path": r.path,
+                        })
+                    })
+                    .collect();
+                Some(json!({
+                    "mode": grammar::value_word(Flag::Mode, set.mode),
+                    "count": rules.len(),
+                    "rules": rules,
+                }))
+            }
+            Report::Disconnected => Some(json!({ "disconnected": true })),
+        }
+    }
+
+    /// Render for printing: JSON on one line, or the human text.
+    pub fn render(&self, as_json: bool) -> Option<String> {
+        if as_json {
+            self.json().map(|v| v.to_string())
+        } else {
+            self.human()
+        }
+    }
+}
+
+/// The word for an event state (`pending`, `allow`, `block`), or the number.
+pub fn state_word(state: u32) -> String {
+    match Const::try_from(state) {
+        Ok(c) => c.alias().to_string(),
+        Err(_) => state.to_string(),
+    }
+}
+
+/// Render a notice as one line (text or JSON).
+pub fn render_notice(notice: &Notice, as_json: bool) -> String {
+    match (notice, as_json) {
+        (Notice::Event(e), false) => event_text(e),
+        (Notice::Event(e), true) => json!({
+            "event": state_word(e.state),
+            "protocol": grammar::protocol_word(e.prot),
+            "path": e.path,
+        })
+        .to_string(),
+        (Notice::Lost, false) => {
+            "# kernel events were lost (the socket buffer was full)".to_string()
+        }
+        (Notice::Lost, true) => json!({ "lost": true }).to_string(),
+        (Notice::Disconnected, false) => "# the kernel disconnected (module unloading)".to_string(),
+        (Notice::Disconnected, true) => json!({ "disconnected": true }).to_string(),
+        (Notice::Failed(m), false) => format!("# reading kernel events failed: {m}"),
+        (Notice::Failed(m), true) => json!({ "error": m }).to_string(),
+    }
+}
+
+fn event_text(e: &Event) -> String {
+    let path = if e.path.is_empty() {
+        "-".to_string()
+    } else {
+        grammar::quote_path(&e.path)
+    };
+    format!(
+        "event {} {} {}",
+        state_word(e.state),
+        grammar::protocol_word(e.prot),
+        path
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakeKernel;
+    use crate::grammar::parse_line;
+
+    fn run(k: &mut FakeKernel, line: &str) -> Report {
+        execute(k, &parse_line(line).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn texts_and_json_follow_the_contract() {
+        let mut k = FakeKernel::new();
+        let r = run(&mut k, "allow udp /usr/bin/ping");
+        assert_eq!(r.human().unwrap(), "allow udp /usr/bin/ping");
+        assert_eq!(
+            r.render(true).unwrap(),
+            r#"{"action":"allow","protocol":"udp","path":"/usr/bin/ping"}"#
+        );
+        let r = run(&mut k, "enable");
+        assert_eq!(r.human().unwrap(), "mode enabled");
+        let r = run(&mut k, "get mode");
+        assert_eq!(
+            r.json().unwrap(),
+            json!({"flag":"mode","value":"enabled","raw":65283})
+        );
+        let r = run(&mut k, "block /usr/bin/socat");
+        assert_eq!(r.human().unwrap(), "block any /usr/bin/socat");
+        let r = run(&mut k, "query");
+        assert_eq!(
+            r.human().unwrap(),
+            "mode enabled\nallow udp /usr/bin/ping\nblock any /usr/bin/socat"
+        );
+        assert_eq!(
+            r.json().unwrap(),
+            json!({"mode":"enabled","count":2,"rules":[
+                {"action":"allow","protocol":"udp","path":"/usr/bin/ping"},
+                {"action":"block","protocol":"any","path":"/usr/bin/socat"}]})
+        );
+        let r = run(&mut k, "query block");
+        assert_eq!(r.human().unwrap(), "mode enabled\nblock any /usr/bin/socat");
+        assert_eq!(r.json().unwrap()["count"], 1);
+        run(&mut k, "clear block");
+        let r = run(&mut k, "query block");
+        assert_eq!(r.human().unwrap(), "mode enabled\n# no block rules");
+        let r = run(&mut k, "set unkrule block");
+        assert_eq!(r.human().unwrap(), "unkrule block");
+        let r = run(&mut k, "get uptime");
+        assert_eq!(
+            r.json().unwrap(),
+            json!({"flag":"uptime","value":0,"raw":0})
+        );
+    }
+
+    #[test]
+    fn events_render_as_one_line() {
+        let e = Notice::Event(Event {
+            state: Const::Pending.value(),
+            prot: 17,
+            path: "/bin/x".into(),
+        });
+        assert_eq!(
+            render_notice(&e, true),
+            r#"{"event":"pending","protocol":"udp","path":"/bin/x"}"#
+        );
+        assert_eq!(render_notice(&e, false), "event pending udp /bin/x");
+    }
+
+    #[test]
+    fn kernel_refusals_pass_through() {
+        let mut k = FakeKernel::new();
+        k.privileged = false;
+        let e = execute(&mut k, &parse_line("allow /x").unwrap()).unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        // Reading works without privilege.
+        assert!(execute(&mut k, &parse_line("query").unwrap()).is_ok());
+        assert!(execute(&mut k, &parse_line("get mode").unwrap()).is_ok());
+    }
+}

@@ -1,0 +1,168 @@
+//! An in-memory kernel for tests: the module's control-plane semantics without netlink.
+//!
+//! It keeps a rule list in insertion order and one value per flag (defaults from e7-proto), checks
+//! values with e7-proto exactly as the module does, and can be told to refuse: a capacity (ENOSPC
+//! when full), "not root" (EPERM for admin commands), "not loaded", or a failure on the N-th
+//! request. Every request is recorded, so tests can assert what the CLI sent.
+
+use crate::error::CliError;
+use crate::grammar::ClearSpec;
+use crate::kernel::{Event, Kernel, Notice, Op, Outcome, Rule, RuleSet};
+use e7_proto::{Const, Flag, ValueClass};
+use std::sync::mpsc::{channel, Receiver, Sender};
+
+/// The fake kernel. Public so the crate's integration tests can use it too.
+#[derive(Debug)]
+pub struct FakeKernel {
+    /// Rules in precedence order.
+    pub rules: Vec<Rule>,
+    /// Flag values by index.
+    pub flags: Vec<u32>,
+    /// Maximum number of rules (ENOSPC beyond).
+    pub capacity: usize,
+    /// `false` simulates an unprivileged caller: admin commands get EPERM.
+    pub privileged: bool,
+    /// `false` simulates a missing module: every call fails with "not loaded".
+    pub loaded: bool,
+    /// Fail the request with this 0-based index (counted over all calls) with EIO.
+    pub fail_at: Option<usize>,
+    /// Every request received, in order.
+    pub log: Vec<Op>,
+    subscribed: bool,
+    notice_tx: Sender<Notice>,
+    notice_rx: Option<Receiver<Notice>>,
+}
+
+impl Default for FakeKernel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeKernel {
+    /// A freshly loaded module: no rules, default flags, root caller, room for 1024 rules.
+    pub fn new() -> Self {
+        let (notice_tx, notice_rx) = channel();
+        FakeKernel {
+            rules: Vec::new(),
+            flags: Flag::ALL.iter().map(|f| f.default_value()).collect(),
+            capacity: 1024,
+            privileged: true,
+            loaded: true,
+            fail_at: None,
+            log: Vec::new(),
+            subscribed: false,
+            notice_tx,
+            notice_rx: Some(notice_rx),
+        }
+    }
+
+    /// The current value of a flag.
+    pub fn flag(&self, flag: Flag) -> u32 {
+        self.flags
+            .get(flag.index() as usize)
+            .copied()
+            .unwrap_or_else(|| flag.default_value())
+    }
+
+    /// Emit a packet event (delivered only while subscribed, like the module).
+    pub fn emit(&mut self, event: Event) {
+        if self.subscribed {
+            let _ = self.notice_tx.send(Notice::Event(event));
+        }
+    }
+
+    fn refuse(op: &Op, errno: i32, message: &str) -> CliError {
+        CliError::from_errno(op.word(), errno, Some(message))
+    }
+
+    fn admin(op: &Op) -> bool {
+        !matches!(op, Op::Get(_) | Op::Query | Op::Disconnect)
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn call(&mut self, op: &Op) -> Result<Outcome, CliError> {
+        if !self.loaded {
+            return Err(CliError::NotLoaded);
+        }
+        let index = self.log.len();
+        self.log.push(op.clone());
+        if self.fail_at == Some(index) {
+            return Err(Self::refuse(op, 5, "injected failure"));
+        }
+        if !self.privileged && Self::admin(op) {
+            return Err(Self::refuse(op, 1, "needs CAP_NET_ADMIN"));
+        }
+        match op {
+            Op::AddRule { action, prot, path } => {
+                if e7_proto::validate_rule_protocol(*prot).is_err() {
+                    return Err(Self::refuse(op, 22, "bad protocol"));
+                }
+                if e7_proto::validate_rule_path(path.as_bytes()).is_err() {
+                    return Err(Self::refuse(op, 22, "bad path"));
+                }
+                if let Some(rule) = self
+                    .rules
+                    .iter_mut()
+                    .find(|r| r.prot == *prot && r.path == *path)
+                {
+                    rule.action = *action;
+                } else if self.rules.len() >= self.capacity {
+                    return Err(Self::refuse(op, 28, "rule table full"));
+                } else {
+                    self.rules.push(Rule {
+                        action: *action,
+                        prot: *prot,
+                        path: path.clone(),
+                    });
+                }
+                Ok(Outcome::Done)
+            }
+            Op::Enable => {
+                self.flags[Flag::Mode.index() as usize] = Const::Enabled.value();
+                Ok(Outcome::Done)
+            }
+            Op::Clear(spec) => {
+                match spec {
+                    ClearSpec::All => self.rules.clear(),
+                    ClearSpec::Action(a) => self.rules.retain(|r| r.action != *a),
+                    ClearSpec::Rule { prot, path } => {
+                        self.rules.retain(|r| !(r.prot == *prot && r.path == *path));
+                    }
+                }
+                Ok(Outcome::Done)
+            }
+            Op::Set { flag, value } => {
+                if flag.class() == ValueClass::ReadOnly {
+                    return Err(Self::refuse(op, 22, "read-only flag"));
+                }
+                if flag.validate(*value).is_err() {
+                    return Err(Self::refuse(op, 22, "bad value"));
+                }
+                self.flags[flag.index() as usize] = *value;
+                Ok(Outcome::Done)
+            }
+            Op::Get(flag) => Ok(Outcome::Value {
+                flag: *flag,
+                value: self.flag(*flag),
+            }),
+            Op::Query => Ok(Outcome::Rules(RuleSet {
+                mode: self.flag(Flag::Mode),
+                rules: self.rules.clone(),
+            })),
+            Op::Subscribe => {
+                self.subscribed = true;
+                Ok(Outcome::Done)
+            }
+            Op::Disconnect => {
+                self.subscribed = false;
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    fn notices(&mut self) -> Option<Receiver<Notice>> {
+        self.notice_rx.take()
+    }
+}

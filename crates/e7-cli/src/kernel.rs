@@ -1,0 +1,151 @@
+//! The small interface between the command logic and the kernel.
+//!
+//! Everything above this trait (grammar, scripts, save/restore, output) is plain logic that the unit
+//! tests drive with [`crate::fake::FakeKernel`]; only [`crate::netlink`] talks to the real module.
+//! The operations are the kernel's commands in owned, already validated form, and the answers are
+//! owned values, so nothing above this line sees netlink buffers.
+
+use crate::error::CliError;
+use crate::grammar::{Action, ClearSpec};
+use e7_proto::Flag;
+use std::sync::mpsc::Receiver;
+
+/// One request to the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// ALLOW/BLOCK with PROT and PATH: add a rule, or change the action of the existing one.
+    AddRule {
+        /// Allow or block.
+        action: Action,
+        /// Protocol (ANY = 0xFFFF_FFFF).
+        prot: u32,
+        /// Absolute path or folder.
+        path: String,
+    },
+    /// ENABLE: mode = enabled.
+    Enable,
+    /// CLEAR.
+    Clear(ClearSpec),
+    /// SET FLAG VALUE.
+    Set {
+        /// The flag.
+        flag: Flag,
+        /// The value (validated).
+        value: u32,
+    },
+    /// GET FLAG: answered with [`Outcome::Value`].
+    Get(Flag),
+    /// QUERY: answered with [`Outcome::Rules`].
+    Query,
+    /// SUBSCRIBE: send this socket the kernel's events.
+    Subscribe,
+    /// DISCONNECT: stop sending this socket events.
+    Disconnect,
+}
+
+impl Op {
+    /// The console word for this request, used in error messages (`allow`, `set`...).
+    pub fn word(&self) -> &'static str {
+        match self {
+            Op::AddRule { action, .. } => action.alias(),
+            Op::Enable => "enable",
+            Op::Clear(_) => "clear",
+            Op::Set { .. } => "set",
+            Op::Get(_) => "get",
+            Op::Query => "query",
+            Op::Subscribe => "monitor",
+            Op::Disconnect => "disconnect",
+        }
+    }
+}
+
+/// One rule as the kernel lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Allow or block.
+    pub action: Action,
+    /// Protocol number (ANY = 0xFFFF_FFFF).
+    pub prot: u32,
+    /// Path or folder.
+    pub path: String,
+}
+
+/// The answer to QUERY: mode and rules in precedence (insertion) order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSet {
+    /// The mode flag's value (`enabled`, `disabled` or `block` constant).
+    pub mode: u32,
+    /// The rules, first match first.
+    pub rules: Vec<Rule>,
+}
+
+/// The answer to one [`Op`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Acknowledged, nothing to report.
+    Done,
+    /// The value of a flag (answer to GET).
+    Value {
+        /// The flag.
+        flag: Flag,
+        /// Its value.
+        value: u32,
+    },
+    /// The rule table (answer to QUERY).
+    Rules(RuleSet),
+}
+
+/// A packet notification from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// `pending` (no rule matched), `allow` or `block` constant.
+    pub state: u32,
+    /// IP protocol number.
+    pub prot: u32,
+    /// The program's path (empty when unknown).
+    pub path: String,
+}
+
+/// Something the kernel said without being asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A packet event.
+    Event(Event),
+    /// The socket buffer overflowed: this many or more events were lost.
+    Lost,
+    /// The kernel sent DISCONNECT (the module is being unloaded).
+    Disconnected,
+    /// Reading from the kernel failed; no more notices will come.
+    Failed(String),
+}
+
+/// The kernel, as seen by the command logic.
+pub trait Kernel {
+    /// Send one request and wait for its answer.
+    fn call(&mut self, op: &Op) -> Result<Outcome, CliError>;
+
+    /// Take the stream of unsolicited notices (events). Returns `None` when already taken.
+    /// Notices only flow after a successful [`Op::Subscribe`].
+    fn notices(&mut self) -> Option<Receiver<Notice>>;
+}
+
+/// GET a flag's value.
+pub fn get(kernel: &mut dyn Kernel, flag: Flag) -> Result<u32, CliError> {
+    match kernel.call(&Op::Get(flag))? {
+        Outcome::Value { value, .. } => Ok(value),
+        other => Err(CliError::Failed(format!(
+            "unexpected answer to `get {}`: {other:?}",
+            flag.alias()
+        ))),
+    }
+}
+
+/// QUERY the rule table.
+pub fn query(kernel: &mut dyn Kernel) -> Result<RuleSet, CliError> {
+    match kernel.call(&Op::Query)? {
+        Outcome::Rules(set) => Ok(set),
+        other => Err(CliError::Failed(format!(
+            "unexpected answer to `query`: {other:?}"
+        ))),
+    }
+}

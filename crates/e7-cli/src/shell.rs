@@ -1,0 +1,239 @@
+//! The interactive console (`e7`, `e7 shell`).
+//!
+//! On a terminal it uses rustyline (line editing, history in `~/.e7_history`) and prints kernel
+//! events through rustyline's external printer, which redraws the prompt and the half-typed line
+//! below the event instead of corrupting it. Ctrl-C abandons the current line, Ctrl-D (or `quit`)
+//! leaves; SIGTERM/SIGHUP leave too (see [`crate::signals`]); every way out sends DISCONNECT.
+//!
+//! When stdin is not a terminal, lines are read plainly and nothing is echoed or prompted, so
+//! `e7 shell < script` output is just the commands' output. Errors are then reported as
+//! `<stdin>:LINE: message`, processing continues (it is a console, not `e7 run`), and the exit
+//! code is that of the first failing line.
+
+use crate::error::{CliError, EXIT_OK};
+use crate::exec::{self, render_notice};
+use crate::grammar::{self, Statement};
+use crate::kernel::{Kernel, Notice, Op};
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::mpsc::Receiver;
+
+/// What one console line did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Go on reading.
+    Continue,
+    /// The line failed with this exit code; go on reading.
+    Failed(u8),
+    /// `quit`.
+    Quit,
+}
+
+/// Execute one console line, printing its output on `out` and errors on `err` (prefixed with
+/// `where_`, e.g. `<stdin>:3: `).
+pub fn step(
+    kernel: &mut dyn Kernel,
+    line: &str,
+    json: bool,
+    where_: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Step {
+    let stmt = match grammar::parse_line(line) {
+        Ok(s) => s,
+        Err(e) => {
+            let e = CliError::from(e);
+            let _ = writeln!(err, "{where_}{e}");
+            return Step::Failed(e.exit_code());
+        }
+    };
+    if stmt == Statement::Quit {
+        return Step::Quit;
+    }
+    match exec::execute(kernel, &stmt) {
+        Ok(report) => {
+            if let Some(text) = report.render(json) {
+                let _ = writeln!(out, "{text}");
+                let _ = out.flush();
+            }
+            Step::Continue
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{where_}{e}");
+            Step::Failed(e.exit_code())
+        }
+    }
+}
+
+/// Read plain lines from `input` until EOF or `quit` (the non-terminal console). Returns the exit
+/// code of the first failing line, or 0.
+pub fn run_plain(
+    kernel: &mut dyn Kernel,
+    input: &mut dyn BufRead,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let mut first_failure = None;
+    let mut number = 0usize;
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        match input.read_until(b'\n', &mut raw) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = writeln!(err, "e7: reading stdin failed: {e}");
+                first_failure.get_or_insert(crate::error::EXIT_FAILED);
+                break;
+            }
+        }
+        number += 1;
+        let where_ = format!("<stdin>:{number}: ");
+        let step = match std::str::from_utf8(&raw) {
+            Ok(line) => step(kernel, line, json, &where_, out, err),
+            Err(_) => {
+                let _ = writeln!(err, "{where_}not valid UTF-8");
+                Step::Failed(crate::error::EXIT_USAGE)
+            }
+        };
+        match step {
+            Step::Continue => {}
+            Step::Failed(code) => {
+                first_failure.get_or_insert(code);
+            }
+            Step::Quit => break,
+        }
+    }
+    first_failure.unwrap_or(EXIT_OK)
+}
+
+fn history_path() -> Option<std::path::PathBuf> {
+    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".e7_history"))
+}
+
+/// Subscribe to events and start printing them with `print`. Returns a note for the user when
+/// events cannot be shown (not root), `None` when they will be.
+pub fn start_events(
+    kernel: &mut dyn Kernel,
+    json: bool,
+    print: impl FnMut(String) + Send + 'static,
+) -> Option<String> {
+    let note = match kernel.call(&Op::Subscribe) {
+        Ok(_) => None,
+        Err(CliError::PermissionDenied { .. }) => Some(
+            "note: kernel events are not shown: subscribing needs root (CAP_NET_ADMIN); \
+             query and get work"
+                .to_string(),
+        ),
+        Err(e) => Some(format!("note: kernel events are not shown: {e}")),
+    };
+    if note.is_none() {
+        if let Some(notices) = kernel.notices() {
+            spawn_printer(notices, json, print);
+        }
+    }
+    note
+}
+
+fn spawn_printer(
+    notices: Receiver<Notice>,
+    json: bool,
+    mut print: impl FnMut(String) + Send + 'static,
+) {
+    let _ = std::thread::Builder::new()
+        .name("e7-events".into())
+        .spawn(move || {
+            for notice in notices {
+                print(render_notice(&notice, json));
+            }
+        });
+}
+
+/// The console. Uses rustyline on a terminal, plain lines otherwise. Sends DISCONNECT on exit.
+pub fn run(kernel: &mut dyn Kernel, json: bool) -> u8 {
+    let stdin = std::io::stdin();
+    let code = if stdin.is_terminal() && std::io::stdout().is_terminal() {
+        run_tty(kernel, json)
+    } else {
+        // Events go straight to stdout, a whole line at a time.
+        let _ = start_events(kernel, json, |line| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        });
+        let mut input = stdin.lock();
+        run_plain(
+            kernel,
+            &mut input,
+            json,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )
+    };
+    let _ = kernel.call(&Op::Disconnect);
+    code
+}
+
+fn run_tty(kernel: &mut dyn Kernel, json: bool) -> u8 {
+    use rustyline::error::ReadlineError;
+    use rustyline::ExternalPrinter as _;
+
+    let mut editor = match rustyline::DefaultEditor::new() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("e7: line editing unavailable ({e}); reading plain lines");
+            let mut input = std::io::stdin().lock();
+            return run_plain(
+                kernel,
+                &mut input,
+                json,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            );
+        }
+    };
+    let history = history_path();
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    let note = match editor.create_external_printer() {
+        Ok(mut printer) => start_events(kernel, json, move |line| {
+            let _ = printer.print(format!("{line}\n"));
+        }),
+        Err(_) => start_events(kernel, json, |line| println!("{line}")),
+    };
+    println!("e7 console: type `help` for the commands, `quit` or Ctrl-D to leave");
+    if let Some(note) = note {
+        println!("{note}");
+    }
+    loop {
+        match editor.readline("e7> ") {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
+                let step = step(
+                    kernel,
+                    &line,
+                    json,
+                    "error: ",
+                    &mut std::io::stdout(),
+                    &mut std::io::stderr(),
+                );
+                if step == Step::Quit {
+                    break;
+                }
+            }
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => {
+                eprintln!("e7: reading the console failed: {e}");
+                break;
+            }
+        }
+    }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    EXIT_OK
+}
