@@ -10,6 +10,7 @@
 # Environment: E7_CASES="a b" (run only these cases), E7_VM_ACCEL=tcg|kvm (else autodetect),
 #   E7_VM_TIMEOUT (seconds for the whole boot, default 900), E7_CASE_TIMEOUT (per case in the guest, default 150),
 #   E7_KVER (kernel ABI, default: vmtest/kernel-version.sh), E7_VM_SMP / E7_VM_MEM (default 2 / 512),
+#   E7_KMOD_PREBUILT=1 (use crates/e7-kmod/e7.ko as it is, do not run its make),
 #   E7_VM_ALLOW_MISSING=1 (build the initramfs even if e7.ko or the e7 CLI cannot be built yet: the cases that
 #   need them then fail, which is how the harness itself was proven before the module existed).
 set -euo pipefail
@@ -64,7 +65,9 @@ cmd_kernel() {
 # --- build --------------------------------------------------------------------------------------------
 cmd_build() {
     local missing=0
-    if [ -f "$KMOD/Makefile" ]; then
+    if [ "${E7_KMOD_PREBUILT:-0}" = 1 ] && [ -f "$KMOD/e7.ko" ]; then
+        log "using the existing crates/e7-kmod/e7.ko (E7_KMOD_PREBUILT=1, not rebuilt)"
+    elif [ -f "$KMOD/Makefile" ]; then
         log "building e7.ko (make -C crates/e7-kmod)"
         if ! make -C "$KMOD" >"$VM/kmod-build.log" 2>&1; then
             tail -n 40 "$VM/kmod-build.log" >&2

@@ -1,0 +1,144 @@
+# Default-action flags: unkrule (no rule matched), unkproc (no owning process), unkprot (protocol other
+# than tcp/udp/icmp/icmpv6), longpath (executable path > 255 bytes), fail (malformed packets; not reachable
+# with well-formed traffic, so only its value and its non-interference are checked).
+
+case_flag_unkrule() {
+    enforce
+    expect delivered "$PA" udp4
+    must e7 set unkrule block
+    expect_flag unkrule block
+    for p in udp4 udp6 tcp4 tcp6 icmp4 icmp6; do expect blocked "$PA" "$p"; done
+    # A rule still wins over the default.
+    must e7 allow udp "$PA"
+    expect delivered "$PA" udp4
+    must e7 set unkrule allow
+    expect delivered "$PA" tcp6
+}
+
+# Packets the kernel sends on its own (here: ICMP echo replies, sent from softirq on a kernel socket)
+# have no owning process. With unkproc=block the request leaves but the reply never comes back.
+case_flag_unkproc() {
+    enforce
+    run "$PU" icmp4
+    printf '%s' "$OUT" | grep -q 'reply received' && ok "unkproc allow: icmp4 echo reply received" \
+        || fail "unkproc allow: want an echo reply, got: $(short "$OUT")"
+    must e7 set unkproc block
+    expect_flag unkproc block
+    for p in icmp4 icmp6; do
+        run "$PU" "$p"
+        if [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q 'no reply'; then
+            ok "unkproc block: $p request delivered, kernel reply dropped ($OUT)"
+        else
+            fail "unkproc block: $p want 'delivered (no reply ...)', got rc $RC: $(short "$OUT")"
+        fi
+    done
+    # Identified programs are not affected.
+    expect delivered "$PA" udp4
+    expect delivered "$PA" tcp6
+    must e7 set unkproc allow
+    expect_out 'reply received' "$PU" icmp6
+}
+
+# IP protocol 253 (reserved for experiments) from a raw socket: not tcp/udp/icmp, so `unkprot` decides.
+case_flag_unkprot() {
+    enforce
+    expect delivered "$PU" raw4 253
+    expect delivered "$PU" raw6 253
+    must e7 set unkprot block
+    expect_flag unkprot block
+    expect blocked "$PU" raw4 253
+    expect blocked "$PU" raw6 253
+    # A rule naming the program does not help: unknown protocols never reach rule lookup.
+    must e7 allow any "$PU"
+    expect blocked "$PU" raw4 253
+    # ICMP is an identified protocol, so unkprot does not apply to it.
+    expect delivered "$PU" icmp4
+    expect delivered "$PU" icmp6
+    # Protocol numbers other than the four identified ones cannot be named in a rule.
+    run e7 block 253 "$PU"
+    [ "$RC" = 1 ] || [ "$RC" = 2 ] && ok "rule for protocol 253 refused (rc $RC): $(short "$OUT")" \
+        || fail "e7 block 253 $PU -> rc $RC, want 1 or 2: $(short "$OUT")"
+    must e7 set unkprot allow
+    expect delivered "$PU" raw6 253
+}
+
+# A program whose path is longer than 255 bytes cannot be named by a rule; `longpath` decides its fate
+# (default block: never a silent allow).
+case_flag_longpath() {
+    expect_flag longpath block
+    enforce
+    expect blocked "$PL" udp4
+    expect blocked "$PL" tcp6
+    expect blocked "$PL" icmp4
+    expect delivered "$PA" udp4
+    must e7 set longpath allow
+    expect delivered "$PL" udp4
+    expect delivered "$PL" tcp6
+    # Even a folder rule covering its directory does not apply (the path is not known in full).
+    must e7 block any /opt/long/
+    expect delivered "$PL" udp6
+    must e7 set longpath block
+    expect blocked "$PL" udp6
+    run e7 block udp "$PL"
+    [ "$RC" = 1 ] || [ "$RC" = 2 ] && ok "rule with a ${#PL}-byte path refused (rc $RC): $(short "$OUT")" \
+        || fail "e7 block udp <long path> -> rc $RC, want 1 or 2: $(short "$OUT")"
+    # Mode disabled ignores it, like everything else.
+    must e7 set mode disabled
+    expect delivered "$PL" udp4
+}
+
+# `fail` applies to malformed packets only: setting it to block must not touch normal traffic.
+case_flag_fail() {
+    expect_flag fail allow
+    must e7 set fail block
+    expect_flag fail block
+    enforce
+    for p in udp4 tcp4 icmp6; do expect delivered "$PA" "$p"; done
+    expect delivered "$PU" raw4 253
+}
+
+# Every flag: read by alias, defaults as documented, settable ones round-trip, read-only ones refuse.
+case_flags_get_set() {
+    for fv in mode:disabled debug:disabled fail:allow unkproc:allow unkprot:allow norule:enabled \
+        squelch:enabled unkrule:allow drops:disabled accepts:disabled rchngq:enabled longpath:block; do
+        expect_flag "${fv%%:*}" "${fv#*:}"
+    done
+    for fv in debug:enabled fail:block unkproc:block unkprot:block norule:disabled squelch:disabled \
+        unkrule:block drops:enabled accepts:enabled rchngq:disabled longpath:allow; do
+        must e7 set "${fv%%:*}" "${fv#*:}"
+        expect_flag "${fv%%:*}" "${fv#*:}"
+    done
+    # Wrong value class: an action flag does not take enabled/disabled, a boolean not allow/block.
+    for fv in unkrule:enabled drops:block; do
+        run e7 set "${fv%%:*}" "${fv#*:}"
+        [ "$RC" = 1 ] || [ "$RC" = 2 ] && ok "set ${fv%%:*} ${fv#*:} refused (rc $RC)" \
+            || fail "e7 set ${fv%%:*} ${fv#*:} -> rc $RC, want 1 or 2: $(short "$OUT")"
+    done
+    expect_flag unkrule block
+    for f in uptime qpackets evlost; do
+        run e7 set "$f" 5
+        [ "$RC" = 1 ] || [ "$RC" = 2 ] && ok "read-only $f refused (rc $RC)" \
+            || fail "e7 set $f 5 -> rc $RC, want 1 or 2: $(short "$OUT")"
+    done
+    expect_rc 2 e7 get nosuchflag
+    expect_rc 2 e7 set nosuchflag enabled
+}
+
+# The statistics pseudo-flags move: uptime counts seconds, qpackets counts decided packets while enforcing.
+case_flags_stats() {
+    run e7 --json get uptime
+    up1=$(json_field "$(printf '%s' "$OUT" | tr -d ' \n')" raw)
+    sleep 2
+    run e7 --json get uptime
+    up2=$(json_field "$(printf '%s' "$OUT" | tr -d ' \n')" raw)
+    [ -n "$up1" ] && [ -n "$up2" ] && [ "$up2" -gt "$up1" ] && ok "uptime $up1 -> $up2" \
+        || fail "uptime did not advance: '$up1' -> '$up2' ($(short "$OUT"))"
+    run e7 --json get qpackets
+    q1=$(json_field "$(printf '%s' "$OUT" | tr -d ' \n')" raw)
+    enforce
+    for i in 1 2 3; do "$PA" udp4 >/dev/null; done
+    run e7 --json get qpackets
+    q2=$(json_field "$(printf '%s' "$OUT" | tr -d ' \n')" raw)
+    [ -n "$q1" ] && [ -n "$q2" ] && [ "$q2" -ge $((q1 + 3)) ] && ok "qpackets $q1 -> $q2" \
+        || fail "qpackets did not count 3 packets: '$q1' -> '$q2'"
+}

@@ -1,0 +1,49 @@
+# A full rule table (1024 rules, e7-core's RuleRing default) is answered completely by QUERY (the
+# original sent nothing once the reply outgrew one message), a flip works on a full table (B14), and
+# the 1025th rule is refused with a clear error.
+
+case_full_table_1024() {
+    : >/tmp/full.e7
+    i=1
+    while [ "$i" -le 1023 ]; do
+        case $((i % 4)) in
+        0) echo "block udp /opt/rules/prog$i" ;;
+        1) echo "allow tcp /opt/rules/prog$i" ;;
+        2) echo "block any /opt/rules/dir$i/" ;;
+        3) echo "allow icmpv6 /opt/rules/a-somewhat-longer-path-to-use-more-of-each-message/prog$i" ;;
+        esac
+        i=$((i + 1))
+    done >>/tmp/full.e7
+    echo "block udp $PA" >>/tmp/full.e7 # rule 1024, last in the table
+    must e7 run /tmp/full.e7
+    j=$(qjson)
+    c=$(json_field "$j" count)
+    n=$(json_rules "$j")
+    [ "$c" = 1024 ] && [ "$n" = 1024 ] && ok "query: count 1024, 1024 rules listed" \
+        || fail "query: count '$c', rules listed $n, want 1024 and 1024"
+    printf '%s' "$j" | grep -qF '{"action":"allow","protocol":"tcp","path":"/opt/rules/prog1"}' \
+        && printf '%s' "$j" | grep -qF "{\"action\":\"block\",\"protocol\":\"udp\",\"path\":\"$PA\"}" \
+        && ok "first and last rule present" || fail "first or last rule missing from the full query"
+    # Insertion order is preserved: rule 1 first, a's rule last.
+    first=$(printf '%s' "$j" | grep -o '"path":"[^"]*"' | head -n1)
+    last=$(printf '%s' "$j" | grep -o '"path":"[^"]*"' | tail -n1)
+    [ "$first" = '"path":"/opt/rules/prog1"' ] && [ "$last" = "\"path\":\"$PA\"" ] && ok "query order = insertion order" \
+        || fail "query order: first $first, last $last"
+    # Plain text lists them too (one line per rule, at least).
+    lines=$(e7 query 2>&1 | grep -c '/opt/rules/\|/opt/a/')
+    [ "$lines" -ge 1024 ] && ok "text query lists $lines rule lines" || fail "text query lists only $lines rule lines"
+    # The last rule of a full table is enforced.
+    enforce
+    expect blocked "$PA" udp4
+    expect delivered "$PB" udp4
+    # Table full: a new rule is refused (exit 1) with a message, the table is unchanged.
+    run e7 block udp /opt/rules/one-too-many
+    [ "$RC" = 1 ] && printf '%s' "$OUT" | grep -qi 'full\|1024\|capacity\|no space' \
+        && ok "1025th rule refused: $(short "$OUT")" || fail "1025th rule -> rc $RC, want 1 and a 'full' message: $(short "$OUT")"
+    # Flipping an existing rule needs no new slot.
+    must e7 allow udp /opt/rules/prog4
+    expect_rule allow udp /opt/rules/prog4
+    expect_rules 1024
+    must e7 clear
+    expect_rules 0
+}
