@@ -6,7 +6,7 @@
 //! is left in the kernel because of it.
 
 use crate::cli::{Cli, Cmd, Filter};
-use crate::error::{CliError, EXIT_FAILED, EXIT_OK};
+use crate::error::{CliError, EXIT_OK};
 use crate::exec::{self, render_notice};
 use crate::grammar::{self, Statement};
 use crate::kernel::{self, Kernel, Notice, Op};
@@ -368,6 +368,3 @@ pub fn monitor_loop(
         }
     }
 }
-
-/// Exit code used by `monitor` when it times out before `--count` events.
-pub const EXIT_MONITOR_SHORT: u8 = EXIT_FAILED;

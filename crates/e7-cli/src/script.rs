@@ -8,7 +8,7 @@
 //! the first line the kernel refuses. Blank and comment lines are skipped without touching the
 //! kernel (the original advanced one line per netlink wake-up and stalled on them, bug B12e).
 
-use crate::error::{CliError, SyntaxError, EXIT_FAILED, EXIT_USAGE};
+use crate::error::{CliError, SyntaxError, EXIT_USAGE};
 use crate::exec::{self, Report};
 use crate::grammar::{self, Statement};
 use crate::kernel::Kernel;
@@ -193,6 +193,3 @@ pub fn check_exit_code(diagnostics: &[Diagnostic]) -> u8 {
         EXIT_USAGE
     }
 }
-
-/// Exit code used when a script cannot be read.
-pub const EXIT_UNREADABLE: u8 = EXIT_FAILED;

@@ -89,7 +89,9 @@ pub fn run_plain(
         }
         number += 1;
         let where_ = format!("<stdin>:{number}: ");
-        let step = match std::str::from_utf8(&raw) {
+        let line = raw.strip_suffix(b"\n").unwrap_or(&raw);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let step = match std::str::from_utf8(line) {
             Ok(line) => step(kernel, line, json, &where_, out, err),
             Err(_) => {
                 let _ = writeln!(err, "{where_}not valid UTF-8");
