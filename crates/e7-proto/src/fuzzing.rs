@@ -11,6 +11,9 @@
 //!    gives the same value (QUERY replies: the same mode, count and rules, in both shapes).
 //!
 //! Panics (there must be none) and a returned [`Mismatch`] are both failures.
+//!
+//! This is test machinery for user space: it uses 8 KiB stack buffers and must not be called
+//! from the kernel.
 
 use core::fmt;
 

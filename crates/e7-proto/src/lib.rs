@@ -39,6 +39,37 @@
 //! - [`header`]: the generated C header ([`c_header`]).
 //! - [`fuzzing`]: the one function the fuzz target and the corpus replay test both run.
 //!
+//! # Example: one request and its reply, both sides
+//!
+//! ```
+//! use e7_proto::msg::{emit_get_reply, parse_reply, parse_request, Reply, Request};
+//! use e7_proto::nla::Writer;
+//! use e7_proto::{Flag, Mode};
+//!
+//! // CLI: `e7 set mode enabled`, validated before anything is sent.
+//! let flag = e7_proto::parse_flag_token("mode")?;
+//! let value = flag.parse_value("enabled")?;
+//! let request = Request::Set { flag, value };
+//! let mut buf = [0u8; 64];
+//! let mut w = Writer::new(&mut buf);
+//! request.emit(&mut w)?;
+//! let (cmd, body) = (request.command().value(), w.as_bytes());
+//!
+//! // Kernel: the same bytes parse back into the same validated request.
+//! assert_eq!(parse_request(cmd, body)?, Request::Set { flag: Flag::Mode, value: Mode::Enabled.value() });
+//!
+//! // Kernel: answer a GET; CLI: read the answer.
+//! let mut buf = [0u8; 64];
+//! let mut w = Writer::new(&mut buf);
+//! emit_get_reply(&mut w, Flag::Mode, value)?;
+//! assert_eq!(parse_reply(10, w.as_bytes())?, Reply::Get { flag: Flag::Mode, value: 0xFF03 });
+//!
+//! // Bad input gets an error that says what would be right.
+//! let err = Flag::Mode.parse_value("on").unwrap_err();
+//! assert_eq!(err.to_string(), "`on` is not a valid value for flag `mode`: expected one of enabled, disabled, block");
+//! # Ok::<(), Box<dyn core::error::Error>>(())
+//! ```
+//!
 //! The crate is `#![no_std]` without `alloc` and builds for `x86_64-unknown-none`. Error types
 //! implement [`core::error::Error`] unconditionally; the `std` feature exists for users that want
 //! to state the dependency on `std` explicitly and adds nothing else.

@@ -1,7 +1,7 @@
 //! The schema table: the single source of every number, name and rule on the wire.
 //!
 //! The original E7 described its protocol once, in the x-macro file `defs.x`, and generated the C
-//! enums, name tables and netlink policy from it. [`e7_schema!`] is the same idea as a Rust
+//! enums, name tables and netlink policy from it. `e7_schema!` is the same idea as a Rust
 //! `macro_rules!`: the one invocation at the bottom of this file lists
 //!
 //! - the family name and version,
@@ -475,6 +475,14 @@ const _: () = {
 // ---- value classes ---------------------------------------------------------------------------
 
 impl ValueClass {
+    /// Every class, in the order of the C header's `enum e7_value_class`.
+    pub const ALL: &'static [ValueClass] = &[
+        ValueClass::Mode,
+        ValueClass::Action,
+        ValueClass::Boolean,
+        ValueClass::ReadOnly,
+    ];
+
     /// The constants this class accepts (empty for [`ValueClass::ReadOnly`]).
     pub const fn allowed(self) -> &'static [Const] {
         match self {
