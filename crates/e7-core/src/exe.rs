@@ -8,10 +8,11 @@
 //! taken before the reuse no longer resolves ([`ExeTable::get`] returns `None`) instead of silently
 //! naming the new path. A holder of a stale id re-identifies the process.
 //!
-//! When the table is full, [`ExeTable::intern`] evicts the least recently used path (stamps from a
-//! wrapping `u32` clock, age = `clock.wrapping_sub(stamp)`), so interning never fails for lack of
-//! space. The lookup index is hashed chaining through fixed arrays (`heads[N]` + `next[N]`, load
-//! factor ≤ 1), so intern and lookup cost O(1) expected, independent of N.
+//! When the table is full, [`ExeTable::intern`] evicts the least recently used path (every intern or
+//! touch advances a wrapping `u32` clock and stamps the entry; age = `clock.wrapping_sub(stamp)`), so
+//! interning never fails for lack of space. The lookup index is hashed chaining through fixed arrays
+//! (`heads[N]` + `next[N]`, load factor ≤ 1), so intern and lookup cost O(1) expected, independent
+//! of N.
 
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
@@ -223,10 +224,10 @@ impl<const N: usize> ExeTable<N> {
     pub fn touch(&self, id: ExeId) -> bool {
         match self.slots.get(usize::from(id.slot)) {
             Some(s) if s.live && s.gen == id.gen => {
-                let now = self.clock.load(Relaxed);
-                if s.stamp.load(Relaxed) != now {
-                    s.stamp.store(now, Relaxed);
-                }
+                // Every use advances the clock (touches are miss-path events, not per packet), so
+                // the LRU order is strict.
+                let now = self.clock.fetch_add(1, Relaxed).wrapping_add(1);
+                s.stamp.store(now, Relaxed);
                 true
             }
             _ => false,

@@ -145,7 +145,7 @@ impl Flags {
 
     /// Resets every flag to its default (bumping the generation if anything decision-relevant changed).
     pub fn reset(&self) {
-        for flag in Flag::ALL {
+        for &flag in Flag::ALL {
             if let Some(a) = self.slot(flag) {
                 let old = a.swap(flag.default_value(), Relaxed);
                 if old != flag.default_value() && affects_decisions(flag) {

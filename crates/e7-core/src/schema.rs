@@ -46,7 +46,7 @@ pub enum Const {
 
 impl Const {
     /// Every constant, in schema order.
-    pub const ALL: [Const; 10] = [
+    pub const ALL: &'static [Const] = &[
         Const::Icmp,
         Const::Tcp,
         Const::Udp,
@@ -156,9 +156,9 @@ pub enum Flag {
 
 impl Flag {
     /// Number of flags.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = Flag::ALL.len();
     /// Every flag, in index order.
-    pub const ALL: [Flag; Flag::COUNT] = [
+    pub const ALL: &'static [Flag] = &[
         Flag::Mode,
         Flag::Debug,
         Flag::Fail,
