@@ -80,7 +80,8 @@ pub use flags::{policy_generation, Action, FlagValues, Flags, Mode};
 pub use path::{ExePath, PathError, MAX_PATH_LEN};
 pub use rules::{AddOutcome, Full, MatchKind, Rule, RuleError, RuleMatch, RuleRing};
 pub use schema::{
-    Const, Flag, ValueClass, ValueError, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
+    Const, Flag, ProtocolError, ValueClass, ValueError, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6,
+    PROTO_TCP, PROTO_UDP,
 };
 pub use socket::{CachedVerdict, Identity, KnownSocket, SocketCache, SocketKey};
 pub use squelch::Squelch;

@@ -11,63 +11,12 @@
 
 use core::fmt;
 
-/// Maximum length of an executable or rule path in bytes (without NUL), as on the wire.
-pub const MAX_PATH_LEN: usize = 255;
+use crate::schema::validate_rule_path;
+
+pub use crate::schema::{PathError, MAX_PATH_LEN};
 
 /// Maximum number of ancestor directories of a path (`/a/b/c` has 3: `/a/b/`, `/a/`, `/`).
 pub const MAX_DEPTH: usize = MAX_PATH_LEN.div_ceil(2);
-
-/// Why bytes are not an acceptable path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathError {
-    /// The path is empty.
-    Empty,
-    /// The path is longer than [`MAX_PATH_LEN`] bytes.
-    TooLong {
-        /// Its length in bytes.
-        len: usize,
-    },
-    /// The path does not start with `/`.
-    NotAbsolute,
-    /// The path contains a NUL byte at this offset.
-    ContainsNul {
-        /// Byte offset of the NUL.
-        at: usize,
-    },
-    /// A rule path contains `//`, `/./` or `/../` (or ends in `/.` or `/..`) at this offset.
-    NotCanonical {
-        /// Byte offset of the offending component.
-        at: usize,
-    },
-}
-
-impl fmt::Display for PathError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PathError::Empty => {
-                f.write_str("path is empty: expected an absolute path such as /usr/bin/wget")
-            }
-            PathError::TooLong { len } => write!(
-                f,
-                "path is {len} bytes long: at most {MAX_PATH_LEN} bytes are supported"
-            ),
-            PathError::NotAbsolute => {
-                f.write_str("path is not absolute: expected it to start with `/`")
-            }
-            PathError::ContainsNul { at } => {
-                write!(
-                    f,
-                    "path contains a NUL byte at offset {at}: paths are C strings"
-                )
-            }
-            PathError::NotCanonical { at } => write!(
-                f,
-                "path is not canonical at offset {at}: `//`, `/./` and `/../` are not allowed \
-                 (write the resolved path, e.g. /usr/bin/ not /usr//bin/)"
-            ),
-        }
-    }
-}
 
 /// An absolute path of at most [`MAX_PATH_LEN`] bytes, stored inline.
 ///
@@ -259,34 +208,14 @@ pub fn validate_exe_path(path: &[u8]) -> Result<(), PathError> {
     if path.first() != Some(&b'/') {
         return Err(PathError::NotAbsolute);
     }
-    if let Some(at) = path.iter().position(|&c| c == 0) {
-        return Err(PathError::ContainsNul { at });
+    if let Some(offset) = path.iter().position(|&c| c == 0) {
+        return Err(PathError::ContainsNul { offset });
     }
     Ok(())
 }
 
-/// Validation of a rule path: an executable path that is also canonical (no `//`, `/./`, `/../`,
-/// no trailing `/.` or `/..`). A trailing `/` makes it a folder rule.
+/// Validation of a rule path (e7-proto's rules: an executable path that is also canonical — no `//`,
+/// `.` or `..` components). A trailing `/` makes it a folder rule.
 pub fn check_rule_path(path: &[u8]) -> Result<(), PathError> {
-    validate_exe_path(path)?;
-    let mut start = 1usize; // byte after the leading '/'
-    let len = path.len();
-    while start <= len {
-        let rest = path.get(start..).unwrap_or(&[]);
-        let seg_len = rest.iter().position(|&c| c == b'/').unwrap_or(rest.len());
-        let seg = rest.get(..seg_len).unwrap_or(&[]);
-        let ends_with_slash = start.saturating_add(seg_len) < len;
-        let bad = match seg {
-            b"" => ends_with_slash, // "//" (an empty final segment is the folder form)
-            b"." | b".." => true,
-            _ => false,
-        };
-        if bad {
-            return Err(PathError::NotCanonical {
-                at: start.saturating_sub(1),
-            });
-        }
-        start = start.saturating_add(seg_len).saturating_add(1);
-    }
-    Ok(())
+    validate_rule_path(path)
 }

@@ -29,7 +29,7 @@
 
 use crate::flags::Action;
 use crate::path::{check_rule_path, hash_bytes, ExePath, PathError, MAX_DEPTH};
-use crate::schema::{is_rule_protocol, PROTO_ANY};
+use crate::schema::{validate_rule_protocol, ProtocolError, PROTO_ANY};
 use core::fmt;
 
 /// A rule: protocol (or `any`), executable path or folder (trailing `/`), action.
@@ -46,18 +46,14 @@ pub enum RuleError {
     /// The path is not an absolute canonical path of at most 255 bytes.
     Path(PathError),
     /// The protocol is not one a rule can name.
-    Protocol(u32),
+    Protocol(ProtocolError),
 }
 
 impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RuleError::Path(e) => write!(f, "bad rule path: {e}"),
-            RuleError::Protocol(p) => write!(
-                f,
-                "protocol {p} cannot be used in a rule: e7 identifies tcp, udp, icmp and icmpv6 \
-                 (or `any`); packets of other protocols get the `unkprot` action"
-            ),
+            RuleError::Protocol(e) => e.fmt(f),
         }
     }
 }
@@ -71,9 +67,7 @@ impl Rule {
 
     /// Validates and builds a rule.
     pub fn new(proto: u32, path: &[u8], action: Action) -> Result<Rule, RuleError> {
-        if !is_rule_protocol(proto) {
-            return Err(RuleError::Protocol(proto));
-        }
+        validate_rule_protocol(proto).map_err(RuleError::Protocol)?;
         check_rule_path(path).map_err(RuleError::Path)?;
         let path = ExePath::new(path).map_err(RuleError::Path)?;
         Ok(Rule {

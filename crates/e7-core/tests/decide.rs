@@ -63,7 +63,7 @@ fn set_is_validated() {
     }
     .to_string();
     assert!(
-        msg.contains("unkrule") && msg.contains("allow or block"),
+        msg.contains("unkrule") && msg.contains("allow, block"),
         "{msg}"
     );
 }

@@ -5,8 +5,8 @@
 )]
 
 use e7_core::{
-    Action, AddOutcome, ExePath, Full, MatchKind, PathError, Rule, RuleError, RuleRing, PROTO_ANY,
-    PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
+    Action, AddOutcome, ExePath, Full, MatchKind, PathError, ProtocolError, Rule, RuleError,
+    RuleRing, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
 };
 
 fn rule(proto: u32, path: &str, action: Action) -> Rule {
@@ -30,7 +30,7 @@ use Action::{Allow, Block};
 fn rule_validation() {
     assert_eq!(
         Rule::new(2, b"/bin/x", Allow).unwrap_err(),
-        RuleError::Protocol(2)
+        RuleError::Protocol(ProtocolError { prot: 2 })
     );
     for p in [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6, PROTO_ANY] {
         assert!(Rule::new(p, b"/bin/x", Allow).is_ok());
@@ -45,9 +45,9 @@ fn rule_validation() {
     );
     assert!(matches!(
         Rule::new(PROTO_TCP, b"/a//b", Allow).unwrap_err(),
-        RuleError::Path(PathError::NotCanonical { .. })
+        RuleError::Path(PathError::EmptyComponent { offset: 2 })
     ));
-    let msg = RuleError::Protocol(47).to_string();
+    let msg = RuleError::Protocol(ProtocolError { prot: 47 }).to_string();
     assert!(msg.contains("47") && msg.contains("unkprot"), "{msg}");
 }
 
