@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * e7_rust.h - the ABI between the C shim (e7_shim.c) and the Rust staticlib (rust/).
+ *
+ * Why a hand-written header: the boundary is small (a handful of functions and three flat
+ * structs), so bindgen would cost more than it saves. Every struct here is mirrored by a
+ * #[repr(C)] struct in rust/src/abi.rs, and both sides check the sizes at compile time
+ * (_Static_assert here, const assertions there), so a drift fails the build.
+ *
+ * Two directions:
+ *  - E7_RUST_EXPORT lines: functions implemented in Rust (#[no_mangle]) and called by the shim.
+ *    Kbuild reads THIS FILE to build the `ld -r -u <symbol>` list for the partial link of the
+ *    staticlib (the list is co-located with the declarations, so adding a Rust entry point is one
+ *    line here; forgetting it fails the build at modpost with an undefined symbol).
+ *  - E7_C_EXPORT lines: functions implemented in C and called from Rust (rust/src/ffi.rs).
+ *
+ * Context rules (the Rust side relies on them; see README.md "Locking"):
+ *  - e7_hook may run in any context that netfilter LOCAL_OUT runs in (task or softirq).
+ *  - e7_genl_doit / e7_genl_dump run in process context under genl_mutex.
+ *  - e7_work_events / e7_work_refill run in process context on the e7 workqueue.
+ *  - e7_c_task_exe / e7_c_walk_sockets take task_lock and files->file_lock, which process context
+ *    takes WITHOUT disabling BH: they refuse to run unless in_task().
+ */
+#ifndef E7_RUST_H
+#define E7_RUST_H
+
+#include <linux/types.h>
+
+#define E7_RUST_EXPORT extern
+#define E7_C_EXPORT extern
+
+/* Capacity of the executable-path buffer: 255 path bytes + NUL, plus room for d_path's
+ * " (deleted)" suffix, which is stripped before the length limit is applied. */
+#define E7_EXE_BUF 272
+
+/* e7_pkt.flags */
+#define E7_PKT_MALFORMED 0x1u  /* network header unreadable (the `fail` action applies) */
+#define E7_PKT_IN_TASK   0x2u  /* in_task(): process context, task-walks allowed */
+
+/* Facts about one outgoing packet, gathered cheaply by the shim. */
+struct e7_pkt {
+	void *sk;        /* full socket (skb_to_full_sk + sk_fullsock) or NULL; opaque to Rust */
+	__u32 proto;     /* L4 protocol number (IPv6: after ipv6_skip_exthdr) */
+	__u32 uid;       /* sk->sk_uid in the initial user namespace, or 0 without a socket */
+	__u8 family;     /* 4 or 6 */
+	__u8 flags;      /* E7_PKT_* */
+	__u8 pad[6];
+};
+
+/* Socket facts fetched lazily (only on a known-socket-cache miss). */
+#define E7_SOCK_DETACHED 0 /* no struct socket: orphaned, or a child not yet accept()ed */
+#define E7_SOCK_KERNEL   1 /* struct socket without a file: a kernel socket, no process owns it */
+#define E7_SOCK_USER     2 /* struct socket with a file: a userspace descriptor exists */
+struct e7_sockinfo {
+	__u64 ino;       /* inode of the socket's struct socket, 0 if none */
+	__u32 kind;      /* E7_SOCK_* */
+	__u32 pad;
+};
+
+/* The executable of a task, as resolved by d_path. */
+struct e7_exe {
+	__s32 status;    /* 0 ok; -ENAMETOOLONG path too long; -ENOENT no mm/exe; -ESRCH no task */
+	__u32 len;       /* bytes of path in buf (no NUL) when status == 0 */
+	__u32 tgid;      /* owner thread-group id (init pid namespace) */
+	__u32 pad;
+	char buf[E7_EXE_BUF];
+};
+
+/* Where a reply or event goes: a netlink port in init_net, and the request's sequence number. */
+struct e7_dest {
+	__u32 portid;
+	__u32 seq;
+};
+
+/* Callback used by e7_c_walk_sockets: return nonzero to stop the walk. */
+typedef int (*e7_walk_cb)(void *ctx, __u64 ino, __u32 tgid);
+
+/* ---- implemented in Rust ---- */
+
+/* Apply one module parameter (flag alias NAME, value alias or number VAL) before anything is
+ * registered. Returns 0 or -EINVAL and writes a NUL-terminated reason into err. */
+E7_RUST_EXPORT int e7_param_set(const char *name, const char *val, char *err, __u32 err_len);
+/* Load-time initialisation (clock origin); returns 0. */
+E7_RUST_EXPORT int e7_rust_init(void);
+/* Stop kicking work and queuing events (module unload has begun). */
+E7_RUST_EXPORT void e7_rust_stop(void);
+/* The per-packet decision: returns 1 (NF_ACCEPT) or 0 (NF_DROP). */
+E7_RUST_EXPORT __u32 e7_hook(const struct e7_pkt *pkt);
+/* One generic-netlink request (doit). ATTRS/LEN: attributes after the genl header.
+ * Returns 0 or a negative errno for the ack; *extack_msg may be set to a static string. */
+E7_RUST_EXPORT int e7_genl_doit(__u8 cmd, const __u8 *attrs, __u32 len,
+				const struct e7_dest *dest, const char **extack_msg);
+/* Fill one flat QUERY dump message body into BUF (ROOM bytes). CURSOR (two u64, zero at first)
+ * tracks progress. Returns bytes written, 0 when the dump is complete, or a negative errno. */
+E7_RUST_EXPORT int e7_genl_dump_query(__u8 *buf, __u32 room, __u64 *cursor);
+/* Work items (process context, e7 workqueue). */
+E7_RUST_EXPORT void e7_work_events(void);
+E7_RUST_EXPORT void e7_work_refill(void);
+/* Unload: send DISCONNECT to every subscriber and forget them. */
+E7_RUST_EXPORT void e7_rust_disconnect_all(void);
+
+/* ---- implemented in C (e7_shim.c) ---- */
+
+E7_C_EXPORT void e7_rust_panic(const char *file, __u32 len, __u32 line);
+E7_C_EXPORT void e7_c_log(__u32 level, const char *msg, __u32 len);
+E7_C_EXPORT __u64 e7_c_now_ms(void);
+E7_C_EXPORT __u64 e7_c_sk_cookie(void *sk);
+E7_C_EXPORT void e7_c_sk_info(void *sk, struct e7_sockinfo *out);
+E7_C_EXPORT int e7_c_current_owner(void *sk, struct e7_exe *out);
+E7_C_EXPORT int e7_c_task_exe(__u32 tgid, struct e7_exe *out);
+E7_C_EXPORT int e7_c_walk_sockets(e7_walk_cb cb, void *ctx);
+E7_C_EXPORT void e7_c_kick_events(void);
+E7_C_EXPORT void e7_c_kick_refill(__u32 delay_ms);
+E7_C_EXPORT void *e7_c_msg_new(__u8 cmd, const struct e7_dest *dest, __u8 **buf, __u32 *room);
+E7_C_EXPORT int e7_c_msg_send(void *msg, __u32 used, __u32 portid);
+E7_C_EXPORT void e7_c_msg_free(void *msg);
+/* Kernel rwlock_t stored inline in Rust statics (rust/src/klock.rs): LOCK points at 8 zeroed,
+ * 8-aligned bytes, which is an unlocked rwlock_t on this kernel configuration (checked at build
+ * time by size and at load time by content). Readers run in softirq, writers in process context,
+ * so every function uses the _bh variants. */
+E7_C_EXPORT void e7_c_rwl_read_lock(void *lock);
+E7_C_EXPORT void e7_c_rwl_read_unlock(void *lock);
+E7_C_EXPORT int e7_c_rwl_read_trylock(void *lock);
+E7_C_EXPORT void e7_c_rwl_write_lock(void *lock);
+E7_C_EXPORT void e7_c_rwl_write_unlock(void *lock);
+E7_C_EXPORT int e7_c_rwl_write_trylock(void *lock);
+
+/* Size of the inline lock storage on the Rust side. */
+#define E7_RWLOCK_BYTES 8
+
+#endif /* E7_RUST_H */

@@ -1,0 +1,699 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * e7_shim.c - the C half of the e7 kernel module.
+ *
+ * Why a C shim at all: the Debian 6.1 kernel has no Rust support, and everything that touches
+ * kernel structs, macros or static inline functions (netfilter registration, skb and socket
+ * accessors, task/file locking, d_path, generic netlink, workqueues, rwlocks) is only usable from
+ * C. So this file does exactly that and nothing else: it gathers facts and performs kernel
+ * operations on request. Every decision (modes, default actions, rules, caches, validation,
+ * message parsing and building) lives in the Rust staticlib (rust/), reached through the small
+ * ABI in e7_rust.h.
+ *
+ * Contexts and the one locking hazard (see README.md "Locking"):
+ *  - the netfilter hook runs in task context (sendmsg/connect) or in softirq (TCP timers, ACKs,
+ *    SYN-ACKs of listeners, qdisc requeues);
+ *  - task_lock() and files->file_lock are taken by process context WITHOUT disabling bottom
+ *    halves, so taking them from softirq can deadlock against the interrupted owner on the same
+ *    CPU. Every function here that takes them (e7_c_current_owner, e7_c_task_exe,
+ *    e7_c_walk_sockets) refuses to run unless in_task(); the Rust side only calls them from task
+ *    context and defers softirq misses to one bounded, rate-limited work item (e7_refill_work);
+ *  - the rwlocks that protect the Rust state are always taken with the _bh variants, so a
+ *    process-context writer can never be interrupted by a softirq reader on its own CPU.
+ */
+#include <linux/module.h>
+#include <linux/kernel.h>
+#include <linux/init.h>
+#include <linux/errno.h>
+#include <linux/string.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/skbuff.h>
+#include <linux/fs.h>
+#include <linux/fdtable.h>
+#include <linux/dcache.h>
+#include <linux/file.h>
+#include <linux/net.h>
+#include <linux/rcupdate.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/sched/mm.h>
+#include <linux/pid.h>
+#include <linux/pid_namespace.h>
+#include <linux/spinlock.h>
+#include <linux/workqueue.h>
+#include <linux/timekeeping.h>
+#include <linux/sock_diag.h>
+#include <linux/uidgid.h>
+#include <net/sock.h>
+#include <net/inet_sock.h>
+#include <net/ipv6.h>
+#include <net/net_namespace.h>
+#include <net/genetlink.h>
+
+/* Generated from the e7-proto schema table (never edited by hand): numbers, policy, admin flags. */
+#include "e7_proto.h"
+#include "e7_rust.h"
+
+#define E7_MOD_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------------------------------ */
+/* ABI size checks (mirrored by const assertions in rust/src/abi.rs)                          */
+
+_Static_assert(sizeof(struct e7_pkt) == 24, "e7_pkt ABI");
+_Static_assert(sizeof(struct e7_sockinfo) == 16, "e7_sockinfo ABI");
+_Static_assert(sizeof(struct e7_exe) == 16 + E7_EXE_BUF, "e7_exe ABI");
+_Static_assert(sizeof(struct e7_dest) == 8, "e7_dest ABI");
+
+/* ------------------------------------------------------------------------------------------ */
+/* Module parameters: initial flag values, validated by Rust (e7-proto) before anything is    */
+/* registered, so a machine can boot with e7 enforcing.                                        */
+
+static char *e7_p_mode, *e7_p_debug, *e7_p_fail, *e7_p_unkproc, *e7_p_unkprot, *e7_p_norule,
+	*e7_p_squelch, *e7_p_unkrule, *e7_p_drops, *e7_p_accepts, *e7_p_rchngq, *e7_p_longpath;
+
+module_param_named(mode, e7_p_mode, charp, 0444);
+MODULE_PARM_DESC(mode, "initial firewall mode: enabled, disabled (default) or block");
+module_param_named(debug, e7_p_debug, charp, 0444);
+MODULE_PARM_DESC(debug, "rate-limited decision logging: enabled or disabled (default)");
+module_param_named(fail, e7_p_fail, charp, 0444);
+MODULE_PARM_DESC(fail, "verdict for malformed packets: allow (default) or block");
+module_param_named(unkproc, e7_p_unkproc, charp, 0444);
+MODULE_PARM_DESC(unkproc, "verdict when no owning process is found: allow (default) or block");
+module_param_named(unkprot, e7_p_unkprot, charp, 0444);
+MODULE_PARM_DESC(unkprot, "verdict for protocols other than tcp/udp/icmp/icmpv6: allow (default) or block");
+module_param_named(norule, e7_p_norule, charp, 0444);
+MODULE_PARM_DESC(norule, "send a pending event for packets matching no rule: enabled (default) or disabled");
+module_param_named(squelch, e7_p_squelch, charp, 0444);
+MODULE_PARM_DESC(squelch, "rate-limit pending events to one per program and protocol per second: enabled (default) or disabled");
+module_param_named(unkrule, e7_p_unkrule, charp, 0444);
+MODULE_PARM_DESC(unkrule, "verdict for identified programs without a rule: allow (default) or block");
+module_param_named(drops, e7_p_drops, charp, 0444);
+MODULE_PARM_DESC(drops, "send an event for every packet dropped by a rule: enabled or disabled (default)");
+module_param_named(accepts, e7_p_accepts, charp, 0444);
+MODULE_PARM_DESC(accepts, "send an event for every packet accepted by a rule: enabled or disabled (default)");
+module_param_named(rchngq, e7_p_rchngq, charp, 0444);
+MODULE_PARM_DESC(rchngq, "push a QUERY to the sender after a rule or mode change: enabled (default) or disabled");
+module_param_named(longpath, e7_p_longpath, charp, 0444);
+MODULE_PARM_DESC(longpath, "verdict for programs whose path exceeds 255 bytes: allow or block (default)");
+
+static const struct {
+	const char *name;
+	char **value;
+} e7_params[] = {
+	{ "mode", &e7_p_mode },	      { "debug", &e7_p_debug },	    { "fail", &e7_p_fail },
+	{ "unkproc", &e7_p_unkproc }, { "unkprot", &e7_p_unkprot }, { "norule", &e7_p_norule },
+	{ "squelch", &e7_p_squelch }, { "unkrule", &e7_p_unkrule }, { "drops", &e7_p_drops },
+	{ "accepts", &e7_p_accepts }, { "rchngq", &e7_p_rchngq },   { "longpath", &e7_p_longpath },
+};
+
+static int __init e7_apply_params(void)
+{
+	char err[160];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(e7_params); i++) {
+		const char *val = *e7_params[i].value;
+
+		if (!val)
+			continue;
+		err[0] = '\0';
+		if (e7_param_set(e7_params[i].name, val, err, sizeof(err))) {
+			pr_err("e7: invalid module parameter %s=%s: %s\n", e7_params[i].name, val, err);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Services for Rust: panic, log, clock, locks                                                */
+
+void e7_rust_panic(const char *file, __u32 len, __u32 line)
+{
+	pr_emerg("e7: rust panic at %.*s:%u\n", (int)len, file, line);
+	BUG();
+}
+
+void e7_c_log(__u32 level, const char *msg, __u32 len)
+{
+	switch (level) {
+	case 0:
+		pr_err_ratelimited("e7: %.*s\n", (int)len, msg);
+		break;
+	case 1:
+		pr_info_ratelimited("e7: %.*s\n", (int)len, msg);
+		break;
+	default:
+		pr_notice_ratelimited("e7: %.*s\n", (int)len, msg);
+		break;
+	}
+}
+
+__u64 e7_c_now_ms(void)
+{
+	return div_u64(ktime_get_boottime_ns(), NSEC_PER_MSEC);
+}
+
+/* Kernel rwlocks stored inline in Rust statics (rust/src/klock.rs) back Rust's
+ * lock_api::RawRwLock. Readers run in softirq, writers in process context: always the _bh
+ * variants (the original's B4 deadlock). The Rust side reserves E7_RWLOCK_BYTES zeroed bytes per
+ * lock, which is an unlocked rwlock_t here: checked by size at build time and by content at load
+ * time (e7_check_rwlock_layout), so a kernel with spinlock debugging fails loudly, not subtly. */
+_Static_assert(sizeof(rwlock_t) == E7_RWLOCK_BYTES,
+	       "rwlock_t is not 8 bytes (spinlock debugging?): adjust rust/src/klock.rs");
+_Static_assert(__alignof__(rwlock_t) <= 8, "rwlock_t alignment");
+
+static int __init e7_check_rwlock_layout(void)
+{
+	rwlock_t probe = __RW_LOCK_UNLOCKED(probe);
+
+	if (memchr_inv(&probe, 0, sizeof(probe))) {
+		pr_err("e7: an unlocked rwlock_t is not all zero bytes on this kernel; refusing to load\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void e7_c_rwl_read_lock(void *lock)
+{
+	read_lock_bh((rwlock_t *)lock);
+}
+
+void e7_c_rwl_read_unlock(void *lock)
+{
+	read_unlock_bh((rwlock_t *)lock);
+}
+
+int e7_c_rwl_read_trylock(void *lock)
+{
+	local_bh_disable();
+	if (read_trylock((rwlock_t *)lock))
+		return 1;
+	local_bh_enable();
+	return 0;
+}
+
+void e7_c_rwl_write_lock(void *lock)
+{
+	write_lock_bh((rwlock_t *)lock);
+}
+
+void e7_c_rwl_write_unlock(void *lock)
+{
+	write_unlock_bh((rwlock_t *)lock);
+}
+
+int e7_c_rwl_write_trylock(void *lock)
+{
+	local_bh_disable();
+	if (write_trylock((rwlock_t *)lock))
+		return 1;
+	local_bh_enable();
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Socket and process facts                                                                    */
+
+__u64 e7_c_sk_cookie(void *skv)
+{
+	__u32 c[2];
+
+	/* sock_gen_cookie() is inline around the unexported __sock_gen_cookie(); this exported
+	 * wrapper returns the same never-reused 64-bit cookie (assigned once, kept when orphaned). */
+	sock_diag_save_cookie(skv, c);
+	return ((__u64)c[1] << 32) | c[0];
+}
+
+void e7_c_sk_info(void *skv, struct e7_sockinfo *out)
+{
+	struct sock *sk = skv;
+	struct socket *sock;
+
+	out->ino = 0;
+	out->kind = E7_SOCK_DETACHED;
+	out->pad = 0;
+	read_lock_bh(&sk->sk_callback_lock);
+	sock = sk->sk_socket;
+	if (sock) {
+		out->ino = SOCK_INODE(sock)->i_ino;
+		out->kind = sock->file ? E7_SOCK_USER : E7_SOCK_KERNEL;
+	}
+	read_unlock_bh(&sk->sk_callback_lock);
+}
+
+/*
+ * Executable path of task P: task_lock keeps p->mm stable, mm->exe_file is RCU-protected and
+ * pinned with get_file_rcu; d_path runs after task_unlock on the pinned file. No reference is
+ * leaked (the original's B6). Process context only.
+ */
+static int e7_exe_of(struct task_struct *p, struct e7_exe *out)
+{
+	struct file *exe = NULL;
+	char *s;
+	size_t len;
+
+	out->len = 0;
+	task_lock(p);
+	if (p->mm && !(p->flags & PF_KTHREAD)) {
+		rcu_read_lock();
+		exe = rcu_dereference(p->mm->exe_file);
+		if (exe && !get_file_rcu(exe))
+			exe = NULL;
+		rcu_read_unlock();
+	}
+	task_unlock(p);
+	if (!exe) {
+		out->status = -ENOENT;
+		return out->status;
+	}
+	s = d_path(&exe->f_path, out->buf, sizeof(out->buf));
+	fput(exe);
+	if (IS_ERR(s)) {
+		out->status = PTR_ERR(s); /* -ENAMETOOLONG: the `longpath` flag decides */
+		return out->status;
+	}
+	len = strnlen(s, out->buf + sizeof(out->buf) - s);
+	memmove(out->buf, s, len);
+	out->len = len;
+	out->status = 0;
+	return 0;
+}
+
+static int e7_fd_is(const void *want, struct file *f, unsigned int fd)
+{
+	return f == want;
+}
+
+int e7_c_current_owner(void *skv, struct e7_exe *out)
+{
+	struct sock *sk = skv;
+	struct socket *sock;
+	struct files_struct *files;
+	const void *file = NULL;
+
+	out->status = -ESRCH;
+	out->len = 0;
+	out->tgid = 0;
+	if (!in_task() || (current->flags & (PF_KTHREAD | PF_EXITING)))
+		return -ESRCH;
+	read_lock_bh(&sk->sk_callback_lock);
+	sock = sk->sk_socket;
+	if (sock)
+		file = sock->file; /* only compared as an identity below, never dereferenced */
+	read_unlock_bh(&sk->sk_callback_lock);
+	files = current->files; /* current's own files: stable for current without task_lock */
+	if (!file || !files || !iterate_fd(files, 0, e7_fd_is, file))
+		return -ESRCH;
+	out->tgid = task_tgid_nr(current);
+	return e7_exe_of(current, out);
+}
+
+int e7_c_task_exe(__u32 tgid, struct e7_exe *out)
+{
+	struct task_struct *leader, *t, *p = NULL;
+	struct pid *pid;
+	int rc;
+
+	out->status = -ESRCH;
+	out->len = 0;
+	out->tgid = tgid;
+	if (!in_task())
+		return -EPERM;
+	rcu_read_lock();
+	pid = find_pid_ns(tgid, &init_pid_ns);
+	leader = pid ? pid_task(pid, PIDTYPE_TGID) : NULL;
+	if (leader) {
+		/* A leader that called pthread_exit has no mm: use a live thread of the group. */
+		for_each_thread(leader, t) {
+			if (!(t->flags & PF_EXITING)) {
+				p = t;
+				break;
+			}
+		}
+		if (!p)
+			p = leader;
+		get_task_struct(p);
+	}
+	rcu_read_unlock();
+	if (!p)
+		return -ESRCH;
+	rc = e7_exe_of(p, out);
+	put_task_struct(p);
+	return rc;
+}
+
+struct e7_walk {
+	e7_walk_cb cb;
+	void *ctx;
+	__u32 tgid;
+	int stop;
+};
+
+static int e7_walk_fd(const void *v, struct file *f, unsigned int fd)
+{
+	struct e7_walk *w = (struct e7_walk *)v;
+	struct inode *inode = file_inode(f);
+
+	if (!S_ISSOCK(inode->i_mode))
+		return 0;
+	if (w->cb(w->ctx, inode->i_ino, w->tgid)) {
+		w->stop = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Walk every process's fd table and report each socket inode with its owner's tgid.
+ * Process context only (task_lock, files->file_lock); the callback must not sleep. */
+int e7_c_walk_sockets(e7_walk_cb cb, void *ctx)
+{
+	struct task_struct *p;
+	struct e7_walk w = { .cb = cb, .ctx = ctx };
+
+	if (!in_task())
+		return -EPERM;
+	rcu_read_lock();
+	for_each_process(p) {
+		if (p->flags & PF_KTHREAD)
+			continue;
+		w.tgid = task_tgid_nr(p);
+		task_lock(p);
+		if (p->files)
+			iterate_fd(p->files, 0, e7_walk_fd, &w);
+		task_unlock(p);
+		if (w.stop)
+			break;
+	}
+	rcu_read_unlock();
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Work items                                                                                  */
+
+static struct workqueue_struct *e7_wq;
+static void e7_event_work_fn(struct work_struct *work);
+static void e7_refill_work_fn(struct work_struct *work);
+static DECLARE_WORK(e7_event_work, e7_event_work_fn);
+static DECLARE_DELAYED_WORK(e7_refill_work, e7_refill_work_fn);
+
+static void e7_event_work_fn(struct work_struct *work)
+{
+	e7_work_events();
+}
+
+static void e7_refill_work_fn(struct work_struct *work)
+{
+	e7_work_refill();
+}
+
+void e7_c_kick_events(void)
+{
+	struct workqueue_struct *wq = READ_ONCE(e7_wq);
+
+	if (wq)
+		queue_work(wq, &e7_event_work);
+}
+
+void e7_c_kick_refill(__u32 delay_ms)
+{
+	struct workqueue_struct *wq = READ_ONCE(e7_wq);
+
+	if (wq)
+		queue_delayed_work(wq, &e7_refill_work, msecs_to_jiffies(delay_ms));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Generic netlink                                                                             */
+
+static struct genl_family e7_family;
+
+void *e7_c_msg_new(__u8 cmd, const struct e7_dest *dest, __u8 **buf, __u32 *room)
+{
+	struct sk_buff *skb;
+	void *hdr;
+
+	*buf = NULL;
+	*room = 0;
+	skb = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!skb)
+		return NULL;
+	/* Replies carry the request's port and sequence; events and DISCONNECT carry 0/0 like
+	 * the original. */
+	hdr = genlmsg_put(skb, dest->portid, dest->seq, &e7_family, 0, cmd);
+	if (!hdr) {
+		nlmsg_free(skb);
+		return NULL;
+	}
+	*buf = skb_tail_pointer(skb);
+	*room = skb_tailroom(skb);
+	return skb;
+}
+
+int e7_c_msg_send(void *msg, __u32 used, __u32 portid)
+{
+	struct sk_buff *skb = msg;
+
+	if (used > skb_tailroom(skb)) {
+		nlmsg_free(skb);
+		return -EMSGSIZE;
+	}
+	skb_put(skb, used);
+	nlmsg_end(skb, (struct nlmsghdr *)skb->data);
+	return genlmsg_unicast(&init_net, skb, portid); /* consumes skb */
+}
+
+void e7_c_msg_free(void *msg)
+{
+	nlmsg_free(msg);
+}
+
+static int e7_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct e7_dest dest = { .portid = info->snd_portid, .seq = info->snd_seq };
+	const char *msg = NULL;
+	int rc;
+
+	rc = e7_genl_doit(info->genlhdr->cmd, genlmsg_data(info->genlhdr),
+			  genlmsg_len(info->genlhdr), &dest, &msg);
+	/* NL_SET_ERR_MSG() only takes literals; MSG is a static, NUL-terminated Rust string,
+	 * which is what that macro stores too. */
+	if (msg && info->extack)
+		info->extack->_msg = msg;
+	return rc;
+}
+
+static int e7_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	void *hdr;
+	int n;
+
+	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq, &e7_family,
+			  NLM_F_MULTI, ENL_COMM_QUERY);
+	if (!hdr)
+		return -EMSGSIZE;
+	BUILD_BUG_ON(sizeof(cb->args[0]) != sizeof(__u64));
+	n = e7_genl_dump_query(skb_tail_pointer(skb), skb_tailroom(skb), (__u64 *)&cb->args[0]);
+	if (n <= 0) {
+		genlmsg_cancel(skb, hdr);
+		return n;
+	}
+	skb_put(skb, n);
+	genlmsg_end(skb, hdr);
+	return skb->len;
+}
+
+static const struct nla_policy e7_policy[E7_ATTR_MAX + 1] = { E7_POLICY_INIT };
+
+/* GENL_ADMIN_PERM (CAP_NET_ADMIN) on exactly the commands the schema marks admin. */
+#define E7_OP(c) { .cmd = c, .doit = e7_doit, .flags = c##_GENL_FLAGS }
+
+static const struct genl_small_ops e7_ops[] = {
+	E7_OP(ENL_COMM_ERROR),
+	E7_OP(ENL_COMM_DISCONNECT),
+	E7_OP(ENL_COMM_BLOCK),
+	E7_OP(ENL_COMM_ALLOW),
+	E7_OP(ENL_COMM_ENABLE),
+	E7_OP(ENL_COMM_CLEAR),
+	{ .cmd = ENL_COMM_QUERY, .doit = e7_doit, .dumpit = e7_dumpit,
+	  .flags = ENL_COMM_QUERY_GENL_FLAGS },
+	E7_OP(ENL_COMM_EVENT),
+	E7_OP(ENL_COMM_SET),
+	E7_OP(ENL_COMM_GET),
+	E7_OP(ENL_COMM_SUBSCRIBE),
+};
+
+static struct genl_family e7_family __ro_after_init = {
+	.name = E7_FAMILY_NAME,
+	.version = E7_FAMILY_VERSION,
+	.hdrsize = 0,
+	.maxattr = E7_ATTR_MAX,
+	.policy = e7_policy,
+	.netnsok = false,
+	.module = THIS_MODULE,
+	.small_ops = e7_ops,
+	.n_small_ops = ARRAY_SIZE(e7_ops),
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Netfilter: LOCAL_OUT for IPv4 and IPv6 in every network namespace                           */
+
+static bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto)
+{
+	if (pf == NFPROTO_IPV4) {
+		struct iphdr _iph;
+		const struct iphdr *iph;
+
+		iph = skb_header_pointer(skb, skb_network_offset(skb), sizeof(_iph), &_iph);
+		if (!iph)
+			return false;
+		*proto = iph->protocol;
+		return true;
+	} else {
+		struct ipv6hdr _ip6h;
+		const struct ipv6hdr *ip6h;
+		__be16 frag_off;
+		u8 nexthdr;
+		int off;
+
+		ip6h = skb_header_pointer(skb, skb_network_offset(skb), sizeof(_ip6h), &_ip6h);
+		if (!ip6h)
+			return false;
+		nexthdr = ip6h->nexthdr;
+		off = ipv6_skip_exthdr(skb, skb_network_offset(skb) + sizeof(_ip6h), &nexthdr,
+				       &frag_off);
+		if (off < 0)
+			return false;
+		*proto = nexthdr;
+		return true;
+	}
+}
+
+static unsigned int e7_nf_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
+{
+	struct e7_pkt pkt = { .family = state->pf == NFPROTO_IPV6 ? 6 : 4 };
+	struct sock *sk;
+
+	if (!e7_l4_proto(skb, state->pf, &pkt.proto))
+		pkt.flags |= E7_PKT_MALFORMED;
+	if (in_task())
+		pkt.flags |= E7_PKT_IN_TASK;
+	/* S1: no full socket for NULL (syncookie SYN-ACK, kernel RST) or time-wait sockets; a
+	 * request socket maps to its listener. */
+	sk = skb_to_full_sk(skb);
+	if (sk && sk_fullsock(sk)) {
+		pkt.sk = sk;
+		pkt.uid = from_kuid_munged(&init_user_ns, sk->sk_uid);
+	}
+	return e7_hook(&pkt) ? NF_ACCEPT : NF_DROP;
+}
+
+static const struct nf_hook_ops e7_nf_ops[] = {
+	{
+		.hook = e7_nf_hook,
+		.pf = NFPROTO_IPV4,
+		.hooknum = NF_INET_LOCAL_OUT,
+		.priority = NF_IP_PRI_FILTER,
+	},
+	{
+		.hook = e7_nf_hook,
+		.pf = NFPROTO_IPV6,
+		.hooknum = NF_INET_LOCAL_OUT,
+		.priority = NF_IP6_PRI_FILTER,
+	},
+};
+
+static int __net_init e7_net_init(struct net *net)
+{
+	return nf_register_net_hooks(net, e7_nf_ops, ARRAY_SIZE(e7_nf_ops));
+}
+
+static void __net_exit e7_net_exit(struct net *net)
+{
+	nf_unregister_net_hooks(net, e7_nf_ops, ARRAY_SIZE(e7_nf_ops));
+}
+
+static struct pernet_operations e7_net_ops = {
+	.init = e7_net_init,
+	.exit = e7_net_exit,
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Load and unload                                                                             */
+
+static int __init e7_init(void)
+{
+	struct workqueue_struct *wq;
+	int rc;
+
+	rc = e7_check_rwlock_layout();
+	if (rc)
+		return rc;
+	rc = e7_apply_params();
+	if (rc)
+		return rc;
+	e7_rust_init();
+
+	wq = alloc_ordered_workqueue("e7", 0);
+	if (!wq) {
+		pr_err("e7: cannot allocate the e7 workqueue\n");
+		return -ENOMEM;
+	}
+	WRITE_ONCE(e7_wq, wq);
+
+	rc = genl_register_family(&e7_family);
+	if (rc) {
+		pr_err("e7: cannot register generic netlink family %s: %d\n", E7_FAMILY_NAME, rc);
+		goto err_wq;
+	}
+	/* Hooks last: the first packet must find everything ready. */
+	rc = register_pernet_subsys(&e7_net_ops);
+	if (rc) {
+		pr_err("e7: cannot register netfilter hooks: %d\n", rc);
+		goto err_genl;
+	}
+	pr_info("e7: loaded, version %s\n", E7_MOD_VERSION);
+	return 0;
+
+err_genl:
+	genl_unregister_family(&e7_family);
+err_wq:
+	e7_rust_stop();
+	WRITE_ONCE(e7_wq, NULL);
+	destroy_workqueue(wq);
+	return rc;
+}
+
+static void __exit e7_exit(void)
+{
+	struct workqueue_struct *wq = e7_wq;
+
+	/* 1. No new events or refills; 2. hooks gone in every netns (waits for running hooks);
+	 * 3. drain work; 4. tell subscribers; 5. family gone (waits for running doits);
+	 * 6. nothing can queue work any more: destroy the queue. */
+	e7_rust_stop();
+	unregister_pernet_subsys(&e7_net_ops);
+	cancel_work_sync(&e7_event_work);
+	cancel_delayed_work_sync(&e7_refill_work);
+	e7_rust_disconnect_all();
+	genl_unregister_family(&e7_family);
+	WRITE_ONCE(e7_wq, NULL);
+	cancel_work_sync(&e7_event_work);
+	cancel_delayed_work_sync(&e7_refill_work);
+	destroy_workqueue(wq);
+	pr_info("e7: unloaded\n");
+}
+
+module_init(e7_init);
+module_exit(e7_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_AUTHOR("e7 project");
+MODULE_DESCRIPTION("e7: per-program application firewall (netfilter LOCAL_OUT, generic netlink family eftirlit)");
+MODULE_VERSION(E7_MOD_VERSION);

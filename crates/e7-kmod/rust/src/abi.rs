@@ -1,0 +1,107 @@
+//! The C ABI shared with the shim: `#[repr(C)]` mirrors of the structs in `../e7_rust.h`.
+//!
+//! Why by hand: the boundary is three flat structs and a few scalars; the C side checks the same
+//! sizes with `_Static_assert`, so any drift fails one of the two builds.
+
+/// `E7_EXE_BUF`: 255 path bytes + NUL + room for d_path's `" (deleted)"` suffix.
+pub const EXE_BUF: usize = 272;
+/// `E7_PKT_MALFORMED`.
+pub const PKT_MALFORMED: u8 = 0x1;
+/// `E7_PKT_IN_TASK`.
+pub const PKT_IN_TASK: u8 = 0x2;
+/// `E7_SOCK_DETACHED`: no `struct socket` (orphaned, or a child not yet `accept()`ed).
+pub const SOCK_DETACHED: u32 = 0;
+/// `E7_SOCK_KERNEL`: a `struct socket` without a file (a kernel socket).
+pub const SOCK_KERNEL: u32 = 1;
+/// `E7_SOCK_USER`: a `struct socket` with a file (a userspace descriptor exists).
+pub const SOCK_USER: u32 = 2;
+/// `E7_RWLOCK_BYTES`: inline storage of one kernel `rwlock_t`.
+pub const RWLOCK_BYTES: usize = 8;
+
+/// `struct e7_pkt`: facts about one outgoing packet.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct E7Pkt {
+    /// Full socket or null (opaque).
+    pub sk: *mut core::ffi::c_void,
+    /// L4 protocol number.
+    pub proto: u32,
+    /// Socket uid (initial user namespace).
+    pub uid: u32,
+    /// 4 or 6.
+    pub family: u8,
+    /// `PKT_*` bits.
+    pub flags: u8,
+    /// Padding.
+    pub pad: [u8; 6],
+}
+
+/// `struct e7_sockinfo`: socket facts fetched on a cache miss.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct E7SockInfo {
+    /// Socket inode, 0 if none.
+    pub ino: u64,
+    /// `SOCK_*`.
+    pub kind: u32,
+    /// Padding.
+    pub pad: u32,
+}
+
+/// `struct e7_exe`: an executable path resolved by `d_path`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct E7Exe {
+    /// 0, or a negative errno (`-ENAMETOOLONG`, `-ENOENT`, `-ESRCH`, `-EPERM`).
+    pub status: i32,
+    /// Path bytes in `buf` when `status == 0`.
+    pub len: u32,
+    /// Owner tgid.
+    pub tgid: u32,
+    /// Padding.
+    pub pad: u32,
+    /// The path (not NUL-terminated within `len`).
+    pub buf: [u8; EXE_BUF],
+}
+
+impl E7Exe {
+    /// An empty result, for the C side to fill.
+    pub const fn new() -> Self {
+        E7Exe {
+            status: 0,
+            len: 0,
+            tgid: 0,
+            pad: 0,
+            buf: [0; EXE_BUF],
+        }
+    }
+
+    /// The path bytes, if the resolution succeeded (`len` is clamped to the buffer).
+    pub fn path(&self) -> Option<&[u8]> {
+        if self.status != 0 {
+            return None;
+        }
+        self.buf.get(..self.len as usize)
+    }
+}
+
+impl Default for E7Exe {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `struct e7_dest`: where a reply goes (port in init_net, request sequence number).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct E7Dest {
+    /// Netlink port id.
+    pub portid: u32,
+    /// Request sequence number (0 for events).
+    pub seq: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<E7Pkt>() == 24);
+const _: () = assert!(core::mem::size_of::<E7SockInfo>() == 16);
+const _: () = assert!(core::mem::size_of::<E7Exe>() == 16 + EXE_BUF);
+const _: () = assert!(core::mem::size_of::<E7Dest>() == 8);

@@ -1,0 +1,370 @@
+//! The module's own bounded structures: the event queue, the subscriber set and the refill queue.
+//!
+//! Why bounded and fixed-size: all three are written from the netfilter hook (softirq included),
+//! where nothing may allocate or loop without bound, and a misbehaving user (a subscriber that
+//! never reads, a flood of unknown sockets) must cost a counter, never kernel memory. Each lives
+//! in a `static` behind a BH-safe kernel rwlock (see `state.rs`).
+#![forbid(unsafe_code)]
+
+use e7_core::ExePath;
+
+/// Capacity of the event queue.
+pub const EVENT_QUEUE: usize = 128;
+/// Capacity of the subscriber set.
+pub const MAX_SUBSCRIBERS: usize = 8;
+/// Capacity of the refill queue (sockets missed in softirq, resolved by the refill work).
+pub const PENDING_SOCKETS: usize = 32;
+
+/// One queued event: STATE, PROT and a copy of the executable path (copied only when queued).
+#[derive(Clone)]
+pub struct EventRecord {
+    /// The event's STATE value (`pending`, `allow`, `block`).
+    pub state: u32,
+    /// The packet's protocol.
+    pub proto: u32,
+    /// The executable.
+    pub path: ExePath,
+}
+
+impl EventRecord {
+    /// An empty record (placeholder for `const` initialisers).
+    pub const EMPTY: EventRecord = EventRecord {
+        state: 0,
+        proto: 0,
+        path: ExePath::EMPTY,
+    };
+}
+
+/// A FIFO of at most `N` events. Full → the caller counts the loss (`evlost`).
+pub struct EventRing<const N: usize = EVENT_QUEUE> {
+    slots: [EventRecord; N],
+    head: usize,
+    len: usize,
+}
+
+impl<const N: usize> Default for EventRing<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> EventRing<N> {
+    /// An empty ring.
+    pub const fn new() -> Self {
+        EventRing {
+            slots: [const { EventRecord::EMPTY }; N],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// Queued events.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends an event; false (nothing changed) when full.
+    pub fn push(&mut self, state: u32, proto: u32, path: &ExePath) -> bool {
+        if self.len >= N || N == 0 {
+            return false;
+        }
+        let at = (self.head + self.len) % N;
+        match self.slots.get_mut(at) {
+            Some(slot) => {
+                slot.state = state;
+                slot.proto = proto;
+                slot.path.clone_from(path);
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Moves the oldest event into `out`; false when empty.
+    pub fn pop_into(&mut self, out: &mut EventRecord) -> bool {
+        if self.len == 0 || N == 0 {
+            return false;
+        }
+        match self.slots.get(self.head) {
+            Some(slot) => {
+                out.state = slot.state;
+                out.proto = slot.proto;
+                out.path.clone_from(&slot.path);
+                self.head = (self.head + 1) % N;
+                self.len -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops every queued event.
+    pub fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+    }
+}
+
+/// The ports that receive events: admin clients that sent an admin command or SUBSCRIBE.
+/// At most `N`; adding to a full set evicts the oldest subscription.
+pub struct Subscribers<const N: usize = MAX_SUBSCRIBERS> {
+    ports: [u32; N],
+    since: [u32; N],
+    clock: u32,
+    len: usize,
+}
+
+impl<const N: usize> Default for Subscribers<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Subscribers<N> {
+    /// No subscribers.
+    pub const fn new() -> Self {
+        Subscribers {
+            ports: [0; N],
+            since: [0; N],
+            clock: 0,
+            len: 0,
+        }
+    }
+
+    /// Number of subscribers.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nobody subscribed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether `port` is subscribed.
+    pub fn contains(&self, port: u32) -> bool {
+        self.ports().contains(&port)
+    }
+
+    /// The subscribed ports (oldest first is not guaranteed).
+    pub fn ports(&self) -> &[u32] {
+        self.ports.get(..self.len).unwrap_or(&[])
+    }
+
+    /// Subscribes `port` (port 0 is the kernel and is ignored). Re-adding refreshes its age.
+    /// Returns the port evicted to make room, if any.
+    pub fn add(&mut self, port: u32) -> Option<u32> {
+        if port == 0 || N == 0 {
+            return None;
+        }
+        self.clock = self.clock.wrapping_add(1);
+        let now = self.clock;
+        if let Some(i) = self.ports().iter().position(|&p| p == port) {
+            if let Some(s) = self.since.get_mut(i) {
+                *s = now;
+            }
+            return None;
+        }
+        if self.len < N {
+            if let (Some(p), Some(s)) = (self.ports.get_mut(self.len), self.since.get_mut(self.len))
+            {
+                *p = port;
+                *s = now;
+                self.len += 1;
+            }
+            return None;
+        }
+        // Full: replace the oldest (largest wrap-safe age).
+        let mut victim = 0usize;
+        let mut oldest = 0u32;
+        for (i, &s) in self.since.iter().enumerate() {
+            let age = now.wrapping_sub(s);
+            if i == 0 || age > oldest {
+                victim = i;
+                oldest = age;
+            }
+        }
+        let evicted = self.ports.get(victim).copied();
+        if let (Some(p), Some(s)) = (self.ports.get_mut(victim), self.since.get_mut(victim)) {
+            *p = port;
+            *s = now;
+        }
+        evicted
+    }
+
+    /// Unsubscribes `port`; false if it was not subscribed.
+    pub fn remove(&mut self, port: u32) -> bool {
+        let Some(i) = self.ports().iter().position(|&p| p == port) else {
+            return false;
+        };
+        // Move the last entry into the hole (order does not matter).
+        let last = self.len.saturating_sub(1);
+        if let (Some(&p), Some(&s)) = (self.ports.get(last), self.since.get(last)) {
+            if let (Some(dp), Some(ds)) = (self.ports.get_mut(i), self.since.get_mut(i)) {
+                *dp = p;
+                *ds = s;
+            }
+        }
+        self.len = last;
+        true
+    }
+
+    /// Forgets everybody.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// A socket missed in softirq, waiting for the refill work to find its owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PendingSocket {
+    /// Socket cookie (known-socket cache key).
+    pub key: u64,
+    /// Socket inode.
+    pub ino: u64,
+    /// Socket uid.
+    pub uid: u32,
+}
+
+/// A de-duplicating set of at most `N` pending sockets; full → the socket is not queued (its next
+/// packet tries again).
+pub struct Pending<const N: usize = PENDING_SOCKETS> {
+    items: [PendingSocket; N],
+    len: usize,
+}
+
+impl<const N: usize> Default for Pending<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Pending<N> {
+    /// Empty.
+    pub const fn new() -> Self {
+        Pending {
+            items: [PendingSocket {
+                key: 0,
+                ino: 0,
+                uid: 0,
+            }; N],
+            len: 0,
+        }
+    }
+
+    /// Number of queued sockets.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues `s` unless the same socket is already queued; false if full.
+    pub fn push(&mut self, s: PendingSocket) -> bool {
+        let queued = self.items.get(..self.len).unwrap_or(&[]);
+        if queued.iter().any(|q| q.key == s.key) {
+            return true;
+        }
+        match self.items.get_mut(self.len) {
+            Some(slot) => {
+                *slot = s;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Moves every queued socket into `out` (which has room for `N`) and returns how many.
+    pub fn take_all(&mut self, out: &mut [PendingSocket; N]) -> usize {
+        let n = self.len;
+        if let (Some(src), Some(dst)) = (self.items.get(..n), out.get_mut(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.len = 0;
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(p: &str) -> ExePath {
+        ExePath::new(p.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn event_ring_is_fifo_and_bounded() {
+        let mut r: EventRing<3> = EventRing::new();
+        assert!(r.push(1, 6, &path("/a")));
+        assert!(r.push(2, 17, &path("/b")));
+        assert!(r.push(3, 1, &path("/c")));
+        assert!(!r.push(4, 1, &path("/d")), "a full ring refuses");
+        let mut out = EventRecord::EMPTY;
+        assert!(r.pop_into(&mut out));
+        assert_eq!((out.state, out.proto, out.path.as_bytes()), (1, 6, &b"/a"[..]));
+        assert!(r.push(5, 58, &path("/e")), "room again after a pop (wraps)");
+        let mut seen = std::vec::Vec::new();
+        while r.pop_into(&mut out) {
+            seen.push((out.state, out.path.as_bytes().to_vec()));
+        }
+        assert_eq!(
+            seen,
+            [(2, b"/b".to_vec()), (3, b"/c".to_vec()), (5, b"/e".to_vec())]
+        );
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn subscribers_evict_oldest_and_refresh() {
+        let mut s: Subscribers<3> = Subscribers::new();
+        assert_eq!(s.add(0), None);
+        assert!(s.is_empty(), "port 0 (the kernel) is never a subscriber");
+        assert_eq!(s.add(10), None);
+        assert_eq!(s.add(11), None);
+        assert_eq!(s.add(12), None);
+        assert_eq!(s.add(10), None, "re-adding refreshes, evicts nothing");
+        assert_eq!(s.add(13), Some(11), "11 is now the oldest");
+        assert!(s.contains(10) && s.contains(12) && s.contains(13) && !s.contains(11));
+        assert!(s.remove(12));
+        assert!(!s.remove(12));
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.add(14), None);
+        assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn subscribers_age_is_wrap_safe() {
+        let mut s: Subscribers<2> = Subscribers::new();
+        s.clock = u32::MAX - 1;
+        s.add(1); // stamp MAX
+        s.add(2); // stamp 0 (wrapped)
+        assert_eq!(s.add(3), Some(1), "the pre-wrap stamp is the older one");
+    }
+
+    #[test]
+    fn pending_dedups_and_bounds() {
+        let mut p: Pending<2> = Pending::new();
+        let a = PendingSocket { key: 1, ino: 10, uid: 0 };
+        let b = PendingSocket { key: 2, ino: 20, uid: 0 };
+        let c = PendingSocket { key: 3, ino: 30, uid: 0 };
+        assert!(p.push(a));
+        assert!(p.push(a), "duplicate is accepted without a second slot");
+        assert!(p.push(b));
+        assert!(!p.push(c), "full");
+        let mut out = [PendingSocket::default(); 2];
+        assert_eq!(p.take_all(&mut out), 2);
+        assert_eq!(out, [a, b]);
+        assert!(p.is_empty());
+    }
+}

@@ -1,0 +1,358 @@
+//! The FFI layer: the shim's functions (`extern "C"`), the [`Kernel`] implementation over them,
+//! the `#[no_mangle]` entry points the shim calls, the one `static` holding all state, and the
+//! panic handler.
+//!
+//! This is the only module (with `klock.rs`) allowed `unsafe`; each block says why it is sound.
+//! Every entry point listed here must also be declared with `E7_RUST_EXPORT` in `../e7_rust.h`
+//! (Kbuild derives the `ld -u` list from that file; the Makefile checks both agree).
+#![allow(unsafe_code)]
+
+use core::ffi::{c_char, c_void, CStr};
+use core::fmt::{self, Write as _};
+use core::ops::ControlFlow;
+
+use e7_core::{Family, SocketOwner, Verdict};
+use e7_proto::nla::{WriteError, Writer};
+use e7_proto::Command;
+
+use crate::abi::{E7Dest, E7Exe, E7Pkt, E7SockInfo, PKT_IN_TASK, PKT_MALFORMED, SOCK_KERNEL, SOCK_USER};
+use crate::control::EINVAL;
+use crate::kernel::{Kernel, Level, SendError, SockInfo, SockKind, SockRef};
+use crate::klock::KernelRwLock;
+use crate::state::{Module, PacketIn};
+
+type WalkCb = unsafe extern "C" fn(ctx: *mut c_void, ino: u64, tgid: u32) -> i32;
+
+extern "C" {
+    fn e7_rust_panic(file: *const u8, len: u32, line: u32);
+    fn e7_c_log(level: u32, msg: *const u8, len: u32);
+    fn e7_c_now_ms() -> u64;
+    fn e7_c_sk_cookie(sk: *mut c_void) -> u64;
+    fn e7_c_sk_info(sk: *mut c_void, out: *mut E7SockInfo);
+    fn e7_c_current_owner(sk: *mut c_void, out: *mut E7Exe) -> i32;
+    fn e7_c_task_exe(tgid: u32, out: *mut E7Exe) -> i32;
+    fn e7_c_walk_sockets(cb: WalkCb, ctx: *mut c_void) -> i32;
+    fn e7_c_kick_events();
+    fn e7_c_kick_refill(delay_ms: u32);
+    fn e7_c_msg_new(cmd: u8, dest: *const E7Dest, buf: *mut *mut u8, room: *mut u32) -> *mut c_void;
+    fn e7_c_msg_send(msg: *mut c_void, used: u32, portid: u32) -> i32;
+    fn e7_c_msg_free(msg: *mut c_void);
+}
+
+/// All module state. Placed in the module's .data/.bss by the loader; never on a stack.
+static E7: Module<KernelRwLock> = Module::new();
+
+/// The kernel, as seen through the shim.
+struct Shim;
+
+/// A fixed line buffer for log messages (truncates).
+struct Line {
+    buf: [u8; 200],
+    len: usize,
+}
+
+impl fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            match self.buf.get_mut(self.len) {
+                Some(slot) => {
+                    *slot = b;
+                    self.len += 1;
+                }
+                None => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+}
+
+unsafe extern "C" fn walk_trampoline(ctx: *mut c_void, ino: u64, tgid: u32) -> i32 {
+    // SAFETY: ctx is the `&mut &mut dyn FnMut` that walk_sockets passed to e7_c_walk_sockets,
+    // which only calls back synchronously, before walk_sockets returns.
+    let f = unsafe { &mut *(ctx as *mut &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) };
+    match f(SocketOwner { inode: ino, tgid }) {
+        ControlFlow::Continue(()) => 0,
+        ControlFlow::Break(()) => 1,
+    }
+}
+
+impl Kernel for Shim {
+    fn now_ms(&self) -> u64 {
+        // SAFETY: no arguments; callable in any context.
+        unsafe { e7_c_now_ms() }
+    }
+
+    fn log(&self, level: Level, args: fmt::Arguments<'_>) {
+        let mut line = Line {
+            buf: [0; 200],
+            len: 0,
+        };
+        let _ = line.write_fmt(args);
+        let lvl = match level {
+            Level::Err => 0,
+            Level::Info => 1,
+            Level::Debug => 2,
+        };
+        // SAFETY: buf[..len] is initialised; C prints it with "%.*s" (no NUL needed).
+        unsafe { e7_c_log(lvl, line.buf.as_ptr(), line.len as u32) }
+    }
+
+    fn sk_cookie(&self, sk: SockRef) -> u64 {
+        // SAFETY: sk is the full socket the hook passed in, valid during the hook.
+        unsafe { e7_c_sk_cookie(sk.0 as *mut c_void) }
+    }
+
+    fn sk_info(&self, sk: SockRef) -> SockInfo {
+        let mut out = E7SockInfo::default();
+        // SAFETY: sk as above; out is a valid, writable e7_sockinfo.
+        unsafe { e7_c_sk_info(sk.0 as *mut c_void, &mut out) };
+        let kind = match out.kind {
+            SOCK_USER => SockKind::User,
+            SOCK_KERNEL => SockKind::Kernel,
+            _ => SockKind::Detached,
+        };
+        SockInfo { ino: out.ino, kind }
+    }
+
+    fn current_owner(&self, sk: SockRef, out: &mut E7Exe) -> bool {
+        out.status = -3; // -ESRCH until C says otherwise
+        // SAFETY: sk as above; out is a valid e7_exe. The C side refuses outside task context.
+        let rc = unsafe { e7_c_current_owner(sk.0 as *mut c_void, out) };
+        // rc is 0 (found, exe resolved) or the exe error (-ENOENT/-ENAMETOOLONG) when the task
+        // owns the socket; -ESRCH means "not the owner".
+        rc != -3 && out.tgid != 0
+    }
+
+    fn task_exe(&self, tgid: u32, out: &mut E7Exe) {
+        // SAFETY: out is a valid e7_exe; the C side refuses outside task context.
+        unsafe { e7_c_task_exe(tgid, out) };
+    }
+
+    fn walk_sockets(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
+        let mut f = f;
+        let ctx = &mut f as *mut &mut dyn FnMut(SocketOwner) -> ControlFlow<()> as *mut c_void;
+        // SAFETY: ctx outlives the call (walk_trampoline's contract); the C side refuses
+        // outside task context.
+        unsafe { e7_c_walk_sockets(walk_trampoline, ctx) };
+    }
+
+    fn kick_events(&self) {
+        // SAFETY: queue_work on a static work item; any context.
+        unsafe { e7_c_kick_events() }
+    }
+
+    fn kick_refill(&self, delay_ms: u32) {
+        // SAFETY: queue_delayed_work on a static work item; any context.
+        unsafe { e7_c_kick_refill(delay_ms) }
+    }
+
+    fn send(
+        &self,
+        cmd: Command,
+        dest: E7Dest,
+        portid: u32,
+        fill: &mut dyn FnMut(&mut Writer<'_>) -> Result<(), WriteError>,
+    ) -> Result<(), SendError> {
+        let mut buf: *mut u8 = core::ptr::null_mut();
+        let mut room: u32 = 0;
+        // SAFETY: dest/buf/room are valid for the call; process context (GFP_KERNEL).
+        let msg = unsafe { e7_c_msg_new(cmd.value(), &dest, &mut buf, &mut room) };
+        if msg.is_null() || buf.is_null() {
+            return Err(SendError::NoMemory);
+        }
+        // SAFETY: C returned the skb's tail pointer and its tailroom: `room` writable bytes that
+        // nothing else touches until e7_c_msg_send/e7_c_msg_free.
+        let slice = unsafe { core::slice::from_raw_parts_mut(buf, room as usize) };
+        let mut w = Writer::new(slice);
+        if let Err(e) = fill(&mut w) {
+            // SAFETY: msg came from e7_c_msg_new and was not sent.
+            unsafe { e7_c_msg_free(msg) };
+            return Err(SendError::Encode(e));
+        }
+        let used = w.len() as u32;
+        // SAFETY: msg came from e7_c_msg_new; send consumes it whatever the result.
+        let rc = unsafe { e7_c_msg_send(msg, used, portid) };
+        if rc < 0 {
+            return Err(SendError::Errno(rc.unsigned_abs()));
+        }
+        Ok(())
+    }
+}
+
+/// Applies one module parameter before anything is registered.
+///
+/// # Safety
+/// `name` and `val` are NUL-terminated strings; `err` points to `err_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn e7_param_set(
+    name: *const c_char,
+    val: *const c_char,
+    err: *mut u8,
+    err_len: u32,
+) -> i32 {
+    if name.is_null() || val.is_null() {
+        return -(EINVAL as i32);
+    }
+    // SAFETY: the shim passes NUL-terminated strings (a static name and the kernel's param copy).
+    let (name, val) = unsafe { (CStr::from_ptr(name), CStr::from_ptr(val)) };
+    let (Ok(name), Ok(val)) = (name.to_str(), val.to_str()) else {
+        write_err(err, err_len, format_args!("the value is not valid UTF-8"));
+        return -(EINVAL as i32);
+    };
+    match E7.param_set(name, val) {
+        Ok(()) => 0,
+        Err(e) => {
+            write_err(err, err_len, format_args!("{e}"));
+            -(EINVAL as i32)
+        }
+    }
+}
+
+/// Writes a NUL-terminated, truncated message into the shim's error buffer.
+fn write_err(err: *mut u8, err_len: u32, args: fmt::Arguments<'_>) {
+    if err.is_null() || err_len == 0 {
+        return;
+    }
+    // SAFETY: the caller guarantees err_len writable bytes at err.
+    let out = unsafe { core::slice::from_raw_parts_mut(err, err_len as usize) };
+    let mut line = Line {
+        buf: [0; 200],
+        len: 0,
+    };
+    let _ = line.write_fmt(args);
+    let n = line.len.min(out.len().saturating_sub(1));
+    if let (Some(dst), Some(src)) = (out.get_mut(..n), line.buf.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    if let Some(nul) = out.get_mut(n) {
+        *nul = 0;
+    }
+}
+
+/// Load-time initialisation.
+#[no_mangle]
+pub extern "C" fn e7_rust_init() -> i32 {
+    E7.init(&Shim);
+    0
+}
+
+/// Unload has begun.
+#[no_mangle]
+pub extern "C" fn e7_rust_stop() {
+    E7.stop();
+}
+
+/// The netfilter decision: 1 = NF_ACCEPT, 0 = NF_DROP.
+///
+/// # Safety
+/// `pkt` points to a valid `e7_pkt` whose `sk` (if not null) is a full socket valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt) -> u32 {
+    // SAFETY: the shim passes a pointer to an initialised e7_pkt on its stack.
+    let Some(p) = (unsafe { pkt.as_ref() }) else {
+        return 1;
+    };
+    let input = PacketIn {
+        sk: (!p.sk.is_null()).then_some(SockRef(p.sk as usize)),
+        proto: p.proto,
+        uid: p.uid,
+        family: if p.family == 6 {
+            Family::Ipv6
+        } else {
+            Family::Ipv4
+        },
+        malformed: p.flags & PKT_MALFORMED != 0,
+        in_task: p.flags & PKT_IN_TASK != 0,
+    };
+    match E7.packet(&Shim, &input) {
+        Verdict::Accept => 1,
+        Verdict::Drop => 0,
+    }
+}
+
+/// One generic-netlink request.
+///
+/// # Safety
+/// `attrs` points to `len` readable bytes, `dest` to a valid `e7_dest`, `extack_msg` to a
+/// writable pointer.
+#[no_mangle]
+pub unsafe extern "C" fn e7_genl_doit(
+    cmd: u8,
+    attrs: *const u8,
+    len: u32,
+    dest: *const E7Dest,
+    extack_msg: *mut *const c_char,
+) -> i32 {
+    let bytes: &[u8] = if attrs.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: the shim passes the request's attribute area (genlmsg_data/genlmsg_len),
+        // valid for the duration of the doit.
+        unsafe { core::slice::from_raw_parts(attrs, len as usize) }
+    };
+    // SAFETY: dest points to the shim's stack e7_dest.
+    let Some(dest) = (unsafe { dest.as_ref() }).copied() else {
+        return -(EINVAL as i32);
+    };
+    match E7.doit(&Shim, cmd, bytes, dest) {
+        Ok(()) => 0,
+        Err(r) => {
+            if !extack_msg.is_null() {
+                // SAFETY: extack_msg is writable; r.extack is 'static and NUL-terminated.
+                unsafe { *extack_msg = r.extack.as_ptr() };
+            }
+            -(r.errno as i32)
+        }
+    }
+}
+
+/// One message of the flat QUERY dump.
+///
+/// # Safety
+/// `buf` points to `room` writable bytes; `cursor` to two `u64` owned by this dump.
+#[no_mangle]
+pub unsafe extern "C" fn e7_genl_dump_query(buf: *mut u8, room: u32, cursor: *mut u64) -> i32 {
+    if buf.is_null() || cursor.is_null() {
+        return -(EINVAL as i32);
+    }
+    // SAFETY: the dump skb's tailroom; nothing else writes it during the call.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, room as usize) };
+    // SAFETY: cb->args[0..2] of this dump, u64-sized (checked by BUILD_BUG_ON in C).
+    let cur = unsafe { &mut *(cursor as *mut [u64; 2]) };
+    match E7.dump_query(out, cur) {
+        Ok(n) => i32::try_from(n).unwrap_or(0),
+        Err(e) => -(e as i32),
+    }
+}
+
+/// The event work item.
+#[no_mangle]
+pub extern "C" fn e7_work_events() {
+    E7.work_events(&Shim);
+}
+
+/// The refill work item.
+#[no_mangle]
+pub extern "C" fn e7_work_refill() {
+    E7.work_refill(&Shim);
+}
+
+/// Unload: DISCONNECT to every subscriber.
+#[no_mangle]
+pub extern "C" fn e7_rust_disconnect_all() {
+    E7.disconnect_all(&Shim);
+}
+
+/// A Rust panic is a kernel BUG (never expected: the build rejects panicking code paths).
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let (file, line) = match info.location() {
+        Some(l) => (l.file(), l.line()),
+        None => ("?", 0),
+    };
+    // SAFETY: file is a valid &str; C prints it with "%.*s" and then BUG()s. Declared as
+    // returning (not `-> !`) so objtool sees a normal call; `loop {}` below is the noreturn.
+    unsafe { e7_rust_panic(file.as_ptr(), file.len() as u32, line) };
+    #[allow(clippy::empty_loop)]
+    loop {}
+}

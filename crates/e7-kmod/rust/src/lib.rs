@@ -1,0 +1,42 @@
+//! The Rust half of the e7 kernel module: a `no_std` staticlib that holds all state and makes
+//! every decision; the C shim (`../e7_shim.c`) only gathers facts and performs kernel operations.
+//!
+//! # Why split this way
+//! Debian's 6.1 kernel has no Rust support, so kernel structs, macros and inline functions are
+//! reachable only from C. Everything else — modes and default actions, rules, the socket and
+//! executable caches, request parsing and validation, reply and event encoding — is Rust, built
+//! from the same crates the CLI and the tests use (e7-core, e7-proto), so the kernel runs the
+//! tested code rather than a re-implementation of it.
+//!
+//! # Map
+//! - [`abi`]: the `#[repr(C)]` structs shared with the shim (`../e7_rust.h`);
+//! - [`kernel`]: the [`kernel::Kernel`] trait — the services the logic needs, with their context rules;
+//! - [`state`]: [`state::Module`], all state, the per-packet path and the two work items;
+//! - [`control`]: generic-netlink request handling (doit and the QUERY dump);
+//! - [`params`]: module parameters (initial flags);
+//! - [`bounded`]: the event queue, the subscriber set, the refill queue;
+//! - `klock` / `ffi` (kernel build only): the BH-safe kernel rwlock behind `lock_api`, the shim's
+//!   functions, the exported entry points, the `static` holding the state, the panic handler.
+//!
+//! # No panics
+//! A panic in the hook would be a fatal oops, so the code uses checked indexing and explicit
+//! wrapping/saturating arithmetic; the module build fails if the linked object contains any
+//! `core::panicking` symbol. Host tests run the same logic with overflow checks on.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod abi;
+pub mod bounded;
+pub mod control;
+pub mod kernel;
+pub mod params;
+pub mod state;
+
+#[cfg(not(test))]
+mod ffi;
+#[cfg(not(test))]
+mod klock;
+
+#[cfg(test)]
+mod tests;
