@@ -57,9 +57,18 @@ pub struct NetlinkKernel {
     replies: Receiver<Incoming>,
     notices: Option<Receiver<Notice>>,
     dump: bool,
+    /// An admin command was sent: the module then counts this socket as an event subscriber, so
+    /// it is told DISCONNECT when the connection is dropped.
+    joined: bool,
+}
+
+/// `E7_DEBUG_NETLINK=1` traces every message received on stderr (for diagnosing a module).
+fn trace_enabled() -> bool {
+    std::env::var_os("E7_DEBUG_NETLINK").is_some_and(|v| v != "0")
 }
 
 fn reader(socket: Arc<NlSocket>, replies: Sender<Incoming>, notices: Sender<Notice>) {
+    let trace = trace_enabled();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         match socket.recv(&mut buf[..], Msg::empty()) {
@@ -69,6 +78,9 @@ fn reader(socket: Arc<NlSocket>, replies: Sender<Incoming>, notices: Sender<Noti
                     continue;
                 };
                 for msg in wire::parse_datagram(datagram) {
+                    if trace {
+                        eprintln!("e7: netlink <- {msg:?}");
+                    }
                     let sent = match msg {
                         Ok(Message::Genl {
                             family,
@@ -150,6 +162,7 @@ impl NetlinkKernel {
             replies,
             notices: Some(notices),
             dump: true,
+            joined: false,
         };
         kernel.family = kernel.resolve_family()?;
         Ok(kernel)
@@ -377,7 +390,7 @@ impl NetlinkKernel {
                     seq: s,
                     cmd: c,
                     attrs,
-                    flags,
+                    ..
                 } if family == self.family => {
                     let ours = s == seq || (s == 0 && expect != Expect::QueryDump);
                     if !ours {
@@ -395,9 +408,7 @@ impl NetlinkKernel {
                                 value = Some(v);
                             }
                         }
-                        Expect::QueryDump
-                            if c == Command::Query.value() && flags & wire::NLM_F_MULTI != 0 =>
-                        {
+                        Expect::QueryDump if c == Command::Query.value() => {
                             parts.push(
                                 decode::query(&attrs).map_err(|e| {
                                     CliError::Failed(format!("bad QUERY reply: {e}"))
@@ -420,8 +431,21 @@ impl NetlinkKernel {
     }
 }
 
+impl Drop for NetlinkKernel {
+    fn drop(&mut self) {
+        if self.joined {
+            (self.disconnect_sender())();
+        }
+    }
+}
+
 impl Kernel for NetlinkKernel {
     fn call(&mut self, op: &Op) -> Result<Outcome, CliError> {
+        match op {
+            Op::Disconnect => self.joined = false,
+            Op::Get(_) | Op::Query => {}
+            _ => self.joined = true,
+        }
         self.transact(op)
     }
 
