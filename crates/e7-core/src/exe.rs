@@ -209,7 +209,7 @@ impl<const N: usize> ExeTable<N> {
                 });
             }
             cur = s.next;
-            steps += 1;
+            steps = steps.wrapping_add(1);
         }
         None
     }
@@ -263,7 +263,7 @@ impl<const N: usize> ExeTable<N> {
 
     /// Iterates over the live `(id, path)` pairs in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (ExeId, &ExePath)> {
-        self.slots.iter().enumerate().filter_map(|(i, s)| {
+        (0..N).zip(self.slots.iter()).filter_map(|(i, s)| {
             s.live.then_some((
                 ExeId {
                     slot: i as u16,
@@ -284,14 +284,17 @@ impl<const N: usize> ExeTable<N> {
         if self.len >= N {
             return None;
         }
-        self.slots.iter().position(|s| !s.live)
+        (0..N)
+            .zip(self.slots.iter())
+            .find(|(_, s)| !s.live)
+            .map(|(i, _)| i)
     }
 
     /// The live slot with the greatest wrap-safe age `clock - stamp`; ties go to the lowest slot.
     fn lru_slot(&self) -> usize {
         let now = self.clock.load(Relaxed);
         let mut best: Option<(usize, u32)> = None;
-        for (i, s) in self.slots.iter().enumerate() {
+        for (i, s) in (0..N).zip(self.slots.iter()) {
             if !s.live {
                 continue;
             }
@@ -327,7 +330,7 @@ impl<const N: usize> ExeTable<N> {
             }
             prev = cur;
             cur = self.slots.get(usize::from(cur)).map_or(NIL, |s| s.next);
-            steps += 1;
+            steps = steps.wrapping_add(1);
         }
         if let Some(s) = self.slots.get_mut(idx) {
             s.live = false;

@@ -94,7 +94,7 @@ impl Flags {
         while i < Flag::COUNT {
             // Direct indexing is fine in const evaluation (an error here is a compile error).
             values[i] = AtomicU32::new(Flag::ALL[i].default_value());
-            i += 1;
+            i = i.wrapping_add(1);
         }
         Flags {
             values,

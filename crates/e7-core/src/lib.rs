@@ -52,6 +52,7 @@
 extern crate std;
 
 pub mod active;
+pub mod crc;
 pub mod decide;
 pub mod exe;
 pub mod flags;

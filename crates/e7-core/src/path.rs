@@ -5,8 +5,8 @@
 //! executable path is *not* truncated or silently allowed: the kernel reports it as
 //! [`Identity::PathTooLong`](crate::Identity::PathTooLong) and the `longpath` flag decides.
 //!
-//! Hashing is CRC-32 (crc32fast, table-driven in `no_std`), used by the executable table and the rule
-//! index. Folder lookup needs the hash of every ancestor directory of a path (`/usr/bin/wget` →
+//! Hashing is CRC-32 ([`crate::crc`], identical to crc32fast's output, panic-free), used by the
+//! executable table and the rule index. Folder lookup needs the hash of every ancestor directory of a path (`/usr/bin/wget` →
 //! `/usr/bin/`, `/usr/`, `/`): [`ExePath::ancestor_hashes`] computes all of them in one pass.
 
 use core::fmt;
@@ -104,16 +104,16 @@ impl ExePath {
     pub fn ancestor_hashes(&self, out: &mut [(u8, u32); MAX_DEPTH]) -> usize {
         let b = self.as_bytes();
         let last = b.len().saturating_sub(1);
-        let mut h = crc32fast::Hasher::new();
+        let mut h = crate::crc::Crc32::new();
         let mut n = 0usize;
         let mut start = 0usize;
-        for (i, &c) in b.iter().enumerate() {
+        for (i, &c) in (0..b.len()).zip(b.iter()) {
             if c == b'/' && i < last {
                 let seg = b.get(start..=i).unwrap_or(&[]);
                 h.update(seg);
                 start = i.saturating_add(1);
                 if let (Some(slot), Ok(len)) = (out.get_mut(n), u8::try_from(i.saturating_add(1))) {
-                    *slot = (len, h.clone().finalize());
+                    *slot = (len, h.finalize());
                     n = n.saturating_add(1);
                 }
             }
@@ -183,9 +183,7 @@ impl<'a> Iterator for Ancestors<'a> {
 
 /// CRC-32 of arbitrary bytes (the hash used by every path index in e7-core).
 pub fn hash_bytes(b: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(b);
-    h.finalize()
+    crate::crc::crc32(b)
 }
 
 /// Removes a trailing `" (deleted)"` that the kernel's `d_path` appends for unlinked files.

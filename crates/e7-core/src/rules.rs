@@ -13,7 +13,7 @@
 //! **Matching** — decided and documented here:
 //! - a folder rule matches every executable *below* that folder, recursively: `/usr/` matches
 //!   `/usr/bin/wget` (the original only tried the immediate parent, and never matched the documented
-//!   trailing-`/` form: bug B5);
+//!   trailing-`/` form: bug B5); it does not match the folder path itself;
 //! - precedence: an exact path rule beats any folder rule; a deeper folder beats a shallower one;
 //!   for the same path, a rule naming the packet's protocol beats an `any` rule. Because (protocol,
 //!   path) is unique, these three rules always pick exactly one rule — insertion order never matters
@@ -269,7 +269,7 @@ impl<const N: usize> RuleRing<N> {
             }
             _ => return Err(Full(rule)),
         }
-        self.len += 1;
+        self.len = self.len.saturating_add(1);
         self.index_insert(pos, hash);
         self.note_kind(folder, plen);
         self.bump();
@@ -291,7 +291,7 @@ impl<const N: usize> RuleRing<N> {
             if let Some([a, b]) = self.hashes.get_mut(i..i.saturating_add(2)) {
                 core::mem::swap(a, b);
             }
-            i += 1;
+            i = i.wrapping_add(1);
         }
         self.len = self.len.saturating_sub(1);
         self.rebuild_index();
@@ -325,7 +325,7 @@ impl<const N: usize> RuleRing<N> {
                         core::mem::swap(a, b);
                     }
                 }
-                w += 1;
+                w = w.wrapping_add(1);
             }
         }
         let removed = self.len.saturating_sub(w);
@@ -344,7 +344,9 @@ impl<const N: usize> RuleRing<N> {
             return None;
         }
         let bytes = exe.as_bytes();
-        if self.exact_count > 0 {
+        // A path ending in `/` names a folder, never an executable: folder rules match only paths
+        // strictly below them, so such a path gets no exact match.
+        if self.exact_count > 0 && !exe.is_folder() {
             if let Some(m) = self.find_best(proto, bytes, hash_bytes(bytes), MatchKind::Exact) {
                 return Some(m);
             }
@@ -458,7 +460,7 @@ impl<const N: usize> RuleRing<N> {
                 *w |= 1u64 << (len % 64);
             }
         } else {
-            self.exact_count += 1;
+            self.exact_count = self.exact_count.saturating_add(1);
         }
     }
 

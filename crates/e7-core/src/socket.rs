@@ -120,9 +120,8 @@ impl<const WAYS: usize> Set<WAYS> {
     }
 
     fn find(&self, key: u64) -> Option<usize> {
-        self.keys
-            .iter()
-            .enumerate()
+        (0..WAYS)
+            .zip(self.keys.iter())
             .find(|&(w, &k)| k == key && self.used & bit(w) != 0)
             .map(|(w, _)| w)
     }
@@ -175,7 +174,7 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
 
     /// Total capacity `SETS × WAYS`.
     pub const fn capacity(&self) -> usize {
-        SETS * WAYS
+        SETS.wrapping_mul(WAYS)
     }
 
     /// Number of cached sockets.
@@ -196,6 +195,12 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
     /// The LRU clock (advances once per insert).
     pub fn clock(&self) -> u32 {
         self.clock.load(Relaxed)
+    }
+
+    /// The set a key maps to (tests and the fuzz model use it to reason about LRU per set).
+    #[doc(hidden)]
+    pub fn set_index(&self, key: SocketKey) -> usize {
+        set_of(key.0, Self::MASK)
     }
 
     fn set(&self, key: SocketKey) -> Option<&Set<WAYS>> {
@@ -259,7 +264,7 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
             // Full set: evict the entry with the largest wrap-safe age.
             let mut victim = 0usize;
             let mut oldest = 0u32;
-            for (w, st) in set.stamps.iter_mut().enumerate() {
+            for (w, st) in (0..WAYS).zip(set.stamps.iter_mut()) {
                 let age = now.wrapping_sub(*st.get_mut());
                 if w == 0 || age > oldest {
                     victim = w;
@@ -304,10 +309,10 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
     pub fn forget_tgid(&mut self, tgid: u32) -> usize {
         let mut n = 0usize;
         for set in self.sets.iter_mut() {
-            for (w, v) in set.values.iter().enumerate() {
+            for (w, v) in (0..WAYS).zip(set.values.iter()) {
                 if set.used & bit(w) != 0 && v.tgid == tgid {
                     set.used &= !bit(w);
-                    n += 1;
+                    n = n.saturating_add(1);
                 }
             }
         }
@@ -327,10 +332,8 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
     /// Iterates over `(key, entry)` of every cached socket (diagnostics, tests).
     pub fn iter(&self) -> impl Iterator<Item = (SocketKey, KnownSocket)> + '_ {
         self.sets.iter().flat_map(|set| {
-            set.keys
-                .iter()
-                .zip(set.values.iter())
-                .enumerate()
+            (0..WAYS)
+                .zip(set.keys.iter().zip(set.values.iter()))
                 .filter(move |(w, _)| set.used & bit(*w) != 0)
                 .map(|(_, (k, v))| (SocketKey(*k), *v))
         })

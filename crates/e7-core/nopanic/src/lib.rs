@@ -1,0 +1,266 @@
+//! Kernel-shaped harness: every e7-core operation the kernel module uses, with default capacities,
+//! behind `extern "C"` entry points. `check.sh` links only these roots and looks for panicking code.
+//!
+//! Inputs go through `core::hint::black_box` so the optimiser cannot prove bounds it would not know
+//! in the kernel.
+#![no_std]
+
+use core::hint::black_box;
+use core::ops::ControlFlow;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use e7_core::sync::Engine;
+use e7_core::{
+    decide, Action, ExeLookup, ExePath, ExeResolver, Family, Flag, Identity, PacketFacts,
+    ProcessTable, Rule, SocketFacts, SocketKey, SocketOwner,
+};
+
+/// A minimal spinning reader-writer lock (writers set the top bit).
+pub struct Spin(AtomicUsize);
+const WRITER: usize = 1 << (usize::BITS - 1);
+
+// SAFETY: `lock_exclusive` only returns once it swapped 0 -> WRITER (no readers, no writer);
+// `lock_shared` only returns after incrementing the count while the WRITER bit was clear, and a
+// writer cannot acquire while the count is non-zero. Unlock operations undo exactly what the
+// matching lock did.
+unsafe impl lock_api::RawRwLock for Spin {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: Spin = Spin(AtomicUsize::new(0));
+    type GuardMarker = lock_api::GuardSend;
+    fn lock_shared(&self) {
+        while !self.try_lock_shared() {
+            core::hint::spin_loop();
+        }
+    }
+    fn try_lock_shared(&self) -> bool {
+        let v = self.0.load(Ordering::Relaxed);
+        v & WRITER == 0
+            && self
+                .0
+                .compare_exchange(v, v.wrapping_add(1), Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+    unsafe fn unlock_shared(&self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+    fn lock_exclusive(&self) {
+        while !self.try_lock_exclusive() {
+            core::hint::spin_loop();
+        }
+    }
+    fn try_lock_exclusive(&self) -> bool {
+        self.0
+            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+    unsafe fn unlock_exclusive(&self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+static ENGINE: Engine<Spin> = Engine::new();
+static BYTES: [u8; 300] = {
+    let mut b = [b'a'; 300];
+    b[0] = b'/';
+    b[4] = b'/';
+    b
+};
+
+fn bytes(len: usize) -> &'static [u8] {
+    black_box(&BYTES[..]).get(..black_box(len)).unwrap_or(&[])
+}
+
+struct Table;
+impl ProcessTable for Table {
+    fn for_each_socket(&mut self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
+        let mut i = 0u64;
+        while i < black_box(3000) {
+            if f(SocketOwner {
+                inode: black_box(i),
+                tgid: black_box(7),
+            })
+            .is_break()
+            {
+                return;
+            }
+            i += 1;
+        }
+    }
+}
+
+struct Resolver(usize);
+impl ExeResolver for Resolver {
+    fn exe_path(&mut self, _tgid: u32, out: &mut ExePath) -> ExeLookup {
+        match out.set(bytes(self.0)) {
+            Ok(()) => ExeLookup::Found,
+            Err(_) => ExeLookup::TooLong,
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_decide_packet(
+    proto: u32,
+    key: u64,
+    inode: u64,
+    now: u64,
+    len: usize,
+) -> u32 {
+    let facts = PacketFacts::new(proto, Family::Ipv4);
+    let sock = SocketFacts {
+        key: SocketKey(key),
+        inode,
+        uid: 0,
+        full: black_box(true),
+        owner_hint: black_box(None),
+    };
+    let out = ENGINE.decide_packet(&facts, &sock, now, &mut Table, &mut Resolver(len));
+    out.decision.to_bits() as u32 | (out.event.is_some() as u32) << 8
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_add_rule(proto: u32, len: usize, allow: bool) -> i32 {
+    let action = if allow { Action::Allow } else { Action::Block };
+    match Rule::new(proto, bytes(len), action) {
+        Ok(r) => match ENGINE.edit_rules(|ring| ring.add(r)) {
+            Ok(o) => o as i32,
+            Err(_) => -2,
+        },
+        Err(_) => -1,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_remove_rule(proto: u32, len: usize) -> bool {
+    ENGINE.edit_rules(|r| r.remove(proto, bytes(len)))
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_clear_rules(which: u32) -> usize {
+    ENGINE.edit_rules(|r| match which {
+        0 => r.clear(),
+        1 => r.clear_action(Action::Allow),
+        _ => r.clear_action(Action::Block),
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_query(cursor: usize) -> usize {
+    let r = ENGINE.rules.read();
+    r.iter()
+        .skip(cursor)
+        .map(|x| x.path().len().wrapping_add(x.proto() as usize))
+        .fold(0usize, usize::wrapping_add)
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_lookup(proto: u32, len: usize) -> i32 {
+    let Ok(p) = ExePath::new(bytes(len)) else {
+        return -1;
+    };
+    match ENGINE.rules.read().lookup(proto, &p) {
+        Some(m) => m.position as i32,
+        None => -2,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_set_flag(index: u32, value: u32) -> i32 {
+    match Flag::from_index(index) {
+        Some(f) => match ENGINE.flags.set(f, value) {
+            Ok(()) => 0,
+            Err(_) => -22,
+        },
+        None => -2,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_get_flag(index: u32) -> u32 {
+    Flag::from_index(index).map_or(0, |f| ENGINE.flags.get(f))
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_intern(len: usize) -> u32 {
+    ENGINE
+        .exes
+        .write()
+        .intern(bytes(len))
+        .map_or(0, |id| id.to_u32())
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_exe_path(id: u32, out_len: &mut usize) -> bool {
+    let mut p = ExePath::EMPTY;
+    let ok = e7_core::ExeId::from_u32(id).is_some_and(|id| ENGINE.exe_path(id, &mut p));
+    *out_len = p.len();
+    ok
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_socket_ops(key: u64, op: u32) -> u32 {
+    match op {
+        0 => ENGINE
+            .sockets
+            .read()
+            .lookup(SocketKey(key))
+            .map_or(0, |(k, _)| k.tgid),
+        1 => ENGINE.sockets.write().forget(SocketKey(key)) as u32,
+        2 => ENGINE.sockets.write().forget_tgid(key as u32) as u32,
+        3 => {
+            ENGINE.sockets.write().clear();
+            0
+        }
+        _ => ENGINE
+            .sockets
+            .write()
+            .insert(
+                SocketKey(key),
+                e7_core::KnownSocket {
+                    inode: key,
+                    tgid: op,
+                    uid: 0,
+                    exe: Identity::Unknown,
+                },
+            )
+            .map_or(0, |k| k.0 as u32),
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_active_find(inode: u64, now: u64) -> u32 {
+    match ENGINE.active.write().find(inode, now, &mut Table) {
+        e7_core::ActiveLookup::Owner(t) => t,
+        e7_core::ActiveLookup::NotFound => 0,
+        e7_core::ActiveLookup::RateLimited => 1,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_squelch(proto: u32, id: u32, now: u64) -> bool {
+    e7_core::ExeId::from_u32(id).is_some_and(|id| ENGINE.squelch.permit(proto, id, now))
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_decide_pure(proto: u32, ident: u32, rule: u32) -> u32 {
+    let flags = ENGINE.flags.snapshot();
+    let ident = match e7_core::ExeId::from_u32(ident) {
+        Some(id) => Identity::Exe(id),
+        None if ident == 1 => Identity::PathTooLong,
+        None => Identity::Unknown,
+    };
+    let rule = Action::from_value(rule);
+    decide(&flags, &PacketFacts::new(proto, Family::Ipv6), &ident, rule).to_bits() as u32
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_reset() {
+    ENGINE.clear_caches();
+    ENGINE.flags.reset();
+    ENGINE.edit_rules(|r| r.clear());
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    loop {}
+}
