@@ -312,7 +312,10 @@ mod tests {
         assert!(!r.push(4, 1, &path("/d")), "a full ring refuses");
         let mut out = EventRecord::EMPTY;
         assert!(r.pop_into(&mut out));
-        assert_eq!((out.state, out.proto, out.path.as_bytes()), (1, 6, &b"/a"[..]));
+        assert_eq!(
+            (out.state, out.proto, out.path.as_bytes()),
+            (1, 6, &b"/a"[..])
+        );
         assert!(r.push(5, 58, &path("/e")), "room again after a pop (wraps)");
         let mut seen = std::vec::Vec::new();
         while r.pop_into(&mut out) {
@@ -320,7 +323,11 @@ mod tests {
         }
         assert_eq!(
             seen,
-            [(2, b"/b".to_vec()), (3, b"/c".to_vec()), (5, b"/e".to_vec())]
+            [
+                (2, b"/b".to_vec()),
+                (3, b"/c".to_vec()),
+                (5, b"/e".to_vec())
+            ]
         );
         assert!(r.is_empty());
     }
@@ -355,9 +362,21 @@ mod tests {
     #[test]
     fn pending_dedups_and_bounds() {
         let mut p: Pending<2> = Pending::new();
-        let a = PendingSocket { key: 1, ino: 10, uid: 0 };
-        let b = PendingSocket { key: 2, ino: 20, uid: 0 };
-        let c = PendingSocket { key: 3, ino: 30, uid: 0 };
+        let a = PendingSocket {
+            key: 1,
+            ino: 10,
+            uid: 0,
+        };
+        let b = PendingSocket {
+            key: 2,
+            ino: 20,
+            uid: 0,
+        };
+        let c = PendingSocket {
+            key: 3,
+            ino: 30,
+            uid: 0,
+        };
         assert!(p.push(a));
         assert!(p.push(a), "duplicate is accepted without a second slot");
         assert!(p.push(b));

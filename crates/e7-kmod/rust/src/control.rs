@@ -178,13 +178,9 @@ impl<R: RawRwLock> Module<R> {
                 };
                 match self.engine.flags.set(cf, value) {
                     Ok(()) => Ok(()),
-                    Err(e) => Err(self.refuse(
-                        k,
-                        dest,
-                        EINVAL,
-                        &e,
-                        c"e7: invalid value for this flag",
-                    )),
+                    Err(e) => {
+                        Err(self.refuse(k, dest, EINVAL, &e, c"e7: invalid value for this flag"))
+                    }
                 }
             }
             Request::Get { flag } => {
@@ -292,7 +288,8 @@ impl<R: RawRwLock> Module<R> {
             let r = k.send(Command::Query, dest, dest.portid, &mut |w| {
                 let rules = self.engine.rules.read();
                 let total = u32::try_from(rules.len()).unwrap_or(u32::MAX);
-                let p = emit_query_chain(w, mode, rules.iter().skip(sent).filter_map(spec_of), total)?;
+                let p =
+                    emit_query_chain(w, mode, rules.iter().skip(sent).filter_map(spec_of), total)?;
                 progress = Some(p);
                 Ok(())
             });

@@ -15,7 +15,9 @@ use e7_core::{Family, SocketOwner, Verdict};
 use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
-use crate::abi::{E7Dest, E7Exe, E7Pkt, E7SockInfo, PKT_IN_TASK, PKT_MALFORMED, SOCK_KERNEL, SOCK_USER};
+use crate::abi::{
+    E7Dest, E7Exe, E7Pkt, E7SockInfo, PKT_IN_TASK, PKT_MALFORMED, SOCK_KERNEL, SOCK_USER,
+};
 use crate::control::EINVAL;
 use crate::kernel::{Kernel, Level, SendError, SockInfo, SockKind, SockRef};
 use crate::klock::KernelRwLock;
@@ -34,7 +36,8 @@ extern "C" {
     fn e7_c_walk_sockets(cb: WalkCb, ctx: *mut c_void) -> i32;
     fn e7_c_kick_events();
     fn e7_c_kick_refill(delay_ms: u32);
-    fn e7_c_msg_new(cmd: u8, dest: *const E7Dest, buf: *mut *mut u8, room: *mut u32) -> *mut c_void;
+    fn e7_c_msg_new(cmd: u8, dest: *const E7Dest, buf: *mut *mut u8, room: *mut u32)
+        -> *mut c_void;
     fn e7_c_msg_send(msg: *mut c_void, used: u32, portid: u32) -> i32;
     fn e7_c_msg_free(msg: *mut c_void);
 }
@@ -116,7 +119,7 @@ impl Kernel for Shim {
 
     fn current_owner(&self, sk: SockRef, out: &mut E7Exe) -> bool {
         out.status = -3; // -ESRCH until C says otherwise
-        // SAFETY: sk as above; out is a valid e7_exe. The C side refuses outside task context.
+                         // SAFETY: sk as above; out is a valid e7_exe. The C side refuses outside task context.
         let rc = unsafe { e7_c_current_owner(sk.0 as *mut c_void, out) };
         // rc is 0 (found, exe resolved) or the exe error (-ENOENT/-ENAMETOOLONG) when the task
         // owns the socket; -ESRCH means "not the owner".

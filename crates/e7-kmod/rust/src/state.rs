@@ -250,7 +250,12 @@ impl<R: RawRwLock> Module<R> {
     }
 
     /// The decision for a cached identity, or `None` if its executable id went stale.
-    fn recompute(&self, flags: &FlagValues, facts: &PacketFacts, ident: &Identity) -> Option<Decision> {
+    fn recompute(
+        &self,
+        flags: &FlagValues,
+        facts: &PacketFacts,
+        ident: &Identity,
+    ) -> Option<Decision> {
         match ident {
             Identity::Exe(id) => {
                 let exes = self.engine.exes.read();
@@ -513,9 +518,7 @@ impl<R: RawRwLock> Module<R> {
                     e7_proto::Command::Event,
                     E7Dest::default(),
                     port,
-                    &mut |w| {
-                        e7_proto::msg::emit_event(w, state, rec.proto, rec.path.as_bytes())
-                    },
+                    &mut |w| e7_proto::msg::emit_event(w, state, rec.proto, rec.path.as_bytes()),
                 );
                 self.after_unicast(k, port, r);
             }
@@ -588,7 +591,11 @@ pub struct Lossy<'a>(pub &'a [u8]);
 impl core::fmt::Display for Lossy<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         for &b in self.0 {
-            let c = if (0x20..0x7f).contains(&b) { b as char } else { '?' };
+            let c = if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '?'
+            };
             core::fmt::Write::write_char(f, c)?;
         }
         Ok(())
