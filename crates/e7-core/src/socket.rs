@@ -63,10 +63,17 @@ impl KnownSocket {
     };
 }
 
-/// A decision cached for a socket, tagged with the policy generation it was computed under.
+/// A decision cached for a socket, tagged with the policy generation it was computed under and,
+/// normally, with the packet protocol it was computed for.
 ///
-/// Packed in one `u64` (`valid << 40 | decision bits << 32 | generation`) so it is stored and loaded
-/// atomically: a packet never sees the verdict of one generation with the tag of another.
+/// Why the protocol: a socket normally carries one protocol, but a raw socket with `IP_HDRINCL` can
+/// send packets of any protocol; without the tag a verdict computed for its UDP packets would be
+/// replayed for its TCP packets. [`CachedVerdict::for_proto`] / [`CachedVerdict::get_for`] bind the
+/// protocol; [`CachedVerdict::new`] / [`CachedVerdict::get`] are the protocol-agnostic forms.
+///
+/// Packed in one `u64` (`any_proto << 49 | proto << 41 | valid << 40 | decision << 32 | generation`)
+/// so it is stored and loaded atomically: a packet never sees the verdict of one generation with the
+/// tag of another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CachedVerdict(u64);
 
@@ -75,18 +82,45 @@ impl CachedVerdict {
     pub const EMPTY: CachedVerdict = CachedVerdict(0);
 
     const VALID: u64 = 1 << 40;
+    const PROTO_SHIFT: u32 = 41;
+    const ANY_PROTO: u64 = 1 << 49;
 
-    /// A decision computed under `generation` (see [`policy_generation`](crate::policy_generation)).
+    /// A decision computed under `generation` (see [`policy_generation`](crate::policy_generation)),
+    /// valid for packets of any protocol. Prefer [`CachedVerdict::for_proto`].
     pub const fn new(decision: Decision, generation: u32) -> Self {
-        CachedVerdict(Self::VALID | ((decision.to_bits() as u64) << 32) | generation as u64)
+        CachedVerdict(
+            Self::ANY_PROTO | Self::VALID | ((decision.to_bits() as u64) << 32) | generation as u64,
+        )
     }
 
-    /// The decision if one is stored **and** it was computed under `current_generation`.
+    /// A decision computed under `generation` for packets of protocol `proto` (only the identified
+    /// protocols, all below 256, are ever cached).
+    pub const fn for_proto(decision: Decision, generation: u32, proto: u32) -> Self {
+        CachedVerdict(
+            (((proto & 0xFF) as u64) << Self::PROTO_SHIFT)
+                | Self::VALID
+                | ((decision.to_bits() as u64) << 32)
+                | generation as u64,
+        )
+    }
+
+    /// The decision if one is stored **and** it was computed under `current_generation` (whatever
+    /// protocol it was computed for).
     pub fn get(self, current_generation: u32) -> Option<Decision> {
         if self.0 & Self::VALID == 0 || self.0 as u32 != current_generation {
             return None;
         }
         Decision::from_bits((self.0 >> 32) as u8)
+    }
+
+    /// The decision if one is stored, computed under `current_generation`, and computed for `proto`
+    /// (or stored with [`CachedVerdict::new`], valid for any protocol).
+    pub fn get_for(self, current_generation: u32, proto: u32) -> Option<Decision> {
+        let stored_proto = (self.0 >> Self::PROTO_SHIFT) as u8;
+        if self.0 & Self::ANY_PROTO == 0 && (proto > 0xFF || u32::from(stored_proto) != proto) {
+            return None;
+        }
+        self.get(current_generation)
     }
 
     /// The stored decision and its generation, whatever the generation.

@@ -206,7 +206,7 @@ impl<
         // Fast path (shared lock, atomics only).
         let hit = self.sockets.read().lookup(sock.key);
         if let Some((known, cv)) = hit {
-            if let Some(d) = cv.get(gen) {
+            if let Some(d) = cv.get_for(gen, facts.proto) {
                 return self.finish(d, facts, &known.exe, now_ms, true);
             }
             // Stale verdict: recompute from the cached identity.
@@ -223,7 +223,7 @@ impl<
             if let Some(d) = d {
                 self.sockets
                     .read()
-                    .store_verdict(sock.key, CachedVerdict::new(d, gen));
+                    .store_verdict(sock.key, CachedVerdict::for_proto(d, gen, facts.proto));
                 return self.finish(d, facts, &known.exe, now_ms, false);
             }
             // The executable was evicted from the table: identify again below.
@@ -263,7 +263,7 @@ impl<
                     exe: ident,
                 },
             );
-            sockets.store_verdict(sock.key, CachedVerdict::new(d, gen));
+            sockets.store_verdict(sock.key, CachedVerdict::for_proto(d, gen, facts.proto));
         }
         self.finish(d, facts, &ident, now_ms, false)
     }

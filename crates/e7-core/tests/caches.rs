@@ -323,3 +323,20 @@ fn procfs_table_finds_a_socket_of_this_process() {
         ActiveLookup::Owner(std::process::id())
     );
 }
+
+#[test]
+fn verdict_can_be_bound_to_a_protocol() {
+    let v = CachedVerdict::for_proto(ACCEPT, 7, 17);
+    assert_eq!(v.get_for(7, 17), Some(ACCEPT));
+    assert_eq!(
+        v.get_for(7, 6),
+        None,
+        "a verdict for udp is not one for tcp"
+    );
+    assert_eq!(v.get_for(8, 17), None);
+    assert_eq!(v.get_for(7, 17 + 256), None);
+    assert_eq!(v.get(7), Some(ACCEPT));
+    let any = CachedVerdict::new(ACCEPT, 7);
+    assert_eq!(any.get_for(7, 6), Some(ACCEPT));
+    assert_eq!(CachedVerdict::EMPTY.get_for(0, 0), None);
+}

@@ -395,3 +395,25 @@ fn std_firewall_identifies_a_real_socket_of_this_process() {
     assert_eq!(fw.rules(), vec![(PROTO_UDP, me, Action::Block)]);
     assert!(fw.add_rule(PROTO_UDP, "relative", Action::Block).is_err());
 }
+
+#[test]
+fn cached_verdict_is_per_protocol_for_raw_sockets() {
+    // A raw IP_HDRINCL socket can send any protocol: the UDP verdict must not be replayed for TCP.
+    let (e, mut fake) = setup();
+    e.flags.set(Flag::Mode, ENABLED).unwrap();
+    e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Allow).unwrap()))
+        .unwrap();
+    e.flags.set(Flag::UnkRule, BLOCK).unwrap();
+    assert_eq!(
+        run(&e, &mut fake, PROTO_UDP, 1, 500, 0).decision.verdict,
+        Verdict::Accept
+    );
+    assert!(run(&e, &mut fake, PROTO_UDP, 1, 500, 1).cached);
+    let tcp = run(&e, &mut fake, PROTO_TCP, 1, 500, 2);
+    assert_eq!(tcp.decision.verdict, Verdict::Drop);
+    assert_eq!(tcp.decision.reason, Reason::NoRule);
+    assert_eq!(
+        fake.resolves, 1,
+        "same socket, same identity: no re-identification"
+    );
+}
