@@ -1,1 +1,411 @@
-//! Benchmarks for e7-core. (being written)
+//! Benchmark scenarios for e7-core, shared by the criterion benches (`benches/core.rs`) and the
+//! cachegrind driver (`--bin cg`), so both measure exactly the same operation.
+//!
+//! Each [`Scenario`] builds its state once ([`Scenario::setup`]) and then exposes one operation
+//! ([`Prepared::op`]) — a single packet-path step such as a socket-cache hit or one rule lookup. The
+//! cachegrind driver runs the setup plus N operations and subtracts a run with 0 operations, so the
+//! reported instructions are per operation only.
+//!
+//! Rule sets: `n` rules, half exact executables (`/usr/bin/prog<i>`) and half folder rules
+//! (`/opt/pkg<i>/`), alternating tcp/udp/any. Lookups: *exact* hits an exact rule, *folder* hits a
+//! folder rule two levels above the executable, *miss* probes a path whose ancestors exist at lengths
+//! used by folder rules but match none.
+
+use std::boxed::Box;
+use std::hint::black_box;
+use std::ops::ControlFlow;
+
+use e7_core::sync::Engine;
+use e7_core::{
+    decide, Action, ActiveCache, CachedVerdict, ExeLookup, ExePath, ExeResolver, ExeTable, Family,
+    Flag, FlagValues, Identity, KnownSocket, Mode, PacketFacts, ProcessTable, Rule, RuleRing,
+    SocketCache, SocketFacts, SocketKey, SocketOwner, PROTO_ANY, PROTO_TCP, PROTO_UDP,
+};
+
+/// Rule-set sizes measured.
+pub const RULE_COUNTS: [usize; 4] = [16, 128, 1024, 4096];
+
+/// Which rule lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupKind {
+    /// The executable has an exact rule.
+    Exact,
+    /// A folder rule above the executable matches.
+    Folder,
+    /// No rule matches.
+    Miss,
+}
+
+impl LookupKind {
+    /// All kinds.
+    pub const ALL: [LookupKind; 3] = [LookupKind::Exact, LookupKind::Folder, LookupKind::Miss];
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LookupKind::Exact => "exact",
+            LookupKind::Folder => "folder",
+            LookupKind::Miss => "miss",
+        }
+    }
+}
+
+/// A named benchmark scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Known-socket cache lookup of a cached socket + cached-verdict check (the per-packet fast path).
+    CacheHit,
+    /// Known-socket cache lookup of an unknown socket.
+    CacheMiss,
+    /// One active-socket table rebuild from a 1000-socket process table.
+    ActiveRefill,
+    /// One rule lookup in a ring of `n` rules.
+    RuleLookup(LookupKind, usize),
+    /// The whole decision for a packet of a known socket (engine, shared locks, cached verdict).
+    DecideCached,
+    /// The whole decision after a policy change: cached identity, rule lookup, verdict store.
+    DecideRecompute,
+    /// The pure decision function alone.
+    DecidePure,
+}
+
+impl Scenario {
+    /// Every scenario.
+    pub fn all() -> Vec<Scenario> {
+        let mut v = vec![
+            Scenario::CacheHit,
+            Scenario::CacheMiss,
+            Scenario::ActiveRefill,
+        ];
+        for n in RULE_COUNTS {
+            for k in LookupKind::ALL {
+                v.push(Scenario::RuleLookup(k, n));
+            }
+        }
+        v.extend([
+            Scenario::DecideCached,
+            Scenario::DecideRecompute,
+            Scenario::DecidePure,
+        ]);
+        v
+    }
+
+    /// Stable name (`cache_hit`, `rule_miss_128`, ...).
+    pub fn name(self) -> String {
+        match self {
+            Scenario::CacheHit => "cache_hit".into(),
+            Scenario::CacheMiss => "cache_miss".into(),
+            Scenario::ActiveRefill => "active_refill".into(),
+            Scenario::RuleLookup(k, n) => format!("rule_{}_{n}", k.name()),
+            Scenario::DecideCached => "decide_cached".into(),
+            Scenario::DecideRecompute => "decide_recompute".into(),
+            Scenario::DecidePure => "decide_pure".into(),
+        }
+    }
+
+    /// The scenario with this name.
+    pub fn from_name(name: &str) -> Option<Scenario> {
+        Scenario::all().into_iter().find(|s| s.name() == name)
+    }
+
+    /// Builds the state.
+    pub fn setup(self) -> Prepared {
+        match self {
+            Scenario::CacheHit | Scenario::CacheMiss => {
+                let mut c: Box<SocketCache> = Box::new(SocketCache::new());
+                let mut t: ExeTable<16> = ExeTable::new();
+                let exe = Identity::Exe(
+                    t.intern(b"/usr/bin/wget")
+                        .unwrap_or_else(|_| unreachable!()),
+                );
+                let d = decide(&enabled(), &tcp(), &exe, Some(Action::Allow));
+                // 1024 cookies, as the kernel hands them out (sequential).
+                for k in 0..1024u64 {
+                    let key = SocketKey(1_000_000 + k * 3);
+                    c.insert(
+                        key,
+                        KnownSocket {
+                            inode: k,
+                            tgid: 100,
+                            uid: 1000,
+                            exe,
+                        },
+                    );
+                    c.store_verdict(key, CachedVerdict::for_proto(d, 5, PROTO_TCP));
+                }
+                let key = if self == Scenario::CacheHit {
+                    SocketKey(1_000_000 + 512 * 3)
+                } else {
+                    SocketKey(7)
+                };
+                Prepared::Sockets { cache: c, key }
+            }
+            Scenario::ActiveRefill => Prepared::Active {
+                cache: Box::new(ActiveCache::with_limits(0, 0)),
+                table: FakeTable::new(1000),
+            },
+            Scenario::RuleLookup(kind, n) => {
+                let exe = Box::new(
+                    ExePath::new(lookup_path(kind, n).as_bytes()).unwrap_or(ExePath::EMPTY),
+                );
+                let rules = match n {
+                    16 => Rules::R16(filled::<16>()),
+                    128 => Rules::R128(filled::<128>()),
+                    1024 => Rules::R1024(filled::<1024>()),
+                    _ => Rules::R4096(filled::<4096>()),
+                };
+                Prepared::Rules { rules, exe }
+            }
+            Scenario::DecideCached | Scenario::DecideRecompute => {
+                let e = new_engine();
+                let _ = e.flags.set(Flag::Mode, e7_core::Const::Enabled.value());
+                e.edit_rules(|r| fill(r, 128));
+                let mut fake = FakeTable::new(0);
+                let mut res = FakeResolver;
+                let sock = sock_facts();
+                // Warm: identify once.
+                let _ = e.decide_packet(&tcp(), &sock, 0, &mut fake, &mut res);
+                Prepared::Engine {
+                    engine: e,
+                    recompute: self == Scenario::DecideRecompute,
+                    fake,
+                }
+            }
+            Scenario::DecidePure => Prepared::Pure,
+        }
+    }
+}
+
+/// The protocol of rule `i` in [`fill`]: tcp, udp, any in turn.
+pub fn rule_proto(i: usize) -> u32 {
+    [PROTO_TCP, PROTO_UDP, PROTO_ANY][i % 3]
+}
+
+/// The executable path a lookup scenario asks about (for a tcp packet): the newest matching rule of
+/// the wanted kind, so a lookup cannot stop early by luck of insertion order.
+pub fn lookup_path(kind: LookupKind, n: usize) -> String {
+    let newest = |parity: usize| {
+        (0..n)
+            .rev()
+            .find(|&i| i % 2 == parity && rule_proto(i) != PROTO_UDP)
+            .unwrap_or(0)
+    };
+    match kind {
+        LookupKind::Exact => format!("/usr/bin/prog{}", newest(0)),
+        LookupKind::Folder => format!("/opt/pkg{}/bin/tool", newest(1)),
+        LookupKind::Miss => "/usr/local/bin/unknown-tool".into(),
+    }
+}
+
+/// Adds `n` rules: even i exact `/usr/bin/prog<i>`, odd i folder `/opt/pkg<i>/`.
+#[allow(
+    clippy::result_large_err,
+    reason = "RuleRing::add hands a full ring's rule back by value"
+)]
+pub fn fill<const N: usize>(r: &mut RuleRing<N>, n: usize) {
+    for i in 0..n {
+        let proto = rule_proto(i);
+        let action = if i % 5 == 0 {
+            Action::Block
+        } else {
+            Action::Allow
+        };
+        let path = if i % 2 == 0 {
+            format!("/usr/bin/prog{i}")
+        } else {
+            format!("/opt/pkg{i}/")
+        };
+        if let Ok(rule) = Rule::new(proto, path.as_bytes(), action) {
+            let _ = r.add(rule);
+        }
+    }
+}
+
+fn filled<const N: usize>() -> Box<RuleRing<N>> {
+    let mut r: Box<RuleRing<N>> = Box::new(RuleRing::new());
+    fill(&mut r, N);
+    r
+}
+
+/// Boxed rings of the measured sizes.
+pub enum Rules {
+    /// 16 rules.
+    R16(Box<RuleRing<16>>),
+    /// 128 rules.
+    R128(Box<RuleRing<128>>),
+    /// 1024 rules.
+    R1024(Box<RuleRing<1024>>),
+    /// 4096 rules.
+    R4096(Box<RuleRing<4096>>),
+}
+
+/// The engine type of the decision scenarios.
+pub type BenchEngine = Engine<parking_lot::RawRwLock>;
+
+fn new_engine() -> Box<BenchEngine> {
+    #[allow(
+        clippy::declare_interior_mutable_const,
+        reason = "a fresh copy per use is what is wanted"
+    )]
+    const FRESH: BenchEngine = Engine::new();
+    Box::new(FRESH)
+}
+
+fn enabled() -> FlagValues {
+    FlagValues {
+        mode: Mode::Enabled,
+        ..FlagValues::DEFAULT
+    }
+}
+
+fn tcp() -> PacketFacts {
+    PacketFacts::new(PROTO_TCP, Family::Ipv4)
+}
+
+fn sock_facts() -> SocketFacts {
+    SocketFacts {
+        key: SocketKey(42),
+        inode: 4242,
+        uid: 1000,
+        full: true,
+        owner_hint: Some(77),
+    }
+}
+
+/// A process table of `n` sockets.
+pub struct FakeTable(Vec<SocketOwner>);
+
+impl FakeTable {
+    /// `n` sockets over 50 processes.
+    pub fn new(n: u64) -> Self {
+        FakeTable(
+            (0..n)
+                .map(|i| SocketOwner {
+                    inode: 10_000 + i * 7,
+                    tgid: (i % 50) as u32 + 1,
+                })
+                .collect(),
+        )
+    }
+}
+
+impl ProcessTable for FakeTable {
+    fn for_each_socket(&mut self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
+        for o in &self.0 {
+            if f(*o).is_break() {
+                return;
+            }
+        }
+    }
+}
+
+/// Resolves every process to `/usr/bin/prog4`.
+pub struct FakeResolver;
+
+impl ExeResolver for FakeResolver {
+    fn exe_path(&mut self, _tgid: u32, out: &mut ExePath) -> ExeLookup {
+        match out.set(b"/usr/bin/prog4") {
+            Ok(()) => ExeLookup::Found,
+            Err(_) => ExeLookup::Gone,
+        }
+    }
+}
+
+/// A scenario's state, ready to run its operation.
+pub enum Prepared {
+    /// Socket-cache scenarios.
+    Sockets {
+        /// The cache (1024 sockets).
+        cache: Box<SocketCache>,
+        /// The key looked up.
+        key: SocketKey,
+    },
+    /// Active-cache refill.
+    Active {
+        /// The cache.
+        cache: Box<ActiveCache>,
+        /// The process table walked.
+        table: FakeTable,
+    },
+    /// Rule lookups.
+    Rules {
+        /// The ring.
+        rules: Rules,
+        /// The executable looked up.
+        exe: Box<ExePath>,
+    },
+    /// Whole-engine decisions.
+    Engine {
+        /// The engine.
+        engine: Box<BenchEngine>,
+        /// Bump the policy generation before each decision (forces recomputation).
+        recompute: bool,
+        /// An empty process table (the owner hint is used).
+        fake: FakeTable,
+    },
+    /// The pure decision function.
+    Pure,
+}
+
+impl Prepared {
+    /// Runs the scenario's operation once; the returned value only defeats dead-code elimination.
+    #[inline(never)]
+    pub fn op(&mut self) -> u64 {
+        match self {
+            Prepared::Sockets { cache, key } => match cache.lookup(black_box(*key)) {
+                Some((k, v)) => {
+                    u64::from(k.tgid)
+                        + v.get_for(5, PROTO_TCP)
+                            .map_or(0, |d| u64::from(d.to_bits()))
+                }
+                None => 1,
+            },
+            Prepared::Active { cache, table } => cache
+                .walk(black_box(10_000 + 999 * 7), 0, table)
+                .map_or(0, u64::from),
+            Prepared::Rules { rules, exe } => {
+                let exe: &ExePath = black_box(exe);
+                let m = match rules {
+                    Rules::R16(r) => r.lookup(PROTO_TCP, exe),
+                    Rules::R128(r) => r.lookup(PROTO_TCP, exe),
+                    Rules::R1024(r) => r.lookup(PROTO_TCP, exe),
+                    Rules::R4096(r) => r.lookup(PROTO_TCP, exe),
+                };
+                m.map_or(0, |m| m.position as u64 + 1)
+            }
+            Prepared::Engine {
+                engine,
+                recompute,
+                fake,
+            } => {
+                if *recompute {
+                    // A decision-relevant flag change invalidates every cached verdict.
+                    let v = engine.flags.get(Flag::Drops);
+                    let flip = if v == e7_core::Const::Enabled.value() {
+                        e7_core::Const::Disabled.value()
+                    } else {
+                        e7_core::Const::Enabled.value()
+                    };
+                    let _ = engine.flags.set(Flag::Drops, flip);
+                }
+                let out = engine.decide_packet(
+                    black_box(&tcp()),
+                    black_box(&sock_facts()),
+                    1,
+                    fake,
+                    &mut FakeResolver,
+                );
+                (u64::from(out.decision.to_bits()) << 1) | u64::from(out.cached)
+            }
+            Prepared::Pure => {
+                let d = decide(
+                    black_box(&enabled()),
+                    black_box(&tcp()),
+                    black_box(&Identity::Unknown),
+                    black_box(Some(Action::Allow)),
+                );
+                u64::from(d.to_bits())
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The bench scenarios measure what their names say (a "hit" hits, an "exact" lookup matches an
+//! exact rule, ...), so the reported numbers mean something.
+
+use e7_benches::{lookup_path, LookupKind, Prepared, Scenario, RULE_COUNTS};
+use e7_core::{ExePath, MatchKind, RuleRing, PROTO_TCP};
+
+#[test]
+fn every_scenario_has_a_unique_name_and_runs() {
+    let all = Scenario::all();
+    for s in &all {
+        assert_eq!(Scenario::from_name(&s.name()), Some(*s));
+        if let Scenario::RuleLookup(_, 4096) = s {
+            continue; // covered by the lookup test below with a big stack
+        }
+        let mut p = s.setup();
+        p.op();
+    }
+    assert!(Scenario::from_name("nope").is_none());
+}
+
+#[test]
+fn cache_hit_hits_and_miss_misses() {
+    let mut hit = Scenario::CacheHit.setup();
+    let mut miss = Scenario::CacheMiss.setup();
+    assert!(hit.op() > 100, "hit returns tgid + cached decision");
+    assert_eq!(miss.op(), 1);
+    assert!(matches!(hit, Prepared::Sockets { .. }));
+}
+
+#[test]
+fn lookups_match_the_intended_rule_kind() {
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(|| {
+            for n in RULE_COUNTS {
+                for k in LookupKind::ALL {
+                    let exe = ExePath::new(lookup_path(k, n).as_bytes()).unwrap();
+                    let kind = match n {
+                        16 => lookup::<16>(n, &exe),
+                        128 => lookup::<128>(n, &exe),
+                        1024 => lookup::<1024>(n, &exe),
+                        _ => lookup::<4096>(n, &exe),
+                    };
+                    match k {
+                        LookupKind::Exact => assert_eq!(kind, Some(MatchKind::Exact), "{n}"),
+                        LookupKind::Folder => {
+                            assert!(matches!(kind, Some(MatchKind::Folder { .. })), "{n}")
+                        }
+                        LookupKind::Miss => assert_eq!(kind, None, "{n}"),
+                    }
+                }
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn lookup<const N: usize>(n: usize, exe: &ExePath) -> Option<MatchKind> {
+    let mut r: Box<RuleRing<N>> = Box::new(RuleRing::new());
+    e7_benches::fill(&mut r, n);
+    assert_eq!(r.len(), n);
+    r.lookup(PROTO_TCP, exe).map(|m| m.kind)
+}
+
+#[test]
+fn decide_cached_is_served_from_the_cache_and_recompute_is_not() {
+    let mut cached = Scenario::DecideCached.setup();
+    let mut recompute = Scenario::DecideRecompute.setup();
+    // op() returns decision bits << 1 | served-from-cache.
+    assert_eq!(cached.op() & 1, 1);
+    assert_eq!(recompute.op() & 1, 0);
+    assert_eq!(recompute.op() & 1, 0);
+}
