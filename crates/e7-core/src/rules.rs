@@ -22,13 +22,15 @@
 //! **Index.** Exact lookups use a hash index over path CRCs in a fixed array: `N` buckets of two
 //! entries (open addressing with linear probing over buckets, load factor ≤ ½), each entry a 16-bit
 //! hash tag plus the rule's position. A folder lookup probes the executable's ancestor directories
-//! (`/usr/bin/wget` → `/usr/bin/`, `/usr/`, `/`) in the same index, skipping depths at which no folder
-//! rule exists (a 256-bit set of folder-rule lengths). The cost depends on the path's depth, not on
+//! (`/usr/bin/wget` → `/usr/bin/`, `/usr/`, `/`) in the same index, skipping lengths at which no
+//! folder rule exists (a 256-bit set of folder-rule lengths); the CRC of every ancestor and of the
+//! whole path come from one incremental pass over the bytes. The cost depends on the path, not on
 //! the number of rules. Removal shifts the later rules down (order-preserving) and rebuilds the index
 //! in O(N); edits are rare admin operations, lookups are per packet.
 
+use crate::crc::Crc32;
 use crate::flags::Action;
-use crate::path::{check_rule_path, hash_bytes, ExePath, PathError, MAX_DEPTH};
+use crate::path::{check_rule_path, hash_bytes, ExePath, PathError};
 use crate::schema::{validate_rule_protocol, ProtocolError, PROTO_ANY};
 use core::fmt;
 
@@ -351,23 +353,37 @@ impl<const N: usize> RuleRing<N> {
                 return Some(m);
             }
         }
-        if self.folder_lens != [0; 4] {
-            let mut anc = [(0u8, 0u32); MAX_DEPTH];
-            let n = exe.ancestor_hashes(&mut anc);
-            for &(len, h) in anc.get(..n).unwrap_or(&[]) {
-                let l = usize::from(len);
-                if !self.has_folder_len(l) {
-                    continue;
-                }
-                let prefix = bytes.get(..l).unwrap_or(&[]);
-                if let Some(m) =
-                    self.find_best(proto, prefix, h, MatchKind::Folder { depth_len: l })
-                {
-                    return Some(m);
+        if self.folder_lens == [0; 4] {
+            return None;
+        }
+        // One pass over the path: the CRC is extended segment by segment, so every ancestor
+        // directory's hash is available when its `/` is reached. Ancestors are probed (shallow to
+        // deep; the deepest hit is kept) only at lengths where some folder rule exists, so most
+        // paths probe once or not at all.
+        let mut crc = Crc32::new();
+        let mut folder: Option<RuleMatch> = None;
+        let last = bytes.len().saturating_sub(1);
+        let mut start = 0usize;
+        while let Some(rest) = bytes.get(start..) {
+            let Some(off) = rest.iter().position(|&c| c == b'/') else {
+                break;
+            };
+            let slash = start.saturating_add(off);
+            if slash >= last {
+                break;
+            }
+            let len = slash.saturating_add(1);
+            crc.update(rest.get(..=off).unwrap_or(&[]));
+            start = len;
+            if self.has_folder_len(len) {
+                let prefix = bytes.get(..len).unwrap_or(&[]);
+                let kind = MatchKind::Folder { depth_len: len };
+                if let Some(m) = self.find_best(proto, prefix, crc.finalize(), kind) {
+                    folder = Some(m);
                 }
             }
         }
-        None
+        folder
     }
 
     /// Position of the rule with exactly (proto, path).
