@@ -33,6 +33,9 @@
  * " (deleted)" suffix, which is stripped before the length limit is applied. */
 #define E7_EXE_BUF 272
 
+/* Descriptors e7_c_current_holds scans at most (a bounded loop: it may run in softirq). */
+#define E7_RCU_FD_SCAN 1024
+
 /* e7_pkt.flags */
 #define E7_PKT_MALFORMED 0x1u  /* network header unreadable (the `fail` action applies) */
 #define E7_PKT_IN_TASK   0x2u  /* in_task(): process context, task-walks allowed */
@@ -57,12 +60,21 @@ struct e7_sockinfo {
 	__u32 pad;
 };
 
+/* Which program a process is running, without its path: the thread group, when its leader
+ * started, and the exec generation (self_exec_id, bumped by every execve). Two observations with
+ * equal values are the same program image, so a path resolved once can be reused. */
+struct e7_task_id {
+	__u64 start_ns;  /* group leader's start_boottime */
+	__u64 exec_id;   /* self_exec_id */
+	__u32 tgid;      /* thread-group id (init pid namespace) */
+	__u32 pad;
+};
+
 /* The executable of a task, as resolved by d_path. */
 struct e7_exe {
 	__s32 status;    /* 0 ok; -ENAMETOOLONG path too long; -ENOENT no mm/exe; -ESRCH no task */
 	__u32 len;       /* bytes of path in buf (no NUL) when status == 0 */
-	__u32 tgid;      /* owner thread-group id (init pid namespace) */
-	__u32 pad;
+	struct e7_task_id task; /* the process (task.tgid is the owner) */
 	char buf[E7_EXE_BUF];
 };
 
@@ -107,6 +119,10 @@ E7_C_EXPORT __u64 e7_c_now_ms(void);
 E7_C_EXPORT __u64 e7_c_sk_cookie(void *sk);
 E7_C_EXPORT void e7_c_sk_info(void *sk, struct e7_sockinfo *out);
 E7_C_EXPORT int e7_c_current_owner(void *sk, struct e7_exe *out);
+/* Any context, lock-free: does the current (in softirq: the interrupted) task hold a descriptor for
+ * SK? Scans at most E7_RCU_FD_SCAN descriptors under RCU, takes no lock a process-context holder
+ * could hold. Returns 1 and fills OUT if so. */
+E7_C_EXPORT int e7_c_current_holds(void *sk, struct e7_task_id *out);
 E7_C_EXPORT int e7_c_task_exe(__u32 tgid, struct e7_exe *out);
 E7_C_EXPORT int e7_c_walk_sockets(e7_walk_cb cb, void *ctx);
 E7_C_EXPORT void e7_c_kick_events(void);

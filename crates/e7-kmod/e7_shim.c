@@ -66,7 +66,8 @@
 
 _Static_assert(sizeof(struct e7_pkt) == 24, "e7_pkt ABI");
 _Static_assert(sizeof(struct e7_sockinfo) == 16, "e7_sockinfo ABI");
-_Static_assert(sizeof(struct e7_exe) == 16 + E7_EXE_BUF, "e7_exe ABI");
+_Static_assert(sizeof(struct e7_task_id) == 24, "e7_task_id ABI");
+_Static_assert(sizeof(struct e7_exe) == 32 + E7_EXE_BUF, "e7_exe ABI");
 _Static_assert(sizeof(struct e7_dest) == 8, "e7_dest ABI");
 
 /* ------------------------------------------------------------------------------------------ */
@@ -252,6 +253,14 @@ void e7_c_sk_info(void *skv, struct e7_sockinfo *out)
  * pinned with get_file_rcu; d_path runs after task_unlock on the pinned file. No reference is
  * leaked (the original's B6). Process context only.
  */
+static void e7_task_id_of(struct task_struct *p, struct e7_task_id *id)
+{
+	id->tgid = task_tgid_nr(p);
+	id->start_ns = READ_ONCE(p->group_leader->start_boottime);
+	id->exec_id = READ_ONCE(p->self_exec_id);
+	id->pad = 0;
+}
+
 static int e7_exe_of(struct task_struct *p, struct e7_exe *out)
 {
 	struct file *exe = NULL;
@@ -259,6 +268,9 @@ static int e7_exe_of(struct task_struct *p, struct e7_exe *out)
 	size_t len;
 
 	out->len = 0;
+	rcu_read_lock(); /* group_leader */
+	e7_task_id_of(p, &out->task);
+	rcu_read_unlock();
 	task_lock(p);
 	if (p->mm && !(p->flags & PF_KTHREAD)) {
 		rcu_read_lock();
@@ -290,27 +302,72 @@ static int e7_fd_is(const void *want, struct file *f, unsigned int fd)
 	return f == want;
 }
 
-int e7_c_current_owner(void *skv, struct e7_exe *out)
+/* The socket's file, only ever compared as an identity (never dereferenced). sk_callback_lock is
+ * BH-safe (its users take it with the _bh variants), so this is fine in softirq. */
+static const void *e7_sk_file(struct sock *sk)
 {
-	struct sock *sk = skv;
 	struct socket *sock;
-	struct files_struct *files;
 	const void *file = NULL;
 
-	out->status = -ESRCH;
-	out->len = 0;
-	out->tgid = 0;
-	if (!in_task() || (current->flags & (PF_KTHREAD | PF_EXITING)))
-		return -ESRCH;
 	read_lock_bh(&sk->sk_callback_lock);
 	sock = sk->sk_socket;
 	if (sock)
-		file = sock->file; /* only compared as an identity below, never dereferenced */
+		file = sock->file;
 	read_unlock_bh(&sk->sk_callback_lock);
+	return file;
+}
+
+/*
+ * Lock-free "does current hold SK": in softirq, `current` is the task the softirq interrupted,
+ * which cannot run (and so cannot change its files pointer or free its fd table) until we return;
+ * the fd table itself is RCU-protected. No files->file_lock, no task_lock: safe in any context.
+ * Bounded to E7_RCU_FD_SCAN descriptors. Typical hit: loopback traffic whose receive softirq runs
+ * on the sender's stack, e.g. a local listener's SYN-ACK.
+ */
+int e7_c_current_holds(void *skv, struct e7_task_id *out)
+{
+	struct files_struct *files;
+	struct fdtable *fdt;
+	const void *want;
+	unsigned int i, n;
+	int found = 0;
+
+	if (in_nmi() || in_hardirq() || (current->flags & (PF_KTHREAD | PF_EXITING)))
+		return 0;
+	want = e7_sk_file(skv);
+	files = READ_ONCE(current->files);
+	if (!want || !files)
+		return 0;
+	rcu_read_lock();
+	fdt = files_fdtable(files);
+	n = min_t(unsigned int, fdt->max_fds, E7_RCU_FD_SCAN);
+	for (i = 0; i < n; i++) {
+		if (rcu_access_pointer(fdt->fd[i]) == want) {
+			found = 1;
+			break;
+		}
+	}
+	if (found)
+		e7_task_id_of(current, out);
+	rcu_read_unlock();
+	return found;
+}
+
+int e7_c_current_owner(void *skv, struct e7_exe *out)
+{
+	struct sock *sk = skv;
+	struct files_struct *files;
+	const void *file;
+
+	out->status = -ESRCH;
+	out->len = 0;
+	out->task.tgid = 0;
+	if (!in_task() || (current->flags & (PF_KTHREAD | PF_EXITING)))
+		return -ESRCH;
+	file = e7_sk_file(sk);
 	files = current->files; /* current's own files: stable for current without task_lock */
 	if (!file || !files || !iterate_fd(files, 0, e7_fd_is, file))
 		return -ESRCH;
-	out->tgid = task_tgid_nr(current);
 	return e7_exe_of(current, out);
 }
 
@@ -322,7 +379,7 @@ int e7_c_task_exe(__u32 tgid, struct e7_exe *out)
 
 	out->status = -ESRCH;
 	out->len = 0;
-	out->tgid = tgid;
+	out->task.tgid = tgid;
 	if (!in_task())
 		return -EPERM;
 	rcu_read_lock();

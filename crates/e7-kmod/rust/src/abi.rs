@@ -48,6 +48,21 @@ pub struct E7SockInfo {
     pub pad: u32,
 }
 
+/// `struct e7_task_id`: which program image a process runs, without its path. Equal values mean
+/// the same process (tgid + leader start time) that has not exec'ed since (exec generation).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct E7TaskId {
+    /// Group leader's `start_boottime`.
+    pub start_ns: u64,
+    /// `self_exec_id` (bumped by every execve).
+    pub exec_id: u64,
+    /// Thread-group id (init pid namespace).
+    pub tgid: u32,
+    /// Padding.
+    pub pad: u32,
+}
+
 /// `struct e7_exe`: an executable path resolved by `d_path`.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -56,10 +71,8 @@ pub struct E7Exe {
     pub status: i32,
     /// Path bytes in `buf` when `status == 0`.
     pub len: u32,
-    /// Owner tgid.
-    pub tgid: u32,
-    /// Padding.
-    pub pad: u32,
+    /// The process (its tgid is the owner).
+    pub task: E7TaskId,
     /// The path (not NUL-terminated within `len`).
     pub buf: [u8; EXE_BUF],
 }
@@ -70,8 +83,12 @@ impl E7Exe {
         E7Exe {
             status: 0,
             len: 0,
-            tgid: 0,
-            pad: 0,
+            task: E7TaskId {
+                start_ns: 0,
+                exec_id: 0,
+                tgid: 0,
+                pad: 0,
+            },
             buf: [0; EXE_BUF],
         }
     }
@@ -103,5 +120,6 @@ pub struct E7Dest {
 
 const _: () = assert!(core::mem::size_of::<E7Pkt>() == 24);
 const _: () = assert!(core::mem::size_of::<E7SockInfo>() == 16);
-const _: () = assert!(core::mem::size_of::<E7Exe>() == 16 + EXE_BUF);
+const _: () = assert!(core::mem::size_of::<E7TaskId>() == 24);
+const _: () = assert!(core::mem::size_of::<E7Exe>() == 32 + EXE_BUF);
 const _: () = assert!(core::mem::size_of::<E7Dest>() == 8);

@@ -6,12 +6,16 @@
 //! in a `static` behind a BH-safe kernel rwlock (see `state.rs`).
 #![forbid(unsafe_code)]
 
-use e7_core::ExePath;
+use e7_core::{ExePath, Identity};
+
+use crate::abi::E7TaskId;
 
 /// Capacity of the event queue.
 pub const EVENT_QUEUE: usize = 128;
 /// Capacity of the subscriber set.
 pub const MAX_SUBSCRIBERS: usize = 8;
+/// Capacity of the process cache (power of two).
+pub const PROCESSES: usize = 128;
 /// Capacity of the refill queue (sockets missed in softirq, resolved by the refill work).
 pub const PENDING_SOCKETS: usize = 32;
 
@@ -295,6 +299,77 @@ impl<const N: usize> Pending<N> {
     }
 }
 
+/// Programs already resolved: process (tgid, leader start time, exec generation) → executable
+/// identity. Direct-mapped by tgid; a collision replaces the older entry.
+///
+/// Why: the path of a process can only be read with `task_lock` + `d_path`, which softirq must not
+/// use; but a process seen once in task context keeps the same image until it execs, and
+/// `E7TaskId` changes exactly then. So a softirq packet from a socket held by an already-resolved
+/// process is identified without any lock, and a task-context miss skips `d_path`.
+pub struct ProcCache<const N: usize = PROCESSES> {
+    slots: [(E7TaskId, Option<Identity>); N],
+}
+
+impl<const N: usize> Default for ProcCache<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> ProcCache<N> {
+    const EMPTY: (E7TaskId, Option<Identity>) = (
+        E7TaskId {
+            start_ns: 0,
+            exec_id: 0,
+            tgid: 0,
+            pad: 0,
+        },
+        None,
+    );
+
+    /// Empty.
+    pub const fn new() -> Self {
+        ProcCache {
+            slots: [Self::EMPTY; N],
+        }
+    }
+
+    fn slot(tgid: u32) -> usize {
+        if N == 0 {
+            0
+        } else {
+            tgid as usize % N
+        }
+    }
+
+    /// The identity recorded for exactly this process image.
+    pub fn get(&self, id: &E7TaskId) -> Option<Identity> {
+        let (k, v) = self.slots.get(Self::slot(id.tgid))?;
+        if k.tgid == id.tgid && k.start_ns == id.start_ns && k.exec_id == id.exec_id {
+            *v
+        } else {
+            None
+        }
+    }
+
+    /// Records a resolved process (tgid 0 is ignored).
+    pub fn insert(&mut self, id: E7TaskId, ident: Identity) {
+        if id.tgid == 0 {
+            return;
+        }
+        if let Some(slot) = self.slots.get_mut(Self::slot(id.tgid)) {
+            *slot = (id, Some(ident));
+        }
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        for s in self.slots.iter_mut() {
+            *s = Self::EMPTY;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,6 +432,31 @@ mod tests {
         s.add(1); // stamp MAX
         s.add(2); // stamp 0 (wrapped)
         assert_eq!(s.add(3), Some(1), "the pre-wrap stamp is the older one");
+    }
+
+    #[test]
+    fn proc_cache_matches_the_exact_process_image() {
+        let mut c: ProcCache<4> = ProcCache::new();
+        let id = E7TaskId {
+            start_ns: 100,
+            exec_id: 3,
+            tgid: 6,
+            pad: 0,
+        };
+        assert_eq!(c.get(&id), None);
+        c.insert(id, Identity::PathTooLong);
+        assert_eq!(c.get(&id), Some(Identity::PathTooLong));
+        let exec_d = E7TaskId { exec_id: 4, ..id };
+        assert_eq!(c.get(&exec_d), None, "after an exec the image differs");
+        let reused = E7TaskId {
+            start_ns: 200,
+            ..id
+        };
+        assert_eq!(c.get(&reused), None, "a reused tgid is another process");
+        c.insert(E7TaskId { tgid: 10, ..id }, Identity::Unknown); // same slot (10 % 4 == 6 % 4)
+        assert_eq!(c.get(&id), None, "collision replaced it");
+        c.insert(E7TaskId { tgid: 0, ..id }, Identity::Unknown);
+        assert_eq!(c.get(&E7TaskId { tgid: 0, ..id }), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
 use crate::abi::{
-    E7Dest, E7Exe, E7Pkt, E7SockInfo, PKT_IN_TASK, PKT_MALFORMED, SOCK_KERNEL, SOCK_USER,
+    E7Dest, E7Exe, E7Pkt, E7SockInfo, E7TaskId, PKT_IN_TASK, PKT_MALFORMED, SOCK_KERNEL, SOCK_USER,
 };
 use crate::control::EINVAL;
 use crate::kernel::{Kernel, Level, SendError, SockInfo, SockKind, SockRef};
@@ -32,6 +32,7 @@ extern "C" {
     fn e7_c_sk_cookie(sk: *mut c_void) -> u64;
     fn e7_c_sk_info(sk: *mut c_void, out: *mut E7SockInfo);
     fn e7_c_current_owner(sk: *mut c_void, out: *mut E7Exe) -> i32;
+    fn e7_c_current_holds(sk: *mut c_void, out: *mut E7TaskId) -> i32;
     fn e7_c_task_exe(tgid: u32, out: *mut E7Exe) -> i32;
     fn e7_c_walk_sockets(cb: WalkCb, ctx: *mut c_void) -> i32;
     fn e7_c_kick_events();
@@ -123,7 +124,12 @@ impl Kernel for Shim {
         let rc = unsafe { e7_c_current_owner(sk.0 as *mut c_void, out) };
         // rc is 0 (found, exe resolved) or the exe error (-ENOENT/-ENAMETOOLONG) when the task
         // owns the socket; -ESRCH means "not the owner".
-        rc != -3 && out.tgid != 0
+        rc != -3 && out.task.tgid != 0
+    }
+
+    fn current_holds(&self, sk: SockRef, out: &mut E7TaskId) -> bool {
+        // SAFETY: sk as above; out is a valid e7_task_id. Lock-free, any context.
+        unsafe { e7_c_current_holds(sk.0 as *mut c_void, out) != 0 }
     }
 
     fn task_exe(&self, tgid: u32, out: &mut E7Exe) {

@@ -13,7 +13,7 @@ use e7_core::SocketOwner;
 use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
-use crate::abi::{E7Dest, E7Exe};
+use crate::abi::{E7Dest, E7Exe, E7TaskId};
 
 /// An opaque handle to the packet's full socket, only meaningful to the [`Kernel`] that made it
 /// (the kernel: a `struct sock *` valid for the duration of the hook).
@@ -79,6 +79,9 @@ pub trait Kernel {
     /// Task context only: true if the current task holds a descriptor for `sk`; then `out` holds
     /// its tgid and executable (or the reason there is none).
     fn current_owner(&self, sk: SockRef, out: &mut E7Exe) -> bool;
+    /// Any context, lock-free and bounded: true if the current task (in softirq: the interrupted
+    /// one) holds a descriptor for `sk`; then `out` identifies that process.
+    fn current_holds(&self, sk: SockRef, out: &mut E7TaskId) -> bool;
     /// Task context only: the executable of thread group `tgid` into `out`.
     fn task_exe(&self, tgid: u32, out: &mut E7Exe);
     /// Task context only: every (socket inode, owner tgid) pair of every process.

@@ -13,7 +13,10 @@
 //! 2. **Miss in task context**: the current task, if it holds a descriptor for the socket (the
 //!    common case: `sendmsg`/`connect`), else the active-socket cache (inode → tgid, refilled by a
 //!    rate-limited process-table walk), then `d_path` of the owner's executable.
-//! 3. **Miss in softirq**: nothing that needs those locks. The socket is queued (bounded, de-duplicated)
+//! 3. **Miss in softirq**: nothing that needs those locks. If the interrupted task holds the socket
+//!    (a lock-free, bounded RCU scan of its fd table) and that process image was resolved before,
+//!    the cached identity is used (typical for loopback, e.g. a local listener's SYN-ACK).
+//!    Otherwise the socket is queued (bounded, de-duplicated)
 //!    for ONE rate-limited work item, which walks the process table in process context, refills
 //!    the active-socket cache and inserts the socket into the known-socket cache, so its next packet
 //!    is a hit. The packet itself gets the `unkproc` verdict.
@@ -31,9 +34,10 @@ use e7_core::{
 };
 use e7_core::{CachedVerdict, ExeId};
 
-use crate::abi::{E7Dest, E7Exe};
+use crate::abi::{E7Dest, E7Exe, E7TaskId};
 use crate::bounded::{
-    EventRecord, EventRing, Pending, PendingSocket, Subscribers, EVENT_QUEUE, PENDING_SOCKETS,
+    EventRecord, EventRing, Pending, PendingSocket, ProcCache, Subscribers, EVENT_QUEUE,
+    PENDING_SOCKETS,
 };
 use crate::kernel::{Kernel, KernelTable, Level, SendError, SockKind, SockRef};
 
@@ -77,6 +81,9 @@ pub struct Stats {
     pub hits: AtomicU64,
     /// Misses resolved in task context.
     pub task_resolved: AtomicU64,
+    /// Misses resolved without a lock or `d_path`: the current task holds the socket and its
+    /// process image was resolved before (any context).
+    pub image_resolved: AtomicU64,
     /// Misses deferred from softirq to the refill work.
     pub deferred: AtomicU64,
     /// Sockets the refill work inserted into the known-socket cache.
@@ -91,6 +98,7 @@ pub struct Module<R: RawRwLock> {
     pub(crate) events: RwLock<R, EventRing>,
     pub(crate) subs: RwLock<R, Subscribers>,
     pending: RwLock<R, Pending>,
+    procs: RwLock<R, ProcCache>,
     /// Mirror of the subscriber count, readable by the hook without a lock.
     pub(crate) sub_count: AtomicU32,
     pub(crate) stopping: AtomicBool,
@@ -119,6 +127,7 @@ impl<R: RawRwLock> Module<R> {
             events: RwLock::const_new(R::INIT, EventRing::new()),
             subs: RwLock::const_new(R::INIT, Subscribers::new()),
             pending: RwLock::const_new(R::INIT, Pending::new()),
+            procs: RwLock::const_new(R::INIT, ProcCache::new()),
             sub_count: AtomicU32::new(0),
             stopping: AtomicBool::new(false),
             events_kicked: AtomicBool::new(false),
@@ -127,6 +136,7 @@ impl<R: RawRwLock> Module<R> {
             stats: Stats {
                 hits: AtomicU64::new(0),
                 task_resolved: AtomicU64::new(0),
+                image_resolved: AtomicU64::new(0),
                 deferred: AtomicU64::new(0),
                 refilled: AtomicU64::new(0),
             },
@@ -179,7 +189,7 @@ impl<R: RawRwLock> Module<R> {
 
         let hit = e.sockets.read().lookup(key);
         if let Some((known, cv)) = hit {
-            if let Some(d) = cv.get(gen) {
+            if let Some(d) = cv.get_for(gen, facts.proto) {
                 self.stats.hits.fetch_add(1, Relaxed);
                 return self.emit(k, &flags, &facts, &known.exe, d, true);
             }
@@ -188,7 +198,7 @@ impl<R: RawRwLock> Module<R> {
                 Some(d) => {
                     e.sockets
                         .read()
-                        .store_verdict(key, CachedVerdict::new(d, gen));
+                        .store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
                     return self.emit(k, &flags, &facts, &known.exe, d, false);
                 }
                 None => {
@@ -219,17 +229,20 @@ impl<R: RawRwLock> Module<R> {
                     (Identity::Unknown, 0, false)
                 }
             },
-            SockKind::User => {
-                self.defer(
-                    k,
-                    PendingSocket {
-                        key: key.0,
-                        ino: info.ino,
-                        uid: p.uid,
-                    },
-                );
-                (Identity::Unknown, 0, false)
-            }
+            SockKind::User => match self.identify_by_image(k, sk) {
+                Some((ident, tgid)) => (ident, tgid, true),
+                None => {
+                    self.defer(
+                        k,
+                        PendingSocket {
+                            key: key.0,
+                            ino: info.ino,
+                            uid: p.uid,
+                        },
+                    );
+                    (Identity::Unknown, 0, false)
+                }
+            },
         };
         let rule = self.rule_for(&facts, &ident);
         let d = decide(&flags, &facts, &ident, rule);
@@ -244,7 +257,7 @@ impl<R: RawRwLock> Module<R> {
                     exe: ident,
                 },
             );
-            sockets.store_verdict(key, CachedVerdict::new(d, gen));
+            sockets.store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
         }
         self.emit(k, &flags, &facts, &ident, d, false)
     }
@@ -352,12 +365,33 @@ impl<R: RawRwLock> Module<R> {
         );
     }
 
-    /// Task context: current task first, then the active-socket cache (walking if allowed).
+    /// Any context, no lock beyond our own: the current task holds the socket and its process
+    /// image was resolved before.
+    fn identify_by_image(&self, k: &impl Kernel, sk: SockRef) -> Option<(Identity, u32)> {
+        let mut id = E7TaskId::default();
+        if !k.current_holds(sk, &mut id) {
+            return None;
+        }
+        let ident = self.procs.read().get(&id)?;
+        // An executable id evicted from the table since cannot be used (its rule lookup would
+        // read as "no rule").
+        if let Identity::Exe(e) = ident {
+            self.engine.exes.read().get(e)?;
+        }
+        self.stats.image_resolved.fetch_add(1, Relaxed);
+        Some((ident, id.tgid))
+    }
+
+    /// Task context: the current task first (its known image, else `d_path`), then the
+    /// active-socket cache (walking if allowed).
     fn identify_in_task(&self, k: &impl Kernel, sk: SockRef, ino: u64) -> InTask {
+        if let Some((ident, tgid)) = self.identify_by_image(k, sk) {
+            return InTask::Found(ident, tgid);
+        }
         let mut exe = E7Exe::new();
         if k.current_owner(sk, &mut exe) {
             self.stats.task_resolved.fetch_add(1, Relaxed);
-            return InTask::Found(self.identity_of(&exe), exe.tgid);
+            return InTask::Found(self.identity_of(&exe), exe.task.tgid);
         }
         let now = k.now_ms();
         let found = self
@@ -377,8 +411,17 @@ impl<R: RawRwLock> Module<R> {
         }
     }
 
-    /// The identity for a resolved executable: interned id, `PathTooLong`, or `Unknown`.
+    /// The identity for a resolved executable (interned id, `PathTooLong`, or `Unknown`),
+    /// remembered for the process image so later misses need no `d_path`.
     pub(crate) fn identity_of(&self, exe: &E7Exe) -> Identity {
+        let ident = self.resolve_path(exe);
+        if ident != Identity::Unknown {
+            self.procs.write().insert(exe.task, ident);
+        }
+        ident
+    }
+
+    fn resolve_path(&self, exe: &E7Exe) -> Identity {
         if exe.status == -ENAMETOOLONG {
             return Identity::PathTooLong;
         }

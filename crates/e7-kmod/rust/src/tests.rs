@@ -17,7 +17,7 @@ use e7_proto::msg::{emit_request, parse_reply, ClearSpec, Reply, Request, RuleSp
 use e7_proto::nla::{WriteError, Writer};
 use e7_proto::{Action, Command, Const, EventState, Flag, Mode};
 
-use crate::abi::{E7Dest, E7Exe};
+use crate::abi::{E7Dest, E7Exe, E7TaskId};
 use crate::kernel::{Kernel, Level, SendError, SockInfo, SockKind, SockRef};
 use crate::state::{Module, PacketIn};
 
@@ -59,6 +59,9 @@ struct Fake {
     walks: Cell<u32>,
     owner_calls: Cell<u32>,
     info_calls: Cell<u32>,
+    dpaths: Cell<u32>,
+    /// tgid → exec generation (default 1).
+    execs: RefCell<HashMap<u32, u64>>,
     logs: RefCell<Vec<String>>,
 }
 
@@ -93,8 +96,18 @@ impl Fake {
         std::mem::take(&mut *self.sent.borrow_mut())
     }
 
+    fn task_id(&self, tgid: u32) -> E7TaskId {
+        E7TaskId {
+            start_ns: u64::from(tgid) * 1000,
+            exec_id: self.execs.borrow().get(&tgid).copied().unwrap_or(1),
+            tgid,
+            pad: 0,
+        }
+    }
+
     fn fill_exe(&self, tgid: u32, out: &mut E7Exe) {
-        out.tgid = tgid;
+        self.dpaths.set(self.dpaths.get() + 1);
+        out.task = self.task_id(tgid);
         out.len = 0;
         match self.exes.borrow().get(&tgid) {
             Some(Ok(p)) if p.len() < out.buf.len() => {
@@ -151,6 +164,23 @@ impl Kernel for Fake {
 
     fn task_exe(&self, tgid: u32, out: &mut E7Exe) {
         self.fill_exe(tgid, out);
+    }
+
+    fn current_holds(&self, sk: SockRef, out: &mut E7TaskId) -> bool {
+        let ino = self.socks.borrow()[&sk.0].ino;
+        let Some(tgid) = self.current.get() else {
+            return false;
+        };
+        if !self
+            .fds
+            .borrow()
+            .iter()
+            .any(|&(i, t)| i == ino && t == tgid)
+        {
+            return false;
+        }
+        *out = self.task_id(tgid);
+        true
     }
 
     fn walk_sockets(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
@@ -308,6 +338,20 @@ fn task_context_identifies_current_and_reuses_the_verdict() {
     );
     assert_eq!(m.stats.hits.load(core::sync::atomic::Ordering::Relaxed), 2);
     assert_eq!(k.walks.get(), 0);
+}
+
+#[test]
+fn a_cached_verdict_is_bound_to_the_packet_protocol() {
+    // A raw (IP_HDRINCL) socket can send any protocol: a TCP verdict must not answer UDP.
+    let (m, k) = enabled();
+    request(&m, &k, &rule(Action::Block, TCP, "/usr/bin/raw"), 1).unwrap();
+    k.process(42, "/usr/bin/raw", &[5000]);
+    k.current.set(Some(42));
+    let sk = k.sock(1, 100, 5000, SockKind::User);
+    assert_eq!(m.packet(&k, &pkt(Some(sk), TCP, true)), Verdict::Drop);
+    assert_eq!(m.packet(&k, &pkt(Some(sk), UDP, false)), Verdict::Accept);
+    assert_eq!(m.packet(&k, &pkt(Some(sk), TCP, false)), Verdict::Drop);
+    assert_eq!(k.owner_calls.get(), 1, "identified once");
 }
 
 #[test]
@@ -491,6 +535,43 @@ fn deleted_suffix_is_stripped_before_rule_lookup() {
     k.current.set(Some(5));
     let sk = k.sock(1, 1, 11, SockKind::User);
     assert_eq!(m.packet(&k, &pkt(Some(sk), TCP, true)), Verdict::Drop);
+}
+
+#[test]
+fn softirq_uses_the_interrupted_tasks_known_image_without_d_path() {
+    let (m, k) = enabled();
+    set(&m, &k, Flag::UnkProc, Const::Block);
+    request(&m, &k, &rule(Action::Allow, TCP, "/usr/bin/probe"), 1).unwrap();
+    // The process connects (task context: resolved with d_path) ...
+    k.process(4, "/usr/bin/probe", &[100, 200]);
+    k.current.set(Some(4));
+    let client = k.sock(1, 10, 100, SockKind::User);
+    let listener = k.sock(2, 20, 200, SockKind::User);
+    assert_eq!(m.packet(&k, &pkt(Some(client), TCP, true)), Verdict::Accept);
+    assert_eq!(k.dpaths.get(), 1);
+    // ... and its own listener answers from softirq on the same stack (loopback SYN-ACK).
+    assert_eq!(
+        m.packet(&k, &pkt(Some(listener), TCP, false)),
+        Verdict::Accept
+    );
+    assert_eq!(k.dpaths.get(), 1, "no d_path for an already-resolved image");
+    assert_eq!(k.kicked_refill.get(), 0, "nothing deferred");
+    // After an exec the image differs: softirq cannot use it and defers.
+    k.execs.borrow_mut().insert(4, 2);
+    let other = k.sock(3, 30, 300, SockKind::User);
+    k.fds.borrow_mut().push((300, 4));
+    assert_eq!(
+        m.packet(&k, &pkt(Some(other), TCP, false)),
+        Verdict::Drop,
+        "unkproc"
+    );
+    assert_eq!(k.kicked_refill.get(), 1);
+    // A task-context miss of a known image skips d_path too.
+    k.execs.borrow_mut().insert(4, 1);
+    let third = k.sock(4, 40, 400, SockKind::User);
+    k.fds.borrow_mut().push((400, 4));
+    assert_eq!(m.packet(&k, &pkt(Some(third), TCP, true)), Verdict::Accept);
+    assert_eq!(k.dpaths.get(), 1);
 }
 
 // ---- events and subscribers ---------------------------------------------------------------
