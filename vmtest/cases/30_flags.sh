@@ -15,26 +15,30 @@ case_flag_unkrule() {
     expect delivered "$PA" tcp6
 }
 
-# Packets the kernel sends on its own (here: ICMP echo replies, sent from softirq on a kernel socket)
-# have no owning process. With unkproc=block the request leaves but the reply never comes back.
+# Packets the kernel sends on its own (here: ICMP echo replies, sent from softirq on a kernel socket that
+# has no file) have no owning process. With unkproc=block the request leaves but the reply never comes
+# back. (icmp4 tells the two apart: a dropped request is EPERM. icmp6 cannot: on 6.1 a dropped ICMPv6 echo
+# does not fail sendto, so e7-probe reports any missing reply as blocked.)
 case_flag_unkproc() {
     enforce
-    run "$PU" icmp4
-    printf '%s' "$OUT" | grep -q 'reply received' && ok "unkproc allow: icmp4 echo reply received" \
-        || fail "unkproc allow: want an echo reply, got: $(short "$OUT")"
+    expect_out 'reply received' "$PU" icmp4
+    expect_out 'reply received' "$PU" icmp6
     must e7 set unkproc block
     expect_flag unkproc block
-    for p in icmp4 icmp6; do
-        run "$PU" "$p"
-        if [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q 'no reply'; then
-            ok "unkproc block: $p request delivered, kernel reply dropped ($OUT)"
-        else
-            fail "unkproc block: $p want 'delivered (no reply ...)', got rc $RC: $(short "$OUT")"
-        fi
-    done
+    run "$PU" icmp4
+    if [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q 'no reply'; then
+        ok "unkproc block: icmp4 request delivered, kernel reply dropped ($OUT)"
+    else
+        fail "unkproc block: icmp4 want 'delivered (no reply ...)', got rc $RC: $(short "$OUT")"
+    fi
+    expect blocked "$PU" icmp6
     # Identified programs are not affected.
     expect delivered "$PA" udp4
-    expect delivered "$PA" tcp6
+    expect delivered "$PA" udp6
+    # TCP: the listener's SYN-ACK is sent from softirq; a listener never seen in task context is not in
+    # the socket cache yet, so its first SYN-ACK gets unkproc (dropped) while a work item identifies the
+    # socket; the retransmitted SYN-ACK (1 s later) is then accepted. Hence the longer timeout.
+    E7_PROBE_TIMEOUT_MS=4000 expect delivered "$PA" tcp6
     must e7 set unkproc allow
     expect_out 'reply received' "$PU" icmp6
 }

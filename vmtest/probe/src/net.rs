@@ -276,13 +276,28 @@ impl Session {
                 }
                 match wait_echo_reply(sock, *v6, *seq, timeout) {
                     Ok(true) => Outcome::Delivered("reply received".into()),
-                    Ok(false) => {
-                        Outcome::Delivered(format!("no reply within {} ms", timeout.as_millis()))
-                    }
+                    Ok(false) => no_echo_reply(*v6, timeout),
                     Err(e) => Outcome::Failed(format!("receive: {e}")),
                 }
             }
         }
+    }
+}
+
+/// The verdict when an echo request was accepted by `sendto` but no reply came back.
+///
+/// IPv4 ping sockets report a `LOCAL_OUT` drop as `EPERM`, so a successful send means the request left and
+/// only the reply (sent by the kernel itself) is missing: delivered. ICMPv6 ping sockets cannot tell: on
+/// Linux 6.1 `icmpv6_push_pending_frames()` discards the transmit error, so a dropped echo request returns
+/// success from `sendto`; a missing reply is the only drop signal there is.
+pub fn no_echo_reply(v6: bool, timeout: Duration) -> Outcome {
+    if v6 {
+        Outcome::Blocked(format!(
+            "no echo reply within {} ms; ICMPv6 ping sockets do not report EPERM",
+            timeout.as_millis()
+        ))
+    } else {
+        Outcome::Delivered(format!("no reply within {} ms", timeout.as_millis()))
     }
 }
 
@@ -551,6 +566,19 @@ mod tests {
             !is_echo_reply(&[0], false, 0),
             "a truncated packet is not a reply"
         );
+    }
+
+    #[test]
+    fn a_missing_echo_reply_is_a_block_only_for_icmpv6() {
+        let t = Duration::from_millis(5);
+        assert_eq!(
+            no_echo_reply(false, t).exit_code(),
+            0,
+            "v4: sendto succeeded, the request left"
+        );
+        let v6 = no_echo_reply(true, t);
+        assert_eq!(v6.exit_code(), 1);
+        assert!(v6.to_string().contains("no echo reply"), "{v6}");
     }
 
     #[test]
