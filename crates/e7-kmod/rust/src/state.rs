@@ -215,7 +215,9 @@ impl<R: RawRwLock> Module<R> {
             // A kernel socket: no process will ever own it; cache the verdict.
             SockKind::Kernel => (Identity::Unknown, 0, true),
             SockKind::User if p.in_task => match self.identify_in_task(k, sk, info.ino) {
-                InTask::Found(ident, tgid) => (ident, tgid, true),
+                // An owner whose executable could not be read (exiting) is not cached: the
+                // socket's next packet tries again.
+                InTask::Found(ident, tgid) => (ident, tgid, ident != Identity::Unknown),
                 InTask::NoOwner => (Identity::Unknown, 0, false),
                 InTask::RateLimited => {
                     self.defer(

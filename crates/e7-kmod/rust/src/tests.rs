@@ -528,6 +528,28 @@ fn protocols_malformed_and_long_paths_use_their_flags() {
 }
 
 #[test]
+fn an_owner_without_a_readable_executable_is_not_cached() {
+    let (m, k) = enabled();
+    set(&m, &k, Flag::UnkProc, Const::Block);
+    k.process(5, "/bin/x", &[11]);
+    k.exes.borrow_mut().insert(5, Err(-2)); // exiting: no mm
+    k.current.set(Some(5));
+    let sk = k.sock(1, 1, 11, SockKind::User);
+    assert_eq!(
+        m.packet(&k, &pkt(Some(sk), TCP, true)),
+        Verdict::Drop,
+        "unkproc"
+    );
+    k.exes.borrow_mut().insert(5, Ok(b"/bin/x".to_vec()));
+    assert_eq!(
+        m.packet(&k, &pkt(Some(sk), TCP, true)),
+        Verdict::Accept,
+        "identified now"
+    );
+    assert_eq!(k.owner_calls.get(), 2);
+}
+
+#[test]
 fn deleted_suffix_is_stripped_before_rule_lookup() {
     let (m, k) = enabled();
     request(&m, &k, &rule(Action::Block, TCP, "/usr/bin/old"), 1).unwrap();
