@@ -130,7 +130,7 @@ fn reader(socket: Arc<NlSocket>, replies: Sender<Incoming>, notices: Sender<Noti
 }
 
 /// What one request waits for.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
     Ack,
     Get(Flag),
@@ -304,6 +304,9 @@ impl NetlinkKernel {
         if expect == Expect::QueryDump {
             flags |= wire::NLM_F_DUMP;
         }
+        if trace_enabled() {
+            eprintln!("e7: netlink -> cmd {cmd} seq {seq} flags {flags:#x} attrs {attrs:?}");
+        }
         self.send(&wire::encode(
             self.family,
             flags,
@@ -315,118 +318,165 @@ impl NetlinkKernel {
 
         let word = op.word();
         let deadline = Instant::now() + REPLY_TIMEOUT;
-        let mut acked = false;
-        let mut value = None;
-        let mut parts: Vec<QueryPart> = Vec::new();
+        let mut matcher = Matcher::new(expect, seq, self.family, word);
         let mut grace_until: Option<Instant> = None;
         loop {
-            // Completion checks.
-            match expect {
-                Expect::Ack if acked => return Ok(Outcome::Done),
-                Expect::Get(flag) if acked => {
-                    if let Some(value) = value {
-                        return Ok(Outcome::Value { flag, value });
-                    }
+            if matcher.awaiting_grace() {
+                let until = *grace_until.get_or_insert_with(|| Instant::now() + QUERY_GRACE);
+                if Instant::now() >= until {
+                    return matcher.assemble();
                 }
-                Expect::QueryChain if acked && !parts.is_empty() => {
-                    if parts.iter().any(|p| p.count.is_some()) {
-                        return decode::assemble(parts);
-                    }
-                    let until = *grace_until.get_or_insert_with(|| Instant::now() + QUERY_GRACE);
-                    if Instant::now() >= until {
-                        return decode::assemble(parts);
-                    }
-                }
-                _ => {}
             }
-            let wait_until = match grace_until {
-                Some(g) => g.min(deadline),
-                None => deadline,
-            };
+            let wait_until = grace_until.map_or(deadline, |g| g.min(deadline));
             let msg = match self.recv(wait_until, word) {
                 Ok(m) => m,
                 Err(_) if grace_until.is_some() && Instant::now() < deadline => continue,
                 Err(e) => return Err(e),
             };
-            match msg {
-                Message::Ack {
-                    seq: s,
-                    errno,
-                    text,
-                } if s == seq => {
-                    if errno == 0 {
-                        acked = true;
-                    } else if errno == EOPNOTSUPP && expect == Expect::QueryDump {
-                        // No dump handler: the original's shape.
-                        self.dump = false;
-                        return self.transact(op);
-                    } else {
-                        return Err(CliError::from_errno(word, errno, text.as_deref()));
-                    }
+            match matcher.feed(msg) {
+                Progress::Pending => {}
+                Progress::Finished(result) => return result,
+                Progress::RetryWithoutDump => {
+                    // No dump handler: the original's shape.
+                    self.dump = false;
+                    return self.transact(op);
                 }
-                Message::Done {
-                    seq: s,
-                    errno,
-                    text,
-                } if s == seq => {
-                    if errno == EOPNOTSUPP && expect == Expect::QueryDump {
-                        self.dump = false;
-                        return self.transact(op);
-                    }
-                    if errno != 0 {
-                        return Err(CliError::from_errno(word, errno, text.as_deref()));
-                    }
-                    if expect == Expect::QueryDump {
-                        return decode::assemble(parts);
-                    }
-                }
-                Message::Overrun => {
-                    return Err(CliError::Failed(format!(
-                        "the kernel's answer to `{word}` overran the socket buffer; try again"
-                    )))
-                }
-                Message::Genl {
-                    family,
-                    seq: s,
-                    cmd: c,
-                    attrs,
-                    ..
-                } if family == self.family => {
-                    let ours = s == seq || (s == 0 && expect != Expect::QueryDump);
-                    if !ours {
-                        continue;
-                    }
-                    if c == Command::Error.value() {
-                        let (errno, text) = decode::error(&attrs);
-                        return Err(CliError::from_errno(word, errno, text.as_deref()));
-                    }
-                    match expect {
-                        Expect::Get(flag) if c == Command::Get.value() => {
-                            let (f, v) = decode::get(&attrs)
-                                .map_err(|e| CliError::Failed(format!("bad GET reply: {e}")))?;
-                            if f == flag.index() {
-                                value = Some(v);
-                            }
-                        }
-                        Expect::QueryDump if c == Command::Query.value() => {
-                            parts.push(
-                                decode::query(&attrs).map_err(|e| {
-                                    CliError::Failed(format!("bad QUERY reply: {e}"))
-                                })?,
-                            );
-                        }
-                        Expect::QueryChain if c == Command::Query.value() => {
-                            parts.push(
-                                decode::query(&attrs).map_err(|e| {
-                                    CliError::Failed(format!("bad QUERY reply: {e}"))
-                                })?,
-                            );
-                        }
-                        _ => {}
-                    }
-                }
-                _ => {}
             }
+        }
+    }
+}
+
+/// Where the answer to one request stands.
+#[derive(Debug)]
+enum Progress {
+    /// Keep reading.
+    Pending,
+    /// The answer is complete (or failed).
+    Finished(Result<Outcome, CliError>),
+    /// The kernel has no dump handler for QUERY: ask again without `NLM_F_DUMP`.
+    RetryWithoutDump,
+}
+
+/// Matches incoming messages to one request (see the module docs). Pure logic, no I/O.
+#[derive(Debug)]
+struct Matcher {
+    expect: Expect,
+    seq: u32,
+    family: u16,
+    word: &'static str,
+    acked: bool,
+    value: Option<u32>,
+    parts: Vec<QueryPart>,
+}
+
+impl Matcher {
+    fn new(expect: Expect, seq: u32, family: u16, word: &'static str) -> Self {
+        Matcher {
+            expect,
+            seq,
+            family,
+            word,
+            acked: false,
+            value: None,
+            parts: Vec::new(),
+        }
+    }
+
+    /// A plain QUERY was acked and answered, but the kernel did not say how many rules there
+    /// are (the original never did): wait a moment for further messages, then [`Self::assemble`].
+    fn awaiting_grace(&self) -> bool {
+        self.expect == Expect::QueryChain
+            && self.acked
+            && !self.parts.is_empty()
+            && self.parts.iter().all(|p| p.count.is_none())
+    }
+
+    fn assemble(&mut self) -> Result<Outcome, CliError> {
+        decode::assemble(std::mem::take(&mut self.parts))
+    }
+
+    fn refuse(&self, errno: i32, text: Option<&str>) -> Progress {
+        Progress::Finished(Err(CliError::from_errno(self.word, errno, text)))
+    }
+
+    fn bad_reply(&self, what: &str, e: String) -> Progress {
+        Progress::Finished(Err(CliError::Failed(format!("bad {what} reply: {e}"))))
+    }
+
+    fn feed(&mut self, msg: Message) -> Progress {
+        let dump = self.expect == Expect::QueryDump;
+        match msg {
+            Message::Ack { seq, errno, text } if seq == self.seq => {
+                if errno == 0 {
+                    self.acked = true;
+                } else if errno == EOPNOTSUPP && dump {
+                    return Progress::RetryWithoutDump;
+                } else {
+                    return self.refuse(errno, text.as_deref());
+                }
+            }
+            Message::Done { seq, errno, text } if seq == self.seq => {
+                if errno == EOPNOTSUPP && dump {
+                    return Progress::RetryWithoutDump;
+                }
+                if errno != 0 {
+                    return self.refuse(errno, text.as_deref());
+                }
+                if dump {
+                    return Progress::Finished(self.assemble());
+                }
+            }
+            Message::Overrun => {
+                return Progress::Finished(Err(CliError::Failed(format!(
+                    "the kernel's answer to `{}` overran the socket buffer; try again",
+                    self.word
+                ))))
+            }
+            Message::Genl {
+                family,
+                seq,
+                cmd,
+                attrs,
+                ..
+            } if family == self.family => {
+                // Replies carry the request's sequence number; the original module sent 0. A
+                // dump is always answered with the request's number.
+                let ours = seq == self.seq || (seq == 0 && !dump);
+                if !ours {
+                    return Progress::Pending;
+                }
+                if cmd == Command::Error.value() {
+                    let (errno, text) = decode::error(&attrs);
+                    return self.refuse(errno, text.as_deref());
+                }
+                match self.expect {
+                    Expect::Get(flag) if cmd == Command::Get.value() => match decode::get(&attrs) {
+                        Ok((f, v)) if f == flag.index() => self.value = Some(v),
+                        Ok(_) => {}
+                        Err(e) => return self.bad_reply("GET", e),
+                    },
+                    Expect::QueryDump | Expect::QueryChain if cmd == Command::Query.value() => {
+                        match decode::query(&attrs) {
+                            Ok(part) => self.parts.push(part),
+                            Err(e) => return self.bad_reply("QUERY", e),
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        // Complete?
+        match self.expect {
+            Expect::Ack if self.acked => Progress::Finished(Ok(Outcome::Done)),
+            Expect::Get(flag) if self.acked => match self.value {
+                Some(value) => Progress::Finished(Ok(Outcome::Value { flag, value })),
+                None => Progress::Pending,
+            },
+            Expect::QueryChain if self.acked && self.parts.iter().any(|p| p.count.is_some()) => {
+                Progress::Finished(self.assemble())
+            }
+            _ => Progress::Pending,
         }
     }
 }
@@ -451,5 +501,221 @@ impl Kernel for NetlinkKernel {
 
     fn notices(&mut self) -> Option<Receiver<Notice>> {
         self.notices.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use e7_proto::msg::{emit_error, emit_get_reply, emit_query_chain, emit_query_dump};
+    use e7_proto::msg::{QueryHeader, RuleSpec};
+    use e7_proto::{Action, Const};
+
+    const FAMILY: u16 = 0x1c;
+
+    fn genl(seq: u32, cmd: Command, fill: impl FnOnce(&mut Writer<'_>)) -> Message {
+        let mut buf = [0u8; 2048];
+        let mut w = Writer::new(&mut buf);
+        fill(&mut w);
+        Message::Genl {
+            family: FAMILY,
+            flags: 0,
+            seq,
+            cmd: cmd.value(),
+            attrs: w.as_bytes().to_vec(),
+        }
+    }
+
+    fn ack(seq: u32, errno: i32, text: Option<&str>) -> Message {
+        Message::Ack {
+            seq,
+            errno,
+            text: text.map(str::to_string),
+        }
+    }
+
+    fn rule(path: &str) -> RuleSpec<'_> {
+        RuleSpec {
+            prot: 17,
+            path,
+            action: Action::Allow,
+        }
+    }
+
+    /// The QUERY the module pushes after a change (`rchngq`), with the changing request's seq.
+    fn pushed_query(seq: u32) -> Message {
+        genl(seq, Command::Query, |w| {
+            emit_query_chain(w, Const::Enabled.value(), [rule("/pushed")], 1).unwrap();
+        })
+    }
+
+    fn finished(p: Progress) -> Result<Outcome, CliError> {
+        match p {
+            Progress::Finished(r) => r,
+            other => panic!("not finished: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ack_completes_a_change_and_pushed_queries_are_ignored() {
+        let mut m = Matcher::new(Expect::Ack, 7, FAMILY, "allow");
+        assert!(matches!(m.feed(pushed_query(7)), Progress::Pending));
+        assert!(matches!(m.feed(pushed_query(6)), Progress::Pending));
+        assert!(
+            matches!(m.feed(ack(6, 0, None)), Progress::Pending),
+            "another request's ack"
+        );
+        assert_eq!(finished(m.feed(ack(7, 0, None))).unwrap(), Outcome::Done);
+    }
+
+    #[test]
+    fn error_message_and_negative_ack_refuse_with_the_kernel_text() {
+        let mut m = Matcher::new(Expect::Ack, 3, FAMILY, "allow");
+        let err = genl(3, Command::Error, |w| {
+            emit_error(w, Some(28), Some("rule table full (1024 rules)")).unwrap();
+        });
+        let e = finished(m.feed(err)).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(
+            e.to_string().contains("rule table full (1024 rules)"),
+            "{e}"
+        );
+
+        let mut m = Matcher::new(Expect::Ack, 3, FAMILY, "set");
+        let e = finished(m.feed(ack(3, 1, Some("needs CAP_NET_ADMIN")))).unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+
+        // An ERROR for another request is not ours.
+        let mut m = Matcher::new(Expect::Ack, 4, FAMILY, "set");
+        let other = genl(3, Command::Error, |w| {
+            emit_error(w, Some(22), None).unwrap()
+        });
+        assert!(matches!(m.feed(other), Progress::Pending));
+    }
+
+    #[test]
+    fn get_needs_the_ack_and_the_reply_in_either_order() {
+        let reply = |seq, flag: Flag, v| {
+            genl(seq, Command::Get, move |w| {
+                emit_get_reply(w, flag, v).unwrap()
+            })
+        };
+        let mut m = Matcher::new(Expect::Get(Flag::Mode), 9, FAMILY, "get");
+        assert!(matches!(
+            m.feed(reply(9, Flag::Mode, Const::Block.value())),
+            Progress::Pending
+        ));
+        assert_eq!(
+            finished(m.feed(ack(9, 0, None))).unwrap(),
+            Outcome::Value {
+                flag: Flag::Mode,
+                value: Const::Block.value()
+            }
+        );
+        // Original module: ack first, reply later with seq 0; a reply for another flag is skipped.
+        let mut m = Matcher::new(Expect::Get(Flag::UnkRule), 2, FAMILY, "get");
+        assert!(matches!(m.feed(ack(2, 0, None)), Progress::Pending));
+        assert!(matches!(m.feed(reply(0, Flag::Mode, 1)), Progress::Pending));
+        assert_eq!(
+            finished(m.feed(reply(0, Flag::UnkRule, Const::Allow.value()))).unwrap(),
+            Outcome::Value {
+                flag: Flag::UnkRule,
+                value: Const::Allow.value()
+            }
+        );
+    }
+
+    #[test]
+    fn dump_collects_until_done_and_falls_back_on_eopnotsupp() {
+        let mut m = Matcher::new(Expect::QueryDump, 5, FAMILY, "query");
+        let first = genl(5, Command::Query, |w| {
+            let h = QueryHeader {
+                mode: Const::Enabled.value(),
+                count: 2,
+            };
+            emit_query_dump(w, Some(h), [rule("/a")]).unwrap();
+        });
+        let second = genl(5, Command::Query, |w| {
+            emit_query_dump(w, None, [rule("/b")]).unwrap();
+        });
+        assert!(matches!(m.feed(first), Progress::Pending));
+        assert!(
+            matches!(m.feed(pushed_query(0)), Progress::Pending),
+            "seq 0 is never a dump part"
+        );
+        assert!(matches!(m.feed(pushed_query(4)), Progress::Pending));
+        assert!(matches!(m.feed(second), Progress::Pending));
+        let done = Message::Done {
+            seq: 5,
+            errno: 0,
+            text: None,
+        };
+        match finished(m.feed(done)).unwrap() {
+            Outcome::Rules(set) => {
+                let paths: Vec<_> = set.rules.iter().map(|r| r.path.as_str()).collect();
+                assert_eq!(paths, ["/a", "/b"]);
+                assert_eq!(set.mode, Const::Enabled.value());
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut m = Matcher::new(Expect::QueryDump, 6, FAMILY, "query");
+        assert!(matches!(
+            m.feed(ack(6, EOPNOTSUPP, None)),
+            Progress::RetryWithoutDump
+        ));
+    }
+
+    #[test]
+    fn chain_query_finishes_on_count_or_after_grace() {
+        let mut m = Matcher::new(Expect::QueryChain, 8, FAMILY, "query");
+        assert!(matches!(m.feed(ack(8, 0, None)), Progress::Pending));
+        let with_count = genl(8, Command::Query, |w| {
+            emit_query_chain(w, Const::Disabled.value(), [rule("/a"), rule("/b")], 2).unwrap();
+        });
+        assert!(matches!(
+            finished(m.feed(with_count)),
+            Ok(Outcome::Rules(_))
+        ));
+
+        // The original: no COUNT, reply after the ack with seq 0 -> wait for the grace period.
+        let mut m = Matcher::new(Expect::QueryChain, 8, FAMILY, "query");
+        let no_count = genl(0, Command::Query, |w| {
+            w.put_u32(e7_proto::Attr::State.value(), Const::Disabled.value())
+                .unwrap();
+        });
+        assert!(matches!(m.feed(no_count), Progress::Pending));
+        assert!(!m.awaiting_grace(), "not before the ack");
+        assert!(matches!(m.feed(ack(8, 0, None)), Progress::Pending));
+        assert!(m.awaiting_grace());
+        match m.assemble().unwrap() {
+            Outcome::Rules(set) => assert!(set.rules.is_empty()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_replies_and_overruns_fail_clearly() {
+        let mut m = Matcher::new(Expect::Get(Flag::Mode), 1, FAMILY, "get");
+        let bad = Message::Genl {
+            family: FAMILY,
+            flags: 0,
+            seq: 1,
+            cmd: Command::Get.value(),
+            attrs: vec![1, 2],
+        };
+        let e = finished(m.feed(bad)).unwrap_err();
+        assert!(e.to_string().starts_with("bad GET reply"), "{e}");
+        let mut m = Matcher::new(Expect::Ack, 1, FAMILY, "allow");
+        assert!(finished(m.feed(Message::Overrun)).is_err());
+        // Another family's traffic is ignored.
+        let mut m = Matcher::new(Expect::Ack, 1, FAMILY, "allow");
+        let other = Message::Genl {
+            family: 0x10,
+            flags: 0,
+            seq: 1,
+            cmd: 1,
+            attrs: vec![],
+        };
+        assert!(matches!(m.feed(other), Progress::Pending));
     }
 }
