@@ -248,11 +248,7 @@ void e7_c_sk_info(void *skv, struct e7_sockinfo *out)
 	read_unlock_bh(&sk->sk_callback_lock);
 }
 
-/*
- * Executable path of task P: task_lock keeps p->mm stable, mm->exe_file is RCU-protected and
- * pinned with get_file_rcu; d_path runs after task_unlock on the pinned file. No reference is
- * leaked (the original's B6). Process context only.
- */
+/* Which program image P runs (see struct e7_task_id). Caller holds RCU (group_leader). */
 static void e7_task_id_of(struct task_struct *p, struct e7_task_id *id)
 {
 	id->tgid = task_tgid_nr(p);
@@ -261,6 +257,11 @@ static void e7_task_id_of(struct task_struct *p, struct e7_task_id *id)
 	id->pad = 0;
 }
 
+/*
+ * Executable path of task P: task_lock keeps p->mm stable, mm->exe_file is RCU-protected and
+ * pinned with get_file_rcu; d_path runs after task_unlock on the pinned file. No reference is
+ * leaked (the original's B6). Process context only.
+ */
 static int e7_exe_of(struct task_struct *p, struct e7_exe *out)
 {
 	struct file *exe = NULL;
