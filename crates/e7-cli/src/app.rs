@@ -49,7 +49,7 @@ pub fn run(cli: Cli) -> u8 {
             return EXIT_OK;
         }
         Cmd::Manpage { dir } => manpage(dir.as_deref()),
-        Cmd::Run { file } => return run_script(&file, json),
+        Cmd::Run { file, quiet } => return run_script(&file, json, quiet),
         Cmd::Shell => {
             let blocked = signals::block();
             match NetlinkKernel::connect() {
@@ -162,7 +162,7 @@ fn check(files: &[String]) -> u8 {
     code
 }
 
-fn run_script(file: &str, json: bool) -> u8 {
+fn run_script(file: &str, json: bool, quiet: bool) -> u8 {
     let script = match Script::load(file) {
         Ok(s) => s,
         Err(e) => return report_error(&e, json),
@@ -178,12 +178,16 @@ fn run_script(file: &str, json: bool) -> u8 {
         Ok(k) => k,
         Err(e) => return report_error(&e, json),
     };
-    run_script_with(&script, &mut kernel, json)
+    run_script_with(&script, &mut kernel, json, quiet)
 }
 
-/// Execute a loaded script against `kernel`, printing each line's result; the exit code.
-pub fn run_script_with(script: &Script, kernel: &mut dyn Kernel, json: bool) -> u8 {
+/// Execute a loaded script against `kernel`, printing each line's result (with `quiet`, only the
+/// results of reading lines: query, get, help); the exit code.
+pub fn run_script_with(script: &Script, kernel: &mut dyn Kernel, json: bool, quiet: bool) -> u8 {
     let result = script.run(kernel, &mut |report| {
+        if quiet && !report.is_reading() {
+            return;
+        }
         if let Some(text) = report.render(json) {
             print_line(&text);
         }

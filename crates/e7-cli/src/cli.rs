@@ -116,6 +116,9 @@ pub enum Cmd {
     Run {
         /// The script, or `-` for stdin.
         file: String,
+        /// Print only what reading lines (query, get) produce, not a confirmation per change.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Check scripts without a kernel (no module, no root needed): every problem is printed as
     /// FILE:LINE: message.

@@ -25,8 +25,15 @@ pub enum Report {
         /// Path.
         path: String,
     },
-    /// A flag was set, or read.
+    /// A flag was set.
     Flag {
+        /// The flag.
+        flag: Flag,
+        /// Its new value.
+        value: u32,
+    },
+    /// A flag was read (`get`); printed like [`Report::Flag`].
+    Value {
         /// The flag.
         flag: Flag,
         /// Its value.
@@ -87,7 +94,7 @@ pub fn execute(kernel: &mut dyn Kernel, stmt: &Statement) -> Result<Report, CliE
         }
         Statement::Get(flag) => {
             let value = kernel::get(kernel, *flag)?;
-            Ok(Report::Flag { flag: *flag, value })
+            Ok(Report::Value { flag: *flag, value })
         }
         Statement::Query(filter) => {
             let set = kernel::query(kernel)?;
@@ -126,13 +133,22 @@ fn clear_text(spec: &ClearSpec) -> String {
 }
 
 impl Report {
+    /// Whether this is the answer to a reading statement (query, get, help) rather than the
+    /// confirmation of a change.
+    pub fn is_reading(&self) -> bool {
+        matches!(
+            self,
+            Report::Rules { .. } | Report::Help | Report::Value { .. }
+        )
+    }
+
     /// The human-readable text (possibly several lines, no trailing newline); `None` = print nothing.
     pub fn human(&self) -> Option<String> {
         match self {
             Report::Nothing => None,
             Report::Help => Some(grammar::HELP.to_string()),
             Report::Rule { action, prot, path } => Some(grammar::rule_line(*action, *prot, path)),
-            Report::Flag { flag, value } => Some(format!(
+            Report::Flag { flag, value } | Report::Value { flag, value } => Some(format!(
                 "{} {}",
                 flag.alias(),
                 grammar::value_word(*flag, *value)
@@ -173,7 +189,9 @@ impl Report {
                 "protocol": grammar::protocol_word(*prot),
                 "path": path,
             })),
-            Report::Flag { flag, value } => Some(flag_json(*flag, *value)),
+            Report::Flag { flag, value } | Report::Value { flag, value } => {
+                Some(flag_json(*flag, *value))
+            }
             Report::Cleared(spec) => Some(match spec {
                 ClearSpec::All => json!({ "cleared": "all" }),
                 ClearSpec::Action(a) => json!({ "cleared": a.alias() }),

@@ -274,3 +274,25 @@ fn one_shot_commands_check_syntax_before_connecting() {
         assert!(!out.stderr.is_empty());
     }
 }
+
+#[test]
+fn quiet_run_reports_only_reading_lines() {
+    use e7_cli::exec::Report;
+    let script = Script::from_bytes(
+        "q.e7",
+        b"allow udp /x\nget mode\nset unkrule block\nquery\n",
+    );
+    let mut k = FakeKernel::new();
+    let mut reading = Vec::new();
+    script
+        .run(&mut k, &mut |r: &Report| {
+            if r.is_reading() {
+                reading.push(r.human().unwrap());
+            }
+        })
+        .unwrap();
+    assert_eq!(
+        reading,
+        vec!["mode disabled", "mode disabled\nallow udp /x"]
+    );
+}
