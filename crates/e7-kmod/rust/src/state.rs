@@ -143,9 +143,24 @@ impl<R: RawRwLock> Module<R> {
         }
     }
 
-    /// Load-time initialisation: the uptime origin.
+    /// Load-time initialisation: the uptime origin; logs the initial policy (module parameters).
     pub fn init(&self, k: &impl Kernel) {
         self.start_ms.store(k.now_ms(), Relaxed);
+        let alias = |f: Flag| {
+            e7_proto::Const::from_value(self.engine.flags.get(f)).map_or("?", |c| c.alias())
+        };
+        k.log(
+            Level::Info,
+            format_args!(
+                "mode={} unkrule={} unkproc={} unkprot={} fail={} longpath={}",
+                alias(Flag::Mode),
+                alias(Flag::UnkRule),
+                alias(Flag::UnkProc),
+                alias(Flag::UnkProt),
+                alias(Flag::Fail),
+                alias(Flag::LongPath)
+            ),
+        );
     }
 
     /// Unload has begun: no new events, no new work, no new subscribers.

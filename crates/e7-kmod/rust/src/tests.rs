@@ -1015,6 +1015,19 @@ fn error_command_is_answered_to_the_asker_only() {
 // ---- module parameters --------------------------------------------------------------------
 
 #[test]
+fn load_logs_the_initial_policy() {
+    let m = module();
+    let k = Fake::new();
+    m.param_set("mode", "enabled").unwrap();
+    m.init(&k);
+    let logs = k.logs.borrow();
+    assert_eq!(
+        logs.as_slice(),
+        ["mode=enabled unkrule=allow unkproc=allow unkprot=allow fail=allow longpath=block"]
+    );
+}
+
+#[test]
 fn module_parameters_set_initial_flags_and_explain_refusals() {
     let m = module();
     m.param_set("mode", "enabled").unwrap();
