@@ -146,3 +146,20 @@ case_flags_stats() {
     [ -n "$q1" ] && [ -n "$q2" ] && [ "$q2" -ge $((q1 + 3)) ] && ok "qpackets $q1 -> $q2" \
         || fail "qpackets did not count 3 packets: '$q1' -> '$q2'"
 }
+
+# debug: rate-limited decision logging in the kernel log; off by default.
+case_flag_debug() {
+    enforce
+    must e7 block udp "$PA"
+    "$PA" udp4 >/dev/null
+    n0=$(dmesg | grep -c 'e7: .*drop.*/opt/a/e7-probe')
+    [ "$n0" = 0 ] && ok "debug off: no decision log" || fail "debug off, yet $n0 decision lines: $(dmesg | grep 'e7: ' | tail -n 2)"
+    must e7 set debug enabled
+    "$PA" udp4 >/dev/null
+    "$PA" storm 500 5 udp4 >/dev/null
+    n1=$(dmesg | grep -c 'e7: .*drop.*/opt/a/e7-probe')
+    [ "$n1" -ge 1 ] && ok "debug on: $n1 decision lines, e.g. $(dmesg | grep 'e7: .*drop' | head -n1)" \
+        || fail "debug on: no 'drop ... /opt/a/e7-probe' line in the kernel log: $(dmesg | grep 'e7: ' | tail -n 3)"
+    [ "$n1" -le 100 ] && ok "debug log is rate-limited ($n1 lines for 501 drops)" \
+        || fail "debug log not rate-limited: $n1 lines for 501 drops"
+}

@@ -131,6 +131,7 @@ expect_rules() {
 # expect_rule ACTION PROTO PATH: that exact rule is listed by `e7 --json query`.
 expect_rule() {
     _r="{\"action\":\"$1\",\"protocol\":\"$2\",\"path\":\"$3\"}"
+    _r=$(printf '%s' "$_r" | tr -d ' \n\t') # qjson drops blanks, also inside paths
     if qjson | grep -qF -- "$_r"; then ok "rule $1 $2 $3 listed"; else fail "rule $_r not in query: $(short "$(qjson)")"; fi
 }
 

@@ -27,13 +27,17 @@ use net::{Outcome, Proto, Session};
 const USAGE: &str = "\
 usage: e7-probe [--timeout MS] COMMAND ...
 traffic (exit 0 delivered, 1 blocked, 2 error):
-  udp4|udp6|tcp4|tcp6|icmp4|icmp6 [PORT]   one exchange with a loopback receiver (PORT 0/absent: any free)
+  udp4|udp6|tcp4|tcp6|icmp4|icmp6|udp4m|tcp4m [PORT]
+                                           one exchange with a loopback receiver (PORT 0/absent: any free)
   raw4|raw6 IPPROTO                        one datagram of another IP protocol on a raw socket (root)
   twophase PROTO GATEFILE [PORT]           exchange, wait until GATEFILE exists, exchange again on the SAME
                                            socket; prints `phase1 ...`, `phase2 ...`; exit code of phase 2
   storm SOCKETS PROCS [udp4|udp6|tcp4|tcp6] SOCKETS short-lived sockets spread over PROCS processes (copies of
                                            this executable); exit 0 all delivered, 1 all blocked, 2 mixed
   hold PORT SECS [udp4|udp6]               keep sending for SECS seconds; prints counts; exit 0
+  after GATEFILE COMMAND...                wait until GATEFILE exists, then run COMMAND in this process (the
+                                           binary-deleted-while-running case)
+  udp4m|tcp4m are IPv4 from a dual-stack IPv6 socket (to ::ffff:127.0.0.1)
 other:
   as-user UID[:GID] CMD [ARG...]           drop to UID (and GID, default = UID, no supplementary groups), exec CMD
 options:
@@ -74,6 +78,10 @@ enum Cmd {
         uid: u32,
         gid: u32,
         cmd: Vec<String>,
+    },
+    After {
+        gate: PathBuf,
+        inner: Box<Cmd>,
     },
     Help,
 }
@@ -150,7 +158,11 @@ fn parse(args: &[String]) -> Result<(Cmd, Duration), UsageError> {
         timeout_ms = parse_num("--timeout", args.get(1), "milliseconds")?;
         args = args.get(2..).unwrap_or(&[]);
     }
-    let timeout = Duration::from_millis(timeout_ms);
+    Ok((parse_cmd(args)?, Duration::from_millis(timeout_ms)))
+}
+
+/// Parses one command (everything after the options).
+fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
     let Some(cmd) = args.first() else {
         return usage_err("missing command");
     };
@@ -221,6 +233,19 @@ fn parse(args: &[String]) -> Result<(Cmd, Duration), UsageError> {
             no_more(args, 4)?;
             Cmd::Hold { port, secs, proto }
         }
+        "after" => {
+            let Some(gate) = args.get(1) else {
+                return usage_err("after: missing GATEFILE");
+            };
+            let rest = args.get(2..).unwrap_or(&[]);
+            if rest.first().map(String::as_str) == Some("after") {
+                return usage_err("after: the command to run cannot itself be `after`");
+            }
+            Cmd::After {
+                gate: PathBuf::from(gate),
+                inner: Box::new(parse_cmd(rest)?),
+            }
+        }
         "as-user" => {
             let Some(ids) = args.get(1) else {
                 return usage_err("as-user: missing UID[:GID]");
@@ -243,7 +268,7 @@ fn parse(args: &[String]) -> Result<(Cmd, Duration), UsageError> {
         }
         other => return usage_err(format!("unknown command {other:?}")),
     };
-    Ok((cmd, timeout))
+    Ok(cmd)
 }
 
 fn report(o: &Outcome) -> ExitCode {
@@ -264,16 +289,12 @@ fn two_phase(proto: Proto, gate: &std::path::Path, port: u16, timeout: Duration)
         }
     };
     println!("phase1 {}", session.exchange(timeout));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !gate.exists() {
-        if Instant::now() >= deadline {
-            println!(
-                "phase2 error: gate file {} did not appear within 60 s",
-                gate.display()
-            );
-            return ExitCode::from(2);
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if !wait_gate(gate) {
+        println!(
+            "phase2 error: gate file {} did not appear within 60 s",
+            gate.display()
+        );
+        return ExitCode::from(2);
     }
     let o = session.exchange(timeout);
     println!("phase2 {o}");
@@ -500,6 +521,18 @@ fn as_user(uid: u32, gid: u32, cmd: &[String]) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Waits up to a minute for `gate` to exist.
+fn wait_gate(gate: &std::path::Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !gate.exists() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (cmd, timeout) = match parse(&args) {
@@ -509,6 +542,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    execute(cmd, timeout)
+}
+
+fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
     match cmd {
         Cmd::Help => {
             println!("{USAGE}");
@@ -525,6 +562,17 @@ fn main() -> ExitCode {
         Cmd::StormWorker { proto, dst, count } => storm_worker(proto, dst, count, timeout),
         Cmd::Hold { port, secs, proto } => hold(port, secs, proto),
         Cmd::AsUser { uid, gid, cmd } => as_user(uid, gid, &cmd),
+        Cmd::After { gate, inner } => {
+            if wait_gate(&gate) {
+                execute(*inner, timeout)
+            } else {
+                println!(
+                    "error: gate file {} did not appear within 60 s",
+                    gate.display()
+                );
+                ExitCode::from(2)
+            }
+        }
     }
 }
 
@@ -596,6 +644,26 @@ mod tests {
             "extra arguments are refused"
         );
         assert!(p(&[]).is_err());
+    }
+
+    #[test]
+    fn after_wraps_any_single_command() {
+        assert_eq!(
+            p(&["after", "/tmp/g", "udp4m"]),
+            Ok(Cmd::After {
+                gate: PathBuf::from("/tmp/g"),
+                inner: Box::new(Cmd::Probe {
+                    proto: Proto::Udp4m,
+                    port: 0
+                })
+            })
+        );
+        assert!(p(&["after", "/tmp/g"]).is_err(), "a command is required");
+        assert!(p(&["after", "/tmp/g", "after", "/tmp/h", "udp4"]).is_err());
+        assert!(
+            p(&["after", "/tmp/g", "udp4", "x"]).is_err(),
+            "the inner command is validated"
+        );
     }
 
     #[test]

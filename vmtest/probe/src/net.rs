@@ -33,20 +33,27 @@ pub enum Proto {
     Icmp4,
     /// ICMPv6 echo over IPv6 (ping socket).
     Icmp6,
+    /// UDP over IPv4 from a dual-stack IPv6 socket (destination `::ffff:127.0.0.1`).
+    Udp4m,
+    /// TCP over IPv4 from a dual-stack IPv6 socket (destination `::ffff:127.0.0.1`).
+    Tcp4m,
 }
 
 impl Proto {
     /// Every protocol, in the order the usage text lists them.
-    pub const ALL: [Proto; 6] = [
+    pub const ALL: [Proto; 8] = [
         Proto::Udp4,
         Proto::Udp6,
         Proto::Tcp4,
         Proto::Tcp6,
         Proto::Icmp4,
         Proto::Icmp6,
+        Proto::Udp4m,
+        Proto::Tcp4m,
     ];
 
-    /// Parses `udp4`, `udp6`, `tcp4`, `tcp6`, `icmp4`, `icmp6` (and `udp`, `tcp`, `icmp` for IPv4).
+    /// Parses `udp4`, `udp6`, `tcp4`, `tcp6`, `icmp4`, `icmp6`, `udp4m`, `tcp4m` (and `udp`, `tcp`,
+    /// `icmp` for IPv4).
     pub fn parse(s: &str) -> Option<Proto> {
         Some(match s {
             "udp4" | "udp" => Proto::Udp4,
@@ -55,6 +62,8 @@ impl Proto {
             "tcp6" => Proto::Tcp6,
             "icmp4" | "icmp" => Proto::Icmp4,
             "icmp6" => Proto::Icmp6,
+            "udp4m" => Proto::Udp4m,
+            "tcp4m" => Proto::Tcp4m,
             _ => return None,
         })
     }
@@ -68,16 +77,43 @@ impl Proto {
             Proto::Tcp6 => "tcp6",
             Proto::Icmp4 => "icmp4",
             Proto::Icmp6 => "icmp6",
+            Proto::Udp4m => "udp4m",
+            Proto::Tcp4m => "tcp4m",
         }
     }
 
+    /// True when the packets on the wire are IPv6.
     fn v6(self) -> bool {
         matches!(self, Proto::Udp6 | Proto::Tcp6 | Proto::Icmp6)
     }
 
-    /// The loopback address of this protocol's family.
+    /// True for the dual-stack variants: an AF_INET6 socket sending IPv4 packets.
+    fn mapped(self) -> bool {
+        matches!(self, Proto::Udp4m | Proto::Tcp4m)
+    }
+
+    /// The loopback address receivers bind to (the wire family's).
     pub fn loopback(self) -> IpAddr {
         loopback(self.v6())
+    }
+
+    /// The address senders use to reach `rx`: `rx` itself, or its IPv4-mapped IPv6 form for the
+    /// dual-stack variants.
+    pub fn sender_view(self, rx: SocketAddr) -> SocketAddr {
+        match (self.mapped(), rx.ip()) {
+            (true, IpAddr::V4(v4)) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), rx.port()),
+            _ => rx,
+        }
+    }
+
+    /// The local address a sender binds to: loopback, or `::` for the dual-stack variants (an IPv6
+    /// socket bound to `::1` could not reach an IPv4 address).
+    fn sender_bind(self) -> IpAddr {
+        if self.mapped() {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            self.loopback()
+        }
     }
 }
 
@@ -179,14 +215,15 @@ impl Session {
     pub fn open(proto: Proto, port: u16, timeout: Duration) -> Result<Session, Outcome> {
         let lo = proto.loopback();
         match proto {
-            Proto::Udp4 | Proto::Udp6 => {
+            Proto::Udp4 | Proto::Udp6 | Proto::Udp4m => {
                 let rx = UdpSocket::bind((lo, port)).map_err(|e| {
                     Outcome::Failed(format!("bind UDP receiver [{lo}]:{port}: {e}"))
                 })?;
                 let dst = rx
                     .local_addr()
+                    .map(|a| proto.sender_view(a))
                     .map_err(|e| Outcome::Failed(format!("receiver address: {e}")))?;
-                let tx = UdpSocket::bind((lo, 0))
+                let tx = UdpSocket::bind((proto.sender_bind(), 0))
                     .map_err(|e| Outcome::Failed(format!("bind UDP sender: {e}")))?;
                 Ok(Session::Udp {
                     tx,
@@ -195,11 +232,12 @@ impl Session {
                     seq: 0,
                 })
             }
-            Proto::Tcp4 | Proto::Tcp6 => {
+            Proto::Tcp4 | Proto::Tcp6 | Proto::Tcp4m => {
                 let listener = TcpListener::bind((lo, port))
                     .map_err(|e| Outcome::Failed(format!("listen on [{lo}]:{port}: {e}")))?;
                 let dst = listener
                     .local_addr()
+                    .map(|a| proto.sender_view(a))
                     .map_err(|e| Outcome::Failed(format!("listener address: {e}")))?;
                 let client = match TcpStream::connect_timeout(&dst, timeout) {
                     Ok(c) => c,
@@ -479,8 +517,8 @@ pub fn raw(v6: bool, ipproto: u8) -> Outcome {
 /// `sendto` succeeds. TCP: delivered when the handshake completes and the write is accepted.
 pub fn one_shot(proto: Proto, dst: SocketAddr, timeout: Duration) -> Outcome {
     match proto {
-        Proto::Udp4 | Proto::Udp6 => {
-            let s = match UdpSocket::bind((proto.loopback(), 0)) {
+        Proto::Udp4 | Proto::Udp6 | Proto::Udp4m => {
+            let s = match UdpSocket::bind((proto.sender_bind(), 0)) {
                 Ok(s) => s,
                 Err(e) => return Outcome::Failed(format!("bind: {e}")),
             };
@@ -489,7 +527,8 @@ pub fn one_shot(proto: Proto, dst: SocketAddr, timeout: Duration) -> Outcome {
                 Err(e) => classify_send_error("sendto", &e),
             }
         }
-        Proto::Tcp4 | Proto::Tcp6 => match TcpStream::connect_timeout(&dst, timeout) {
+        Proto::Tcp4 | Proto::Tcp6 | Proto::Tcp4m => match TcpStream::connect_timeout(&dst, timeout)
+        {
             Ok(mut c) => match c.write_all(b"e7-probe storm\n") {
                 Ok(()) => Outcome::Delivered(String::new()),
                 Err(e) => classify_send_error("send", &e),
@@ -600,6 +639,25 @@ mod tests {
         let mut s = Session::open(Proto::Udp4, 0, T).expect("open");
         assert_eq!(s.exchange(T), Outcome::Delivered(String::new()));
         assert_eq!(s.exchange(T), Outcome::Delivered(String::new()));
+    }
+
+    #[test]
+    fn dual_stack_variants_send_ipv4_from_an_ipv6_socket() {
+        let rx: SocketAddr = "127.0.0.1:5".parse().expect("addr");
+        assert_eq!(
+            Proto::Udp4m.sender_view(rx).to_string(),
+            "[::ffff:127.0.0.1]:5"
+        );
+        assert_eq!(Proto::Udp4.sender_view(rx), rx);
+        for p in [Proto::Udp4m, Proto::Tcp4m] {
+            let mut s = Session::open(p, 0, T).expect("open");
+            assert_eq!(
+                s.exchange(T),
+                Outcome::Delivered(String::new()),
+                "{}",
+                p.name()
+            );
+        }
     }
 
     #[test]
