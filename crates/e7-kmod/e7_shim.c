@@ -231,21 +231,35 @@ __u64 e7_c_sk_cookie(void *skv)
 	return ((__u64)c[1] << 32) | c[0];
 }
 
+/*
+ * The socket's struct socket without sk_callback_lock: the hook runs under RCU (nf_hook), and a
+ * struct socket lives in a sockfs inode, which is freed only after an RCU grace period; sk_socket
+ * and sock->file are read once. This avoids any lock-order question with code that transmits
+ * while holding sk_callback_lock. The file pointer is only ever compared, never dereferenced.
+ */
+static struct socket *e7_sk_socket(struct sock *sk, const void **file)
+{
+	struct socket *sock = READ_ONCE(sk->sk_socket);
+
+	*file = sock ? READ_ONCE(sock->file) : NULL;
+	return sock;
+}
+
 void e7_c_sk_info(void *skv, struct e7_sockinfo *out)
 {
-	struct sock *sk = skv;
 	struct socket *sock;
+	const void *file;
 
 	out->ino = 0;
 	out->kind = E7_SOCK_DETACHED;
 	out->pad = 0;
-	read_lock_bh(&sk->sk_callback_lock);
-	sock = sk->sk_socket;
+	rcu_read_lock();
+	sock = e7_sk_socket(skv, &file);
 	if (sock) {
 		out->ino = SOCK_INODE(sock)->i_ino;
-		out->kind = sock->file ? E7_SOCK_USER : E7_SOCK_KERNEL;
+		out->kind = file ? E7_SOCK_USER : E7_SOCK_KERNEL;
 	}
-	read_unlock_bh(&sk->sk_callback_lock);
+	rcu_read_unlock();
 }
 
 /* Which program image P runs (see struct e7_task_id). Caller holds RCU (group_leader). */
@@ -303,18 +317,12 @@ static int e7_fd_is(const void *want, struct file *f, unsigned int fd)
 	return f == want;
 }
 
-/* The socket's file, only ever compared as an identity (never dereferenced). sk_callback_lock is
- * BH-safe (its users take it with the _bh variants), so this is fine in softirq. */
+/* The socket's file, only ever compared as an identity. Caller holds RCU. */
 static const void *e7_sk_file(struct sock *sk)
 {
-	struct socket *sock;
-	const void *file = NULL;
+	const void *file;
 
-	read_lock_bh(&sk->sk_callback_lock);
-	sock = sk->sk_socket;
-	if (sock)
-		file = sock->file;
-	read_unlock_bh(&sk->sk_callback_lock);
+	e7_sk_socket(sk, &file);
 	return file;
 }
 
@@ -335,11 +343,13 @@ int e7_c_current_holds(void *skv, struct e7_task_id *out)
 
 	if (in_nmi() || in_hardirq() || (current->flags & (PF_KTHREAD | PF_EXITING)))
 		return 0;
+	rcu_read_lock();
 	want = e7_sk_file(skv);
 	files = READ_ONCE(current->files);
-	if (!want || !files)
+	if (!want || !files) {
+		rcu_read_unlock();
 		return 0;
-	rcu_read_lock();
+	}
 	fdt = files_fdtable(files);
 	n = min_t(unsigned int, fdt->max_fds, E7_RCU_FD_SCAN);
 	for (i = 0; i < n; i++) {
@@ -365,7 +375,9 @@ int e7_c_current_owner(void *skv, struct e7_exe *out)
 	out->task.tgid = 0;
 	if (!in_task() || (current->flags & (PF_KTHREAD | PF_EXITING)))
 		return -ESRCH;
+	rcu_read_lock();
 	file = e7_sk_file(sk);
+	rcu_read_unlock();
 	files = current->files; /* current's own files: stable for current without task_lock */
 	if (!file || !files || !iterate_fd(files, 0, e7_fd_is, file))
 		return -ESRCH;
