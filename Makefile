@@ -28,6 +28,7 @@ kernel-target:
 
 kmod:
 	$(MAKE) -C $(KMOD)
+	$(MAKE) -C $(KMOD) test lint
 
 vmtest:
 	$(MAKE) -C vmtest test
