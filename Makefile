@@ -25,6 +25,7 @@ unit:
 ## kernel-target: the no_std crates must build for a kernel target
 kernel-target:
 	RUSTC_BOOTSTRAP=1 $(CARGO) build -p e7-core -p e7-proto --target x86_64-unknown-none -Zbuild-std=core
+	crates/e7-core/nopanic/check.sh
 
 kmod:
 	$(MAKE) -C $(KMOD)

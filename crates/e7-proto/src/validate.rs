@@ -383,7 +383,7 @@ pub fn validate_rule_path(path: &[u8]) -> Result<(), PathError> {
         let end = rest
             .iter()
             .position(|&b| b == b'/')
-            .map_or(path.len(), |i| start + i);
+            .map_or(path.len(), |i| start.saturating_add(i));
         let comp = path.get(start..end).unwrap_or(&[]);
         let is_last = end == path.len();
         if comp.is_empty() && !is_last {
@@ -394,7 +394,7 @@ pub fn validate_rule_path(path: &[u8]) -> Result<(), PathError> {
         if comp == b"." || comp == b".." {
             return Err(PathError::DotComponent { offset: start });
         }
-        start = end + 1;
+        start = end.saturating_add(1);
     }
     Ok(())
 }
