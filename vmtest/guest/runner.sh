@@ -34,6 +34,16 @@ if [ -f "$E7_KO" ]; then
         || echo "E7INFO insmod failed: $_o"
 fi
 
+# Cost of the two building blocks under this accelerator (for the timing report).
+if [ -d /sys/module/e7 ]; then
+    _t0=$(uptime_s)
+    for _i in 1 2 3 4 5; do e7 get mode >/dev/null 2>&1; done
+    _t1=$(uptime_s)
+    for _i in 1 2 3 4 5; do "$PU" udp4 >/dev/null 2>&1; done
+    _t2=$(uptime_s)
+    echo "E7INFO cost: e7 get mode $(awk -v a="$_t0" -v b="$_t1" 'BEGIN{printf "%.0f", (b-a)*200}') ms, e7-probe udp4 $(awk -v a="$_t1" -v b="$_t2" 'BEGIN{printf "%.0f", (b-a)*200}') ms"
+fi
+
 selected=$(echo "${e7cases:-all}" | tr ':' ' ')
 [ "$selected" = all ] && selected=$(all_cases)
 known=" $(all_cases | tr '\n' ' ') "
