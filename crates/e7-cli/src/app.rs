@@ -317,28 +317,43 @@ fn monitor(json: bool, count: Option<u64>, timeout: Option<f64>) -> Result<(), C
         .notices()
         .ok_or_else(|| CliError::Failed("internal: event stream already taken".into()))?;
     kernel.call(&Op::Subscribe)?;
-    let result = monitor_loop(&notices, json, count, timeout);
+    let result = monitor_loop(&notices, &mut kernel, json, count, timeout);
     let _ = kernel.call(&Op::Disconnect);
     result
 }
 
-/// Print notices until `count` events, `timeout`, or the kernel goes away.
+/// How often `monitor` checks that the module is still there (its DISCONNECT at unload can be
+/// lost when the socket buffer overflows with events).
+pub const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Print notices until `count` events, `timeout`, or the kernel goes away. Every
+/// [`LIVENESS_INTERVAL`], and right after lost events, `kernel.check_alive()` is asked whether the
+/// module is still there.
 pub fn monitor_loop(
     notices: &std::sync::mpsc::Receiver<Notice>,
+    kernel: &mut dyn Kernel,
     json: bool,
     count: Option<u64>,
     timeout: Option<Duration>,
 ) -> Result<(), CliError> {
+    use std::sync::mpsc::RecvTimeoutError;
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut seen = 0u64;
     if count == Some(0) {
         return Ok(());
     }
+    let mut next_check = Instant::now() + LIVENESS_INTERVAL;
     loop {
-        let notice = match deadline {
-            Some(d) => match notices.recv_timeout(d.saturating_duration_since(Instant::now())) {
-                Ok(n) => n,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+        let now = Instant::now();
+        if now >= next_check {
+            kernel.check_alive()?;
+            next_check = now + LIVENESS_INTERVAL;
+        }
+        let wake = deadline.map_or(next_check, |d| d.min(next_check));
+        let notice = match notices.recv_timeout(wake.saturating_duration_since(now)) {
+            Ok(n) => n,
+            Err(RecvTimeoutError::Timeout) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
                     return match count {
                         Some(c) => Err(CliError::Failed(format!(
                             "timed out: {seen} of {c} events within the timeout"
@@ -346,13 +361,11 @@ pub fn monitor_loop(
                         None => Ok(()),
                     };
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(CliError::Failed("the event stream ended".into()))
-                }
-            },
-            None => notices
-                .recv()
-                .map_err(|_| CliError::Failed("the event stream ended".into()))?,
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(CliError::Failed("the event stream ended".into()))
+            }
         };
         print_line(&render_notice(&notice, json));
         match notice {
@@ -362,7 +375,8 @@ pub fn monitor_loop(
                     return Ok(());
                 }
             }
-            Notice::Lost => {}
+            // A DISCONNECT may have been among the lost messages.
+            Notice::Lost => next_check = Instant::now(),
             Notice::Disconnected => {
                 return Err(CliError::Failed(
                     "the kernel disconnected (the e7 module is being unloaded)".into(),

@@ -82,6 +82,14 @@ impl FakeKernel {
 }
 
 impl Kernel for FakeKernel {
+    fn check_alive(&mut self) -> Result<(), CliError> {
+        if self.loaded {
+            Ok(())
+        } else {
+            Err(CliError::Failed("the e7 module was unloaded".into()))
+        }
+    }
+
     fn call(&mut self, op: &Op) -> Result<Outcome, CliError> {
         if !self.loaded {
             return Err(CliError::NotLoaded);

@@ -124,6 +124,12 @@ pub trait Kernel {
     /// Send one request and wait for its answer.
     fn call(&mut self, op: &Op) -> Result<Outcome, CliError>;
 
+    /// Check that the module is still the one this connection talks to (used by long-running
+    /// commands, since the kernel's DISCONNECT at unload can be lost under an event flood).
+    fn check_alive(&mut self) -> Result<(), CliError> {
+        Ok(())
+    }
+
     /// Take the stream of unsolicited notices (events). Returns `None` when already taken.
     /// Notices only flow after a successful [`Op::Subscribe`].
     fn notices(&mut self) -> Option<Receiver<Notice>>;

@@ -109,16 +109,39 @@ fn monitor_loop_counts_events_and_times_out() {
     tx.send(Notice::Lost).unwrap();
     tx.send(Notice::Event(ev.clone())).unwrap();
     tx.send(Notice::Event(ev.clone())).unwrap();
-    assert!(e7_cli::app::monitor_loop(&rx, false, Some(2), Some(Duration::from_secs(5))).is_ok());
+    let mut k = FakeKernel::new();
+    let k = &mut k;
+    assert!(
+        e7_cli::app::monitor_loop(&rx, k, false, Some(2), Some(Duration::from_secs(5))).is_ok()
+    );
     // Only one more event: --count 2 with a timeout fails (exit 1) ...
     tx.send(Notice::Event(ev)).unwrap();
-    let e = e7_cli::app::monitor_loop(&rx, false, Some(2), Some(Duration::from_millis(50)))
+    let e = e7_cli::app::monitor_loop(&rx, k, false, Some(2), Some(Duration::from_millis(50)))
         .unwrap_err();
     assert_eq!(e.exit_code(), 1);
     assert!(e.to_string().contains("1 of 2 events"), "{e}");
     // ... and a timeout without --count is a normal end.
-    assert!(e7_cli::app::monitor_loop(&rx, false, None, Some(Duration::from_millis(20))).is_ok());
+    assert!(
+        e7_cli::app::monitor_loop(&rx, k, false, None, Some(Duration::from_millis(20))).is_ok()
+    );
     // The kernel going away ends the monitor with an error.
     tx.send(Notice::Disconnected).unwrap();
-    assert!(e7_cli::app::monitor_loop(&rx, false, None, None).is_err());
+    assert!(e7_cli::app::monitor_loop(&rx, k, false, None, None).is_err());
+}
+
+#[test]
+fn monitor_notices_an_unload_whose_disconnect_was_lost() {
+    let (tx, rx) = channel();
+    let mut k = FakeKernel::new();
+    k.loaded = false; // unloaded; its DISCONNECT drowned in an overflow
+    tx.send(Notice::Lost).unwrap();
+    let start = std::time::Instant::now();
+    let e = e7_cli::app::monitor_loop(&rx, &mut k, true, None, Some(Duration::from_secs(30)))
+        .unwrap_err();
+    assert!(e.to_string().contains("unloaded"), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "noticed right after the loss"
+    );
+    drop(tx);
 }

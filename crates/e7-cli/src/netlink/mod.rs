@@ -29,7 +29,9 @@ use e7_proto::{Command, Flag, Mode, FAMILY_NAME, FAMILY_VERSION};
 use neli::consts::socket::{Msg, NlFamily};
 use neli::socket::NlSocket;
 use neli::utils::Groups;
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{
+    channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wire::Message;
@@ -40,6 +42,8 @@ const EOPNOTSUPP: i32 = 95;
 
 /// How long to wait for the kernel's answer to one request.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a liveness check waits for the controller (see [`Kernel::check_alive`]).
+const LIVENESS_TIMEOUT: Duration = Duration::from_secs(1);
 /// After the ack of a plain QUERY, how long to wait for further reply messages when the kernel
 /// does not say how many rules there are (the original module never sent COUNT).
 const QUERY_GRACE: Duration = Duration::from_millis(300);
@@ -67,7 +71,32 @@ fn trace_enabled() -> bool {
     std::env::var_os("E7_DEBUG_NETLINK").is_some_and(|v| v != "0")
 }
 
-fn reader(socket: Arc<NlSocket>, replies: Sender<Incoming>, notices: Sender<Notice>) {
+/// Notices waiting for the printer, at most: beyond that the printer is behind (a flood), and
+/// further events are dropped and reported as one [`Notice::Lost`] instead of growing memory.
+const NOTICE_BACKLOG: usize = 4096;
+
+/// The reader's side of the bounded notice channel.
+struct NoticeSink {
+    tx: SyncSender<Notice>,
+    dropped: bool,
+}
+
+impl NoticeSink {
+    /// Queue a notice without ever blocking the reader (which also carries the replies).
+    fn push(&mut self, notice: Notice) {
+        if self.dropped {
+            if self.tx.try_send(Notice::Lost).is_err() {
+                return;
+            }
+            self.dropped = false;
+        }
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(notice) {
+            self.dropped = true;
+        }
+    }
+}
+
+fn reader(socket: Arc<NlSocket>, replies: Sender<Incoming>, mut notices: NoticeSink) {
     let trace = trace_enabled();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -88,12 +117,10 @@ fn reader(socket: Arc<NlSocket>, replies: Sender<Incoming>, notices: Sender<Noti
                             ref attrs,
                             ..
                         }) if family != wire::GENL_ID_CTRL && cmd == Command::Event.value() => {
-                            let notice = match decode::event(attrs) {
-                                Ok(e) => Notice::Event(e),
-                                Err(e) => Notice::Failed(format!("malformed event: {e}")),
-                            };
-                            // Nobody listening (not subscribed, or the console quit): drop it.
-                            let _ = notices.send(notice);
+                            match decode::event(attrs) {
+                                Ok(e) => notices.push(Notice::Event(e)),
+                                Err(e) => eprintln!("e7: ignoring a malformed event: {e}"),
+                            }
                             true
                         }
                         Ok(Message::Genl {
@@ -104,7 +131,7 @@ fn reader(socket: Arc<NlSocket>, replies: Sender<Incoming>, notices: Sender<Noti
                         }) if family != wire::GENL_ID_CTRL
                             && cmd == Command::Disconnect.value() =>
                         {
-                            let _ = notices.send(Notice::Disconnected);
+                            notices.push(Notice::Disconnected);
                             true
                         }
                         Ok(m) => replies.send(Incoming::Msg(m)).is_ok(),
@@ -115,13 +142,11 @@ fn reader(socket: Arc<NlSocket>, replies: Sender<Incoming>, notices: Sender<Noti
                     }
                 }
             }
-            Err(e) if e.raw_os_error() == Some(ENOBUFS) => {
-                let _ = notices.send(Notice::Lost);
-            }
+            Err(e) if e.raw_os_error() == Some(ENOBUFS) => notices.push(Notice::Lost),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 let text = format!("receiving from the kernel failed: {e}");
-                let _ = notices.send(Notice::Failed(text.clone()));
+                notices.push(Notice::Failed(text.clone()));
                 let _ = replies.send(Incoming::Failed(text));
                 return;
             }
@@ -149,7 +174,11 @@ impl NetlinkKernel {
         let _ = socket.set_recv_buffer_size(1 << 20);
         let socket = Arc::new(socket);
         let (reply_tx, replies) = channel();
-        let (notice_tx, notices) = channel();
+        let (notice_tx, notices) = sync_channel(NOTICE_BACKLOG);
+        let notice_tx = NoticeSink {
+            tx: notice_tx,
+            dropped: false,
+        };
         let reader_socket = Arc::clone(&socket);
         std::thread::Builder::new()
             .name("e7-netlink".into())
@@ -200,7 +229,13 @@ impl NetlinkKernel {
 
     fn recv(&self, deadline: Instant, what: &str) -> Result<Message, CliError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        match self.replies.recv_timeout(remaining) {
+        // A steady stream of unrelated messages must not keep a request waiting forever.
+        let next = if remaining.is_zero() {
+            Err(RecvTimeoutError::Timeout)
+        } else {
+            self.replies.recv_timeout(remaining)
+        };
+        match next {
             Ok(Incoming::Msg(m)) => Ok(m),
             Ok(Incoming::Failed(e)) => Err(CliError::Failed(e)),
             Err(RecvTimeoutError::Timeout) => Err(CliError::Failed(format!(
@@ -214,9 +249,16 @@ impl NetlinkKernel {
     }
 
     fn resolve_family(&mut self) -> Result<u16, CliError> {
+        self.resolve_family_within(REPLY_TIMEOUT)
+    }
+
+    fn resolve_family_within(&mut self, timeout: Duration) -> Result<u16, CliError> {
         let seq = self.next_seq();
+        if trace_enabled() {
+            eprintln!("e7: netlink -> resolve family {FAMILY_NAME} seq {seq}");
+        }
         self.send(&wire::encode_get_family(seq, FAMILY_NAME))?;
-        let deadline = Instant::now() + REPLY_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         let mut id = None;
         loop {
             match self.recv(deadline, "resolve family eftirlit")? {
@@ -490,13 +532,50 @@ impl Drop for NetlinkKernel {
 }
 
 impl Kernel for NetlinkKernel {
+    /// Resolve the family again: gone means the module was unloaded, a new id that it was
+    /// reloaded (this connection's subscription did not survive either). No answer within a
+    /// second is inconclusive (under an event flood the answer itself can be dropped) and counts
+    /// as alive; the next check asks again.
+    fn check_alive(&mut self) -> Result<(), CliError> {
+        match self.resolve_family_within(LIVENESS_TIMEOUT) {
+            Ok(id) if id == self.family => Ok(()),
+            Ok(_) => Err(CliError::Failed(
+                "the e7 module was reloaded; this connection is no longer subscribed".into(),
+            )),
+            Err(CliError::NotLoaded) => Err(CliError::Failed("the e7 module was unloaded".into())),
+            // No answer (dropped in an overflow) or a transient error: ask again next time.
+            Err(_) => Ok(()),
+        }
+    }
+
     fn call(&mut self, op: &Op) -> Result<Outcome, CliError> {
         match op {
             Op::Disconnect => self.joined = false,
             Op::Get(_) | Op::Query => {}
             _ => self.joined = true,
         }
-        self.transact(op)
+        match self.transact(op) {
+            // A family that vanished answers ENOENT/EOPNOTSUPP without a text of its own: the
+            // module was unloaded (say so), or reloaded under a new id (follow it, once).
+            Err(CliError::Refused {
+                errno,
+                reason,
+                command,
+            }) if errno == ENOENT || errno == EOPNOTSUPP => match self.resolve_family() {
+                Err(CliError::NotLoaded) => Err(CliError::NotLoaded),
+                Ok(id) if id != self.family => {
+                    self.family = id;
+                    self.dump = true;
+                    self.transact(op)
+                }
+                _ => Err(CliError::Refused {
+                    errno,
+                    reason,
+                    command,
+                }),
+            },
+            other => other,
+        }
     }
 
     fn notices(&mut self) -> Option<Receiver<Notice>> {
@@ -717,5 +796,35 @@ mod tests {
             attrs: vec![],
         };
         assert!(matches!(m.feed(other), Progress::Pending));
+    }
+}
+
+#[cfg(test)]
+mod sink_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_backlog_drops_events_and_reports_the_loss_once() {
+        let (tx, rx) = sync_channel(2);
+        let mut sink = NoticeSink { tx, dropped: false };
+        let ev = |n: u32| {
+            Notice::Event(crate::kernel::Event {
+                state: 0xFF02,
+                prot: 17,
+                path: format!("/p{n}"),
+            })
+        };
+        for n in 0..5 {
+            sink.push(ev(n));
+        }
+        assert_eq!(rx.try_recv().unwrap(), ev(0));
+        assert_eq!(rx.try_recv().unwrap(), ev(1));
+        assert!(rx.try_recv().is_err());
+        sink.push(ev(9));
+        assert_eq!(rx.try_recv().unwrap(), Notice::Lost);
+        assert_eq!(rx.try_recv().unwrap(), ev(9));
+        // Nobody listening at all: pushing never blocks or panics.
+        drop(rx);
+        sink.push(ev(10));
     }
 }
