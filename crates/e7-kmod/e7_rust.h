@@ -18,8 +18,11 @@
  *  - e7_hook may run in any context that netfilter LOCAL_OUT runs in (task or softirq).
  *  - e7_genl_doit / e7_genl_dump run in process context under genl_mutex.
  *  - e7_work_events / e7_work_refill run in process context on the e7 workqueue.
- *  - e7_c_task_exe / e7_c_walk_sockets take task_lock and files->file_lock, which process context
- *    takes WITHOUT disabling BH: they refuse to run unless in_task().
+ *  - e7_c_current_owner / e7_c_task_exe / e7_c_walk_sockets take task_lock and files->file_lock,
+ *    which process context takes WITHOUT disabling BH: never from softirq, and never while a
+ *    BH-safe lock may be held (process context with BH disabled). They are only called for
+ *    packets flagged E7_PKT_IN_TASK (e7_may_lock_tasks() in the hook) or from the e7 workqueue.
+ *  - e7_rust_port_released runs in process context (netlink notifier chain).
  */
 #ifndef E7_RUST_H
 #define E7_RUST_H
@@ -38,7 +41,7 @@
 
 /* e7_pkt.flags */
 #define E7_PKT_MALFORMED 0x1u  /* network header unreadable (the `fail` action applies) */
-#define E7_PKT_IN_TASK   0x2u  /* in_task(): process context, task-walks allowed */
+#define E7_PKT_IN_TASK   0x2u  /* process context with BH+IRQs on: task locks allowed */
 
 /* Facts about one outgoing packet, gathered cheaply by the shim. */
 struct e7_pkt {
@@ -103,13 +106,18 @@ E7_RUST_EXPORT __u32 e7_hook(const struct e7_pkt *pkt);
 E7_RUST_EXPORT int e7_genl_doit(__u8 cmd, const __u8 *attrs, __u32 len,
 				const struct e7_dest *dest, const char **extack_msg);
 /* Fill one flat QUERY dump message body into BUF (ROOM bytes). CURSOR (two u64, zero at first)
- * tracks progress. Returns bytes written, 0 when the dump is complete, or a negative errno. */
-E7_RUST_EXPORT int e7_genl_dump_query(__u8 *buf, __u32 room, __u64 *cursor);
+ * tracks progress; *GENERATION receives the rule-table generation it was built from (for
+ * genl_dump_check_consistent). Returns bytes written, 0 when the dump is complete, or a negative
+ * errno. */
+E7_RUST_EXPORT int e7_genl_dump_query(__u8 *buf, __u32 room, __u64 *cursor, __u32 *generation);
 /* Work items (process context, e7 workqueue). */
 E7_RUST_EXPORT void e7_work_events(void);
 E7_RUST_EXPORT void e7_work_refill(void);
-/* Unload: send DISCONNECT to every subscriber and forget them. */
-E7_RUST_EXPORT void e7_rust_disconnect_all(void);
+/* Unload (and init unwinding): send DISCONNECT to every subscriber and forget them; never
+ * blocks. Returns how many could not be delivered (also counted and logged). */
+E7_RUST_EXPORT __u32 e7_rust_disconnect_all(void);
+/* NETLINK_URELEASE for a generic-netlink port in init_net: forget that subscriber. */
+E7_RUST_EXPORT void e7_rust_port_released(__u32 portid);
 
 /* ---- implemented in C (e7_shim.c) ---- */
 

@@ -15,9 +15,15 @@
  *    SYN-ACKs of listeners, qdisc requeues);
  *  - task_lock() and files->file_lock are taken by process context WITHOUT disabling bottom
  *    halves, so taking them from softirq can deadlock against the interrupted owner on the same
- *    CPU. Every function here that takes them (e7_c_current_owner, e7_c_task_exe,
- *    e7_c_walk_sockets) refuses to run unless in_task(); the Rust side only calls them from task
- *    context and defers softirq misses to one bounded, rate-limited work item (e7_refill_work);
+ *    CPU. Nor may they be taken by process context that has BH disabled while holding a
+ *    BH-safe lock: tcp_release_cb() transmits under the socket's slock (taken by softirq
+ *    tcp_v4_rcv), so "slock -> task_lock" on one CPU plus "task_lock, interrupted by a softirq
+ *    spinning on slock" on another is an ABBA deadlock, although in_task() is true. So the hook
+ *    marks a packet E7_PKT_IN_TASK only when e7_may_lock_tasks() (process context, BH and IRQs
+ *    enabled); the functions that take those locks (e7_c_current_owner, e7_c_task_exe,
+ *    e7_c_walk_sockets) are only reached for such packets or from the e7 workqueue, and refuse
+ *    otherwise. Every other miss uses the lock-free e7_c_current_holds and is deferred to one
+ *    bounded, rate-limited work item (e7_refill_work);
  *  - the rwlocks that protect the Rust state are always taken with the _bh variants, so a
  *    process-context writer can never be interrupted by a softirq reader on its own CPU.
  */
@@ -54,6 +60,8 @@
 #include <net/ipv6.h>
 #include <net/net_namespace.h>
 #include <net/genetlink.h>
+#include <linux/netlink.h>
+#include <linux/notifier.h>
 
 /* Generated from the e7-proto schema table (never edited by hand): numbers, policy, admin flags. */
 #include "e7_proto.h"
@@ -221,6 +229,17 @@ int e7_c_rwl_write_trylock(void *lock)
 /* ------------------------------------------------------------------------------------------ */
 /* Socket and process facts                                                                    */
 
+/*
+ * May this context take task_lock()/files->file_lock? Only process context with bottom halves
+ * and interrupts enabled: then no BH-safe lock (a socket's slock, our own _bh rwlocks) can be
+ * held, so no "BH-safe lock -> task_lock" order is ever created (see the comment at the top).
+ * in_interrupt() covers hardirq, softirq AND local_bh_disable() sections.
+ */
+static bool e7_may_lock_tasks(void)
+{
+	return !in_interrupt() && !irqs_disabled();
+}
+
 __u64 e7_c_sk_cookie(void *skv)
 {
 	__u32 c[2];
@@ -373,7 +392,7 @@ int e7_c_current_owner(void *skv, struct e7_exe *out)
 	out->status = -ESRCH;
 	out->len = 0;
 	out->task.tgid = 0;
-	if (!in_task() || (current->flags & (PF_KTHREAD | PF_EXITING)))
+	if (!e7_may_lock_tasks() || (current->flags & (PF_KTHREAD | PF_EXITING)))
 		return -ESRCH;
 	rcu_read_lock();
 	file = e7_sk_file(sk);
@@ -393,7 +412,7 @@ int e7_c_task_exe(__u32 tgid, struct e7_exe *out)
 	out->status = -ESRCH;
 	out->len = 0;
 	out->task.tgid = tgid;
-	if (!in_task())
+	if (!e7_may_lock_tasks())
 		return -EPERM;
 	rcu_read_lock();
 	pid = find_pid_ns(tgid, &init_pid_ns);
@@ -439,14 +458,20 @@ static int e7_walk_fd(const void *v, struct file *f, unsigned int fd)
 	return 0;
 }
 
-/* Walk every process's fd table and report each socket inode with its owner's tgid.
- * Process context only (task_lock, files->file_lock); the callback must not sleep. */
+/*
+ * Walk every process's fd table and report each socket inode with its owner's tgid; the callback
+ * must not sleep. Takes task_lock and files->file_lock, so it needs process context. The Rust side
+ * calls it under the active-socket cache's write lock, which is a _bh rwlock: BH is disabled here
+ * by US, with no BH-safe lock of anyone else held (that lock is never taken in softirq, and the
+ * only callers are the e7 workqueue and hook packets that passed e7_may_lock_tasks()). Hence the
+ * weaker in_task() check. It is one walk per 50 ms at most (rate-limited by the cache).
+ */
 int e7_c_walk_sockets(e7_walk_cb cb, void *ctx)
 {
 	struct task_struct *p;
 	struct e7_walk w = { .cb = cb, .ctx = ctx };
 
-	if (!in_task())
+	if (!in_task() || irqs_disabled())
 		return -EPERM;
 	rcu_read_lock();
 	for_each_process(p) {
@@ -504,14 +529,25 @@ void e7_c_kick_refill(__u32 delay_ms)
 
 static struct genl_family e7_family;
 
+/*
+ * Attribute room of one message. QUERY: NLMSG_GOODSIZE including the netlink and genl headers, so
+ * the skb is exactly one page and a message never exceeds what a reader with a page-sized buffer
+ * can take (genlmsg_new(NLMSG_GOODSIZE) would round up to an 8 KiB allocation and let a chain
+ * grow past 4 KiB). Everything else (EVENT, ERROR, GET, DISCONNECT) is at most a 255-byte string
+ * plus two u32 attributes: a small skb instead of a page per event.
+ */
+#define E7_MSG_QUERY_ROOM (NLMSG_GOODSIZE - NLMSG_HDRLEN - GENL_HDRLEN)
+#define E7_MSG_SMALL_ROOM 512
+
 void *e7_c_msg_new(__u8 cmd, const struct e7_dest *dest, __u8 **buf, __u32 *room)
 {
+	size_t want = cmd == ENL_COMM_QUERY ? E7_MSG_QUERY_ROOM : E7_MSG_SMALL_ROOM;
 	struct sk_buff *skb;
 	void *hdr;
 
 	*buf = NULL;
 	*room = 0;
-	skb = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	skb = genlmsg_new(want, GFP_KERNEL);
 	if (!skb)
 		return NULL;
 	/* Replies carry the request's port and sequence; events and DISCONNECT carry 0/0 like
@@ -522,7 +558,7 @@ void *e7_c_msg_new(__u8 cmd, const struct e7_dest *dest, __u8 **buf, __u32 *room
 		return NULL;
 	}
 	*buf = skb_tail_pointer(skb);
-	*room = skb_tailroom(skb);
+	*room = min_t(size_t, skb_tailroom(skb), want);
 	return skb;
 }
 
@@ -561,6 +597,7 @@ static int e7_doit(struct sk_buff *skb, struct genl_info *info)
 
 static int e7_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
+	__u32 gen = 0;
 	void *hdr;
 	int n;
 
@@ -569,15 +606,44 @@ static int e7_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 	if (!hdr)
 		return -EMSGSIZE;
 	BUILD_BUG_ON(sizeof(cb->args[0]) != sizeof(__u64));
-	n = e7_genl_dump_query(skb_tail_pointer(skb), skb_tailroom(skb), (__u64 *)&cb->args[0]);
+	n = e7_genl_dump_query(skb_tail_pointer(skb), skb_tailroom(skb), (__u64 *)&cb->args[0],
+			       &gen);
 	if (n <= 0) {
 		genlmsg_cancel(skb, hdr);
 		return n;
 	}
 	skb_put(skb, n);
+	/* The dump resumes by position; a rule edit between two messages (each dumpit runs under
+	 * genl_mutex, edits happen in between) is reported as NLM_F_DUMP_INTR. Never 0: prev_seq 0
+	 * means "first message". */
+	cb->seq = (gen << 1) | 1;
+	genl_dump_check_consistent(cb, hdr);
 	genlmsg_end(skb, hdr);
 	return skb->len;
 }
+
+/*
+ * NETLINK_URELEASE: a netlink socket was released (closed, or its process died). A subscriber's
+ * port then names nobody, and the next socket may autobind the same number (a daemon restarted
+ * with the same pid): forget it now, not at the next failed unicast (S10). Process context
+ * (blocking notifier chain); the Rust side takes the subscriber lock only if anyone subscribed.
+ * Limitation: netlink_release unhashes the port just before the chain runs, so a new socket that
+ * binds that very port AND subscribes within that window is removed too (it is re-added by its
+ * next admin command or SUBSCRIBE).
+ */
+static int e7_netlink_event(struct notifier_block *nb, unsigned long event, void *ptr)
+{
+	const struct netlink_notify *n = ptr;
+
+	if (event == NETLINK_URELEASE && n->protocol == NETLINK_GENERIC &&
+	    net_eq(n->net, &init_net) && n->portid)
+		e7_rust_port_released(n->portid);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block e7_netlink_nb = {
+	.notifier_call = e7_netlink_event,
+};
 
 static const struct nla_policy e7_policy[E7_ATTR_MAX + 1] = { E7_POLICY_INIT };
 
@@ -652,7 +718,9 @@ static unsigned int e7_nf_hook(void *priv, struct sk_buff *skb, const struct nf_
 
 	if (!e7_l4_proto(skb, state->pf, &pkt.proto))
 		pkt.flags |= E7_PKT_MALFORMED;
-	if (in_task())
+	/* Not in_task(): a process-context transmit with BH disabled (tcp_release_cb under the
+	 * socket's slock) must not take task locks either; it gets the softirq path. */
+	if (e7_may_lock_tasks())
 		pkt.flags |= E7_PKT_IN_TASK;
 	/* S1: no full socket for NULL (syncookie SYN-ACK, kernel RST) or time-wait sockets; a
 	 * request socket maps to its listener. */
@@ -717,10 +785,16 @@ static int __init e7_init(void)
 	}
 	WRITE_ONCE(e7_wq, wq);
 
+	/* Before the family: no subscriber can exist whose release we would miss. */
+	rc = netlink_register_notifier(&e7_netlink_nb);
+	if (rc) {
+		pr_err("e7: cannot register the netlink notifier: %d\n", rc);
+		goto err_wq;
+	}
 	rc = genl_register_family(&e7_family);
 	if (rc) {
 		pr_err("e7: cannot register generic netlink family %s: %d\n", E7_FAMILY_NAME, rc);
-		goto err_wq;
+		goto err_notifier;
 	}
 	/* Hooks last: the first packet must find everything ready. */
 	rc = register_pernet_subsys(&e7_net_ops);
@@ -731,11 +805,20 @@ static int __init e7_init(void)
 	pr_info("e7: loaded, version %s\n", E7_MOD_VERSION);
 	return 0;
 
+	/* Reverse order. A client may have talked to the family meanwhile: stop, tell subscribers,
+	 * then let genl wait for running requests. No hook ever ran, so only the (never kicked)
+	 * work items need cancelling before the queue goes. */
 err_genl:
+	e7_rust_stop();
+	e7_rust_disconnect_all();
 	genl_unregister_family(&e7_family);
+err_notifier:
+	netlink_unregister_notifier(&e7_netlink_nb);
 err_wq:
 	e7_rust_stop();
 	WRITE_ONCE(e7_wq, NULL);
+	cancel_work_sync(&e7_event_work);
+	cancel_delayed_work_sync(&e7_refill_work);
 	destroy_workqueue(wq);
 	return rc;
 }
@@ -744,15 +827,20 @@ static void __exit e7_exit(void)
 {
 	struct workqueue_struct *wq = e7_wq;
 
-	/* 1. No new events or refills; 2. hooks gone in every netns (waits for running hooks);
-	 * 3. drain work; 4. tell subscribers; 5. family gone (waits for running doits);
-	 * 6. nothing can queue work any more: destroy the queue. */
+	/* 1. No new events, refills or subscriptions; 2. hooks gone in every netns (waits for
+	 * running hooks, the only place that queues work); 3. cancel the work items (they see
+	 * `stopping` and return; queued events are dropped, so the DISCONNECT is not behind them);
+	 * 4. DISCONNECT to subscribers (non-blocking; losses counted and logged); 5. family gone
+	 * (waits for running doits; they cannot subscribe any more); 6. the URELEASE notifier goes
+	 * (the chain's rwsem waits for a running callback); 7. nothing can queue work any more:
+	 * cancel again (defensive, no-ops) and destroy the queue. After this no code of ours runs. */
 	e7_rust_stop();
 	unregister_pernet_subsys(&e7_net_ops);
 	cancel_work_sync(&e7_event_work);
 	cancel_delayed_work_sync(&e7_refill_work);
 	e7_rust_disconnect_all();
 	genl_unregister_family(&e7_family);
+	netlink_unregister_notifier(&e7_netlink_nb);
 	WRITE_ONCE(e7_wq, NULL);
 	cancel_work_sync(&e7_event_work);
 	cancel_delayed_work_sync(&e7_refill_work);

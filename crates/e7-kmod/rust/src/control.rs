@@ -309,12 +309,23 @@ impl<R: RawRwLock> Module<R> {
 
     /// One message of the flat QUERY dump into `buf`. `cursor[0]` = rules sent + 1 (0 before the
     /// first message), `cursor[1]` = 1 once complete. Returns the bytes written (0: complete).
-    pub fn dump_query(&self, buf: &mut [u8], cursor: &mut [u64; 2]) -> Result<usize, u32> {
+    ///
+    /// `generation` receives the rule-table generation this message was built from: the dump is
+    /// resumed by position across several requests' worth of time, so a rule edit between two
+    /// messages could skip or repeat a rule; the shim feeds it to `genl_dump_check_consistent`,
+    /// which flags such a dump with NLM_F_DUMP_INTR instead of returning it silently wrong.
+    pub fn dump_query(
+        &self,
+        buf: &mut [u8],
+        cursor: &mut [u64; 2],
+        generation: &mut u32,
+    ) -> Result<usize, u32> {
+        let mode = self.engine.flags.get(e7_core::Flag::Mode);
+        let rules = self.engine.rules.read();
+        *generation = rules.generation();
         if cursor[1] != 0 {
             return Ok(0);
         }
-        let mode = self.engine.flags.get(e7_core::Flag::Mode);
-        let rules = self.engine.rules.read();
         let header = (cursor[0] == 0).then(|| QueryHeader {
             mode,
             count: u32::try_from(rules.len()).unwrap_or(u32::MAX),

@@ -318,17 +318,25 @@ pub unsafe extern "C" fn e7_genl_doit(
 /// One message of the flat QUERY dump.
 ///
 /// # Safety
-/// `buf` points to `room` writable bytes; `cursor` to two `u64` owned by this dump.
+/// `buf` points to `room` writable bytes; `cursor` to two `u64` owned by this dump;
+/// `generation` to a writable `u32`.
 #[no_mangle]
-pub unsafe extern "C" fn e7_genl_dump_query(buf: *mut u8, room: u32, cursor: *mut u64) -> i32 {
-    if buf.is_null() || cursor.is_null() {
+pub unsafe extern "C" fn e7_genl_dump_query(
+    buf: *mut u8,
+    room: u32,
+    cursor: *mut u64,
+    generation: *mut u32,
+) -> i32 {
+    if buf.is_null() || cursor.is_null() || generation.is_null() {
         return -(EINVAL as i32);
     }
     // SAFETY: the dump skb's tailroom; nothing else writes it during the call.
     let out = unsafe { core::slice::from_raw_parts_mut(buf, room as usize) };
     // SAFETY: cb->args[0..2] of this dump, u64-sized (checked by BUILD_BUG_ON in C).
     let cur = unsafe { &mut *(cursor as *mut [u64; 2]) };
-    match E7.dump_query(out, cur) {
+    // SAFETY: the shim passes a pointer to a u32 on its stack.
+    let gen = unsafe { &mut *generation };
+    match E7.dump_query(out, cur, gen) {
         Ok(n) => i32::try_from(n).unwrap_or(0),
         Err(e) => -(e as i32),
     }
@@ -346,10 +354,16 @@ pub extern "C" fn e7_work_refill() {
     E7.work_refill(&Shim);
 }
 
-/// Unload: DISCONNECT to every subscriber.
+/// Unload (and init unwinding): DISCONNECT to every subscriber; returns how many were lost.
 #[no_mangle]
-pub extern "C" fn e7_rust_disconnect_all() {
-    E7.disconnect_all(&Shim);
+pub extern "C" fn e7_rust_disconnect_all() -> u32 {
+    E7.disconnect_all(&Shim)
+}
+
+/// NETLINK_URELEASE of a generic-netlink socket in init_net: forget that port.
+#[no_mangle]
+pub extern "C" fn e7_rust_port_released(portid: u32) {
+    E7.port_released(&Shim, portid);
 }
 
 /// A Rust panic is a kernel BUG (never expected: the build rejects panicking code paths).

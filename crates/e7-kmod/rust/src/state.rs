@@ -63,7 +63,10 @@ pub struct PacketIn {
     pub family: Family,
     /// The network header could not be read.
     pub malformed: bool,
-    /// `in_task()`: process context.
+    /// Process context with bottom halves and interrupts enabled (the shim's
+    /// `e7_may_lock_tasks()`): only then may `task_lock`/`files->file_lock` be taken. A
+    /// process-context caller holding a BH-safe lock (e.g. a socket's slock in
+    /// `tcp_release_cb`) gets `false` and the softirq path.
     pub in_task: bool,
 }
 
@@ -88,6 +91,11 @@ pub struct Stats {
     pub deferred: AtomicU64,
     /// Sockets the refill work inserted into the known-socket cache.
     pub refilled: AtomicU64,
+    /// Subscribers removed because their netlink socket was released (NETLINK_URELEASE).
+    pub released: AtomicU64,
+    /// DISCONNECT messages at unload that could not be delivered (receive buffer full, no
+    /// memory); counted and logged, never waited for.
+    pub disconnect_lost: AtomicU64,
 }
 
 /// The whole module: e7-core's engine plus the event queue, the subscriber set and the refill
@@ -139,6 +147,8 @@ impl<R: RawRwLock> Module<R> {
                 image_resolved: AtomicU64::new(0),
                 deferred: AtomicU64::new(0),
                 refilled: AtomicU64::new(0),
+                released: AtomicU64::new(0),
+                disconnect_lost: AtomicU64::new(0),
             },
         }
     }
@@ -601,11 +611,16 @@ impl<R: RawRwLock> Module<R> {
     }
 
     /// Subscribes `port` to events (admin clients only; the caller checked).
+    ///
+    /// `stopping` is checked under the subscriber lock: `disconnect_all` takes the same lock after
+    /// `stop()`, so a request racing with unload either subscribes before the set is emptied (and
+    /// gets its DISCONNECT) or sees `stopping` and does not subscribe; it can never be added after
+    /// the DISCONNECTs went out.
     pub fn subscribe(&self, port: u32) {
+        let mut s = self.subs.write();
         if self.is_stopping() {
             return;
         }
-        let mut s = self.subs.write();
         s.add(port);
         self.sub_count.store(s.len() as u32, Relaxed);
     }
@@ -618,8 +633,30 @@ impl<R: RawRwLock> Module<R> {
         removed
     }
 
-    /// Unload: tell every subscriber (DISCONNECT) and forget them.
-    pub fn disconnect_all(&self, k: &impl Kernel) {
+    /// A generic-netlink socket in init_net was released (NETLINK_URELEASE, process context): its
+    /// port no longer names that client, and a later socket may bind the same number (S10), so
+    /// it stops receiving events now rather than at the next failed unicast.
+    pub fn port_released(&self, k: &impl Kernel, port: u32) {
+        // Lock-free pre-check: every genl socket close in the system comes through here.
+        if port == 0 || self.sub_count.load(Relaxed) == 0 {
+            return;
+        }
+        if self.unsubscribe(port) {
+            self.stats.released.fetch_add(1, Relaxed);
+            k.log(
+                Level::Info,
+                format_args!("subscriber port {port} closed its socket; unsubscribed"),
+            );
+        }
+    }
+
+    /// Unload: tell every subscriber (DISCONNECT) and forget them. Called after `stop()` and
+    /// after the event work was cancelled, so no event can follow the DISCONNECT and the event
+    /// queue (dropped here) cannot delay it. Each unicast is non-blocking: a client whose receive
+    /// buffer is full does not get it (it sees ENOBUFS instead); that is counted and logged.
+    /// Returns the number of DISCONNECTs that could not be delivered.
+    pub fn disconnect_all(&self, k: &impl Kernel) -> u32 {
+        self.events.write().clear();
         let mut ports = [0u32; crate::bounded::MAX_SUBSCRIBERS];
         let n = {
             let mut s = self.subs.write();
@@ -632,15 +669,38 @@ impl<R: RawRwLock> Module<R> {
             self.sub_count.store(0, Relaxed);
             n
         };
+        let mut lost = 0u32;
+        let mut gone = 0u32;
         for &port in ports.iter().take(n) {
-            let _ = k.send(
+            match k.send(
                 e7_proto::Command::Disconnect,
                 E7Dest::default(),
                 port,
                 &mut |_| Ok(()),
+            ) {
+                Ok(()) => {}
+                // Nobody listens on the port any more: nothing to tell.
+                Err(SendError::Errno(ECONNREFUSED)) => gone = gone.wrapping_add(1),
+                Err(_) => lost = lost.wrapping_add(1),
+            }
+        }
+        self.stats
+            .disconnect_lost
+            .fetch_add(u64::from(lost), Relaxed);
+        if n != 0 {
+            k.log(
+                Level::Info,
+                format_args!(
+                    "unload: DISCONNECT sent to {} of {} subscribers ({} lost: receive buffer \
+                     full or no memory; {} already gone)",
+                    (n as u32).wrapping_sub(lost).wrapping_sub(gone),
+                    n,
+                    lost,
+                    gone
+                ),
             );
         }
-        self.events.write().clear();
+        lost
     }
 }
 

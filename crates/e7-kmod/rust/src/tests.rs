@@ -6,6 +6,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::string::{String, ToString};
+use std::sync::atomic::Ordering::Relaxed;
 use std::vec::Vec;
 use std::{boxed::Box, format, vec};
 
@@ -23,9 +24,14 @@ use crate::state::{Module, PacketIn};
 
 type M = Module<parking_lot::RawRwLock>;
 
-/// Room of a real NLMSG_GOODSIZE skb after the netlink and genl headers (4 KiB pages).
-const ROOM: usize = 3776;
+/// Room the shim gives a QUERY message: NLMSG_GOODSIZE (3776 with 4 KiB pages) minus the netlink
+/// and genl headers, so the skb is one page (e7_c_msg_new).
+const ROOM: usize = 3776 - 16 - 4;
+/// Room the shim gives every other message (E7_MSG_SMALL): an event with a 255-byte path or an
+/// ERROR with a 255-byte text must fit.
+const SMALL_ROOM: usize = 512;
 const ECONNREFUSED: u32 = 111;
+const EAGAIN: u32 = 11;
 
 #[derive(Clone)]
 struct FakeSock {
@@ -54,6 +60,8 @@ struct Fake {
     exes: RefCell<HashMap<u32, Result<Vec<u8>, i32>>>,
     sent: RefCell<Vec<Sent>>,
     refusing: RefCell<HashSet<u32>>,
+    /// Ports whose receive buffer is full (unicast fails with EAGAIN).
+    full: RefCell<HashSet<u32>>,
     kicked_events: Cell<u32>,
     kicked_refill: Cell<u32>,
     walks: Cell<u32>,
@@ -207,12 +215,20 @@ impl Kernel for Fake {
         portid: u32,
         fill: &mut dyn FnMut(&mut Writer<'_>) -> Result<(), WriteError>,
     ) -> Result<(), SendError> {
-        let mut buf = vec![0u8; ROOM];
+        let room = if cmd == Command::Query {
+            ROOM
+        } else {
+            SMALL_ROOM
+        };
+        let mut buf = vec![0u8; room];
         let mut w = Writer::new(&mut buf);
         fill(&mut w).map_err(SendError::Encode)?;
         let n = w.len();
         if self.refusing.borrow().contains(&portid) {
             return Err(SendError::Errno(ECONNREFUSED));
+        }
+        if self.full.borrow().contains(&portid) {
+            return Err(SendError::Errno(EAGAIN));
         }
         self.sent.borrow_mut().push(Sent {
             cmd,
@@ -708,6 +724,81 @@ fn disconnect_removes_only_the_senders_port_and_unload_notifies_all() {
     assert!(m.subs.read().is_empty(), "no subscriptions once unloading");
 }
 
+#[test]
+fn a_released_socket_is_unsubscribed_and_its_reused_port_gets_no_events() {
+    let (m, k) = enabled();
+    m.unsubscribe(1); // the port used by the set() helper
+    request(&m, &k, &Request::Subscribe, 10).unwrap();
+    request(&m, &k, &Request::Subscribe, 11).unwrap();
+    // The daemon on port 10 dies: netlink_release sends NETLINK_URELEASE for its port.
+    m.port_released(&k, 10);
+    assert!(!m.subs.read().contains(10) && m.subs.read().contains(11));
+    assert_eq!(m.stats.released.load(Relaxed), 1);
+    m.port_released(&k, 12); // some other genl socket closing: nothing changes
+    m.port_released(&k, 0);
+    assert_eq!(m.stats.released.load(Relaxed), 1);
+    assert_eq!(m.subs.read().len(), 1);
+    // An unprivileged process now binds port 10 and only asks questions.
+    request(&m, &k, &Request::Query, 10).unwrap();
+    k.take_sent();
+    k.process(3, "/bin/new", &[1]);
+    k.current.set(Some(3));
+    let sk = k.sock(1, 1, 1, SockKind::User);
+    m.packet(&k, &pkt(Some(sk), TCP, true));
+    m.work_events(&k);
+    let sent = k.take_sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0].cmd, sent[0].portid), (Command::Event, 11));
+    // Nobody subscribed: a release costs one relaxed load.
+    m.port_released(&k, 11);
+    m.port_released(&k, 11);
+    assert!(m.subs.read().is_empty());
+    assert_eq!(m.stats.released.load(Relaxed), 2);
+}
+
+#[test]
+fn unload_disconnect_is_not_delayed_by_queued_events_and_losses_are_counted() {
+    let (m, k) = enabled();
+    set(&m, &k, Flag::Accepts, Const::Enabled);
+    request(&m, &k, &rule(Action::Allow, TCP, "/bin/chatty"), 20).unwrap();
+    request(&m, &k, &Request::Subscribe, 21).unwrap();
+    request(&m, &k, &Request::Subscribe, 22).unwrap();
+    m.unsubscribe(1);
+    k.process(3, "/bin/chatty", &[1]);
+    k.current.set(Some(3));
+    let sk = k.sock(1, 1, 1, SockKind::User);
+    for i in 0..(crate::bounded::EVENT_QUEUE + 5) {
+        m.packet(&k, &pkt(Some(sk), TCP, i == 0));
+    }
+    assert!(
+        m.flag_value(&k, Flag::EvLost) > 0,
+        "the event queue is full"
+    );
+    k.take_sent();
+    k.full.borrow_mut().insert(21); // its receive buffer is full
+    k.refusing.borrow_mut().insert(22); // its socket is already gone
+    m.stop();
+    assert_eq!(m.disconnect_all(&k), 1, "one DISCONNECT lost");
+    let sent = k.take_sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].cmd, sent[0].portid),
+        (Command::Disconnect, 20),
+        "sent before any of the 128 queued events"
+    );
+    assert_eq!(m.stats.disconnect_lost.load(Relaxed), 1);
+    let log = k.logs.borrow().join("\n");
+    assert!(
+        log.contains("DISCONNECT sent to 1 of 3 subscribers (1 lost"),
+        "{log}"
+    );
+    assert!(log.contains("1 already gone"), "{log}");
+    // A late run of the event work (cancelled in the real unload) sends nothing after it.
+    m.work_events(&k);
+    assert!(k.take_sent().is_empty());
+    assert!(m.events.read().is_empty(), "queued events dropped");
+}
+
 // ---- requests -----------------------------------------------------------------------------
 
 fn error_of(s: &Sent) -> (Option<u32>, Option<String>) {
@@ -905,9 +996,12 @@ fn dump_gives_the_flat_shape_with_header_once() {
     let mut cursor = [0u64; 2];
     let mut all = Vec::new();
     let mut headers = 0;
+    let mut gens = HashSet::new();
     for _ in 0..100 {
         let mut buf = vec![0u8; 1000];
-        let n = m.dump_query(&mut buf, &mut cursor).unwrap();
+        let mut gen = 0;
+        let n = m.dump_query(&mut buf, &mut cursor, &mut gen).unwrap();
+        gens.insert(gen);
         if n == 0 {
             break;
         }
@@ -926,8 +1020,32 @@ fn dump_gives_the_flat_shape_with_header_once() {
     assert_eq!(headers, 1);
     assert_eq!(all.len(), 300);
     assert_eq!(all[299], "/usr/lib/x/299");
+    assert_eq!(gens.len(), 1, "one generation for an undisturbed dump");
     let mut buf = vec![0u8; 1000];
-    assert_eq!(m.dump_query(&mut buf, &mut cursor), Ok(0), "stays complete");
+    let mut gen = 0;
+    assert_eq!(
+        m.dump_query(&mut buf, &mut cursor, &mut gen),
+        Ok(0),
+        "stays complete"
+    );
+}
+
+#[test]
+fn a_rule_edit_between_dump_messages_changes_the_reported_generation() {
+    let (m, k) = enabled();
+    for i in 0..50 {
+        request(&m, &k, &rule(Action::Allow, UDP, &format!("/x/{i}")), 1).unwrap();
+    }
+    let mut cursor = [0u64; 2];
+    let mut buf = vec![0u8; 600];
+    let (mut g1, mut g2) = (0, 0);
+    assert!(m.dump_query(&mut buf, &mut cursor, &mut g1).unwrap() > 0);
+    request(&m, &k, &Request::Clear(ClearSpec::All), 1).unwrap();
+    m.dump_query(&mut buf, &mut cursor, &mut g2).unwrap();
+    assert_ne!(
+        g1, g2,
+        "the shim turns a changed generation into NLM_F_DUMP_INTR"
+    );
 }
 
 #[test]
