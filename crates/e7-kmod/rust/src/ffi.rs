@@ -363,7 +363,7 @@ pub extern "C" fn e7_rust_disconnect_all() -> u32 {
 /// NETLINK_URELEASE of a generic-netlink socket in init_net: forget that port.
 #[no_mangle]
 pub extern "C" fn e7_rust_port_released(portid: u32) {
-    E7.port_released(&Shim, portid);
+    E7.port_released(portid);
 }
 
 /// A Rust panic is a kernel BUG (never expected: the build rejects panicking code paths).

@@ -636,17 +636,16 @@ impl<R: RawRwLock> Module<R> {
     /// A generic-netlink socket in init_net was released (NETLINK_URELEASE, process context): its
     /// port no longer names that client, and a later socket may bind the same number (S10), so
     /// it stops receiving events now rather than at the next failed unicast.
-    pub fn port_released(&self, k: &impl Kernel, port: u32) {
+    ///
+    /// Not logged: every `e7` admin command subscribes its short-lived socket, so this is the
+    /// normal end of most subscriptions (the ECONNREFUSED path, logged, is now the exception).
+    pub fn port_released(&self, port: u32) {
         // Lock-free pre-check: every genl socket close in the system comes through here.
         if port == 0 || self.sub_count.load(Relaxed) == 0 {
             return;
         }
         if self.unsubscribe(port) {
             self.stats.released.fetch_add(1, Relaxed);
-            k.log(
-                Level::Info,
-                format_args!("subscriber port {port} closed its socket; unsubscribed"),
-            );
         }
     }
 

@@ -731,11 +731,11 @@ fn a_released_socket_is_unsubscribed_and_its_reused_port_gets_no_events() {
     request(&m, &k, &Request::Subscribe, 10).unwrap();
     request(&m, &k, &Request::Subscribe, 11).unwrap();
     // The daemon on port 10 dies: netlink_release sends NETLINK_URELEASE for its port.
-    m.port_released(&k, 10);
+    m.port_released(10);
     assert!(!m.subs.read().contains(10) && m.subs.read().contains(11));
     assert_eq!(m.stats.released.load(Relaxed), 1);
-    m.port_released(&k, 12); // some other genl socket closing: nothing changes
-    m.port_released(&k, 0);
+    m.port_released(12); // some other genl socket closing: nothing changes
+    m.port_released(0);
     assert_eq!(m.stats.released.load(Relaxed), 1);
     assert_eq!(m.subs.read().len(), 1);
     // An unprivileged process now binds port 10 and only asks questions.
@@ -750,8 +750,8 @@ fn a_released_socket_is_unsubscribed_and_its_reused_port_gets_no_events() {
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!((sent[0].cmd, sent[0].portid), (Command::Event, 11));
     // Nobody subscribed: a release costs one relaxed load.
-    m.port_released(&k, 11);
-    m.port_released(&k, 11);
+    m.port_released(11);
+    m.port_released(11);
     assert!(m.subs.read().is_empty());
     assert_eq!(m.stats.released.load(Relaxed), 2);
 }
