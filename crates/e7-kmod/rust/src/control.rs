@@ -269,12 +269,24 @@ impl<R: RawRwLock> Module<R> {
     }
 
     /// `rchngq`: push a QUERY to the sender after a change.
+    ///
+    /// The change has been made whatever happens to this courtesy push, so the ack reports the
+    /// command's outcome (success), never the push's: a client whose receive buffer is full of
+    /// events would otherwise be told its ALLOW failed (and retry it) although the rule is in.
+    /// A push that could not be sent is logged.
     fn after_change(&self, k: &impl Kernel, dest: E7Dest) -> Result<(), Refusal> {
         if self.engine.flags.get(e7_core::Flag::RChngQ) == Const::Enabled.value() {
-            self.send_query(k, dest)
-        } else {
-            Ok(())
+            if let Err(r) = self.send_query(k, dest) {
+                k.log(
+                    Level::Info,
+                    format_args!(
+                        "rchngq: QUERY push to port {} failed (errno {}); the change was applied",
+                        dest.portid, r.errno
+                    ),
+                );
+            }
         }
+        Ok(())
     }
 
     /// The compatible QUERY reply: as many chain-shaped messages as the table needs, the last one

@@ -941,6 +941,21 @@ fn mode_commands_change_mode_without_error_and_push_a_query() {
 }
 
 #[test]
+fn a_change_is_acked_as_done_even_if_the_rchngq_push_cannot_be_sent() {
+    let m = module();
+    let k = Fake::new();
+    m.init(&k);
+    k.full.borrow_mut().insert(4); // the admin's receive buffer is full of events
+    request(&m, &k, &rule(Action::Block, UDP, "/bin/x"), 4)
+        .expect("the rule was added: the ack says so");
+    assert_eq!(m.engine.rules.read().len(), 1);
+    assert!(k.logs.borrow().iter().any(|l| l.contains("rchngq")));
+    // An explicit QUERY that cannot be sent is an error for that request.
+    let r = request(&m, &k, &Request::Query, 4).unwrap_err();
+    assert_eq!(r.errno, EAGAIN);
+}
+
+#[test]
 fn query_answers_a_full_table_in_several_messages() {
     let (m, k) = enabled();
     for i in 0..1024 {
