@@ -14,12 +14,11 @@ status=0
 pass=0; fail=0
 echo "---- e7 VM test cases ----"
 while IFS= read -r line; do
-    set -- $line
-    name="${2:-?}"; verdict="${3:-?}"; secs="${4:-?}"; shift 4 2>/dev/null || shift $#
+    read -r _ name verdict secs detail <<<"$line"
     if [ "$verdict" = PASS ]; then
         pass=$((pass + 1)); printf '  PASS  %-34s %6s\n' "$name" "$secs"
     else
-        fail=$((fail + 1)); printf '  FAIL  %-34s %6s  %s\n' "$name" "$secs" "$*"
+        fail=$((fail + 1)); printf '  FAIL  %-34s %6s  %s\n' "$name" "$secs" "$detail"
         grep -a "^E7LOG $name: " "$clean" | sed "s/^E7LOG $name: /          | /" | head -n 60
     fi
 done < <(grep -a '^E7CASE ' "$clean")

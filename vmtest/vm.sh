@@ -5,7 +5,9 @@
 #   initramfs   assemble .vm/initramfs.cpio.gz (busybox-static, module, binaries, guest scripts, cases)
 #   test        boot the VM, run the cases, parse the serial log, exit non-zero on any failure
 #   demo        boot the VM with the module loaded and `e7 shell` on the console (interactive)
-#   all         kernel + build + initramfs + test (what `make -C vmtest test` runs)
+#   demo-check  the demo driven through a FIFO: type commands and `quit`, expect answers and a power-off
+#   all         kernel + build + initramfs + test + demo-check (what `make -C vmtest test` runs; with
+#               E7_CASES set, only the named cases and no demo-check)
 #   list        list the case names
 # Environment: E7_CASES="a b" (run only these cases), E7_VM_ACCEL=tcg|kvm (else autodetect),
 #   E7_VM_TIMEOUT (seconds for the whole boot, default 900), E7_CASE_TIMEOUT (per case in the guest, default 150),
@@ -33,6 +35,14 @@ die() { printf 'vmtest: error: %s\n' "$*" >&2; exit 1; }
 
 kver() { "$VMTEST/kernel-version.sh"; }
 
+# first_deb DIR KVER: the downloaded linux-image-KVER*.deb in DIR, if any.
+first_deb() {
+    local f
+    for f in "$1"/linux-image-"$2"*.deb; do
+        [ -f "$f" ] && { echo "$f"; return; }
+    done
+}
+
 # --- kernel -------------------------------------------------------------------------------------------
 # Prints the path of the extracted vmlinuz. The .deb and the kernel image are cached under .vm/kernel/KVER/;
 # of the 400 MB that `dpkg -x` unpacks, only boot/vmlinuz-KVER and boot/config-KVER are kept.
@@ -44,7 +54,7 @@ cmd_kernel() {
     vmlinuz="$dir/vmlinuz-$kv"
     if [ ! -f "$vmlinuz" ]; then
         mkdir -p "$dir"
-        deb="$(ls "$dir"/linux-image-"$kv"*.deb 2>/dev/null | head -n1 || true)"
+        deb="$(first_deb "$dir" "$kv")"
         if [ -z "$deb" ]; then
             for pkg in "linux-image-$kv-unsigned" "linux-image-$kv"; do
                 log "apt-get download $pkg (into .vm/kernel/$kv; not installed)"
@@ -53,7 +63,7 @@ cmd_kernel() {
                     break
                 fi
             done
-            deb="$(ls "$dir"/linux-image-"$kv"*.deb 2>/dev/null | head -n1 || true)"
+            deb="$(first_deb "$dir" "$kv")"
             [ -n "$deb" ] || die "could not download linux-image-$kv(-unsigned): $(tail -n 3 "$dir/apt.log")"
         fi
         rm -rf "$dir/x"
@@ -139,7 +149,8 @@ cmd_initramfs() {
         log "WARNING: no crates/e7-kmod/e7.ko in the initramfs"
     fi
     (cd "$st" && find . -print0 | sort -z | cpio --null -o -H newc --owner 0:0 --quiet) | gzip -1 >"$VM/initramfs.cpio.gz"
-    log "initramfs: $(du -h "$VM/initramfs.cpio.gz" | cut -f1) ($(ls "$st/e7/cases" | wc -l) case files)"
+    local cases=("$st"/e7/cases/*.sh)
+    log "initramfs: $(du -h "$VM/initramfs.cpio.gz" | cut -f1) (${#cases[@]} case files, $(cmd_list | wc -l) cases)"
 }
 
 # --- qemu ---------------------------------------------------------------------------------------------
@@ -203,6 +214,77 @@ cmd_demo() {
     exec qemu-system-x86_64 $(qemu_args "$vmlinuz") -append "$cmdline_base quiet e7mode=demo"
 }
 
+# Drives the demo like a user would, through a FIFO on qemu's stdin: wait for the console prompt, type a few
+# commands and `quit`, then require the answers on the console and a clean power-off.
+cmd_demo_check() {
+    local vmlinuz fifo logf qpid i rc=0 start
+    vmlinuz="$(cmd_kernel)"
+    [ -f "$VM/initramfs.cpio.gz" ] || die "no .vm/initramfs.cpio.gz (run: vm.sh initramfs)"
+    fifo="$VM/demo.in"
+    logf="$VM/logs/demo-check.log"
+    mkdir -p "$VM/logs"
+    rm -f "$fifo"
+    mkfifo "$fifo"
+    exec 3<>"$fifo"
+    start=$(date +%s)
+    # shellcheck disable=SC2046
+    timeout -k 5 "${E7_VM_TIMEOUT:-900}" qemu-system-x86_64 $(qemu_args "$vmlinuz") \
+        -append "$cmdline_base quiet e7mode=demo" <"$fifo" >"$logf" 2>&1 &
+    qpid=$!
+    for ((i = 0; i < 600; i++)); do
+        grep -aq 'e7> ' "$logf" 2>/dev/null && break
+        kill -0 "$qpid" 2>/dev/null || break
+        sleep 0.5
+    done
+    # One line at a time, each retried until its answer shows: the console's line editor may drop input
+    # that arrives while it switches the terminal mode (reported to e7-cli), and every line here is
+    # idempotent. `answer LINE-START` counts answer lines on the cleaned console.
+    answers() { tr -d '\r' <"$logf" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' | grep -ac "^$1" || true; }
+    local step line want before tries retries=0
+    for step in 'set mode enabled=mode enabled' 'block udp /opt/a/e7-probe=block udp /opt/a/e7-probe' \
+        'get mode=mode enabled' 'query=block udp /opt/a/e7-probe'; do
+        line="${step%%=*}"
+        want="${step#*=}"
+        before=$(answers "$want")
+        for ((tries = 1; tries <= 4; tries++)); do
+            sleep 0.5
+            printf '%s\n' "$line" >&3
+            for ((i = 0; i < 24; i++)); do
+                [ "$(answers "$want")" -gt "$before" ] && break 2
+                sleep 0.25
+            done
+            retries=$((retries + 1))
+        done
+    done
+    for ((tries = 1; tries <= 4; tries++)); do
+        sleep 0.5
+        printf 'quit\n' >&3
+        for ((i = 0; i < 40; i++)); do
+            kill -0 "$qpid" 2>/dev/null || break 2
+            sleep 0.25
+        done
+    done
+    kill "$qpid" 2>/dev/null || true
+    wait "$qpid" || rc=$?
+    exec 3>&-
+    rm -f "$fifo"
+    for want in 'e7 console' 'console closed, powering off' 'reboot: Power down'; do
+        if ! tr -d '\r' <"$logf" | grep -aqF -- "$want"; then
+            echo "demo-check: FAIL: '$want' not on the console (qemu exit $rc); log: $logf"
+            tail -n 20 "$logf" | sed 's/^/    | /'
+            return 1
+        fi
+    done
+    # Answers: `mode enabled` to set and get, the rule confirmed and then listed by `query`.
+    if [ "$(answers 'mode enabled')" -lt 2 ] || [ "$(answers 'block udp /opt/a/e7-probe')" -lt 2 ]; then
+        echo "demo-check: FAIL: the console did not answer set/block/get/query; log: $logf"
+        tail -n 20 "$logf" | sed 's/^/    | /'
+        return 1
+    fi
+    [ "$rc" = 0 ] || { echo "demo-check: FAIL: qemu exit $rc; log: $logf"; return 1; }
+    echo "demo-check: PASS (console answered, quit powered off, $(($(date +%s) - start))s; lines retyped: $retries)"
+}
+
 cmd_list() {
     sed -n 's/^case_\([a-z0-9_]*\)() *{.*/\1/p' "$VMTEST"/cases/*.sh
 }
@@ -215,6 +297,7 @@ case "${1:-all}" in
     test) cmd_test ;;
     demo) cmd_demo ;;
     list) cmd_list ;;
+    demo-check) cmd_demo_check ;;
     all)
         t0=$(date +%s)
         cmd_kernel >/dev/null
@@ -223,8 +306,9 @@ case "${1:-all}" in
         log "build phase took $(($(date +%s) - t0))s"
         rc=0
         cmd_test || rc=$?
+        [ -n "${E7_CASES:-}" ] || cmd_demo_check || rc=1
         log "total wall time $(($(date +%s) - t0))s (build + boot + cases)"
         exit "$rc"
         ;;
-    *) die "unknown subcommand '$1' (kernel, build, initramfs, test, demo, all, list)" ;;
+    *) die "unknown subcommand '$1' (kernel, build, initramfs, test, demo, demo-check, all, list)" ;;
 esac
