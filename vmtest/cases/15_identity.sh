@@ -26,7 +26,7 @@ case_deleted_binary() {
     rm -f /tmp/gate
     /opt/del/e7-probe after /tmp/gate udp4 >/tmp/del.out 2>&1 &
     p=$!
-    sleep 0.3
+    wait_exe "$p" /opt/del/e7-probe || fail "/opt/del/e7-probe did not start"
     rm /opt/del/e7-probe
     touch /tmp/gate
     wait "$p"
@@ -38,7 +38,7 @@ case_deleted_binary() {
     rm -f /tmp/gate
     /opt/del/e7-probe after /tmp/gate udp6 >/tmp/del.out 2>&1 &
     p=$!
-    sleep 0.3
+    wait_exe "$p" /opt/del/e7-probe || fail "/opt/del/e7-probe did not start"
     cp "$PU" /opt/del/e7-probe.new && mv /opt/del/e7-probe.new /opt/del/e7-probe
     touch /tmp/gate
     wait "$p"
@@ -52,7 +52,7 @@ case_deleted_binary() {
     rm -f /tmp/gate
     /opt/del/e7-probe after /tmp/gate udp4 >/tmp/del.out 2>&1 &
     p=$!
-    sleep 0.3
+    wait_exe "$p" /opt/del/e7-probe || fail "/opt/del/e7-probe did not start"
     rm /opt/del/e7-probe
     touch /tmp/gate
     wait "$p"
@@ -67,6 +67,7 @@ case_netns_hooks() {
     enforce
     must e7 block any "$PA"
     cat >/tmp/inns.sh <<X
+export E7_PROBE_TIMEOUT_MS=2000
 ip link set lo up
 echo "0 2147483647" >/proc/sys/net/ipv4/ping_group_range
 for p in udp4 udp6 tcp4 icmp4; do

@@ -1,6 +1,7 @@
 # An unprivileged user (uid 65534, no capabilities) may read (query, get, status) but every mutation is
 # refused with EPERM, which the CLI reports as exit code 4 with a clear message; it cannot subscribe to
-# events (so it cannot steal them from the admin's monitor either: the original's "last sender wins" latch).
+# events, and its queries and DISCONNECTs do not take events away from the admin's monitor (the original's
+# "last sender wins" connection latch).
 
 as_nobody() { "$PU" as-user "$NOBODY" "$@"; }
 
@@ -62,6 +63,12 @@ case_unpriv_monitor() {
     sleep 0.5
     as_nobody e7 --json monitor --count 1 --timeout 5 >/tmp/nobody.mon 2>&1 &
     npid=$!
+    # The original routed every message to the last sender, privileged or not, and let anyone DISCONNECT
+    # it: an unprivileged query or disconnect must not take the admin's events away.
+    must as_nobody e7 query
+    must as_nobody e7 get mode
+    run sh -c "printf 'disconnect\nquery\n' | $PU as-user $NOBODY e7 shell"
+    note "unprivileged console disconnect: rc $RC $(short "$OUT")"
     i=0
     while alive "$apid" && [ "$i" -lt 40 ]; do
         "$PA" udp4 >/dev/null

@@ -19,8 +19,8 @@ storm_pair() {
 case_storm_attribution() {
     enforce
     must e7 block any "$PA"
-    storm_pair udp4 2000 20
-    storm_pair udp6 1000 10
+    storm_pair udp4 4000 40
+    storm_pair udp6 2000 20
     # Allow-list posture: only b is allowed, everything unknown is dropped.
     must e7 clear
     must e7 set unkrule block
@@ -29,8 +29,8 @@ case_storm_attribution() {
     # TCP: b's connections all complete while a's storm of UDP is being dropped.
     "$PA" storm 1000 10 udp6 >/tmp/sa 2>&1 &
     a=$!
-    expect_rc 0 "$PB" storm 300 10 tcp4
-    expect_rc 0 "$PB" storm 200 10 tcp6
+    expect_rc 0 "$PB" --timeout 5000 storm 300 10 tcp4
+    expect_rc 0 "$PB" --timeout 5000 storm 200 10 tcp6
     wait "$a"
     [ $? = 1 ] && ok "a udp6 during b's tcp storms: $(tail -n1 /tmp/sa)" || fail "a udp6: $(short "$(cat /tmp/sa)")"
     run e7 --json get evlost
