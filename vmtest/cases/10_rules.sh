@@ -125,6 +125,7 @@ case_rule_clear_and_flip() {
     must e7 block tcp "$PA"
     must e7 allow udp "$PB"
     expect_rules 3
+    expect_out 'rules=3 count=3' "$PU" compat-query
     must e7 clear udp "$PA"
     expect_rules 2
     expect delivered "$PA" udp4
@@ -140,4 +141,5 @@ case_rule_clear_and_flip() {
     expect_rule block icmp "$PB"
     must e7 clear block
     expect_rules 0
+    expect_out 'rules=0 count=0' "$PU" compat-query
 }

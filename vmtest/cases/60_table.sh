@@ -29,6 +29,13 @@ case_full_table_1024() {
     last=$(printf '%s' "$j" | grep -o '"path":"[^"]*"' | tail -n1)
     [ "$first" = '"path":"/opt/rules/prog1"' ] && [ "$last" = "\"path\":\"$PA\"" ] && ok "query order = insertion order" \
         || fail "query order: first $first, last $last"
+    # The original console's QUERY (no dump): a chain of nests split over several complete messages, the
+    # last with COUNT. The original sent nothing at all once the chain outgrew one message (B15).
+    run "$PU" compat-query
+    [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q 'rules=1024 count=1024' && ok "chained QUERY: $OUT" \
+        || fail "chained QUERY of the full table: rc $RC: $(short "$OUT")"
+    # Unprivileged users get the same answer.
+    expect_out 'rules=1024 count=1024' "$PU" as-user "$NOBODY" "$PU" compat-query
     # Plain text lists them too (one line per rule, at least).
     lines=$(e7 query 2>&1 | grep -c '/opt/rules/\|/opt/a/')
     [ "$lines" -ge 1024 ] && ok "text query lists $lines rule lines" || fail "text query lists only $lines rule lines"

@@ -11,6 +11,7 @@
 //! error (including bad usage), so shell cases can branch on the exit code alone.
 #![deny(unsafe_code)]
 
+mod genl;
 mod net;
 mod sys;
 
@@ -39,6 +40,8 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
                                            binary-deleted-while-running case)
   udp4m|tcp4m are IPv4 from a dual-stack IPv6 socket (to ::ffff:127.0.0.1)
 other:
+  compat-query                             the original console's QUERY (no dump): walk the chained replies;
+                                           exit 0 when the chain holds exactly COUNT rules and the ack is 0
   as-user UID[:GID] CMD [ARG...]           drop to UID (and GID, default = UID, no supplementary groups), exec CMD
 options:
   --timeout MS                             how long to wait for delivery (default 1000, or $E7_PROBE_TIMEOUT_MS)";
@@ -83,6 +86,7 @@ enum Cmd {
         gate: PathBuf,
         inner: Box<Cmd>,
     },
+    CompatQuery,
     Help,
 }
 
@@ -232,6 +236,10 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             let proto = parse_proto(args.get(3), &[Proto::Udp4, Proto::Udp6], Some(Proto::Udp4))?;
             no_more(args, 4)?;
             Cmd::Hold { port, secs, proto }
+        }
+        "compat-query" => {
+            no_more(args, 1)?;
+            Cmd::CompatQuery
         }
         "after" => {
             let Some(gate) = args.get(1) else {
@@ -562,6 +570,11 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         Cmd::StormWorker { proto, dst, count } => storm_worker(proto, dst, count, timeout),
         Cmd::Hold { port, secs, proto } => hold(port, secs, proto),
         Cmd::AsUser { uid, gid, cmd } => as_user(uid, gid, &cmd),
+        Cmd::CompatQuery => {
+            let (line, complete) = genl::compat_query(timeout.max(Duration::from_secs(5)));
+            println!("{line}");
+            ExitCode::from(if complete { 0 } else { 2 })
+        }
         Cmd::After { gate, inner } => {
             if wait_gate(&gate) {
                 execute(*inner, timeout)
