@@ -82,3 +82,19 @@ X
         printf '%s\n' "$OUT" | grep -q "^b $p rc=0" && ok "netns: b $p delivered" || fail "netns: b $p not delivered: $(short "$OUT")"
     done
 }
+
+# IPv6 extension headers: the module must walk them to find the transport protocol. With a Destination
+# Options header in front, UDP is still UDP (without the walk the packet would look like protocol 60 and
+# fall under `unkprot`).
+case_ipv6_exthdr() {
+    enforce
+    must e7 set unkprot allow
+    must e7 block udp "$PA"
+    expect blocked "$PA" udp6x
+    expect delivered "$PB" udp6x
+    must e7 clear
+    must e7 set unkrule block
+    must e7 allow udp "$PB"
+    expect delivered "$PB" udp6x
+    expect blocked "$PA" udp6x
+}

@@ -28,7 +28,7 @@ use net::{Outcome, Proto, Session};
 const USAGE: &str = "\
 usage: e7-probe [--timeout MS] COMMAND ...
 traffic (exit 0 delivered, 1 blocked, 2 error):
-  udp4|udp6|tcp4|tcp6|icmp4|icmp6|udp4m|tcp4m [PORT]
+  udp4|udp6|tcp4|tcp6|icmp4|icmp6|udp4m|tcp4m|udp6x [PORT]
                                            one exchange with a loopback receiver (PORT 0/absent: any free)
   raw4|raw6 IPPROTO                        one datagram of another IP protocol on a raw socket (root)
   twophase PROTO GATEFILE [PORT]           exchange, wait until GATEFILE exists, exchange again on the SAME
@@ -38,7 +38,8 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
   hold PORT SECS [udp4|udp6]               keep sending for SECS seconds; prints counts; exit 0
   after GATEFILE COMMAND...                wait until GATEFILE exists, then run COMMAND in this process (the
                                            binary-deleted-while-running case)
-  udp4m|tcp4m are IPv4 from a dual-stack IPv6 socket (to ::ffff:127.0.0.1)
+  udp4m|tcp4m are IPv4 from a dual-stack IPv6 socket (to ::ffff:127.0.0.1); udp6x is UDP over IPv6 behind a
+  Destination Options header (root)
 other:
   compat-query                             the original console's QUERY (no dump): walk the chained replies;
                                            exit 0 when the chain holds exactly COUNT rules and the ack is 0

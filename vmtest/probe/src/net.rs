@@ -37,11 +37,13 @@ pub enum Proto {
     Udp4m,
     /// TCP over IPv4 from a dual-stack IPv6 socket (destination `::ffff:127.0.0.1`).
     Tcp4m,
+    /// UDP over IPv6 behind a Destination Options extension header (root).
+    Udp6x,
 }
 
 impl Proto {
     /// Every protocol, in the order the usage text lists them.
-    pub const ALL: [Proto; 8] = [
+    pub const ALL: [Proto; 9] = [
         Proto::Udp4,
         Proto::Udp6,
         Proto::Tcp4,
@@ -50,6 +52,7 @@ impl Proto {
         Proto::Icmp6,
         Proto::Udp4m,
         Proto::Tcp4m,
+        Proto::Udp6x,
     ];
 
     /// Parses `udp4`, `udp6`, `tcp4`, `tcp6`, `icmp4`, `icmp6`, `udp4m`, `tcp4m` (and `udp`, `tcp`,
@@ -64,6 +67,7 @@ impl Proto {
             "icmp6" => Proto::Icmp6,
             "udp4m" => Proto::Udp4m,
             "tcp4m" => Proto::Tcp4m,
+            "udp6x" => Proto::Udp6x,
             _ => return None,
         })
     }
@@ -79,12 +83,16 @@ impl Proto {
             Proto::Icmp6 => "icmp6",
             Proto::Udp4m => "udp4m",
             Proto::Tcp4m => "tcp4m",
+            Proto::Udp6x => "udp6x",
         }
     }
 
     /// True when the packets on the wire are IPv6.
     fn v6(self) -> bool {
-        matches!(self, Proto::Udp6 | Proto::Tcp6 | Proto::Icmp6)
+        matches!(
+            self,
+            Proto::Udp6 | Proto::Tcp6 | Proto::Icmp6 | Proto::Udp6x
+        )
     }
 
     /// True for the dual-stack variants: an AF_INET6 socket sending IPv4 packets.
@@ -188,6 +196,9 @@ pub enum Session {
         dst: SocketAddr,
         /// Sequence number, so a late datagram is never taken for the current one.
         seq: u32,
+        /// `udp6x` only: a raw socket for IPv6 next-header 60 that sees every packet carrying a Destination
+        /// Options header, proving the extension header really was on the wire.
+        witness: Option<UdpSocket>,
     },
     /// Both ends of one established connection.
     Tcp {
@@ -215,7 +226,7 @@ impl Session {
     pub fn open(proto: Proto, port: u16, timeout: Duration) -> Result<Session, Outcome> {
         let lo = proto.loopback();
         match proto {
-            Proto::Udp4 | Proto::Udp6 | Proto::Udp4m => {
+            Proto::Udp4 | Proto::Udp6 | Proto::Udp4m | Proto::Udp6x => {
                 let rx = UdpSocket::bind((lo, port)).map_err(|e| {
                     Outcome::Failed(format!("bind UDP receiver [{lo}]:{port}: {e}"))
                 })?;
@@ -225,11 +236,22 @@ impl Session {
                     .map_err(|e| Outcome::Failed(format!("receiver address: {e}")))?;
                 let tx = UdpSocket::bind((proto.sender_bind(), 0))
                     .map_err(|e| Outcome::Failed(format!("bind UDP sender: {e}")))?;
+                let mut witness = None;
+                if proto == Proto::Udp6x {
+                    sys::set_ipv6_dstopts(&tx).map_err(|e| {
+                        Outcome::Failed(format!("setsockopt IPV6_DSTOPTS (needs root): {e}"))
+                    })?;
+                    witness = Some(
+                        sys::datagram_socket(sys::AF_INET6, sys::SOCK_RAW, IPPROTO_DSTOPTS)
+                            .map_err(|e| Outcome::Failed(format!("raw witness socket: {e}")))?,
+                    );
+                }
                 Ok(Session::Udp {
                     tx,
                     rx,
                     dst,
                     seq: 0,
+                    witness,
                 })
             }
             Proto::Tcp4 | Proto::Tcp6 | Proto::Tcp4m => {
@@ -267,14 +289,32 @@ impl Session {
     /// Sends one message and reports whether it was delivered.
     pub fn exchange(&mut self, timeout: Duration) -> Outcome {
         match self {
-            Session::Udp { tx, rx, dst, seq } => {
+            Session::Udp {
+                tx,
+                rx,
+                dst,
+                seq,
+                witness,
+            } => {
                 *seq += 1;
                 let msg = format!("e7-probe udp {seq}");
                 if let Err(e) = tx.send_to(msg.as_bytes(), *dst) {
                     return classify_send_error("sendto", &e);
                 }
                 match recv_matching(rx, msg.as_bytes(), timeout) {
-                    Ok(true) => Outcome::Delivered(String::new()),
+                    Ok(true) => match witness {
+                        None => Outcome::Delivered(String::new()),
+                        Some(w) => match recv_any(w, timeout) {
+                            Ok(true) => {
+                                Outcome::Delivered("Destination Options header seen".into())
+                            }
+                            Ok(false) => Outcome::Failed(
+                                "delivered, but no Destination Options header was on the wire"
+                                    .into(),
+                            ),
+                            Err(e) => Outcome::Failed(format!("witness receive: {e}")),
+                        },
+                    },
                     Ok(false) => Outcome::Failed(format!(
                         "sent, but nothing received within {} ms",
                         timeout.as_millis()
@@ -370,6 +410,20 @@ fn accept_within(listener: &TcpListener, timeout: Duration) -> Result<TcpStream,
             }
             Err(e) => return Err(Outcome::Failed(format!("accept: {e}"))),
         }
+    }
+}
+
+/// IPv6 next-header value of a Destination Options header.
+const IPPROTO_DSTOPTS: i32 = 60;
+
+/// True when any datagram arrives within the timeout.
+fn recv_any(s: &UdpSocket, timeout: Duration) -> io::Result<bool> {
+    s.set_read_timeout(Some(timeout))?;
+    let mut buf = [0u8; 2048];
+    match s.recv(&mut buf) {
+        Ok(_) => Ok(true),
+        Err(e) if is_timeout(&e) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -517,7 +571,7 @@ pub fn raw(v6: bool, ipproto: u8) -> Outcome {
 /// `sendto` succeeds. TCP: delivered when the handshake completes and the write is accepted.
 pub fn one_shot(proto: Proto, dst: SocketAddr, timeout: Duration) -> Outcome {
     match proto {
-        Proto::Udp4 | Proto::Udp6 | Proto::Udp4m => {
+        Proto::Udp4 | Proto::Udp6 | Proto::Udp4m | Proto::Udp6x => {
             let s = match UdpSocket::bind((proto.sender_bind(), 0)) {
                 Ok(s) => s,
                 Err(e) => return Outcome::Failed(format!("bind: {e}")),

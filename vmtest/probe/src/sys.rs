@@ -1,15 +1,16 @@
-//! The probe's only FFI: `socket(2)` for the socket kinds std cannot create.
+//! The probe's only FFI: `socket(2)` for the socket kinds std cannot create, and one `setsockopt(2)`.
 //!
 //! std opens TCP and UDP sockets, but not ICMP "ping" sockets (`SOCK_DGRAM` + `IPPROTO_ICMP(V6)`) nor raw IP
 //! sockets, and the ICMP and `unkprot` cases need both. Once the descriptor exists it is an ordinary datagram
 //! socket, so it is wrapped in a std [`UdpSocket`] and everything else (`sendto`, `recv`, timeouts) goes
-//! through safe std code. The crate denies `unsafe_code`; this module is the single, audited exception. No
+//! through safe std code. `setsockopt(IPV6_DSTOPTS)` (an option std has no API for) adds an IPv6 extension
+//! header. The crate denies `unsafe_code`; this module is the single, audited exception. No
 //! libc crate is needed: std already links the C library that provides `socket`.
 #![allow(unsafe_code)]
 
 use std::io;
 use std::net::UdpSocket;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::raw::c_int;
 
 /// `AF_INET` from `<sys/socket.h>`.
@@ -23,9 +24,17 @@ pub const SOCK_RAW: c_int = 3;
 /// `SOCK_CLOEXEC`, so probe sockets never leak into `as-user` children.
 const SOCK_CLOEXEC: c_int = 0o2_000_000;
 
+/// `IPPROTO_IPV6`, the level of IPv6 socket options.
+const IPPROTO_IPV6: c_int = 41;
+/// `IPV6_DSTOPTS` (`<linux/in6.h>`): a sticky Destination Options header for every packet sent.
+const IPV6_DSTOPTS: c_int = 59;
+
 extern "C" {
     /// `int socket(int domain, int type, int protocol)` from the C library std links against.
     fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
+    /// `int setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen)`.
+    fn setsockopt(fd: c_int, level: c_int, optname: c_int, optval: *const u8, optlen: u32)
+        -> c_int;
 }
 
 /// Opens `socket(domain, ty | SOCK_CLOEXEC, protocol)` and wraps it as a datagram socket.
@@ -45,6 +54,33 @@ pub fn datagram_socket(domain: c_int, ty: c_int, protocol: c_int) -> io::Result<
     Ok(UdpSocket::from(owned))
 }
 
+/// The smallest Destination Options header: next header (filled in by the kernel), length 0 (= 8 bytes),
+/// and a PadN option covering the remaining 6 bytes.
+pub const DSTOPTS_PADN: [u8; 8] = [0, 0, 1, 4, 0, 0, 0, 0];
+
+/// Makes every IPv6 packet of `sock` carry [`DSTOPTS_PADN`], so the transport header is no longer the
+/// first header after the IPv6 header (CAP_NET_RAW needed). Used to check that the module walks IPv6
+/// extension headers to find the real protocol.
+pub fn set_ipv6_dstopts(sock: &impl AsRawFd) -> io::Result<()> {
+    let opt = DSTOPTS_PADN;
+    // SAFETY: `opt` is a live 8-byte buffer for the duration of the call and its exact length is passed;
+    // the kernel copies it and keeps no pointer. The descriptor is owned by `sock` and open.
+    let rc = unsafe {
+        setsockopt(
+            sock.as_raw_fd(),
+            IPPROTO_IPV6,
+            IPV6_DSTOPTS,
+            opt.as_ptr(),
+            8,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +91,15 @@ mod tests {
         assert!(
             err.raw_os_error().is_some(),
             "a kernel errno is reported: {err}"
+        );
+    }
+
+    #[test]
+    fn dstopts_on_a_non_ipv6_socket_is_refused() {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        assert!(
+            set_ipv6_dstopts(&s).is_err(),
+            "IPv6 options do not apply to an AF_INET socket"
         );
     }
 
