@@ -19,6 +19,17 @@ case_unpriv_query_get() {
     must as_nobody e7 get uptime
 }
 
+# Rules are about programs, not users: an unprivileged user's copy of a blocked program is blocked too
+# (including unprivileged ICMP ping sockets), the other copy is not.
+case_unpriv_traffic() {
+    enforce
+    must e7 block any "$PA"
+    for p in udp4 udp6 tcp4 icmp4 icmp6; do
+        expect blocked "$PU" as-user "$NOBODY" "$PA" "$p"
+        expect delivered "$PU" as-user "$NOBODY" "$PB" "$p"
+    done
+}
+
 # expect_refused CMD...: rc 4, a message about permission, nothing changed.
 expect_refused() {
     run as_nobody "$@"
