@@ -109,7 +109,13 @@ cmd_build() {
     [ "$missing" = 0 ] || log "WARNING: some artifacts are missing; cases that need them will fail"
 }
 
-is_static() { file -L "$1" 2>/dev/null | grep -Eq 'static(ally|-pie) linked'; }
+# An ELF without a program interpreter is statically linked (readelf comes with binutils, which the module
+# build needs anyway; `file` is not installed everywhere).
+is_static() {
+    local hdr
+    hdr="$(readelf -lW "$(readlink -f "$1")" 2>/dev/null)" || return 1
+    [ -n "$hdr" ] && ! grep -q 'program interpreter' <<<"$hdr"
+}
 
 # --- initramfs ----------------------------------------------------------------------------------------
 cmd_initramfs() {
