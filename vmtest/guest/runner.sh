@@ -27,6 +27,7 @@ prepare() {
 }
 
 dmesg -c >/tmp/dmesg.all
+echo # the boot messages may leave the cursor mid-line: harness lines must start a line
 echo "E7INFO kernel $(uname -r), $(nproc) cpus, $(grep MemTotal /proc/meminfo | tr -s ' ')"
 echo "E7INFO probe $(ls -l $PA | awk '{print $5}') bytes, e7 $(ls -l /bin/e7 2>/dev/null | awk '{print $5}') bytes, module $(ls -l $E7_KO 2>/dev/null | awk '{print $5}') bytes"
 if [ -f "$E7_KO" ]; then
