@@ -120,3 +120,25 @@ case_event_squelch() {
     [ "$off" -ge 30 ] && ok "squelch off: $off pending events for 60 packets" \
         || fail "squelch off: $off pending events for 60 packets, want >= 30 (evlost: $(e7 get evlost 2>&1))"
 }
+
+# S10: a subscriber whose process died is forgotten when its netlink socket is released
+# (NETLINK_URELEASE), before any event is sent: no event is ever unicast to the dead port (the
+# ECONNREFUSED fallback, which logs "is gone; unsubscribed", never fires), and a live admin
+# monitor still receives events. (A port reused by a new socket is covered by the kmod host test
+# a_released_socket_is_unsubscribed_and_its_reused_port_gets_no_events.)
+case_event_dead_subscriber() {
+    enforce
+    gone0=$(dmesg | grep -c 'is gone; unsubscribed')
+    for i in 1 2 3; do
+        e7 --json monitor --timeout 30 >/dev/null 2>&1 &
+        d=$!
+        sleep 0.4
+        kill -9 "$d"
+        wait "$d" 2>/dev/null
+    done
+    monitor_until /tmp/m "$PA" udp4
+    expect_event /tmp/m '"event":"pending"' '"protocol":"udp"' "\"path\":\"$PA\""
+    gone1=$(dmesg | grep -c 'is gone; unsubscribed')
+    [ "$gone1" = "$gone0" ] && ok "dead subscribers were dropped at socket release (no unicast to their ports)" \
+        || fail "events were unicast to dead subscribers' ports: $(dmesg | grep 'is gone; unsubscribed' | tail -n1)"
+}
