@@ -101,8 +101,8 @@ pub enum Cmd {
     },
     /// Module version, mode, every flag, rule count and uptime.
     Status,
-    /// Print kernel events as they arrive (needs root). Ends on Ctrl-C, after --count events or
-    /// after --timeout seconds.
+    /// Print kernel events as they arrive (needs root: events show every program's network use).
+    /// Ends on Ctrl-C, after --count events or after --timeout seconds.
     Monitor {
         /// Stop after this many events (exit 0); with --timeout, fewer events exit 1.
         #[arg(long, value_name = "N")]

@@ -60,11 +60,9 @@ pub enum CliError {
          load it with `sudo modprobe e7`, or try e7 in a throwaway VM with `make demo`"
     )]
     NotLoaded,
-    /// The kernel answered EPERM: the command needs CAP_NET_ADMIN.
-    #[error(
-        "permission denied: `{command}` changes the firewall and needs root (CAP_NET_ADMIN); \
-         run it with sudo. Only query, get and status work without root"
-    )]
+    /// The kernel answered EPERM (or EACCES). The message says why the command needs privileges
+    /// — see [`permission_message`].
+    #[error("{}", permission_message(command))]
     PermissionDenied {
         /// The console command that was refused (`allow`, `set`, `monitor`...).
         command: String,
@@ -126,6 +124,33 @@ impl CliError {
     }
 }
 
+/// The text of [`CliError::PermissionDenied`] for the console word `command`.
+///
+/// The module requires CAP_NET_ADMIN (GENL_ADMIN_PERM, from e7-proto's `Command::admin`) for two
+/// reasons, and the message names the right one: commands that change the firewall, and
+/// subscribing to events (`monitor`, the console's event display), which change nothing but show
+/// which program uses the network, for every user. Reading (`query`, `get`, `status`, `save`) needs
+/// no privilege, so a refusal there is reported as coming from outside e7.
+pub fn permission_message(command: &str) -> String {
+    const READ_ONLY: &str = "query, get, status and save work without root";
+    match command {
+        "monitor" => format!(
+            "permission denied: `monitor` changes nothing, but subscribing to the kernel's packet \
+             events needs root (CAP_NET_ADMIN): the events reveal every program's network use, \
+             whoever runs it. Run it with sudo; {READ_ONLY}"
+        ),
+        "allow" | "block" | "enable" | "clear" | "set" => format!(
+            "permission denied: `{command}` changes the firewall and needs root (CAP_NET_ADMIN); \
+             run it with sudo. {READ_ONLY}"
+        ),
+        other => format!(
+            "permission denied: the kernel refused `{other}` for this user, although e7 lets \
+             anyone do it; something outside e7 (a security module, a container's restrictions) \
+             is blocking this process's generic netlink access"
+        ),
+    }
+}
+
 /// The C library's text for a positive errno, without Rust's " (os error N)" suffix.
 pub fn errno_text(errno: i32) -> String {
     let text = std::io::Error::from_raw_os_error(errno).to_string();
@@ -156,6 +181,28 @@ mod tests {
         assert!(e.contains("CAP_NET_ADMIN") && e.contains("`set`"), "{e}");
         let e = CliError::from_errno("allow", 28, None).to_string();
         assert!(e.contains("table is full"), "{e}");
+        // `monitor` changes nothing: the message says subscribing needs the capability, and why.
+        let e = CliError::from_errno("monitor", 1, None);
+        assert_eq!(e.exit_code(), EXIT_PERMISSION);
+        let e = e.to_string();
+        assert!(!e.contains("changes the firewall"), "{e}");
+        assert!(
+            e.contains("subscribing to the kernel's packet events needs root (CAP_NET_ADMIN)")
+                && e.contains("every program's network use"),
+            "{e}"
+        );
+        // Every admin command's word gets the "changes the firewall" text; reading words do not.
+        for word in ["allow", "block", "enable", "clear", "set"] {
+            let e = CliError::from_errno(word, 13, None).to_string();
+            assert!(e.contains(&format!("`{word}` changes the firewall")), "{e}");
+        }
+        for word in ["get", "query", "disconnect"] {
+            let e = CliError::from_errno(word, 1, None).to_string();
+            assert!(
+                e.contains(&format!("refused `{word}`")) && !e.contains("changes the firewall"),
+                "{e}"
+            );
+        }
         let e = CliError::from_errno("allow", 22, Some("path must be absolute")).to_string();
         assert!(e.ends_with("path must be absolute"), "{e}");
         let e = CliError::from_errno("allow", 22, None).to_string();

@@ -123,8 +123,9 @@ pub fn start_events(
     let note = match kernel.call(&Op::Subscribe) {
         Ok(_) => None,
         Err(CliError::PermissionDenied { .. }) => Some(
-            "note: kernel events are not shown: subscribing needs root (CAP_NET_ADMIN); \
-             query and get work"
+            "note: kernel events are not shown: subscribing to them needs root \
+             (CAP_NET_ADMIN), as they reveal every program's network use; changes need root \
+             too; query and get work"
                 .to_string(),
         ),
         Err(e) => Some(format!("note: kernel events are not shown: {e}")),

@@ -296,40 +296,7 @@ impl NetlinkKernel {
     /// Encode `op` with e7-proto's [`Request`] into `buf`: (command, attribute length, what to
     /// wait for).
     fn encode(&self, op: &Op, buf: &mut [u8]) -> Result<(u8, usize, Expect), CliError> {
-        let (request, expect) = match op {
-            Op::AddRule { action, prot, path } => (
-                Request::AddRule(RuleSpec {
-                    prot: *prot,
-                    path: path.as_str(),
-                    action: *action,
-                }),
-                Expect::Ack,
-            ),
-            Op::Enable => (Request::SetMode(Mode::Enabled), Expect::Ack),
-            Op::Clear(spec) => (
-                Request::Clear(match spec {
-                    ClearSpec::All => msg::ClearSpec::All,
-                    ClearSpec::Action(a) => msg::ClearSpec::Action(*a),
-                    ClearSpec::Rule { prot, path } => msg::ClearSpec::Rule {
-                        prot: *prot,
-                        path: path.as_str(),
-                    },
-                }),
-                Expect::Ack,
-            ),
-            Op::Set { flag, value } => (
-                Request::Set {
-                    flag: *flag,
-                    value: *value,
-                },
-                Expect::Ack,
-            ),
-            Op::Get(flag) => (Request::Get { flag: *flag }, Expect::Get(*flag)),
-            Op::Query if self.dump => (Request::Query, Expect::QueryDump),
-            Op::Query => (Request::Query, Expect::QueryChain),
-            Op::Subscribe => (Request::Subscribe, Expect::Ack),
-            Op::Disconnect => (Request::Disconnect, Expect::Ack),
-        };
+        let (request, expect) = to_request(op, self.dump);
         let mut w = Writer::new(buf);
         request.emit(&mut w).map_err(|e| {
             CliError::Failed(format!("`{}` does not fit in one request: {e}", op.word()))
@@ -583,6 +550,44 @@ impl Kernel for NetlinkKernel {
     }
 }
 
+/// The e7-proto request for `op` and what to wait for; `dump`: send QUERY as a dump.
+fn to_request(op: &Op, dump: bool) -> (Request<'_>, Expect) {
+    match op {
+        Op::AddRule { action, prot, path } => (
+            Request::AddRule(RuleSpec {
+                prot: *prot,
+                path: path.as_str(),
+                action: *action,
+            }),
+            Expect::Ack,
+        ),
+        Op::Enable => (Request::SetMode(Mode::Enabled), Expect::Ack),
+        Op::Clear(spec) => (
+            Request::Clear(match spec {
+                ClearSpec::All => msg::ClearSpec::All,
+                ClearSpec::Action(a) => msg::ClearSpec::Action(*a),
+                ClearSpec::Rule { prot, path } => msg::ClearSpec::Rule {
+                    prot: *prot,
+                    path: path.as_str(),
+                },
+            }),
+            Expect::Ack,
+        ),
+        Op::Set { flag, value } => (
+            Request::Set {
+                flag: *flag,
+                value: *value,
+            },
+            Expect::Ack,
+        ),
+        Op::Get(flag) => (Request::Get { flag: *flag }, Expect::Get(*flag)),
+        Op::Query if dump => (Request::Query, Expect::QueryDump),
+        Op::Query => (Request::Query, Expect::QueryChain),
+        Op::Subscribe => (Request::Subscribe, Expect::Ack),
+        Op::Disconnect => (Request::Disconnect, Expect::Ack),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -796,6 +801,50 @@ mod tests {
             attrs: vec![],
         };
         assert!(matches!(m.feed(other), Progress::Pending));
+    }
+
+    /// The permission message of every request matches why the module refuses it: exactly the
+    /// commands e7-proto marks admin (GENL_ADMIN_PERM) get "needs root", and only the ones that
+    /// change the firewall say they change it (SUBSCRIBE changes nothing).
+    #[test]
+    fn permission_messages_follow_the_schemas_admin_bits() {
+        let ops = [
+            Op::AddRule {
+                action: Action::Allow,
+                prot: 17,
+                path: "/x".into(),
+            },
+            Op::AddRule {
+                action: Action::Block,
+                prot: 17,
+                path: "/x".into(),
+            },
+            Op::Enable,
+            Op::Clear(ClearSpec::All),
+            Op::Set {
+                flag: Flag::Mode,
+                value: Const::Enabled.value(),
+            },
+            Op::Get(Flag::Mode),
+            Op::Query,
+            Op::Subscribe,
+            Op::Disconnect,
+        ];
+        for op in &ops {
+            let command = to_request(op, true).0.command();
+            let text = CliError::from_errno(op.word(), 1, None).to_string();
+            assert_eq!(
+                text.contains("needs root (CAP_NET_ADMIN)"),
+                command.admin(),
+                "{op:?}: {text}"
+            );
+            let changes = command.admin() && command != Command::Subscribe;
+            assert_eq!(
+                text.contains("changes the firewall"),
+                changes,
+                "{op:?}: {text}"
+            );
+        }
     }
 }
 
