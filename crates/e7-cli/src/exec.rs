@@ -7,7 +7,7 @@
 
 use crate::error::CliError;
 use crate::grammar::{self, Action, ClearSpec, Statement};
-use crate::kernel::{self, Event, Kernel, Notice, Op, Outcome, RuleSet};
+use crate::kernel::{self, Change, Event, Kernel, Notice, Op, Outcome, RuleSet};
 use e7_proto::{Const, Flag, ValueClass};
 use serde_json::{json, Value};
 
@@ -59,38 +59,9 @@ pub fn execute(kernel: &mut dyn Kernel, stmt: &Statement) -> Result<Report, CliE
     match stmt {
         Statement::Empty | Statement::Quit => Ok(Report::Nothing),
         Statement::Help => Ok(Report::Help),
-        Statement::Rule { action, prot, path } => {
-            kernel.call(&Op::AddRule {
-                action: *action,
-                prot: *prot,
-                path: path.clone(),
-            })?;
-            Ok(Report::Rule {
-                action: *action,
-                prot: *prot,
-                path: path.clone(),
-            })
-        }
-        Statement::Enable => {
-            kernel.call(&Op::Enable)?;
-            Ok(Report::Flag {
-                flag: Flag::Mode,
-                value: Const::Enabled.value(),
-            })
-        }
-        Statement::Clear(spec) => {
-            kernel.call(&Op::Clear(spec.clone()))?;
-            Ok(Report::Cleared(spec.clone()))
-        }
-        Statement::Set { flag, value } => {
-            kernel.call(&Op::Set {
-                flag: *flag,
-                value: *value,
-            })?;
-            Ok(Report::Flag {
-                flag: *flag,
-                value: *value,
-            })
+        Statement::Change(change) => {
+            kernel.call(&Op::Change(change.clone()))?;
+            Ok(Report::from(change))
         }
         Statement::Get(flag) => {
             let value = kernel::get(kernel, *flag)?;
@@ -108,6 +79,28 @@ pub fn execute(kernel: &mut dyn Kernel, stmt: &Statement) -> Result<Report, CliE
                 Outcome::Done | Outcome::Value { .. } | Outcome::Rules(_) => {}
             }
             Ok(Report::Disconnected)
+        }
+    }
+}
+
+impl From<&Change> for Report {
+    /// The confirmation of a change the kernel accepted.
+    fn from(change: &Change) -> Self {
+        match change {
+            Change::AddRule { action, prot, path } => Report::Rule {
+                action: *action,
+                prot: *prot,
+                path: path.clone(),
+            },
+            Change::Enable => Report::Flag {
+                flag: Flag::Mode,
+                value: Const::Enabled.value(),
+            },
+            Change::Clear(spec) => Report::Cleared(spec.clone()),
+            Change::Set { flag, value } => Report::Flag {
+                flag: *flag,
+                value: *value,
+            },
         }
     }
 }

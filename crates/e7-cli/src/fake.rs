@@ -7,7 +7,7 @@
 
 use crate::error::CliError;
 use crate::grammar::ClearSpec;
-use crate::kernel::{Event, Kernel, Notice, Op, Outcome, Rule, RuleSet};
+use crate::kernel::{Change, Event, Kernel, Notice, Op, Outcome, Rule, RuleSet};
 use e7_proto::{Const, Flag, ValueClass};
 use std::sync::mpsc::{channel, Receiver, Sender};
 
@@ -76,8 +76,9 @@ impl FakeKernel {
         CliError::from_errno(op.word(), errno, Some(message))
     }
 
+    /// The requests the module gives GENL_ADMIN_PERM: every change, and SUBSCRIBE.
     fn admin(op: &Op) -> bool {
-        !matches!(op, Op::Get(_) | Op::Query | Op::Disconnect)
+        matches!(op, Op::Change(_) | Op::Subscribe)
     }
 }
 
@@ -103,7 +104,7 @@ impl Kernel for FakeKernel {
             return Err(Self::refuse(op, 1, "needs CAP_NET_ADMIN"));
         }
         match op {
-            Op::AddRule { action, prot, path } => {
+            Op::Change(Change::AddRule { action, prot, path }) => {
                 if e7_proto::validate_rule_protocol(*prot).is_err() {
                     return Err(Self::refuse(op, 22, "bad protocol"));
                 }
@@ -127,11 +128,11 @@ impl Kernel for FakeKernel {
                 }
                 Ok(Outcome::Done)
             }
-            Op::Enable => {
+            Op::Change(Change::Enable) => {
                 self.flags[Flag::Mode.index() as usize] = Const::Enabled.value();
                 Ok(Outcome::Done)
             }
-            Op::Clear(spec) => {
+            Op::Change(Change::Clear(spec)) => {
                 match spec {
                     ClearSpec::All => self.rules.clear(),
                     ClearSpec::Action(a) => self.rules.retain(|r| r.action != *a),
@@ -141,7 +142,7 @@ impl Kernel for FakeKernel {
                 }
                 Ok(Outcome::Done)
             }
-            Op::Set { flag, value } => {
+            Op::Change(Change::Set { flag, value }) => {
                 if flag.class() == ValueClass::ReadOnly {
                     return Err(Self::refuse(op, 22, "read-only flag"));
                 }

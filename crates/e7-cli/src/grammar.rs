@@ -25,6 +25,7 @@
 //! `disconnect`) are accepted next to the original's (`disabled`, `enabled`, `bye`).
 
 use crate::error::SyntaxError;
+pub use crate::kernel::Change;
 use e7_proto::{Const, Flag, ValueClass};
 
 /// Longest line accepted, in bytes (a 255-byte path plus a command, with generous room for
@@ -59,26 +60,9 @@ pub enum ClearSpec {
 pub enum Statement {
     /// A blank line or a comment: nothing to do.
     Empty,
-    /// `allow|block [PROTO] PATH`: add (or re-action) a rule.
-    Rule {
-        /// Allow or block.
-        action: Action,
-        /// Protocol number (`any` = 0xFFFF_FFFF when not given).
-        prot: u32,
-        /// Absolute program path, or folder ending in `/`.
-        path: String,
-    },
-    /// `enable`: set mode enabled (the kernel's ENABLE command).
-    Enable,
-    /// `clear ...`.
-    Clear(ClearSpec),
-    /// `set FLAG VALUE` (also `block`, `allow` and `disable` with no argument: mode changes).
-    Set {
-        /// The flag.
-        flag: Flag,
-        /// Its new value, already validated for the flag's class.
-        value: u32,
-    },
+    /// `allow|block [PROTO] PATH`, `enable`, `clear ...`, `set FLAG VALUE` (and the mode
+    /// shortcuts `allow`, `block`, `disable`): a change, sent to the kernel as it is.
+    Change(Change),
     /// `get FLAG`.
     Get(Flag),
     /// `query [allow|block]`: list rules, optionally only those with this action.
@@ -196,14 +180,14 @@ pub fn parse_tokens<S: AsRef<str>>(tokens: &[S]) -> Result<Statement, SyntaxErro
         "clear" => parse_clear(&args),
         "enable" => {
             no_args("enable", &args)?;
-            Ok(Statement::Enable)
+            Ok(Statement::Change(Change::Enable))
         }
         "disable" => {
             no_args("disable", &args)?;
-            Ok(Statement::Set {
+            Ok(Statement::Change(Change::Set {
                 flag: Flag::Mode,
                 value: Const::Disabled.value(),
-            })
+            }))
         }
         "set" => {
             let [flag, value] = args.as_slice() else {
@@ -211,7 +195,7 @@ pub fn parse_tokens<S: AsRef<str>>(tokens: &[S]) -> Result<Statement, SyntaxErro
             };
             let flag = parse_flag(flag)?;
             let value = parse_flag_value(flag, value)?;
-            Ok(Statement::Set { flag, value })
+            Ok(Statement::Change(Change::Set { flag, value }))
         }
         "get" => {
             let [flag] = args.as_slice() else {
@@ -270,18 +254,18 @@ fn parse_rule(action: Action, args: &[&str]) -> Result<Statement, SyntaxError> {
     match args {
         // The original grammar: `block` alone is "set mode block", `allow` alone "set mode disabled".
         // Sent as SET mode so the kernel acks it cleanly (the original's ERROR reply was bug B2).
-        [] => Ok(Statement::Set {
+        [] => Ok(Statement::Change(Change::Set {
             flag: Flag::Mode,
             value: match action {
                 Action::Allow => Const::Disabled.value(),
                 Action::Block => Const::Block.value(),
             },
-        }),
-        [one] if one.starts_with('/') => Ok(Statement::Rule {
+        })),
+        [one] if one.starts_with('/') => Ok(Statement::Change(Change::AddRule {
             action,
             prot: Const::Any.value(),
             path: parse_path(one)?,
-        }),
+        })),
         [one] => {
             let prot = parse_protocol(one)?;
             let proto = e7_proto::protocol_name(prot).unwrap_or("any");
@@ -293,7 +277,7 @@ fn parse_rule(action: Action, args: &[&str]) -> Result<Statement, SyntaxError> {
         [prot, path] => {
             let prot = parse_protocol(prot)?;
             let path = parse_path(path)?;
-            Ok(Statement::Rule { action, prot, path })
+            Ok(Statement::Change(Change::AddRule { action, prot, path }))
         }
         _ => Err(SyntaxError::new(format!(
             "`{name}` takes at most 2 arguments ([PROTO] PATH), got {}; quote a path that \
@@ -305,15 +289,15 @@ fn parse_rule(action: Action, args: &[&str]) -> Result<Statement, SyntaxError> {
 
 fn parse_clear(args: &[&str]) -> Result<Statement, SyntaxError> {
     match args {
-        [] => Ok(Statement::Clear(ClearSpec::All)),
+        [] => Ok(Statement::Change(Change::Clear(ClearSpec::All))),
         [one] => {
             if let Some(action) = action_from_word(one) {
-                Ok(Statement::Clear(ClearSpec::Action(action)))
+                Ok(Statement::Change(Change::Clear(ClearSpec::Action(action))))
             } else if one.starts_with('/') {
-                Ok(Statement::Clear(ClearSpec::Rule {
+                Ok(Statement::Change(Change::Clear(ClearSpec::Rule {
                     prot: Const::Any.value(),
                     path: parse_path(one)?,
-                }))
+                })))
             } else {
                 let prot = parse_protocol(one)?;
                 let proto = protocol_word(prot);
@@ -323,10 +307,10 @@ fn parse_clear(args: &[&str]) -> Result<Statement, SyntaxError> {
                 )))
             }
         }
-        [prot, path] => Ok(Statement::Clear(ClearSpec::Rule {
+        [prot, path] => Ok(Statement::Change(Change::Clear(ClearSpec::Rule {
             prot: parse_protocol(prot)?,
             path: parse_path(path)?,
-        })),
+        }))),
         _ => Err(SyntaxError::new(format!(
             "usage: clear [allow|block] | [PROTO] PATH; got {} arguments; quote a path that \
              contains spaces",
@@ -475,11 +459,11 @@ mod tests {
     use super::*;
 
     fn rule(action: Action, prot: u32, path: &str) -> Statement {
-        Statement::Rule {
+        Statement::Change(Change::AddRule {
             action,
             prot,
             path: path.into(),
-        }
+        })
     }
 
     fn err(line: &str) -> String {
@@ -506,27 +490,33 @@ mod tests {
             ),
             (
                 "clear tcp /usr/bin/socat",
-                S::Clear(ClearSpec::Rule {
+                S::Change(Change::Clear(ClearSpec::Rule {
                     prot: 6,
                     path: "/usr/bin/socat".into(),
-                }),
+                })),
             ),
             (
                 "allow /usr/lib/firefox/firefox",
                 rule(Action::Allow, ANY, "/usr/lib/firefox/firefox"),
             ),
-            ("clear allow", S::Clear(ClearSpec::Action(Action::Allow))),
+            (
+                "clear allow",
+                S::Change(Change::Clear(ClearSpec::Action(Action::Allow))),
+            ),
             (
                 "block udp /usr/bin/socat",
                 rule(Action::Block, 17, "/usr/bin/socat"),
             ),
-            ("clear block", S::Clear(ClearSpec::Action(Action::Block))),
+            (
+                "clear block",
+                S::Change(Change::Clear(ClearSpec::Action(Action::Block))),
+            ),
             (
                 "set mode disable",
-                S::Set {
+                S::Change(Change::Set {
                     flag: Flag::Mode,
                     value: Const::Disabled.value(),
-                },
+                }),
             ),
             ("get mode", S::Get(Flag::Mode)),
             ("# comment", S::Empty),
@@ -550,27 +540,27 @@ mod tests {
             parse_line("set mode disable")
         );
         assert_eq!(parse_line("bye"), Ok(Statement::Disconnect));
-        assert_eq!(parse_line("enable"), Ok(Statement::Enable));
+        assert_eq!(parse_line("enable"), Ok(Statement::Change(Change::Enable)));
         assert_eq!(
             parse_line("set mode enable"),
-            Ok(Statement::Set {
+            Ok(Statement::Change(Change::Set {
                 flag: Flag::Mode,
                 value: Const::Enabled.value()
-            })
+            }))
         );
         assert_eq!(
             parse_line("block"),
-            Ok(Statement::Set {
+            Ok(Statement::Change(Change::Set {
                 flag: Flag::Mode,
                 value: Const::Block.value()
-            })
+            }))
         );
         assert_eq!(
             parse_line("allow"),
-            Ok(Statement::Set {
+            Ok(Statement::Change(Change::Set {
                 flag: Flag::Mode,
                 value: Const::Disabled.value()
-            })
+            }))
         );
         assert_eq!(
             parse_line("allow 17 /usr/bin/ping"),
@@ -580,21 +570,24 @@ mod tests {
             parse_line("ALLOW UDP /usr/bin/ping"),
             Ok(rule(Action::Allow, 17, "/usr/bin/ping"))
         );
-        assert_eq!(parse_line("clear"), Ok(Statement::Clear(ClearSpec::All)));
+        assert_eq!(
+            parse_line("clear"),
+            Ok(Statement::Change(Change::Clear(ClearSpec::All)))
+        );
         assert!(err("clear udp").contains("needs the rule's PATH"));
         assert_eq!(
             parse_line("clear /usr/bin/x"),
-            Ok(Statement::Clear(ClearSpec::Rule {
+            Ok(Statement::Change(Change::Clear(ClearSpec::Rule {
                 prot: ANY,
                 path: "/usr/bin/x".into()
-            }))
+            })))
         );
         assert_eq!(
             parse_line("set unkrule 65280"),
-            Ok(Statement::Set {
+            Ok(Statement::Change(Change::Set {
                 flag: Flag::from_alias("unkrule").unwrap(),
                 value: 0xFF00
-            })
+            }))
         );
     }
 

@@ -10,29 +10,53 @@ use crate::grammar::{Action, ClearSpec};
 use e7_proto::Flag;
 use std::sync::mpsc::Receiver;
 
-/// One request to the kernel.
+/// A change to the firewall: what a console or script line asks for and what the kernel
+/// request carries are the same thing, so the grammar's [`crate::grammar::Statement::Change`] is
+/// sent as [`Op::Change`] unaltered. These are the requests that need CAP_NET_ADMIN, apart from
+/// SUBSCRIBE (which changes nothing).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    /// ALLOW/BLOCK with PROT and PATH: add a rule, or change the action of the existing one.
+pub enum Change {
+    /// `allow|block [PROTO] PATH` — ALLOW/BLOCK with PROT and PATH: add a rule, or change the
+    /// action of the existing one.
     AddRule {
         /// Allow or block.
         action: Action,
-        /// Protocol (ANY = 0xFFFF_FFFF).
+        /// Protocol (`any` = 0xFFFF_FFFF when not given).
         prot: u32,
-        /// Absolute path or folder.
+        /// Absolute program path, or folder ending in `/`.
         path: String,
     },
-    /// ENABLE: mode = enabled.
+    /// `enable` — ENABLE: mode = enabled.
     Enable,
-    /// CLEAR.
+    /// `clear ...` — CLEAR.
     Clear(ClearSpec),
-    /// SET FLAG VALUE.
+    /// `set FLAG VALUE` (also `block`, `allow` and `disable` with no argument: mode changes) —
+    /// SET.
     Set {
         /// The flag.
         flag: Flag,
-        /// The value (validated).
+        /// Its new value, already validated for the flag's class.
         value: u32,
     },
+}
+
+impl Change {
+    /// The console word for this change (`allow`, `block`, `enable`, `clear`, `set`).
+    pub fn word(&self) -> &'static str {
+        match self {
+            Change::AddRule { action, .. } => action.alias(),
+            Change::Enable => "enable",
+            Change::Clear(_) => "clear",
+            Change::Set { .. } => "set",
+        }
+    }
+}
+
+/// One request to the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// ALLOW/BLOCK, ENABLE, CLEAR or SET.
+    Change(Change),
     /// GET FLAG: answered with [`Outcome::Value`].
     Get(Flag),
     /// QUERY: answered with [`Outcome::Rules`].
@@ -47,10 +71,7 @@ impl Op {
     /// The console word for this request, used in error messages (`allow`, `set`...).
     pub fn word(&self) -> &'static str {
         match self {
-            Op::AddRule { action, .. } => action.alias(),
-            Op::Enable => "enable",
-            Op::Clear(_) => "clear",
-            Op::Set { .. } => "set",
+            Op::Change(change) => change.word(),
             Op::Get(_) => "get",
             Op::Query => "query",
             Op::Subscribe => "monitor",

@@ -2,7 +2,7 @@
 
 use e7_cli::fake::FakeKernel;
 use e7_cli::grammar::Action;
-use e7_cli::kernel::{Kernel, Op, Rule};
+use e7_cli::kernel::{Change, Kernel, Op, Rule};
 use e7_cli::save::{self, write_atomic_with};
 use e7_cli::script::Script;
 use e7_proto::{Const, Flag, ValueClass};
@@ -21,11 +21,11 @@ fn populated() -> FakeKernel {
         (Action::Allow, ANY, "/#start"),
     ];
     for (action, prot, path) in rules {
-        k.call(&Op::AddRule {
+        k.call(&Op::Change(Change::AddRule {
             action,
             prot,
             path: path.into(),
-        })
+        }))
         .unwrap();
     }
     for (flag, value) in [
@@ -35,7 +35,7 @@ fn populated() -> FakeKernel {
         (Flag::Accepts, Const::Enabled.value()),
         (Flag::LongPath, Const::Allow.value()),
     ] {
-        k.call(&Op::Set { flag, value }).unwrap();
+        k.call(&Op::Change(Change::Set { flag, value })).unwrap();
     }
     k
 }
@@ -59,17 +59,17 @@ fn save_then_run_restores_rules_in_order_and_flags() {
     // The target starts out different: other rules, other flags.
     let mut target = FakeKernel::new();
     target
-        .call(&Op::AddRule {
+        .call(&Op::Change(Change::AddRule {
             action: Action::Block,
             prot: 6,
             path: "/usr/bin/ping".into(),
-        })
+        }))
         .unwrap();
     target
-        .call(&Op::Set {
+        .call(&Op::Change(Change::Set {
             flag: Flag::Drops,
             value: Const::Enabled.value(),
-        })
+        }))
         .unwrap();
 
     let script = Script::load(file.to_str().unwrap()).unwrap();
@@ -81,10 +81,10 @@ fn save_then_run_restores_rules_in_order_and_flags() {
     // `mode` is the very last request, after every rule.
     assert_eq!(
         target.log.last(),
-        Some(&Op::Set {
+        Some(&Op::Change(Change::Set {
             flag: Flag::Mode,
             value: Const::Enabled.value()
-        })
+        }))
     );
 
     // Saving the restored kernel gives the same file, byte for byte.
@@ -99,11 +99,11 @@ fn save_then_run_restores_rules_in_order_and_flags() {
 #[test]
 fn saved_text_is_readable() {
     let mut k = FakeKernel::new();
-    k.call(&Op::AddRule {
+    k.call(&Op::Change(Change::AddRule {
         action: Action::Allow,
         prot: 17,
         path: "/usr/bin/ping".into(),
-    })
+    }))
     .unwrap();
     let text = save::render(&save::snapshot(&mut k).unwrap());
     let lines: Vec<&str> = text.lines().collect();

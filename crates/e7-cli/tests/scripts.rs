@@ -3,7 +3,7 @@
 
 use e7_cli::fake::FakeKernel;
 use e7_cli::grammar::{Action, ClearSpec};
-use e7_cli::kernel::{Op, Rule};
+use e7_cli::kernel::{Change, Op, Rule};
 use e7_cli::script::{RunFailure, Script};
 use e7_proto::{Const, Flag};
 use std::path::PathBuf;
@@ -148,7 +148,7 @@ fn run_applies_the_script_skipping_comments_and_blanks() {
     assert_eq!(executed, 10);
     assert_eq!(reports, 10);
     assert_eq!(k.log.len(), 10, "one request per statement: {:?}", k.log);
-    assert_eq!(k.log[0], Op::Clear(ClearSpec::All));
+    assert_eq!(k.log[0], Op::Change(Change::Clear(ClearSpec::All)));
     assert_eq!(
         k.rules,
         vec![

@@ -2,7 +2,7 @@
 //! numbers, processing continues, exit code of the first failure.
 
 use e7_cli::fake::FakeKernel;
-use e7_cli::kernel::{Event, Notice, Op};
+use e7_cli::kernel::{Change, Event, Notice, Op};
 use e7_cli::shell::{run_plain, start_events};
 use e7_proto::Const;
 use std::sync::mpsc::channel;
@@ -56,7 +56,7 @@ fn quit_stops_reading_and_no_final_newline_is_fine() {
     let (code, out, _) = console(&mut k, "enable\nquit\nallow udp /never");
     assert_eq!(code, 0);
     assert_eq!(out, "mode enabled\n");
-    assert_eq!(k.log, vec![Op::Enable]);
+    assert_eq!(k.log, vec![Op::Change(Change::Enable)]);
     let (_, out, _) = console(&mut k, "get mode");
     assert_eq!(out, "mode enabled\n");
 }

@@ -21,7 +21,7 @@ pub mod wire;
 
 use crate::error::CliError;
 use crate::grammar::ClearSpec;
-use crate::kernel::{Kernel, Notice, Op, Outcome};
+use crate::kernel::{Change, Kernel, Notice, Op, Outcome};
 use decode::QueryPart;
 use e7_proto::msg::{self, Request, RuleSpec};
 use e7_proto::nla::Writer;
@@ -553,7 +553,7 @@ impl Kernel for NetlinkKernel {
 /// The e7-proto request for `op` and what to wait for; `dump`: send QUERY as a dump.
 fn to_request(op: &Op, dump: bool) -> (Request<'_>, Expect) {
     match op {
-        Op::AddRule { action, prot, path } => (
+        Op::Change(Change::AddRule { action, prot, path }) => (
             Request::AddRule(RuleSpec {
                 prot: *prot,
                 path: path.as_str(),
@@ -561,8 +561,8 @@ fn to_request(op: &Op, dump: bool) -> (Request<'_>, Expect) {
             }),
             Expect::Ack,
         ),
-        Op::Enable => (Request::SetMode(Mode::Enabled), Expect::Ack),
-        Op::Clear(spec) => (
+        Op::Change(Change::Enable) => (Request::SetMode(Mode::Enabled), Expect::Ack),
+        Op::Change(Change::Clear(spec)) => (
             Request::Clear(match spec {
                 ClearSpec::All => msg::ClearSpec::All,
                 ClearSpec::Action(a) => msg::ClearSpec::Action(*a),
@@ -573,7 +573,7 @@ fn to_request(op: &Op, dump: bool) -> (Request<'_>, Expect) {
             }),
             Expect::Ack,
         ),
-        Op::Set { flag, value } => (
+        Op::Change(Change::Set { flag, value }) => (
             Request::Set {
                 flag: *flag,
                 value: *value,
@@ -809,22 +809,22 @@ mod tests {
     #[test]
     fn permission_messages_follow_the_schemas_admin_bits() {
         let ops = [
-            Op::AddRule {
+            Op::Change(Change::AddRule {
                 action: Action::Allow,
                 prot: 17,
                 path: "/x".into(),
-            },
-            Op::AddRule {
+            }),
+            Op::Change(Change::AddRule {
                 action: Action::Block,
                 prot: 17,
                 path: "/x".into(),
-            },
-            Op::Enable,
-            Op::Clear(ClearSpec::All),
-            Op::Set {
+            }),
+            Op::Change(Change::Enable),
+            Op::Change(Change::Clear(ClearSpec::All)),
+            Op::Change(Change::Set {
                 flag: Flag::Mode,
                 value: Const::Enabled.value(),
-            },
+            }),
             Op::Get(Flag::Mode),
             Op::Query,
             Op::Subscribe,
