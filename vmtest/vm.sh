@@ -39,8 +39,9 @@ kver() { "$VMTEST/kernel-version.sh"; }
 first_deb() {
     local f
     for f in "$1"/linux-image-"$2"*.deb; do
-        [ -f "$f" ] && { echo "$f"; return; }
+        [ -f "$f" ] && { echo "$f"; return 0; }
     done
+    return 0 # none yet: an empty answer, not a failure (the caller runs under set -e)
 }
 
 # --- kernel -------------------------------------------------------------------------------------------
