@@ -4,6 +4,10 @@
 //! events through rustyline's external printer, which redraws the prompt and the half-typed line
 //! below the event instead of corrupting it. Ctrl-C abandons the current line, Ctrl-D (or `quit`)
 //! leaves; SIGTERM/SIGHUP leave too (see [`crate::signals`]); every way out sends DISCONNECT.
+//! Input that arrives in bursts — pasted, typed ahead, or a serial console delivering several
+//! lines per read — is kept: rustyline is built with `buffer-redux`, which carries the bytes read
+//! past one line's Enter over to the next `readline` (without it they were dropped, losing whole
+//! lines or the start of one; `tests/tty.rs` drives the console on a pty to prove it).
 //!
 //! When stdin is not a terminal, lines are read plainly and nothing is echoed or prompted, so
 //! `e7 shell < script` output is just the commands' output. Errors are then reported as
