@@ -36,6 +36,7 @@ vmtest:
 
 ## demo: boot a throwaway VM with the module loaded and the e7 console attached
 demo:
+	./scripts/deps.sh
 	$(MAKE) -C vmtest demo
 
 bench:
