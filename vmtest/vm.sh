@@ -243,9 +243,11 @@ cmd_demo_check() {
         kill -0 "$qpid" 2>/dev/null || break
         sleep 0.5
     done
-    # One line at a time, each retried until its answer shows: the console's line editor may drop input
-    # that arrives while it switches the terminal mode (reported to e7-cli), and every line here is
-    # idempotent. `answer LINE-START` counts answer lines on the cleaned console.
+    # One line at a time, each retried until its answer shows. e7's console keeps typed-ahead input (pty test
+    # crates/e7-cli/tests/tty.rs), but now and then the first bytes written into this FIFO never reach the
+    # guest's serial port (the guest's /proc/tty/driver/serial rx count is short by exactly those bytes), a
+    # host/qemu-side loss; every line here is idempotent, so it is retyped and counted.
+    # `answer LINE-START` counts answer lines on the cleaned console.
     answers() { tr -d '\r' <"$logf" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' | grep -ac "^$1" || true; }
     local step line want before tries retries=0
     for step in 'set mode enabled=mode enabled' 'block udp /opt/a/e7-probe=block udp /opt/a/e7-probe' \
