@@ -13,6 +13,10 @@
 //! - QUERY is a dump (`NLM_F_DUMP`, flat rules, ends with `NLMSG_DONE`); if the kernel has no dump
 //!   handler (EOPNOTSUPP) it is retried as a plain request, whose answer is one or more
 //!   messages with a chain of nested rules, the last carrying COUNT;
+//! - a dump whose messages (or `NLMSG_DONE`) carry `NLM_F_DUMP_INTR` was interrupted by a change
+//!   of the rule table and may have skipped or repeated a rule: it is read to its end, thrown
+//!   away and asked again from the beginning, at most [`DUMP_ATTEMPTS`] times in all, so `query`,
+//!   `save`, `status` and the console only ever show a consistent listing — or fail (exit 1);
 //! - anything else — in particular the QUERY the kernel pushes after a change when `rchngq` is
 //!   enabled — is consumed and ignored.
 
@@ -47,6 +51,10 @@ const LIVENESS_TIMEOUT: Duration = Duration::from_secs(1);
 /// After the ack of a plain QUERY, how long to wait for further reply messages when the kernel
 /// does not say how many rules there are (the original module never sent COUNT).
 const QUERY_GRACE: Duration = Duration::from_millis(300);
+/// How many times a QUERY dump is sent in all when each one comes back with `NLM_F_DUMP_INTR`
+/// (the rule table changed during it). A few: tables change in bursts (a script), and each try
+/// is cheap; beyond that the table is being edited continuously and no listing would stay true.
+pub const DUMP_ATTEMPTS: u32 = 5;
 
 enum Incoming {
     Msg(Message),
@@ -304,7 +312,14 @@ impl NetlinkKernel {
         Ok((request.command().value(), w.len(), expect))
     }
 
+    /// Send `op` and wait for its answer; a QUERY dump interrupted by a change of the rule
+    /// table is asked again (see [`consistent`]).
     fn transact(&mut self, op: &Op) -> Result<Outcome, CliError> {
+        consistent(op.word(), || self.transact_once(op))
+    }
+
+    /// One try: the answer, or `None` when the dump was interrupted (`NLM_F_DUMP_INTR`).
+    fn transact_once(&mut self, op: &Op) -> Result<Option<Outcome>, CliError> {
         let mut buf = [0u8; 1024];
         let (cmd, len, expect) = self.encode(op, &mut buf)?;
         let attrs = buf.get(..len).unwrap_or(&[]);
@@ -333,7 +348,7 @@ impl NetlinkKernel {
             if matcher.awaiting_grace() {
                 let until = *grace_until.get_or_insert_with(|| Instant::now() + QUERY_GRACE);
                 if Instant::now() >= until {
-                    return matcher.assemble();
+                    return matcher.assemble().map(Some);
                 }
             }
             let wait_until = grace_until.map_or(deadline, |g| g.min(deadline));
@@ -344,15 +359,35 @@ impl NetlinkKernel {
             };
             match matcher.feed(msg) {
                 Progress::Pending => {}
-                Progress::Finished(result) => return result,
+                Progress::Finished(result) => return result.map(Some),
+                Progress::DumpInterrupted => return Ok(None),
                 Progress::RetryWithoutDump => {
                     // No dump handler: the original's shape.
                     self.dump = false;
-                    return self.transact(op);
+                    return self.transact_once(op);
                 }
             }
         }
     }
+}
+
+/// Run `once` until it gives an answer that is not an interrupted dump (`None`), at most
+/// [`DUMP_ATTEMPTS`] times; then fail rather than return a listing that may have skipped or
+/// repeated a rule. Errors end it at once. Pure control flow, so it is tested without a socket.
+fn consistent(
+    word: &str,
+    mut once: impl FnMut() -> Result<Option<Outcome>, CliError>,
+) -> Result<Outcome, CliError> {
+    for _ in 0..DUMP_ATTEMPTS {
+        if let Some(outcome) = once()? {
+            return Ok(outcome);
+        }
+    }
+    Err(CliError::Failed(format!(
+        "the rule table kept changing while `{word}` listed it: {DUMP_ATTEMPTS} listings in a \
+         row were interrupted by a change (the kernel set NLM_F_DUMP_INTR); try again once \
+         rules are no longer being edited"
+    )))
 }
 
 /// Where the answer to one request stands.
@@ -364,6 +399,9 @@ enum Progress {
     Finished(Result<Outcome, CliError>),
     /// The kernel has no dump handler for QUERY: ask again without `NLM_F_DUMP`.
     RetryWithoutDump,
+    /// The QUERY dump ended, but the rule table changed during it (`NLM_F_DUMP_INTR` on one of
+    /// its messages): its rules may be skewed, ask again.
+    DumpInterrupted,
 }
 
 /// Matches incoming messages to one request (see the module docs). Pure logic, no I/O.
@@ -376,6 +414,8 @@ struct Matcher {
     acked: bool,
     value: Option<u32>,
     parts: Vec<QueryPart>,
+    /// A message of this dump carried `NLM_F_DUMP_INTR`.
+    interrupted: bool,
 }
 
 impl Matcher {
@@ -388,6 +428,7 @@ impl Matcher {
             acked: false,
             value: None,
             parts: Vec::new(),
+            interrupted: false,
         }
     }
 
@@ -424,7 +465,12 @@ impl Matcher {
                     return self.refuse(errno, text.as_deref());
                 }
             }
-            Message::Done { seq, errno, text } if seq == self.seq => {
+            Message::Done {
+                seq,
+                errno,
+                text,
+                interrupted,
+            } if seq == self.seq => {
                 if errno == EOPNOTSUPP && dump {
                     return Progress::RetryWithoutDump;
                 }
@@ -432,6 +478,9 @@ impl Matcher {
                     return self.refuse(errno, text.as_deref());
                 }
                 if dump {
+                    if interrupted || self.interrupted {
+                        return Progress::DumpInterrupted;
+                    }
                     return Progress::Finished(self.assemble());
                 }
             }
@@ -443,16 +492,21 @@ impl Matcher {
             }
             Message::Genl {
                 family,
+                flags,
                 seq,
                 cmd,
                 attrs,
-                ..
             } if family == self.family => {
                 // Replies carry the request's sequence number; the original module sent 0. A
                 // dump is always answered with the request's number.
                 let ours = seq == self.seq || (seq == 0 && !dump);
                 if !ours {
                     return Progress::Pending;
+                }
+                if dump && flags & wire::NLM_F_DUMP_INTR != 0 {
+                    // Keep reading to NLMSG_DONE (so nothing of this dump is left for the next
+                    // try to trip over), then ask again.
+                    self.interrupted = true;
                 }
                 if cmd == Command::Error.value() {
                     let (errno, text) = decode::error(&attrs);
@@ -733,6 +787,7 @@ mod tests {
             seq: 5,
             errno: 0,
             text: None,
+            interrupted: false,
         };
         match finished(m.feed(done)).unwrap() {
             Outcome::Rules(set) => {
@@ -747,6 +802,154 @@ mod tests {
             m.feed(ack(6, EOPNOTSUPP, None)),
             Progress::RetryWithoutDump
         ));
+    }
+
+    /// A QUERY dump answering `seq`: one message per path, the first with the header (COUNT =
+    /// number of paths), then `NLMSG_DONE`; `intr_at`: that message carries NLM_F_DUMP_INTR.
+    fn dump_reply(seq: u32, paths: &[&str], intr_at: Option<usize>) -> Vec<Message> {
+        let count = u32::try_from(paths.len()).unwrap();
+        let mut out: Vec<Message> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, path)| {
+                let m = genl(seq, Command::Query, |w| {
+                    let h = (i == 0).then_some(QueryHeader {
+                        mode: Const::Enabled.value(),
+                        count,
+                    });
+                    emit_query_dump(w, h, [rule(path)]).unwrap();
+                });
+                match m {
+                    Message::Genl {
+                        family,
+                        seq,
+                        cmd,
+                        attrs,
+                        ..
+                    } => Message::Genl {
+                        family,
+                        flags: wire::NLM_F_MULTI
+                            | if intr_at == Some(i) {
+                                wire::NLM_F_DUMP_INTR
+                            } else {
+                                0
+                            },
+                        seq,
+                        cmd,
+                        attrs,
+                    },
+                    other => other,
+                }
+            })
+            .collect();
+        out.push(Message::Done {
+            seq,
+            errno: 0,
+            text: None,
+            interrupted: false,
+        });
+        out
+    }
+
+    /// One try as `transact_once` makes it: a fresh matcher fed the try's messages.
+    fn one_try(seq: u32, msgs: Vec<Message>) -> Result<Option<Outcome>, CliError> {
+        let mut m = Matcher::new(Expect::QueryDump, seq, FAMILY, "query");
+        for msg in msgs {
+            match m.feed(msg) {
+                Progress::Pending => {}
+                Progress::Finished(r) => return r.map(Some),
+                Progress::DumpInterrupted => return Ok(None),
+                Progress::RetryWithoutDump => panic!("a dump handler exists"),
+            }
+        }
+        panic!("the dump did not end");
+    }
+
+    fn listed(outcome: Outcome) -> Vec<String> {
+        match outcome {
+            Outcome::Rules(set) => set.rules.into_iter().map(|r| r.path).collect(),
+            other => panic!("not a listing: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dump_intr_on_a_middle_message_is_read_to_done_then_reported() {
+        // The skewed dump repeats /b but is self-consistent otherwise (COUNT 3, 3 rules): only
+        // the flag tells it apart.
+        let mut msgs = dump_reply(5, &["/a", "/b", "/b"], Some(1)).into_iter();
+        let mut m = Matcher::new(Expect::QueryDump, 5, FAMILY, "query");
+        for _ in 0..3 {
+            assert!(matches!(m.feed(msgs.next().unwrap()), Progress::Pending));
+        }
+        assert!(matches!(
+            m.feed(msgs.next().unwrap()),
+            Progress::DumpInterrupted
+        ));
+        // Without the flag the same messages are a valid listing.
+        assert_eq!(
+            listed(
+                one_try(5, dump_reply(5, &["/a", "/b", "/b"], None))
+                    .unwrap()
+                    .unwrap()
+            ),
+            ["/a", "/b", "/b"]
+        );
+        // The flag on NLMSG_DONE alone counts too.
+        let mut m = Matcher::new(Expect::QueryDump, 6, FAMILY, "query");
+        let done = Message::Done {
+            seq: 6,
+            errno: 0,
+            text: None,
+            interrupted: true,
+        };
+        assert!(matches!(m.feed(done), Progress::DumpInterrupted));
+        // Another request's interrupted dump is not ours.
+        let mut m = Matcher::new(Expect::QueryDump, 7, FAMILY, "query");
+        for msg in dump_reply(6, &["/x"], Some(0)) {
+            assert!(matches!(m.feed(msg), Progress::Pending));
+        }
+    }
+
+    #[test]
+    fn an_interrupted_dump_is_retried_and_the_retry_is_returned() {
+        let mut tries = vec![
+            dump_reply(1, &["/a", "/b", "/b"], Some(1)),
+            dump_reply(2, &["/a", "/c"], None),
+        ]
+        .into_iter();
+        let mut seq = 0;
+        let outcome = consistent("query", || {
+            seq += 1;
+            one_try(seq, tries.next().expect("no third try"))
+        })
+        .unwrap();
+        assert_eq!(seq, 2, "exactly one retry");
+        assert_eq!(listed(outcome), ["/a", "/c"]);
+    }
+
+    #[test]
+    fn a_table_that_keeps_changing_fails_after_a_few_tries() {
+        let mut seq = 0;
+        let e = consistent("query", || {
+            seq += 1;
+            one_try(seq, dump_reply(seq, &["/a", "/b"], Some(1)))
+        })
+        .unwrap_err();
+        assert_eq!(seq, DUMP_ATTEMPTS);
+        assert_eq!(e.exit_code(), 1);
+        assert!(
+            e.to_string()
+                .contains("the rule table kept changing while `query` listed it"),
+            "{e}"
+        );
+        // An error is not retried.
+        let mut calls = 0;
+        let e = consistent("query", || {
+            calls += 1;
+            one_try(1, vec![ack(1, 1, None)])
+        })
+        .unwrap_err();
+        assert_eq!((calls, e.exit_code()), (1, 4));
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_MULTI: u16 = 0x2;
 /// `NLM_F_ACK`: ask for an ack.
 pub const NLM_F_ACK: u16 = 0x4;
+/// `NLM_F_DUMP_INTR` (on a dump message): the dumped table changed between two messages of
+/// the dump, which may therefore have skipped or repeated an entry.
+pub const NLM_F_DUMP_INTR: u16 = 0x10;
 /// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
 pub const NLM_F_DUMP: u16 = 0x300;
 /// `NLM_F_CAPPED` (in an ack): the echoed request is only its header.
@@ -62,6 +65,9 @@ pub enum Message {
         errno: i32,
         /// The extended-ack message, if any.
         text: Option<String>,
+        /// `NLM_F_DUMP_INTR` was set on it: the dump is inconsistent (the kernel checks
+        /// consistency on `NLMSG_DONE` too).
+        interrupted: bool,
     },
     /// `NLMSG_OVERRUN`.
     Overrun,
@@ -201,7 +207,12 @@ pub fn parse_datagram(buf: &[u8]) -> Vec<Result<Message, String>> {
                 } else {
                     None
                 };
-                Ok(Message::Done { seq, errno, text })
+                Ok(Message::Done {
+                    seq,
+                    errno,
+                    text,
+                    interrupted: flags & NLM_F_DUMP_INTR != 0,
+                })
             }
             NLMSG_OVERRUN => Ok(Message::Overrun),
             1 => {
@@ -352,7 +363,34 @@ mod tests {
             Ok(Message::Done {
                 seq: 8,
                 errno: 0,
-                text: None
+                text: None,
+                interrupted: false
+            })
+        );
+    }
+
+    #[test]
+    fn dump_intr_is_kept_on_parts_and_seen_on_done() {
+        let mut d = encode(0x1c, NLM_F_MULTI | NLM_F_DUMP_INTR, 8, 7, 1, &[]);
+        let mut done = vec![20, 0, 0, 0];
+        done.extend_from_slice(&NLMSG_DONE.to_ne_bytes());
+        done.extend_from_slice(&(NLM_F_MULTI | NLM_F_DUMP_INTR).to_ne_bytes());
+        done.extend_from_slice(&8u32.to_ne_bytes());
+        done.extend_from_slice(&0u32.to_ne_bytes());
+        done.extend_from_slice(&0i32.to_ne_bytes());
+        d.extend(done);
+        let msgs = parse_datagram(&d);
+        assert!(matches!(
+            msgs[0],
+            Ok(Message::Genl { flags, .. }) if flags & NLM_F_DUMP_INTR != 0
+        ));
+        assert_eq!(
+            msgs[1],
+            Ok(Message::Done {
+                seq: 8,
+                errno: 0,
+                text: None,
+                interrupted: true
             })
         );
     }
