@@ -16,6 +16,21 @@ case_dualstack_mapped() {
     expect blocked "$PA" udp4m
 }
 
+# Starts /opt/del/e7-probe held at a gate, runs MUTATION (a shell command) on its file while it runs, then
+# releases it: its exchange must end with exit code WANT (0 delivered, 1 blocked).
+gated_probe_after() { # WANT PROTO LABEL MUTATION
+    rm -f /tmp/gate
+    /opt/del/e7-probe after /tmp/gate "$2" >/tmp/del.out 2>&1 &
+    p=$!
+    wait_exe "$p" /opt/del/e7-probe || fail "/opt/del/e7-probe did not start"
+    eval "$4"
+    touch /tmp/gate
+    wait "$p"
+    rc=$?
+    [ "$rc" = "$1" ] && ok "$3: $(cat /tmp/del.out)" \
+        || fail "$3 (/opt/del/e7-probe): rc $rc, want $1: $(short "$(cat /tmp/del.out)")"
+}
+
 # The kernel names a deleted executable "<path> (deleted)"; the suffix is stripped, so the rules for the
 # path still apply to a program whose file was removed or replaced after it started.
 case_deleted_binary() {
@@ -23,42 +38,16 @@ case_deleted_binary() {
     enforce
     must e7 block udp /opt/del/e7-probe
     cp "$PU" /opt/del/e7-probe
-    rm -f /tmp/gate
-    /opt/del/e7-probe after /tmp/gate udp4 >/tmp/del.out 2>&1 &
-    p=$!
-    wait_exe "$p" /opt/del/e7-probe || fail "/opt/del/e7-probe did not start"
-    rm /opt/del/e7-probe
-    touch /tmp/gate
-    wait "$p"
-    rc=$?
-    [ "$rc" = 1 ] && ok "deleted binary still blocked: $(cat /tmp/del.out)" \
-        || fail "deleted /opt/del/e7-probe: rc $rc, want 1 (blocked): $(short "$(cat /tmp/del.out)")"
+    gated_probe_after 1 udp4 "deleted binary still blocked" 'rm /opt/del/e7-probe'
     # Replaced by another file (an upgrade): same.
     cp "$PU" /opt/del/e7-probe
-    rm -f /tmp/gate
-    /opt/del/e7-probe after /tmp/gate udp6 >/tmp/del.out 2>&1 &
-    p=$!
-    wait_exe "$p" /opt/del/e7-probe || fail "/opt/del/e7-probe did not start"
-    cp "$PU" /opt/del/e7-probe.new && mv /opt/del/e7-probe.new /opt/del/e7-probe
-    touch /tmp/gate
-    wait "$p"
-    rc=$?
-    [ "$rc" = 1 ] && ok "replaced binary still blocked: $(cat /tmp/del.out)" \
-        || fail "replaced /opt/del/e7-probe: rc $rc, want 1 (blocked): $(short "$(cat /tmp/del.out)")"
+    gated_probe_after 1 udp6 "replaced binary still blocked" \
+        'cp "$PU" /opt/del/e7-probe.new && mv /opt/del/e7-probe.new /opt/del/e7-probe'
     # And an allow rule keeps allowing it.
     must e7 clear
     must e7 set unkrule block
     must e7 allow any /opt/del/e7-probe
-    rm -f /tmp/gate
-    /opt/del/e7-probe after /tmp/gate udp4 >/tmp/del.out 2>&1 &
-    p=$!
-    wait_exe "$p" /opt/del/e7-probe || fail "/opt/del/e7-probe did not start"
-    rm /opt/del/e7-probe
-    touch /tmp/gate
-    wait "$p"
-    rc=$?
-    [ "$rc" = 0 ] && ok "deleted binary still allowed: $(cat /tmp/del.out)" \
-        || fail "deleted allowed binary: rc $rc, want 0 (delivered): $(short "$(cat /tmp/del.out)")"
+    gated_probe_after 0 udp4 "deleted binary still allowed" 'rm /opt/del/e7-probe'
 }
 
 # The hooks are registered in every network namespace: a program in a fresh netns is filtered by the same

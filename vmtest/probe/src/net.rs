@@ -429,6 +429,15 @@ fn recv_any(s: &UdpSocket, timeout: Duration) -> io::Result<bool> {
 
 /// Receives datagrams until one equals `want` (true) or the timeout passes (false).
 fn recv_matching(rx: &UdpSocket, want: &[u8], timeout: Duration) -> io::Result<bool> {
+    recv_until(rx, timeout, |d| d == want)
+}
+
+/// Receives datagrams until one satisfies `pred` (true) or the timeout passes (false).
+fn recv_until(
+    sock: &UdpSocket,
+    timeout: Duration,
+    pred: impl Fn(&[u8]) -> bool,
+) -> io::Result<bool> {
     let deadline = Instant::now() + timeout;
     let mut buf = [0u8; 2048];
     loop {
@@ -436,9 +445,9 @@ fn recv_matching(rx: &UdpSocket, want: &[u8], timeout: Duration) -> io::Result<b
         if left.is_zero() {
             return Ok(false);
         }
-        rx.set_read_timeout(Some(left))?;
-        match rx.recv(&mut buf) {
-            Ok(n) if buf.get(..n) == Some(want) => return Ok(true),
+        sock.set_read_timeout(Some(left))?;
+        match sock.recv(&mut buf) {
+            Ok(n) if pred(buf.get(..n).unwrap_or(&[])) => return Ok(true),
             Ok(_) => continue,
             Err(e) if is_timeout(&e) => return Ok(false),
             Err(e) => return Err(e),
@@ -536,21 +545,7 @@ pub fn is_echo_reply(pkt: &[u8], v6: bool, seq: u16) -> bool {
 }
 
 fn wait_echo_reply(sock: &UdpSocket, v6: bool, seq: u16, timeout: Duration) -> io::Result<bool> {
-    let deadline = Instant::now() + timeout;
-    let mut buf = [0u8; 2048];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(false);
-        }
-        sock.set_read_timeout(Some(left))?;
-        match sock.recv(&mut buf) {
-            Ok(n) if is_echo_reply(buf.get(..n).unwrap_or(&[]), v6, seq) => return Ok(true),
-            Ok(_) => continue,
-            Err(e) if is_timeout(&e) => return Ok(false),
-            Err(e) => return Err(e),
-        }
-    }
+    recv_until(sock, timeout, |d| is_echo_reply(d, v6, seq))
 }
 
 /// Sends one datagram of IP protocol `ipproto` on a raw socket (root only): the `unkprot` case's traffic,
