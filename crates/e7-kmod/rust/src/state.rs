@@ -234,6 +234,19 @@ impl<R: RawRwLock> Module<R> {
         }
 
         let info = k.sk_info(sk);
+        // Not identifiable from here now: hand the socket to the refill work; uncached, so its next
+        // packet (after the work) is a hit or tries again.
+        let deferred = || {
+            self.defer(
+                k,
+                PendingSocket {
+                    key: key.0,
+                    ino: info.ino,
+                    uid: p.uid,
+                },
+            );
+            (Identity::Unknown, 0, false)
+        };
         let (ident, tgid, cache) = match info.kind {
             // Orphaned or not yet accepted: the owner may show up later; do not cache.
             SockKind::Detached => (Identity::Unknown, 0, false),
@@ -244,31 +257,11 @@ impl<R: RawRwLock> Module<R> {
                 // socket's next packet tries again.
                 InTask::Found(ident, tgid) => (ident, tgid, ident != Identity::Unknown),
                 InTask::NoOwner => (Identity::Unknown, 0, false),
-                InTask::RateLimited => {
-                    self.defer(
-                        k,
-                        PendingSocket {
-                            key: key.0,
-                            ino: info.ino,
-                            uid: p.uid,
-                        },
-                    );
-                    (Identity::Unknown, 0, false)
-                }
+                InTask::RateLimited => deferred(),
             },
             SockKind::User => match self.identify_by_image(k, sk) {
                 Some((ident, tgid)) => (ident, tgid, true),
-                None => {
-                    self.defer(
-                        k,
-                        PendingSocket {
-                            key: key.0,
-                            ino: info.ino,
-                            uid: p.uid,
-                        },
-                    );
-                    (Identity::Unknown, 0, false)
-                }
+                None => deferred(),
             },
         };
         let rule = self.rule_for(&facts, &ident);
