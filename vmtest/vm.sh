@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # e7 VM harness, host side. Subcommands (the Makefile calls them; each can be run alone):
-#   kernel      fetch the newest Debian 12 kernel image into .vm/ (apt-get download + dpkg -x; never installed)
-#   build       build e7.ko, a static e7 and a static e7-probe
-#   initramfs   assemble .vm/initramfs.cpio.gz (busybox-static, module, binaries, guest scripts, cases)
+#   kernel      fetch the row's kernel image into .vm/ (apt-get download + dpkg -x; never installed)
+#   build       build e7.ko for the row's kernel, a static e7 and a static e7-probe
+#   initramfs   assemble .vm/initramfs-ROW.cpio.gz (busybox-static, module, binaries, guest scripts, cases)
 #   test        boot the VM, run the cases, parse the serial log, exit non-zero on any failure
 #   demo        boot the VM with the module loaded and `e7 shell` on the console (interactive)
 #   demo-check  the demo driven through a FIFO: type commands and `quit`, expect answers and a power-off
 #   all         kernel + build + initramfs + test + demo-check (what `make -C vmtest test` runs; with
 #               E7_CASES set, only the named cases and no demo-check)
 #   list        list the case names
-# Environment: E7_CASES="a b" (run only these cases), E7_VM_ACCEL=tcg|kvm (else autodetect),
+#   matrix      `all` (every case + demo-check) on every row of the kernel matrix (krow.sh rows), one after
+#               the other, whatever fails; prints the versions that ran and writes the supported-kernels
+#               table (vmtest/supported-kernels.md, shown in the README); fails if any row failed
+# Environment: E7_KROW=6.1|6.12|6.12-rt|sid (the kernel row, default 6.1; see krow.sh; `make ... KROW=`),
+#   E7_CASES="a b" (run only these cases), E7_VM_ACCEL=tcg|kvm (else autodetect),
 #   E7_VM_TIMEOUT (seconds for the whole boot, default 900), E7_CASE_TIMEOUT (per case in the guest, default 150),
-#   E7_KVER (kernel ABI, default: vmtest/kernel-version.sh), E7_VM_SMP / E7_VM_MEM (default 2 / 512),
+#   E7_KVER (kernel ABI of the row, default: the newest, krow.sh version), E7_VM_SMP / E7_VM_MEM (default 2 /
+#   the row's, see row_mem),
 #   E7_KMOD_PREBUILT=1 (use crates/e7-kmod/e7.ko as it is, do not run its make),
 #   E7_VM_ALLOW_MISSING=1 (build the initramfs even if e7.ko or the e7 CLI cannot be built yet: the cases that
 #   need them then fail, which is how the harness itself was proven before the module existed).
@@ -33,48 +38,26 @@ STATIC_RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static"
 log() { printf 'vmtest: %s\n' "$*" >&2; }
 die() { printf 'vmtest: error: %s\n' "$*" >&2; exit 1; }
 
-kver() { "$VMTEST/kernel-version.sh"; }
+ROW="${E7_KROW:-6.1}"
+ALL_ROWS="$("$VMTEST/krow.sh" rows | xargs)"
+case " $ALL_ROWS " in *" $ROW "*) ;; *) die "E7_KROW must be one of: $ALL_ROWS; got '$ROW'" ;; esac
+INITRAMFS="$VM/initramfs-$ROW.cpio.gz"
 
-# first_deb DIR KVER: the downloaded linux-image-KVER*.deb in DIR, if any.
-first_deb() {
-    local f
-    for f in "$1"/linux-image-"$2"*.deb; do
-        [ -f "$f" ] && { echo "$f"; return 0; }
-    done
-    return 0 # none yet: an empty answer, not a failure (the caller runs under set -e)
+kver() { "$VMTEST/krow.sh" version "$ROW"; }
+
+# The guest's memory per row (MiB): newer kernels need more to boot and unpack the initramfs.
+row_mem() {
+    case "$1" in
+        6.1) echo 512 ;;
+        *) echo 768 ;;
+    esac
 }
 
 # --- kernel -------------------------------------------------------------------------------------------
-# Prints the path of the extracted vmlinuz. The .deb and the kernel image are cached under .vm/kernel/KVER/;
-# of the 400 MB that `dpkg -x` unpacks, only boot/vmlinuz-KVER and boot/config-KVER are kept.
+# Prints the path of the row's extracted vmlinuz (krow.sh image: cached under .vm/kernel/KVER/, with its
+# config next to it).
 cmd_kernel() {
-    local kv dir vmlinuz pkg deb
-    kv="$(kver)"
-    [ -n "$kv" ] || die "no kernel version: vmtest/kernel-version.sh printed nothing (apt-get update? or set E7_KVER)"
-    dir="$VM/kernel/$kv"
-    vmlinuz="$dir/vmlinuz-$kv"
-    if [ ! -f "$vmlinuz" ]; then
-        mkdir -p "$dir"
-        deb="$(first_deb "$dir" "$kv")"
-        if [ -z "$deb" ]; then
-            for pkg in "linux-image-$kv-unsigned" "linux-image-$kv"; do
-                log "apt-get download $pkg (into .vm/kernel/$kv; not installed)"
-                # apt warns that root downloads unsandboxed; harmless, kept in apt.log.
-                if (cd "$dir" && apt-get download -q "$pkg" >"$dir/apt.log" 2>&1); then
-                    break
-                fi
-            done
-            deb="$(first_deb "$dir" "$kv")"
-            [ -n "$deb" ] || die "could not download linux-image-$kv(-unsigned): $(tail -n 3 "$dir/apt.log")"
-        fi
-        rm -rf "$dir/x"
-        dpkg -x "$deb" "$dir/x"
-        [ -f "$dir/x/boot/vmlinuz-$kv" ] || die "$deb has no boot/vmlinuz-$kv"
-        mv "$dir/x/boot/config-$kv" "$dir/" 2>/dev/null || true
-        mv "$dir/x/boot/vmlinuz-$kv" "$vmlinuz"
-        rm -rf "$dir/x"
-    fi
-    echo "$vmlinuz"
+    "$VMTEST/krow.sh" image "$ROW" || die "row $ROW: no kernel image (see the krow error above)"
 }
 
 # --- build --------------------------------------------------------------------------------------------
@@ -83,8 +66,8 @@ cmd_build() {
     if [ "${E7_KMOD_PREBUILT:-0}" = 1 ] && [ -f "$KMOD/e7.ko" ]; then
         log "using the existing crates/e7-kmod/e7.ko (E7_KMOD_PREBUILT=1, not rebuilt)"
     elif [ -f "$KMOD/Makefile" ]; then
-        log "building e7.ko (make -C crates/e7-kmod)"
-        if ! make -C "$KMOD" >"$VM/kmod-build.log" 2>&1; then
+        log "building e7.ko for row $ROW (make -C crates/e7-kmod KROW=$ROW)"
+        if ! make -C "$KMOD" KROW="$ROW" >"$VM/kmod-build.log" 2>&1; then
             tail -n 40 "$VM/kmod-build.log" >&2
             [ "${E7_VM_ALLOW_MISSING:-0}" = 1 ] || die "module build failed (full log: .vm/kmod-build.log)"
             missing=1
@@ -155,9 +138,15 @@ cmd_initramfs() {
     else
         log "WARNING: no crates/e7-kmod/e7.ko in the initramfs"
     fi
-    (cd "$st" && find . -print0 | sort -z | cpio --null -o -H newc --owner 0:0 --quiet) | gzip -1 >"$VM/initramfs.cpio.gz"
+    if [ -f "$st/e7/e7.ko" ]; then
+        local vm want
+        vm="$(modinfo -F vermagic "$st/e7/e7.ko" | awk '{print $1}')"
+        want="$(kver)"
+        [ "$vm" = "$want" ] || die "crates/e7-kmod/e7.ko is built for $vm, row $ROW boots $want (rebuild: vm.sh build)"
+    fi
+    (cd "$st" && find . -print0 | sort -z | cpio --null -o -H newc --owner 0:0 --quiet) | gzip -1 >"$INITRAMFS"
     local cases=("$st"/e7/cases/*.sh)
-    log "initramfs: $(du -h "$VM/initramfs.cpio.gz" | cut -f1) (${#cases[@]} case files, $(cmd_list | wc -l) cases)"
+    log "initramfs: $(du -h "$INITRAMFS" | cut -f1) (${#cases[@]} case files, $(cmd_list | wc -l) cases, row $ROW)"
 }
 
 # --- qemu ---------------------------------------------------------------------------------------------
@@ -184,7 +173,7 @@ qemu_args() { # $1 = vmlinuz, $2 = extra kernel cmdline
     else
         echo "-accel tcg -cpu max"
     fi
-    echo "-m ${E7_VM_MEM:-512} -smp ${E7_VM_SMP:-2} -nographic -no-reboot -kernel $1 -initrd $VM/initramfs.cpio.gz"
+    echo "-m ${E7_VM_MEM:-$(row_mem "$ROW")} -smp ${E7_VM_SMP:-2} -nographic -no-reboot -kernel $1 -initrd $INITRAMFS"
 }
 
 cmdline_base="console=ttyS0 panic=-1 panic_on_warn=1 loglevel=4"
@@ -192,12 +181,12 @@ cmdline_base="console=ttyS0 panic=-1 panic_on_warn=1 loglevel=4"
 cmd_test() {
     local vmlinuz accel cases logdir logf start rc timeout_s
     vmlinuz="$(cmd_kernel)"
-    [ -f "$VM/initramfs.cpio.gz" ] || die "no .vm/initramfs.cpio.gz (run: vm.sh initramfs)"
+    [ -f "$INITRAMFS" ] || die "no ${INITRAMFS#"$ROOT"/} (run: E7_KROW=$ROW vm.sh initramfs)"
     accel="$(pick_accel)"
     cases="$(echo "${E7_CASES:-all}" | tr ' ,' '::' | sed 's/^:*//; s/:*$//')"
     logdir="$VM/logs"
     mkdir -p "$logdir"
-    logf="$logdir/vmtest-$(date +%Y%m%d-%H%M%S).log"
+    logf="$logdir/vmtest-$ROW-$(date +%Y%m%d-%H%M%S).log"
     timeout_s="${E7_VM_TIMEOUT:-900}"
     log "booting $(basename "$vmlinuz") under $accel (timeout ${timeout_s}s, cases: ${cases//:/ }); serial log: $logf"
     start=$(date +%s)
@@ -207,14 +196,33 @@ cmd_test() {
         -append "$cmdline_base e7mode=test e7cases=$cases e7casetimeout=${E7_CASE_TIMEOUT:-150}" \
         </dev/null >"$logf" 2>&1 || rc=$?
     ln -sf "$(basename "$logf")" "$logdir/latest.log"
-    local wall=$(($(date +%s) - start))
-    "$VMTEST/parse-log.sh" "$logf" "$rc" "$wall"
+    ln -sf "$(basename "$logf")" "$logdir/latest-$ROW.log"
+    local wall=$(($(date +%s) - start)) prc=0
+    "$VMTEST/parse-log.sh" "$logf" "$rc" "$wall" || prc=$?
+    check_booted "$logf" || prc=1
+    return "$prc"
+}
+
+# check_booted LOG: the guest really ran the row's kernel (the banner in the dumped kernel log names the
+# release, and for an -rt row PREEMPT_RT), so a mix-up of images cannot pass as another row.
+check_booted() {
+    local kv banner
+    kv="$(kver)"
+    banner="$(tr -d '\r' <"$1" | grep -a -m1 "Linux version $kv " || true)"
+    if [ -z "$banner" ]; then
+        echo "vmtest: FAIL: row $ROW: the kernel log has no 'Linux version $kv' banner (wrong kernel booted?)"
+        return 1
+    fi
+    case "$kv" in
+        *-rt-*) grep -q PREEMPT_RT <<<"$banner" || { echo "vmtest: FAIL: row $ROW: $kv booted without PREEMPT_RT: $banner"; return 1; } ;;
+    esac
+    echo "vmtest: row $ROW booted: ${banner#*Linux version }"
 }
 
 cmd_demo() {
     local vmlinuz
     vmlinuz="$(cmd_kernel)"
-    [ -f "$VM/initramfs.cpio.gz" ] || die "no .vm/initramfs.cpio.gz (run: vm.sh initramfs)"
+    [ -f "$INITRAMFS" ] || die "no ${INITRAMFS#"$ROOT"/} (run: E7_KROW=$ROW vm.sh initramfs)"
     echo "e7 demo: booting a throwaway VM ($(pick_accel)); type e7 commands (help, allow udp /usr/bin/e7-probe," \
         "query, set mode enabled ...); 'quit' or Ctrl-D powers it off (Ctrl-A x kills qemu)."
     # shellcheck disable=SC2046
@@ -226,9 +234,9 @@ cmd_demo() {
 cmd_demo_check() {
     local vmlinuz fifo logf qpid i rc=0 start
     vmlinuz="$(cmd_kernel)"
-    [ -f "$VM/initramfs.cpio.gz" ] || die "no .vm/initramfs.cpio.gz (run: vm.sh initramfs)"
+    [ -f "$INITRAMFS" ] || die "no ${INITRAMFS#"$ROOT"/} (run: E7_KROW=$ROW vm.sh initramfs)"
     fifo="$VM/demo.in"
-    logf="$VM/logs/demo-check.log"
+    logf="$VM/logs/demo-check-$ROW.log"
     mkdir -p "$VM/logs"
     rm -f "$fifo"
     mkfifo "$fifo"
@@ -291,11 +299,79 @@ cmd_demo_check() {
         return 1
     fi
     [ "$rc" = 0 ] || { echo "demo-check: FAIL: qemu exit $rc; log: $logf"; return 1; }
-    echo "demo-check: PASS (console answered, quit powered off, $(($(date +%s) - start))s; lines retyped: $retries)"
+    echo "demo-check: PASS (row $ROW, console answered, quit powered off, $(($(date +%s) - start))s; lines retyped: $retries)"
 }
 
 cmd_list() {
     sed -n 's/^case_\([a-z0-9_]*\)() *{.*/\1/p' "$VMTEST"/cases/*.sh
+}
+
+# --- matrix -------------------------------------------------------------------------------------------
+# Every row, one after the other (a failing row does not stop the others), each a full `all` in its own
+# process. Then the versions that ran and what each proved, as a table: .vm/matrix/table.md, and (for a
+# run of every case) the README's "Supported kernels" section between its markers.
+cmd_matrix() {
+    local row out rc any=0 t0 kv built cases demo secs table date
+    mkdir -p "$VM/matrix"
+    table="$VM/matrix/table.md"
+    date="$(date -u +%Y-%m-%d)"
+    {
+        echo "| row | kernel (Debian package version) | module build | VM cases passed | demo | result |"
+        echo "|---|---|---|---|---|---|"
+    } >"$table"
+    for row in $ALL_ROWS; do
+        out="$VM/matrix/$row.log"
+        log "==== row $row ===="
+        t0=$(date +%s)
+        rc=0
+        E7_KROW="$row" "$0" all 2>&1 | tee "$out" || rc=$?
+        secs=$(($(date +%s) - t0))
+        [ "$rc" = 0 ] || any=1
+        kv="$(sed -n 's/^vmtest: row .* booted: \([^ ]*\) .*/\1/p' "$out" | head -n1)"
+        [ -n "$kv" ] || kv="$(E7_KROW="$row" "$VMTEST/krow.sh" version "$row" 2>/dev/null || echo '?')"
+        kv="$kv ($(pkg_version "$row" "$kv"))"
+        if grep -q '^e7: built .* no panicking symbols' "$VM/kmod-build.log" 2>/dev/null && grep -q "^vmtest: building e7.ko for row $row" "$out"; then
+            built="clean (objtool, modpost, codegen check)"
+        else
+            built="FAILED"
+        fi
+        cases="$(sed -n 's/^---- \([0-9]*\) passed, \([0-9]*\) failed.*/\1 of \1+\2/p' "$out" | tail -n1)"
+        cases="$(awk -F' of ' '{ split($2, a, "+"); print $1 " of " a[1] + a[2] }' <<<"${cases:-0 of 0+0}")"
+        if grep -q '^demo-check: PASS' "$out"; then demo=PASS
+        elif [ -n "${E7_CASES:-}" ]; then demo="not run"
+        else demo=FAIL; fi
+        echo "| $row | $kv | $built | $cases | $demo | $([ "$rc" = 0 ] && echo PASS || echo FAIL) (${secs}s) |" >>"$table"
+        log "==== row $row: $([ "$rc" = 0 ] && echo PASS || echo FAIL) in ${secs}s ===="
+    done
+    echo
+    echo "e7 kernel matrix ($date, ${E7_CASES:+cases: $E7_CASES, }accel $(pick_accel)):"
+    cat "$table"
+    if [ -z "${E7_CASES:-}" ]; then
+        update_readme "$table" "$date"
+    fi
+    return "$any"
+}
+
+# The Debian package version of the row's kernel (from its apt lists; "?" when unknown).
+pkg_version() {
+    "$VMTEST/krow.sh" apt "$1" apt-cache show --no-all-versions "linux-headers-$2" 2>/dev/null |
+        sed -n 's/^Version: //p' | head -n1 | grep . || echo '?'
+}
+
+# update_readme TABLE DATE: replace the README's generated table (between the markers) with TABLE.
+update_readme() {
+    local readme="$ROOT/README.md" begin='<!-- supported-kernels:begin (generated by vmtest/vm.sh matrix; do not edit) -->'
+    local end='<!-- supported-kernels:end -->'
+    grep -qF -- "$begin" "$readme" && grep -qF -- "$end" "$readme" || {
+        log "README.md has no supported-kernels markers; table left in ${1#"$ROOT"/}"
+        return 0
+    }
+    awk -v b="$begin" -v e="$end" -v t="$1" -v d="$2" -v a="$(pick_accel)" '
+        $0 == b { print; print ""; print "Last full run: " d ", every VM case plus the demo check on each row (qemu " a ")."; print "";
+                  while ((getline l < t) > 0) print l; print ""; skip = 1; next }
+        $0 == e { skip = 0 }
+        !skip { print }' "$readme" >"$readme.tmp" && mv "$readme.tmp" "$readme"
+    log "README.md supported-kernels table updated"
 }
 
 mkdir -p "$VM"
@@ -307,6 +383,7 @@ case "${1:-all}" in
     demo) cmd_demo ;;
     list) cmd_list ;;
     demo-check) cmd_demo_check ;;
+    matrix) cmd_matrix ;;
     all)
         t0=$(date +%s)
         cmd_kernel >/dev/null
@@ -316,8 +393,8 @@ case "${1:-all}" in
         rc=0
         cmd_test || rc=$?
         [ -n "${E7_CASES:-}" ] || cmd_demo_check || rc=1
-        log "total wall time $(($(date +%s) - t0))s (build + boot + cases)"
+        log "row $ROW ($(kver)): total wall time $(($(date +%s) - t0))s (build + boot + cases)"
         exit "$rc"
         ;;
-    *) die "unknown subcommand '$1' (kernel, build, initramfs, test, demo, demo-check, all, list)" ;;
+    *) die "unknown subcommand '$1' (kernel, build, initramfs, test, demo, demo-check, all, list, matrix)" ;;
 esac

@@ -70,6 +70,63 @@
 #define E7_MOD_VERSION "0.1.0"
 
 /* ------------------------------------------------------------------------------------------ */
+/* Kernel-version compatibility: the ONLY place that tests LINUX_VERSION_CODE. Each difference  */
+/* gets one named switch (what changed, and since when) and one wrapper the code calls; nothing */
+/* below this section knows kernel versions. Supported: Debian's 6.1, 6.12 (+ PREEMPT_RT), sid. */
+
+#include <linux/version.h>
+
+/*
+ * 6.7 made struct file SLAB_TYPESAFE_BY_RCU: get_file_rcu() now takes the RCU-protected pointer
+ * itself (struct file __rcu **) and returns the pinned file, re-reading the pointer if the file
+ * was freed and reused meanwhile; before, it took the file and returned whether it got a reference.
+ */
+#define E7_GET_FILE_RCU_TAKES_RCU_POINTER (LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0))
+
+/* e7_get_file_rcu(fp): a reference on the file *fp points to, or NULL. Caller holds rcu_read_lock. */
+static inline struct file *e7_get_file_rcu(struct file __rcu **fp)
+{
+#if E7_GET_FILE_RCU_TAKES_RCU_POINTER
+	return get_file_rcu(fp);
+#else
+	struct file *f = rcu_dereference(*fp);
+
+	return f && get_file_rcu(f) ? f : NULL;
+#endif
+}
+
+/*
+ * PREEMPT_RT (a configuration, not a version: Debian's -rt flavour) makes rwlock_t an rt_mutex-
+ * based sleeping lock whose unlocked state is not zero bytes (its reader count starts at
+ * READER_BIAS), so it cannot live in the Rust side's zero-initialised static storage. There the
+ * Rust state's locks are spinlock_t instead, which RT also turns into a sleeping rt_mutex and whose
+ * unlocked state IS all zero: shared holders then exclude each other too. That is still correct
+ * (the Rust side never nests a shared lock inside itself), only less parallel, and on RT the
+ * softirq readers run in preemptible threads anyway. Both are checked at build and load time.
+ */
+#ifdef CONFIG_PREEMPT_RT
+#define E7_RWL_READERS_EXCLUSIVE 1
+typedef spinlock_t e7_rwl_t;
+#define E7_RWL_UNLOCKED(name) __SPIN_LOCK_UNLOCKED(name)
+#define e7_rwl_read_lock_bh(l) spin_lock_bh(l)
+#define e7_rwl_read_unlock_bh(l) spin_unlock_bh(l)
+#define e7_rwl_read_trylock(l) spin_trylock(l)
+#define e7_rwl_write_lock_bh(l) spin_lock_bh(l)
+#define e7_rwl_write_unlock_bh(l) spin_unlock_bh(l)
+#define e7_rwl_write_trylock(l) spin_trylock(l)
+#else
+#define E7_RWL_READERS_EXCLUSIVE 0
+typedef rwlock_t e7_rwl_t;
+#define E7_RWL_UNLOCKED(name) __RW_LOCK_UNLOCKED(name)
+#define e7_rwl_read_lock_bh(l) read_lock_bh(l)
+#define e7_rwl_read_unlock_bh(l) read_unlock_bh(l)
+#define e7_rwl_read_trylock(l) read_trylock(l)
+#define e7_rwl_write_lock_bh(l) write_lock_bh(l)
+#define e7_rwl_write_unlock_bh(l) write_unlock_bh(l)
+#define e7_rwl_write_trylock(l) write_trylock(l)
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
 /* ABI size checks (mirrored by const assertions in rust/src/abi.rs)                          */
 
 _Static_assert(sizeof(struct e7_pkt) == 24, "e7_pkt ABI");
@@ -171,18 +228,20 @@ __u64 e7_c_now_ms(void)
 /* Kernel rwlocks stored inline in Rust statics (rust/src/klock.rs) back Rust's
  * lock_api::RawRwLock. Readers run in softirq, writers in process context: always the _bh
  * variants (the original's B4 deadlock). The Rust side reserves E7_RWLOCK_BYTES zeroed bytes per
- * lock, which is an unlocked rwlock_t here: checked by size at build time and by content at load
- * time (e7_check_rwlock_layout), so a kernel with spinlock debugging fails loudly, not subtly. */
-_Static_assert(sizeof(rwlock_t) == E7_RWLOCK_BYTES,
-	       "rwlock_t is not 8 bytes (spinlock debugging?): adjust rust/src/klock.rs");
-_Static_assert(__alignof__(rwlock_t) <= 8, "rwlock_t alignment");
+ * lock, which is an unlocked e7_rwl_t here (rwlock_t; spinlock_t on PREEMPT_RT, see the compat
+ * section): checked by size at build time and by content at load time (e7_check_rwlock_layout),
+ * so a kernel with spinlock debugging fails loudly, not subtly. */
+_Static_assert(sizeof(e7_rwl_t) <= E7_RWLOCK_BYTES,
+	       "the kernel lock does not fit the Rust side's E7_RWLOCK_BYTES (spinlock debugging?)");
+_Static_assert(__alignof__(e7_rwl_t) <= 8, "rwlock_t alignment");
 
 static int __init e7_check_rwlock_layout(void)
 {
-	rwlock_t probe = __RW_LOCK_UNLOCKED(probe);
+	e7_rwl_t probe = E7_RWL_UNLOCKED(probe);
 
 	if (memchr_inv(&probe, 0, sizeof(probe))) {
-		pr_err("e7: an unlocked rwlock_t is not all zero bytes on this kernel; refusing to load\n");
+		pr_err("e7: an unlocked %s is not all zero bytes on this kernel; refusing to load\n",
+		       E7_RWL_READERS_EXCLUSIVE ? "spinlock_t" : "rwlock_t");
 		return -EINVAL;
 	}
 	return 0;
@@ -190,18 +249,18 @@ static int __init e7_check_rwlock_layout(void)
 
 void e7_c_rwl_read_lock(void *lock)
 {
-	read_lock_bh((rwlock_t *)lock);
+	e7_rwl_read_lock_bh((e7_rwl_t *)lock);
 }
 
 void e7_c_rwl_read_unlock(void *lock)
 {
-	read_unlock_bh((rwlock_t *)lock);
+	e7_rwl_read_unlock_bh((e7_rwl_t *)lock);
 }
 
 int e7_c_rwl_read_trylock(void *lock)
 {
 	local_bh_disable();
-	if (read_trylock((rwlock_t *)lock))
+	if (e7_rwl_read_trylock((e7_rwl_t *)lock))
 		return 1;
 	local_bh_enable();
 	return 0;
@@ -209,18 +268,18 @@ int e7_c_rwl_read_trylock(void *lock)
 
 void e7_c_rwl_write_lock(void *lock)
 {
-	write_lock_bh((rwlock_t *)lock);
+	e7_rwl_write_lock_bh((e7_rwl_t *)lock);
 }
 
 void e7_c_rwl_write_unlock(void *lock)
 {
-	write_unlock_bh((rwlock_t *)lock);
+	e7_rwl_write_unlock_bh((e7_rwl_t *)lock);
 }
 
 int e7_c_rwl_write_trylock(void *lock)
 {
 	local_bh_disable();
-	if (write_trylock((rwlock_t *)lock))
+	if (e7_rwl_write_trylock((e7_rwl_t *)lock))
 		return 1;
 	local_bh_enable();
 	return 0;
@@ -308,9 +367,7 @@ static int e7_exe_of(struct task_struct *p, struct e7_exe *out)
 	task_lock(p);
 	if (p->mm && !(p->flags & PF_KTHREAD)) {
 		rcu_read_lock();
-		exe = rcu_dereference(p->mm->exe_file);
-		if (exe && !get_file_rcu(exe))
-			exe = NULL;
+		exe = e7_get_file_rcu(&p->mm->exe_file);
 		rcu_read_unlock();
 	}
 	task_unlock(p);

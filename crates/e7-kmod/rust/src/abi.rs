@@ -15,8 +15,9 @@ pub const SOCK_DETACHED: u32 = 0;
 pub const SOCK_KERNEL: u32 = 1;
 /// `E7_SOCK_USER`: a `struct socket` with a file (a userspace descriptor exists).
 pub const SOCK_USER: u32 = 2;
-/// `E7_RWLOCK_BYTES`: inline storage of one kernel `rwlock_t`.
-pub const RWLOCK_BYTES: usize = 8;
+/// `E7_RWLOCK_BYTES`: inline storage of one kernel lock (the shim's choice of lock type, which
+/// differs by kernel configuration, must fit; the shim checks that at build and load time).
+pub const RWLOCK_BYTES: usize = 32;
 
 /// `struct e7_pkt`: facts about one outgoing packet.
 #[repr(C)]

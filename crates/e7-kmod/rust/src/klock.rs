@@ -2,8 +2,9 @@
 //!
 //! Why inline storage: e7-core's `Engine` wraps each structure in its own `RwLock<R, _>` built by
 //! `R::INIT` in a `const fn`, so every lock must be a distinct kernel lock created without running
-//! code. On Debian's 6.1 configuration (no spinlock debugging) an unlocked `rwlock_t` is 8 zero
-//! bytes; the shim checks that by size at build time and by content at load time.
+//! code. The storage is `RWLOCK_BYTES` zero bytes, which the shim guarantees is an unlocked kernel
+//! lock of the type it backs this with (which type is the shim's business: it differs by kernel
+//! configuration); it checks the size at build time and the content at load time.
 //!
 //! Why the `_bh` variants: packets take shared locks in softirq; writers (admin requests, work
 //! items, cache misses) may run in process context. A process-context holder interrupted by a
