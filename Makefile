@@ -31,10 +31,12 @@ kmod:
 	$(MAKE) -C $(KMOD)
 	$(MAKE) -C $(KMOD) test lint
 
+## vmtest: the VM suite on every row of the kernel matrix (6.1, 6.12, 6.12-rt, sid; vmtest/krow.sh)
 vmtest:
-	$(MAKE) -C vmtest test
+	$(MAKE) -C vmtest matrix
 
-## demo: boot a throwaway VM with the module loaded and the e7 console attached
+## demo: boot a throwaway VM with the module loaded and the e7 console attached (KROW=6.12|6.12-rt|sid:
+## on that kernel row instead of Debian 12's 6.1)
 demo:
 	./scripts/deps.sh
 	$(MAKE) -C vmtest demo

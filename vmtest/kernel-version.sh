@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Print the newest Debian 12 amd64 kernel ABI (e.g. 6.1.0-57-amd64) that has both headers and an image.
-# E7_KVER overrides it.
+# Print the kernel ABI of a row of the kernel matrix, newest available now (default row: Debian 12's 6.1,
+# e.g. 6.1.0-57-amd64; or $1 / E7_KROW: 6.12, 6.12-rt, sid). E7_KVER overrides it. The rows and where
+# each comes from are defined once, in krow.sh.
 set -euo pipefail
-if [ -n "${E7_KVER:-}" ]; then echo "$E7_KVER"; exit 0; fi
-apt-cache search --names-only '^linux-headers-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' \
-  | sed 's/^linux-headers-//' | sort -V | tail -n1
+exec "$(dirname "${BASH_SOURCE[0]}")/krow.sh" version "${1:-${E7_KROW:-6.1}}"

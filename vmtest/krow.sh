@@ -105,11 +105,11 @@ pkg_exists() {
     apt_run "$1" apt-cache show --no-all-versions "$2" >/dev/null 2>&1
 }
 
-# The packages that carry the kernel image for ABI $2, in the order they are tried. Debian 12 and the
+# The packages that carry the kernel image for ABI $1, in the order they are tried. Debian 12 and the
 # backports ship linux-image-ABI-unsigned; newer suites split the image into linux-binary-ABI (the
-# vmlinuz) and linux-base-ABI (config, System.map).
+# vmlinuz) and linux-base-ABI (config, System.map), and linux-image-ABI is only a metapackage there.
 image_pkgs() {
-    echo "linux-image-$1-unsigned linux-image-$1 linux-binary-$1"
+    echo "linux-image-$1-unsigned linux-binary-$1 linux-image-$1"
 }
 
 # --- version ------------------------------------------------------------------------------------------
@@ -148,7 +148,7 @@ download() {
 
 # deps_named ROW PKG GLOB: the Depends of PKG that match the shell glob GLOB (alternatives split).
 deps_named() {
-    apt_run "$1" apt-cache show --no-all-versions "$2" | sed -n 's/^Depends: //p' | tr ',|' '\n\n' |
+    apt_run "$1" apt-cache show --no-all-versions "$2" | sed -n 's/^Depends: //p' | tr ',|' '\n' |
         sed 's/^ *//; s/ .*//' | while read -r d; do
         # shellcheck disable=SC2254
         case "$d" in $3) echo "$d" ;; esac
@@ -156,8 +156,8 @@ deps_named() {
 }
 
 # --- image --------------------------------------------------------------------------------------------
-# Prints the path of the row's vmlinuz; boot/config-KVER is kept next to it. Of what `dpkg -x` unpacks only
-# those two files are kept (cache: .vm/kernel/KVER/).
+# Prints the path of the row's vmlinuz; its config is kept next to it (config-KVER). Of what `dpkg -x`
+# unpacks only those two files are kept (cache: .vm/kernel/KVER/).
 cmd_image() {
     local row="$1" kv dir vmlinuz p deb
     kv="$(cmd_version "$row")"
@@ -177,14 +177,19 @@ cmd_image() {
         [ -n "$deb" ] || die "row $row: none of $(image_pkgs "$kv") can be fetched"
         rm -rf "$dir/x"
         dpkg -x "$deb" "$dir/x"
-        if [ ! -f "$dir/x/boot/config-$kv" ] && pkg_exists "$row" "linux-base-$kv"; then
+        # Where the files are: boot/vmlinuz-ABI + boot/config-ABI (Debian 12, backports), or
+        # usr/lib/modules/ABI/vmlinuz + config (newer suites, the config in linux-base-ABI).
+        local img cfg m="$dir/x/usr/lib/modules/$kv"
+        if [ ! -f "$dir/x/boot/config-$kv" ] && [ ! -f "$m/config" ] && pkg_exists "$row" "linux-base-$kv"; then
             download "$row" "$dir" "linux-base-$kv"
             dpkg -x "$(compgen -G "$dir/linux-base-${kv}_*.deb" | head -n1)" "$dir/x"
         fi
-        [ -f "$dir/x/boot/vmlinuz-$kv" ] || die "$deb has no boot/vmlinuz-$kv"
-        [ -f "$dir/x/boot/config-$kv" ] || die "row $row: no boot/config-$kv in $deb (nor in linux-base-$kv)"
-        mv "$dir/x/boot/config-$kv" "$dir/"
-        mv "$dir/x/boot/vmlinuz-$kv" "$vmlinuz"
+        img="$dir/x/boot/vmlinuz-$kv"; [ -f "$img" ] || img="$m/vmlinuz"
+        cfg="$dir/x/boot/config-$kv"; [ -f "$cfg" ] || cfg="$m/config"
+        [ -f "$img" ] || die "$deb has no boot/vmlinuz-$kv nor usr/lib/modules/$kv/vmlinuz"
+        [ -f "$cfg" ] || die "row $row: no kernel config for $kv in $deb (nor in linux-base-$kv)"
+        mv "$cfg" "$dir/config-$kv"
+        mv "$img" "$vmlinuz"
         rm -rf "$dir/x" "$dir"/*.deb
     fi
     echo "$vmlinuz"
@@ -220,9 +225,10 @@ cmd_chroot() {
     [ -n "$want" ] || die "row sid: cannot tell which gcc linux-headers-$(cmd_version sid) needs"
     if [ "$cc" != "$want" ]; then
         log "installing $want in the sid build root"
-        chroot "$r" apt-get update -q >"$VM/sid-root.log" 2>&1 &&
-            chroot "$r" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$want" \
-                >>"$VM/sid-root.log" 2>&1 || die "row sid: cannot install $want in the build root: $(tail -n 3 "$VM/sid-root.log")"
+        if ! { chroot "$r" apt-get update -q && chroot "$r" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -q --no-install-recommends "$want"; } >"$VM/sid-root.log" 2>&1; then
+            die "row sid: cannot install $want in the build root: $(tail -n 3 "$VM/sid-root.log")"
+        fi
         echo "$want" >"$r/.e7-cc"
     fi
     echo "$r"

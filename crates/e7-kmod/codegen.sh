@@ -67,7 +67,7 @@ cmd_flags() {
     # With return thunks and retpolines no bare ret or indirect jmp is left for SLS to pad, and rustc warns
     # that these LLVM features are "unknown and unstable": they are only passed when they have an effect.
     if sls "$cfg" && ! { rethunk "$cfg" && retpoline "$cfg"; }; then
-        f+=(-Ctarget-feature=+harden-sls-ret,+harden-sls-ijmp)
+        f+=("-Ctarget-feature=+harden-sls-ret,+harden-sls-ijmp")
     fi
     ibt "$cfg" && f+=(-Zcf-protection=branch -Cjump-tables=no)
     pad="$(padding "$cfg")"

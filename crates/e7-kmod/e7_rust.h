@@ -149,8 +149,8 @@ E7_C_EXPORT void e7_c_rwl_write_lock(void *lock);
 E7_C_EXPORT void e7_c_rwl_write_unlock(void *lock);
 E7_C_EXPORT int e7_c_rwl_write_trylock(void *lock);
 
-/* Size of the inline lock storage on the Rust side: room for the largest kernel lock the shim backs
- * it with (rwlock_t is 8 bytes; PREEMPT_RT's spinlock_t, an rt_mutex, 32). */
-#define E7_RWLOCK_BYTES 32
+/* Size of the inline lock storage on the Rust side: room for the kernel rwlock the shim keeps there
+ * (rwlock_t is 8 bytes; on PREEMPT_RT a ready flag plus the 40-byte rt_mutex-based rwlock_t). */
+#define E7_RWLOCK_BYTES 64
 
 #endif /* E7_RUST_H */

@@ -97,33 +97,47 @@ static inline struct file *e7_get_file_rcu(struct file __rcu **fp)
 
 /*
  * PREEMPT_RT (a configuration, not a version: Debian's -rt flavour) makes rwlock_t an rt_mutex-
- * based sleeping lock whose unlocked state is not zero bytes (its reader count starts at
- * READER_BIAS), so it cannot live in the Rust side's zero-initialised static storage. There the
- * Rust state's locks are spinlock_t instead, which RT also turns into a sleeping rt_mutex and whose
- * unlocked state IS all zero: shared holders then exclude each other too. That is still correct
- * (the Rust side never nests a shared lock inside itself), only less parallel, and on RT the
- * softirq readers run in preemptible threads anyway. Both are checked at build and load time.
+ * based sleeping lock (40 bytes) whose unlocked state is not zero bytes: its reader count starts at
+ * READER_BIAS. It cannot live unprepared in the Rust side's zero-initialised static storage, so on
+ * RT the slot holds a ready flag before the lock, and the lock is initialised on first use (once,
+ * with preemption off so a waiter never spins on a preempted initialiser; rwlock_init only stores).
+ * A plain mutex would not do: readers nest and take several of these locks in either order, which
+ * only a reader/writer lock allows. Elsewhere the slot IS the rwlock_t (unlocked = zero bytes).
  */
 #ifdef CONFIG_PREEMPT_RT
-#define E7_RWL_READERS_EXCLUSIVE 1
-typedef spinlock_t e7_rwl_t;
-#define E7_RWL_UNLOCKED(name) __SPIN_LOCK_UNLOCKED(name)
-#define e7_rwl_read_lock_bh(l) spin_lock_bh(l)
-#define e7_rwl_read_unlock_bh(l) spin_unlock_bh(l)
-#define e7_rwl_read_trylock(l) spin_trylock(l)
-#define e7_rwl_write_lock_bh(l) spin_lock_bh(l)
-#define e7_rwl_write_unlock_bh(l) spin_unlock_bh(l)
-#define e7_rwl_write_trylock(l) spin_trylock(l)
+#define E7_RWL_LAZY_INIT 1
+struct e7_rwl {
+	atomic_t ready; /* 0 = zero bytes as left by Rust, 1 = being initialised, 2 = ready */
+	rwlock_t lock;
+};
+
+static rwlock_t *e7_rwl_of(void *slot)
+{
+	struct e7_rwl *l = slot;
+
+	if (likely(atomic_read_acquire(&l->ready) == 2))
+		return &l->lock;
+	preempt_disable();
+	if (atomic_cmpxchg(&l->ready, 0, 1) == 0) {
+		rwlock_init(&l->lock);
+		atomic_set_release(&l->ready, 2);
+	} else {
+		while (atomic_read_acquire(&l->ready) != 2)
+			cpu_relax();
+	}
+	preempt_enable();
+	return &l->lock;
+}
 #else
-#define E7_RWL_READERS_EXCLUSIVE 0
-typedef rwlock_t e7_rwl_t;
-#define E7_RWL_UNLOCKED(name) __RW_LOCK_UNLOCKED(name)
-#define e7_rwl_read_lock_bh(l) read_lock_bh(l)
-#define e7_rwl_read_unlock_bh(l) read_unlock_bh(l)
-#define e7_rwl_read_trylock(l) read_trylock(l)
-#define e7_rwl_write_lock_bh(l) write_lock_bh(l)
-#define e7_rwl_write_unlock_bh(l) write_unlock_bh(l)
-#define e7_rwl_write_trylock(l) write_trylock(l)
+#define E7_RWL_LAZY_INIT 0
+struct e7_rwl {
+	rwlock_t lock;
+};
+
+static inline rwlock_t *e7_rwl_of(void *slot)
+{
+	return &((struct e7_rwl *)slot)->lock;
+}
 #endif
 
 /* ------------------------------------------------------------------------------------------ */
@@ -228,20 +242,19 @@ __u64 e7_c_now_ms(void)
 /* Kernel rwlocks stored inline in Rust statics (rust/src/klock.rs) back Rust's
  * lock_api::RawRwLock. Readers run in softirq, writers in process context: always the _bh
  * variants (the original's B4 deadlock). The Rust side reserves E7_RWLOCK_BYTES zeroed bytes per
- * lock, which is an unlocked e7_rwl_t here (rwlock_t; spinlock_t on PREEMPT_RT, see the compat
- * section): checked by size at build time and by content at load time (e7_check_rwlock_layout),
- * so a kernel with spinlock debugging fails loudly, not subtly. */
-_Static_assert(sizeof(e7_rwl_t) <= E7_RWLOCK_BYTES,
-	       "the kernel lock does not fit the Rust side's E7_RWLOCK_BYTES (spinlock debugging?)");
-_Static_assert(__alignof__(e7_rwl_t) <= 8, "rwlock_t alignment");
+ * lock, which is an unlocked rwlock_t here (on PREEMPT_RT one initialised on first use, see the
+ * compat section): checked by size at build time and by content at load time
+ * (e7_check_rwlock_layout), so a kernel with spinlock debugging fails loudly, not subtly. */
+_Static_assert(sizeof(struct e7_rwl) <= E7_RWLOCK_BYTES,
+	       "the kernel rwlock does not fit the Rust side's E7_RWLOCK_BYTES (spinlock debugging?)");
+_Static_assert(__alignof__(struct e7_rwl) <= 8, "rwlock_t alignment");
 
 static int __init e7_check_rwlock_layout(void)
 {
-	e7_rwl_t probe = E7_RWL_UNLOCKED(probe);
+	rwlock_t probe = __RW_LOCK_UNLOCKED(probe);
 
-	if (memchr_inv(&probe, 0, sizeof(probe))) {
-		pr_err("e7: an unlocked %s is not all zero bytes on this kernel; refusing to load\n",
-		       E7_RWL_READERS_EXCLUSIVE ? "spinlock_t" : "rwlock_t");
+	if (!E7_RWL_LAZY_INIT && memchr_inv(&probe, 0, sizeof(probe))) {
+		pr_err("e7: an unlocked rwlock_t is not all zero bytes on this kernel; refusing to load\n");
 		return -EINVAL;
 	}
 	return 0;
@@ -249,18 +262,20 @@ static int __init e7_check_rwlock_layout(void)
 
 void e7_c_rwl_read_lock(void *lock)
 {
-	e7_rwl_read_lock_bh((e7_rwl_t *)lock);
+	read_lock_bh(e7_rwl_of(lock));
 }
 
 void e7_c_rwl_read_unlock(void *lock)
 {
-	e7_rwl_read_unlock_bh((e7_rwl_t *)lock);
+	read_unlock_bh(e7_rwl_of(lock));
 }
 
 int e7_c_rwl_read_trylock(void *lock)
 {
+	rwlock_t *l = e7_rwl_of(lock);
+
 	local_bh_disable();
-	if (e7_rwl_read_trylock((e7_rwl_t *)lock))
+	if (read_trylock(l))
 		return 1;
 	local_bh_enable();
 	return 0;
@@ -268,18 +283,20 @@ int e7_c_rwl_read_trylock(void *lock)
 
 void e7_c_rwl_write_lock(void *lock)
 {
-	e7_rwl_write_lock_bh((e7_rwl_t *)lock);
+	write_lock_bh(e7_rwl_of(lock));
 }
 
 void e7_c_rwl_write_unlock(void *lock)
 {
-	e7_rwl_write_unlock_bh((e7_rwl_t *)lock);
+	write_unlock_bh(e7_rwl_of(lock));
 }
 
 int e7_c_rwl_write_trylock(void *lock)
 {
+	rwlock_t *l = e7_rwl_of(lock);
+
 	local_bh_disable();
-	if (e7_rwl_write_trylock((e7_rwl_t *)lock))
+	if (write_trylock(l))
 		return 1;
 	local_bh_enable();
 	return 0;

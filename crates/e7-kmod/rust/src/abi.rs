@@ -17,7 +17,7 @@ pub const SOCK_KERNEL: u32 = 1;
 pub const SOCK_USER: u32 = 2;
 /// `E7_RWLOCK_BYTES`: inline storage of one kernel lock (the shim's choice of lock type, which
 /// differs by kernel configuration, must fit; the shim checks that at build and load time).
-pub const RWLOCK_BYTES: usize = 32;
+pub const RWLOCK_BYTES: usize = 64;
 
 /// `struct e7_pkt`: facts about one outgoing packet.
 #[repr(C)]
