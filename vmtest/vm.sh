@@ -176,7 +176,7 @@ qemu_args() { # $1 = vmlinuz, $2 = extra kernel cmdline
     echo "-m ${E7_VM_MEM:-$(row_mem "$ROW")} -smp ${E7_VM_SMP:-2} -nographic -no-reboot -kernel $1 -initrd $INITRAMFS"
 }
 
-cmdline_base="console=ttyS0 panic=-1 panic_on_warn=1 loglevel=4"
+cmdline_base="console=ttyS0 panic=-1 panic_on_warn=1 loglevel=${E7_VM_LOGLEVEL:-4}"
 
 cmd_test() {
     local vmlinuz accel cases logdir logf start rc timeout_s
