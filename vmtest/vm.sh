@@ -323,6 +323,17 @@ cmd_matrix() {
         echo "| row | kernel (Debian package version) | module build | VM cases passed | demo | result |"
         echo "|---|---|---|---|---|---|"
     } >"$table"
+    # First every row's kernel image and headers (and the sid build root), timed: what a cold CI run
+    # downloads. A row whose packages cannot be fetched fails here, loudly, and its `all` fails too.
+    for row in $ALL_ROWS; do
+        t0=$(date +%s)
+        if kv="$("$VMTEST/krow.sh" version "$row")" && "$VMTEST/krow.sh" image "$row" >/dev/null &&
+            "$VMTEST/krow.sh" headers "$row" >/dev/null; then
+            log "row $row: kernel $kv ($(pkg_version "$row" "$kv")): image, headers$([ "$row" = sid ] && echo ', build root') ready in $(($(date +%s) - t0))s"
+        else
+            log "ERROR: row $row: its kernel packages could not be fetched (see above); the row fails"
+        fi
+    done
     for row in $ALL_ROWS; do
         out="$VM/matrix/$row.log"
         log "==== row $row ===="
