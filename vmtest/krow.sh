@@ -254,6 +254,8 @@ cmd_headers() {
     kdir="$dest/usr/src/linux-headers-$kv"
     if [ ! -f "$kdir/.e7-unpacked" ]; then
         apt_ready "$row"
+        pkg_exists "$row" "linux-headers-$kv" ||
+            die "row $row: linux-headers-$kv cannot be fetched (not in suite '$(row_suite "$row")')"
         deps="$(deps_named "$row" "linux-headers-$kv" 'linux-headers-*-common*'; deps_named "$row" "linux-headers-$kv" 'linux-kbuild-*')"
         [ -n "$deps" ] || die "row $row: linux-headers-$kv names no -common/linux-kbuild package"
         # shellcheck disable=SC2086
