@@ -27,7 +27,7 @@ use crate::decide::Decision;
 use crate::exe::ExeId;
 
 /// Identity of a socket: the kernel's socket cookie, or (userspace) the socket inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct SocketKey(pub u64);
 
 /// Who is behind a socket: the outcome of process identification.
