@@ -128,7 +128,7 @@ impl Scenario {
                         key,
                         KnownSocket {
                             inode: k,
-                            tgid: 100,
+                            owner: TaskId::tgid_only(100),
                             uid: 1000,
                             exe,
                         },
@@ -346,6 +346,9 @@ impl Host for BenchHost {
     fn sender_holds(&self, _sk: BenchSock) -> Option<TaskId> {
         Some(SENDER)
     }
+    fn sender(&self, _sk: BenchSock) -> Option<TaskId> {
+        Some(SENDER)
+    }
     fn sender_exe(&self, _sk: BenchSock, out: &mut ExePath) -> Result<TaskId, ExeError> {
         out.set(b"/usr/bin/prog4")
             .map(|()| SENDER)
@@ -411,7 +414,7 @@ impl Prepared {
         match self {
             Prepared::Sockets { cache, key } => match cache.lookup(black_box(*key)) {
                 Some((k, v)) => {
-                    u64::from(k.tgid)
+                    u64::from(k.owner.tgid)
                         + v.get_for(5, PROTO_TCP)
                             .map_or(0, |d| u64::from(d.to_bits()))
                 }

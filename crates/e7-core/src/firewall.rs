@@ -99,8 +99,23 @@ impl<T: ProcessTable> Host for ProcHost<T> {
         None
     }
 
+    fn sender(&self, sk: &StdSock) -> Option<TaskId> {
+        // The program image as the executable's device and inode: an exec of another program
+        // changes it, so a cached verdict is not reused for it.
+        use std::os::unix::fs::MetadataExt;
+        let tgid = sk.sender?;
+        let m = std::fs::metadata(format!("/proc/{tgid}/exe")).ok()?;
+        Some(TaskId {
+            start_ns: m.dev(),
+            exec_id: m.ino(),
+            tgid,
+            pad: 0,
+        })
+    }
+
     fn sender_exe(&self, sk: &StdSock, out: &mut ExePath) -> Result<TaskId, ExeError> {
-        proc_exe(sk.sender.ok_or(ExeError::NoTask)?, out)
+        let task = self.sender(sk).ok_or(ExeError::NoTask)?;
+        proc_exe(task.tgid, out).map(|_| task)
     }
 
     fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {

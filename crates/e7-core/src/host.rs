@@ -128,8 +128,14 @@ pub trait Host {
     /// Lock-free, any context: the process image of the current task (in softirq: the interrupted
     /// one) if it holds a descriptor for `sk`.
     fn sender_holds(&self, sk: Self::Sock<'_>) -> Option<TaskId>;
-    /// Task context only: if the current task holds a descriptor for `sk`, its executable path
-    /// into `out` and its process image.
+    /// Lock-free; only called for packets with [`Packet::in_task`]: the process image of the task
+    /// sending `sk`'s packet — in the kernel the current task, whether or not any descriptor
+    /// table holds the socket (an io_uring registered file, a socket passed on and closed), as
+    /// long as it is a user process (io_uring's io-wq workers are threads of their process).
+    /// `None` for kernel threads and exiting tasks: the owner is then looked up instead.
+    fn sender(&self, sk: Self::Sock<'_>) -> Option<TaskId>;
+    /// Task context only: the executable path of the task [`Host::sender`] names into `out`, and
+    /// its process image.
     fn sender_exe(&self, sk: Self::Sock<'_>, out: &mut ExePath) -> Result<TaskId, ExeError>;
     /// Task context only: the executable path of process `tgid` into `out`.
     fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError>;

@@ -25,6 +25,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use crate::decide::Decision;
 use crate::exe::ExeId;
+use crate::host::TaskId;
 
 /// Identity of a socket: the kernel's socket cookie, or (userspace) the socket inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -46,8 +47,10 @@ pub enum Identity {
 pub struct KnownSocket {
     /// Socket inode (0 if the socket has none, e.g. an orphan).
     pub inode: u64,
-    /// Owning process (thread-group id).
-    pub tgid: u32,
+    /// The process whose packets earned the cached verdict: thread group and program image. In task
+    /// context a packet sent by any other process image is re-identified (fork, exec, a descriptor
+    /// passed with SCM_RIGHTS or taken with pidfd_getfd).
+    pub owner: TaskId,
     /// Owning uid.
     pub uid: u32,
     /// The executable.
@@ -57,7 +60,7 @@ pub struct KnownSocket {
 impl KnownSocket {
     const EMPTY: KnownSocket = KnownSocket {
         inode: 0,
-        tgid: 0,
+        owner: TaskId::tgid_only(0),
         uid: 0,
         exe: Identity::Unknown,
     };
@@ -344,7 +347,7 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
         let mut n = 0usize;
         for set in self.sets.iter_mut() {
             for (w, v) in (0..WAYS).zip(set.values.iter()) {
-                if set.used & bit(w) != 0 && v.tgid == tgid {
+                if set.used & bit(w) != 0 && v.owner.tgid == tgid {
                     set.used &= !bit(w);
                     n = n.saturating_add(1);
                 }

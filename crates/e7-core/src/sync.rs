@@ -82,6 +82,9 @@ pub struct PathStats {
     pub image_resolved: AtomicU64,
     /// Misses handed to the host's deferred work.
     pub deferred: AtomicU64,
+    /// Task-context packets of a cached socket sent by another process image than the one its
+    /// verdict was earned by: re-identified.
+    pub resent: AtomicU64,
     /// Sockets the deferred work inserted into the known-socket cache.
     pub refilled: AtomicU64,
 }
@@ -93,6 +96,7 @@ impl PathStats {
             task_resolved: AtomicU64::new(0),
             image_resolved: AtomicU64::new(0),
             deferred: AtomicU64::new(0),
+            resent: AtomicU64::new(0),
             refilled: AtomicU64::new(0),
         }
     }
@@ -105,7 +109,7 @@ fn bump(c: &AtomicU64) {
 /// Identification of a socket missed in the known-socket cache.
 struct Found {
     ident: Identity,
-    tgid: u32,
+    owner: TaskId,
     /// Cache the socket (with this identity) in the known-socket cache.
     cache: bool,
 }
@@ -113,14 +117,14 @@ struct Found {
 impl Found {
     const UNCACHED: Found = Found {
         ident: Identity::Unknown,
-        tgid: 0,
+        owner: TaskId::tgid_only(0),
         cache: false,
     };
 }
 
 /// Identification in task context.
 enum InTask {
-    Found(Identity, u32),
+    Found(Identity, TaskId),
     NoOwner,
     RateLimited,
 }
@@ -236,12 +240,21 @@ impl<
     /// while mode is not disabled; applies squelch to PENDING events.
     ///
     /// Identification of a user socket on a miss:
-    /// 1. the sending task holds the socket and its process image was resolved before (lock-free,
-    ///    any context);
-    /// 2. task context: the sending task's executable, if it holds the socket; else the owner from
-    ///    the active-socket cache (a rate-limited process-table walk), then its executable;
-    /// 3. softirq (or a rate-limited walk): [`Host::defer`]; the packet gets `unkproc` and nothing
-    ///    is cached, the deferred work ([`Engine::identify_deferred`]) caches the socket.
+    /// 1. task context: the sender ([`Host::sender`], the current user task — whether or not a
+    ///    descriptor table holds the socket: io_uring registered files, passed descriptors), by its
+    ///    known process image or else its executable; a kernel thread: the owner from the
+    ///    active-socket cache (a rate-limited process-table walk), then its executable;
+    /// 2. softirq: the interrupted task holds the socket and its process image was resolved
+    ///    before (lock-free);
+    /// 3. otherwise (softirq, or a rate-limited walk): [`Host::defer`]; the packet gets `unkproc`
+    ///    and nothing is cached, the deferred work ([`Engine::identify_deferred`]) caches the
+    ///    socket.
+    ///
+    /// A cached socket remembers the process image its verdict was earned by: in task context a
+    /// packet sent by another image (after fork or exec, or on a descriptor passed with
+    /// SCM_RIGHTS or taken with pidfd_getfd) is re-identified as its sender's. Softirq packets
+    /// (TCP retransmits, ACK-clocked data, timers) carry no sender and use the socket's last
+    /// task-context identification.
     pub fn decide_packet<'s, H: Host>(&self, host: &H, pkt: &Packet<H::Sock<'s>>) -> Outcome {
         // Disabled: accept with no work at all (one relaxed load).
         if self.flags.mode() == Mode::Disabled {
@@ -274,11 +287,18 @@ impl<
             let key = host.sock_key(sk);
             let found = self.sockets.read().lookup(key);
             if let Some((known, cv)) = found {
-                if let Some(d) = cv.get_for(gen, facts.proto) {
+                // In task context the sender is known: a verdict earned by another process image
+                // (fork, exec, a descriptor passed on) is not reused, the sender is identified.
+                let same_sender = !pkt.in_task
+                    || known.owner.tgid == 0
+                    || host.sender(sk).is_none_or(|t| t == known.owner);
+                if !same_sender {
+                    bump(&self.stats.resent);
+                } else if let Some(d) = cv.get_for(gen, facts.proto) {
                     bump(&self.stats.hits);
                     return self.finish(host, &facts, known.exe, d, true);
                 }
-                hit = Some((key, known));
+                hit = Some((key, known, same_sender));
             }
         }
 
@@ -292,7 +312,8 @@ impl<
             return self.finish(host, &facts, Identity::Unknown, d, false);
         };
         let key = match hit {
-            Some((key, known)) => {
+            Some((key, _, false)) => key,
+            Some((key, known, true)) => {
                 // Stale: recompute from the cached identity (no identification work).
                 if let Some(d) = self.recompute(&flags, &facts, &known.exe) {
                     self.sockets
@@ -326,7 +347,7 @@ impl<
                 key,
                 KnownSocket {
                     inode: info.inode,
-                    tgid: found.tgid,
+                    owner: found.owner,
                     uid: pkt.uid,
                     exe: found.ident,
                 },
@@ -358,9 +379,9 @@ impl<
         };
         if !pkt.in_task {
             return match self.identify_by_image(host, sk) {
-                Some((ident, tgid)) => Found {
+                Some((ident, owner)) => Found {
                     ident,
-                    tgid,
+                    owner,
                     cache: true,
                 },
                 None => deferred(),
@@ -369,9 +390,9 @@ impl<
         match self.identify_in_task(host, sk, inode) {
             // An owner whose executable could not be read (exiting) is not cached: the socket's
             // next packet tries again.
-            InTask::Found(ident, tgid) => Found {
+            InTask::Found(ident, owner) => Found {
                 ident,
-                tgid,
+                owner,
                 cache: ident != Identity::Unknown,
             },
             InTask::NoOwner => Found::UNCACHED,
@@ -410,33 +431,42 @@ impl<
             .map(|m| m.action)
     }
 
-    /// Any context, no lock beyond our own: the sending task holds the socket and its process
-    /// image was resolved before.
-    fn identify_by_image<'s, H: Host>(&self, host: &H, sk: H::Sock<'s>) -> Option<(Identity, u32)> {
-        let task = host.sender_holds(sk)?;
-        let ident = self.images.read().get(&task)?;
-        // An executable id evicted from the table since cannot be used (its rule lookup would read
-        // as "no rule").
+    /// The identity already known for process image `task`, unless its executable id went stale
+    /// (its rule lookup would read as "no rule").
+    fn known_image(&self, task: &TaskId) -> Option<Identity> {
+        let ident = self.images.read().get(task)?;
         if let Identity::Exe(e) = ident {
             self.exes.read().get(e)?;
         }
         bump(&self.stats.image_resolved);
-        Some((ident, task.tgid))
+        Some(ident)
     }
 
-    /// Task context: the sending task first (its known image, else its executable), then the
-    /// active-socket cache (walking if allowed).
+    /// Any context, no lock beyond our own: the current (in softirq: interrupted) task holds the
+    /// socket and its process image was resolved before.
+    fn identify_by_image<'s, H: Host>(
+        &self,
+        host: &H,
+        sk: H::Sock<'s>,
+    ) -> Option<(Identity, TaskId)> {
+        let task = host.sender_holds(sk)?;
+        Some((self.known_image(&task)?, task))
+    }
+
+    /// Task context: the sender (its known image, else its executable), whether or not a
+    /// descriptor table holds the socket; without a user-process sender (a kernel thread), the
+    /// owner from the active-socket cache (walking if allowed).
     fn identify_in_task<'s, H: Host>(&self, host: &H, sk: H::Sock<'s>, inode: u64) -> InTask {
-        if let Some((ident, tgid)) = self.identify_by_image(host, sk) {
-            return InTask::Found(ident, tgid);
-        }
         let mut path = ExePath::EMPTY;
-        match host.sender_exe(sk, &mut path) {
-            Err(ExeError::NoTask) => {}
-            r => {
+        if let Some(task) = host.sender(sk) {
+            if let Some(ident) = self.known_image(&task) {
+                return InTask::Found(ident, task);
+            }
+            let r = host.sender_exe(sk, &mut path);
+            if r != Err(ExeError::NoTask) {
                 bump(&self.stats.task_resolved);
-                let (ident, tgid) = self.identity_of(r, &path);
-                return InTask::Found(ident, tgid);
+                let (ident, owner) = self.identity_of(r, &path);
+                return InTask::Found(ident, owner);
             }
         }
         let found = self
@@ -447,8 +477,8 @@ impl<
             ActiveLookup::Owner(tgid) => {
                 let r = host.task_exe(tgid, &mut path);
                 bump(&self.stats.task_resolved);
-                let (ident, _) = self.identity_of(r, &path);
-                InTask::Found(ident, tgid)
+                let (ident, owner) = self.identity_of(r, &path);
+                InTask::Found(ident, TaskId { tgid, ..owner })
             }
             ActiveLookup::NotFound => InTask::NoOwner,
             ActiveLookup::RateLimited => InTask::RateLimited,
@@ -458,7 +488,7 @@ impl<
     /// The identity for a host's executable answer (interned id, `PathTooLong`, or `Unknown`) and
     /// the process's tgid; a known identity is remembered for the process image, so later misses
     /// need no path read.
-    fn identity_of(&self, r: Result<TaskId, ExeError>, path: &ExePath) -> (Identity, u32) {
+    fn identity_of(&self, r: Result<TaskId, ExeError>, path: &ExePath) -> (Identity, TaskId) {
         let (ident, task) = match r {
             Ok(task) if !path.is_empty() => {
                 let found = self.exes.read().find(path.as_bytes());
@@ -470,12 +500,12 @@ impl<
             }
             Ok(task) | Err(ExeError::NoExe(task)) => (Identity::Unknown, task),
             Err(ExeError::TooLong(task)) => (Identity::PathTooLong, task),
-            Err(ExeError::NoTask) => return (Identity::Unknown, 0),
+            Err(ExeError::NoTask) => return (Identity::Unknown, TaskId::tgid_only(0)),
         };
         if ident != Identity::Unknown {
             self.images.write().insert(task, ident);
         }
-        (ident, task.tgid)
+        (ident, task)
     }
 
     fn defer<H: Host>(&self, host: &H, s: Deferred) {
@@ -498,7 +528,7 @@ impl<
             ActiveLookup::Owner(tgid) => {
                 let mut path = ExePath::EMPTY;
                 let r = host.task_exe(tgid, &mut path);
-                let (ident, _) = self.identity_of(r, &path);
+                let (ident, owner) = self.identity_of(r, &path);
                 if ident == Identity::Unknown {
                     return DeferredOutcome::NotFound;
                 }
@@ -506,7 +536,7 @@ impl<
                     s.key,
                     KnownSocket {
                         inode: s.inode,
-                        tgid,
+                        owner: TaskId { tgid, ..owner },
                         uid: s.uid,
                         exe: ident,
                     },

@@ -4,14 +4,14 @@ use std::ops::ControlFlow;
 
 use e7_core::{
     ActiveCache, ActiveLookup, CachedVerdict, Decision, EventKind, ExeTable, Identity, KnownSocket,
-    ProcessTable, Reason, SocketCache, SocketKey, SocketOwner, Verdict,
+    ProcessTable, Reason, SocketCache, SocketKey, SocketOwner, TaskId, Verdict,
 };
 
 fn known(tgid: u32) -> KnownSocket {
     let mut t: ExeTable<4> = ExeTable::new();
     KnownSocket {
         inode: u64::from(tgid) * 10,
-        tgid,
+        owner: TaskId::tgid_only(tgid),
         uid: 1000,
         exe: Identity::Exe(t.intern(b"/bin/x").unwrap()),
     }
@@ -45,7 +45,7 @@ fn key_zero_is_a_valid_key() {
     let mut c: SocketCache<4, 2> = SocketCache::new();
     assert!(c.lookup(SocketKey(0)).is_none());
     c.insert(SocketKey(0), known(3));
-    assert_eq!(c.lookup(SocketKey(0)).unwrap().0.tgid, 3);
+    assert_eq!(c.lookup(SocketKey(0)).unwrap().0.owner.tgid, 3);
 }
 
 #[test]
@@ -168,7 +168,7 @@ fn forget_tgid_and_clear() {
     }
     assert_eq!(c.forget_tgid(100), 5);
     assert_eq!(c.len(), 5);
-    assert!(c.iter().all(|(_, v)| v.tgid == 200));
+    assert!(c.iter().all(|(_, v)| v.owner.tgid == 200));
     c.clear();
     assert!(c.is_empty());
     assert_eq!(c.iter().count(), 0);
@@ -187,7 +187,7 @@ fn lookup_under_shared_reference_from_many_threads() {
             s.spawn(move || {
                 for k in 0..512u64 {
                     if let Some((v, _)) = c.lookup(SocketKey(k)) {
-                        assert_eq!(u64::from(v.tgid), k);
+                        assert_eq!(u64::from(v.owner.tgid), k);
                     }
                     c.store_verdict(SocketKey(k), CachedVerdict::new(ACCEPT, t));
                 }

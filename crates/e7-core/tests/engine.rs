@@ -102,12 +102,13 @@ impl Host for Fake {
         let t = self.sender.get()?;
         self.holds(t, sk.inode).then(|| self.task(t))
     }
-    fn sender_exe(&self, sk: FakeSock, out: &mut ExePath) -> Result<TaskId, ExeError> {
+    fn sender(&self, _sk: FakeSock) -> Option<TaskId> {
         self.call();
-        match self.sender.get() {
-            Some(t) if self.holds(t, sk.inode) => self.exe(t, out),
-            _ => Err(ExeError::NoTask),
-        }
+        self.sender.get().map(|t| self.task(t))
+    }
+    fn sender_exe(&self, _sk: FakeSock, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        self.call();
+        self.exe(self.sender.get().ok_or(ExeError::NoTask)?, out)
     }
     fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
         self.call();
@@ -284,7 +285,7 @@ fn miss_then_fast_path_hit() {
         );
         assert_eq!(e.flags.get(Flag::QPackets), 2);
         let (known, _) = e.sockets.read().lookup(SocketKey(1)).unwrap();
-        assert_eq!((known.tgid, known.inode, known.uid), (50, 500, 1000));
+        assert_eq!((known.owner.tgid, known.inode, known.uid), (50, 500, 1000));
     });
 }
 
@@ -521,6 +522,77 @@ fn cached_verdict_is_per_protocol_for_raw_sockets() {
             fake.resolves.get(),
             1,
             "same socket, same identity: no re-identification"
+        );
+    });
+}
+
+#[test]
+fn a_socket_no_descriptor_table_holds_belongs_to_its_sender() {
+    // io_uring: a socket registered with IORING_REGISTER_FILES and then close()d is in no fd
+    // table; IORING_OP_SEND with IOSQE_FIXED_FILE sends it in the process's (or its io-wq
+    // worker's) task context. Before: walk -> no owner -> unkproc (allow).
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Block).unwrap()))
+            .unwrap();
+        fake.sender.set(Some(50));
+        let out = run(e, fake, PROTO_UDP, 77, 7777, 0);
+        assert_eq!(out.decision.verdict, Verdict::Drop);
+        assert_eq!(out.decision.reason, Reason::Rule);
+        assert_eq!(fake.walks.get(), 0, "the sender is known: no walk");
+        assert!(run(e, fake, PROTO_UDP, 77, 7777, 1).cached);
+    });
+}
+
+#[test]
+fn a_cached_verdict_is_not_reused_for_another_sender() {
+    // A socket inherited (fork), passed (SCM_RIGHTS) or taken (pidfd_getfd): the allowed
+    // program's verdict must not carry the blocked program's packets.
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/opt/tool", Action::Allow).unwrap()))
+            .unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Block).unwrap()))
+            .unwrap();
+        fake.owners.borrow_mut().push(SocketOwner {
+            inode: 600,
+            tgid: 50,
+        });
+        fake.sender.set(Some(60));
+        assert_eq!(
+            run(e, fake, PROTO_UDP, 2, 600, 0).decision.verdict,
+            Verdict::Accept
+        );
+        assert!(run(e, fake, PROTO_UDP, 2, 600, 1).cached);
+        fake.sender.set(Some(50));
+        let out = run(e, fake, PROTO_UDP, 2, 600, 2);
+        assert_eq!(
+            out.decision.verdict,
+            Verdict::Drop,
+            "the blocked sender is identified"
+        );
+        assert!(!out.cached);
+        // Softirq packets carry no sender: the last task-context identification holds.
+        let softirq = Packet {
+            in_task: false,
+            ..pkt(PROTO_UDP, 2, 600)
+        };
+        assert_eq!(e.decide(fake, &softirq).decision.verdict, Verdict::Drop);
+        fake.sender.set(Some(60));
+        assert_eq!(
+            run(e, fake, PROTO_UDP, 2, 600, 3).decision.verdict,
+            Verdict::Accept
+        );
+        // The allowed program execs the blocked one: same tgid, new image.
+        fake.exes.borrow_mut().insert(60, b"/usr/bin/wget".to_vec());
+        fake.execs.borrow_mut().insert(60, 2);
+        assert_eq!(
+            run(e, fake, PROTO_UDP, 2, 600, 4).decision.verdict,
+            Verdict::Drop
+        );
+        assert!(
+            e.stats.resent.load(std::sync::atomic::Ordering::Relaxed) >= 3,
+            "each change of sender was re-identified"
         );
     });
 }

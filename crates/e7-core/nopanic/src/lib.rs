@@ -135,6 +135,9 @@ impl Host for KHost {
     fn sender_holds(&self, _sk: (u64, u64)) -> Option<TaskId> {
         black_box(self.holds).then(|| task(black_box(7)))
     }
+    fn sender(&self, _sk: (u64, u64)) -> Option<TaskId> {
+        black_box(self.holds).then(|| task(black_box(8)))
+    }
     fn sender_exe(&self, _sk: (u64, u64), out: &mut ExePath) -> Result<TaskId, ExeError> {
         exe(self.len, black_box(7), out)
     }
@@ -284,7 +287,7 @@ pub extern "C" fn e7np_socket_ops(key: u64, op: u32) -> u32 {
             .sockets
             .read()
             .lookup(SocketKey(key))
-            .map_or(0, |(k, _)| k.tgid),
+            .map_or(0, |(k, _)| k.owner.tgid),
         1 => ENGINE.sockets.write().forget(SocketKey(key)) as u32,
         2 => ENGINE.sockets.write().forget_tgid(key as u32) as u32,
         3 => {
@@ -298,7 +301,7 @@ pub extern "C" fn e7np_socket_ops(key: u64, op: u32) -> u32 {
                 SocketKey(key),
                 e7_core::KnownSocket {
                     inode: key,
-                    tgid: op,
+                    owner: TaskId::tgid_only(op),
                     uid: 0,
                     exe: Identity::Unknown,
                 },

@@ -51,7 +51,8 @@ extern "C" {
     fn e7_c_now_ms() -> u64;
     fn e7_c_sk_cookie(sk: *mut c_void) -> u64;
     fn e7_c_sk_info(sk: *mut c_void, out: *mut E7SockInfo);
-    fn e7_c_current_owner(sk: *mut c_void, out: *mut E7Exe) -> i32;
+    fn e7_c_current_task(out: *mut TaskId) -> i32;
+    fn e7_c_current_exe(out: *mut E7Exe) -> i32;
     fn e7_c_current_holds(sk: *mut c_void, out: *mut TaskId) -> i32;
     fn e7_c_task_exe(tgid: u32, out: *mut E7Exe) -> i32;
     fn e7_c_walk_sockets(cb: WalkCb, ctx: *mut c_void) -> i32;
@@ -143,11 +144,18 @@ impl Kernel for Shim {
         }
     }
 
-    fn sender_exe(&self, sk: SockRef<'_>, out: &mut ExePath) -> Result<TaskId, ExeError> {
+    fn current_task(&self) -> Option<TaskId> {
+        let mut id = TaskId::default();
+        // SAFETY: id is a valid e7_task_id (TaskId is its #[repr(C)] mirror). Lock-free.
+        let user = unsafe { e7_c_current_task(&mut id) != 0 };
+        user.then_some(id)
+    }
+
+    fn current_exe(&self, out: &mut ExePath) -> Result<TaskId, ExeError> {
         let mut exe = E7Exe::new();
-        // SAFETY: sk as above; exe is a valid e7_exe. The C side refuses outside task context
-        // (-ESRCH/-EPERM in exe.status, read by E7Exe::result).
-        unsafe { e7_c_current_owner(sk.ptr(), &mut exe) };
+        // SAFETY: exe is a valid e7_exe. The C side refuses outside task context (-ESRCH in
+        // exe.status, read by E7Exe::result).
+        unsafe { e7_c_current_exe(&mut exe) };
         exe.result(out)
     }
 

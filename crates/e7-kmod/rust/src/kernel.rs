@@ -38,7 +38,7 @@ pub enum SendError {
     Errno(u32),
 }
 
-/// Kernel services. Context rules: `sender_exe`, `task_exe` and `walk_sockets` take
+/// Kernel services. Context rules: `current_exe`, `task_exe` and `walk_sockets` take
 /// `task_lock`/`files->file_lock` and must only be called in task context (the shim refuses
 /// otherwise); `send` allocates with `GFP_KERNEL` and must only be called in process context;
 /// everything else may be called from the netfilter hook in any context.
@@ -57,9 +57,12 @@ pub trait Kernel {
     fn sk_cookie(&self, sk: Self::Sock<'_>) -> SocketKey;
     /// The socket's inode and backing.
     fn sk_info(&self, sk: Self::Sock<'_>) -> SockInfo;
-    /// Task context only: if the current task holds a descriptor for `sk`, its executable into
-    /// `out` and its process image.
-    fn sender_exe(&self, sk: Self::Sock<'_>, out: &mut ExePath) -> Result<TaskId, ExeError>;
+    /// Task context, lock-free: the current task's process image if it is a user process (not a
+    /// kernel thread, not exiting; io_uring workers are threads of their process). In task
+    /// context it is the packet's sender, whether or not a descriptor table holds the socket.
+    fn current_task(&self) -> Option<TaskId>;
+    /// Task context only: the current task's executable into `out` and its process image.
+    fn current_exe(&self, out: &mut ExePath) -> Result<TaskId, ExeError>;
     /// Any context, lock-free and bounded: the process image of the current task (in softirq: the
     /// interrupted one) if it holds a descriptor for `sk`.
     fn current_holds(&self, sk: Self::Sock<'_>) -> Option<TaskId>;

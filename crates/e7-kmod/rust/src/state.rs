@@ -60,8 +60,11 @@ impl<R: RawRwLock, K: Kernel> Host for Hook<'_, R, K> {
     fn sender_holds(&self, sk: K::Sock<'_>) -> Option<TaskId> {
         self.k.current_holds(sk)
     }
-    fn sender_exe(&self, sk: K::Sock<'_>, out: &mut ExePath) -> Result<TaskId, ExeError> {
-        self.k.sender_exe(sk, out)
+    fn sender(&self, _sk: K::Sock<'_>) -> Option<TaskId> {
+        self.k.current_task()
+    }
+    fn sender_exe(&self, _sk: K::Sock<'_>, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        self.k.current_exe(out)
     }
     fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
         self.k.task_exe(tgid, out)

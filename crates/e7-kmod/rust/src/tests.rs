@@ -161,18 +161,13 @@ impl Kernel for Fake {
         }
     }
 
-    fn sender_exe(&self, sk: SockRef, out: &mut ExePath) -> Result<TaskId, ExeError> {
+    fn current_task(&self) -> Option<TaskId> {
+        self.current.get().map(|t| self.task_id(t))
+    }
+
+    fn current_exe(&self, out: &mut ExePath) -> Result<TaskId, ExeError> {
         self.owner_calls.set(self.owner_calls.get() + 1);
-        let ino = self.socks.borrow()[&sk.0].ino;
         let tgid = self.current.get().ok_or(ExeError::NoTask)?;
-        if !self
-            .fds
-            .borrow()
-            .iter()
-            .any(|&(i, t)| i == ino && t == tgid)
-        {
-            return Err(ExeError::NoTask);
-        }
         let mut exe = E7Exe::new();
         self.fill_exe(tgid, &mut exe);
         exe.result(out)
@@ -491,11 +486,11 @@ fn refill_respects_the_walk_rate_limit_and_retries() {
 }
 
 #[test]
-fn task_context_miss_walks_when_current_is_not_the_owner() {
+fn task_context_miss_walks_when_a_kernel_thread_sends() {
     let (m, k) = enabled();
     request(&m, &k, &rule(Action::Block, UDP, "/opt/daemon"), 1).unwrap();
     k.process(9, "/opt/daemon", &[777]);
-    k.current.set(Some(1)); // some other task is current
+    k.current.set(None); // a kernel thread (no user process) is current
     let sk = k.sock(1, 900, 777, SockKind::User);
     assert_eq!(m.packet(&k, &pkt(Some(sk), UDP, true)), Verdict::Drop);
     assert_eq!(k.walks.get(), 1);
