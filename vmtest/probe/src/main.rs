@@ -14,6 +14,7 @@
 mod genl;
 mod net;
 mod sys;
+mod uring;
 
 use std::fmt;
 use std::io::{BufRead, BufReader};
@@ -31,6 +32,12 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
   udp4|udp6|tcp4|tcp6|icmp4|icmp6|udp4m|tcp4m|udp6x [PORT]
                                            one exchange with a loopback receiver (PORT 0/absent: any free)
   raw4|raw6 IPPROTO                        one datagram of another IP protocol on a raw socket (root)
+  uring4|uring6 [worker]                   one UDP datagram with IORING_OP_SEND + IOSQE_FIXED_FILE on a
+                                           registered socket whose descriptor was closed (worker: from an
+                                           io-wq worker thread, IOSQE_ASYNC)
+  inherit4|inherit6 PROG                   PROG (exec'ed with this process's connected UDP socket) sends
+                                           first, then this program sends on the same socket; exit code of
+                                           this program's send
   twophase PROTO GATEFILE [PORT]           exchange, wait until GATEFILE exists, exchange again on the SAME
                                            socket; prints `phase1 ...`, `phase2 ...`; exit code of phase 2
   storm SOCKETS PROCS [udp4|udp6|tcp4|tcp6] SOCKETS short-lived sockets spread over PROCS processes (copies of
@@ -86,6 +93,17 @@ enum Cmd {
     After {
         gate: PathBuf,
         inner: Box<Cmd>,
+    },
+    Uring {
+        v6: bool,
+        worker: bool,
+    },
+    Inherit {
+        v6: bool,
+        prog: String,
+    },
+    SendFd {
+        fd: i32,
     },
     CompatQuery,
     Help,
@@ -189,6 +207,41 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
                 v6: args[0] == "raw6",
                 ipproto,
             }
+        }
+        "uring4" | "uring6" => {
+            let worker = match args.get(1).map(String::as_str) {
+                None => false,
+                Some("worker") => true,
+                Some(o) => {
+                    return usage_err(format!(
+                        "{}: expected `worker` or nothing, got {o:?}",
+                        args[0]
+                    ))
+                }
+            };
+            no_more(args, 2)?;
+            Cmd::Uring {
+                v6: args[0] == "uring6",
+                worker,
+            }
+        }
+        "inherit4" | "inherit6" => {
+            let Some(prog) = args.get(1) else {
+                return usage_err(format!(
+                    "{}: missing PROG (the program that sends first)",
+                    args[0]
+                ));
+            };
+            no_more(args, 2)?;
+            Cmd::Inherit {
+                v6: args[0] == "inherit6",
+                prog: prog.clone(),
+            }
+        }
+        "send-fd" => {
+            let fd = parse_num("FD", args.get(1), "an inherited descriptor number")?;
+            no_more(args, 2)?;
+            Cmd::SendFd { fd }
         }
         "twophase" => {
             let proto = parse_proto(args.get(1), &Proto::ALL, None)?;
@@ -562,6 +615,9 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         }
         Cmd::Probe { proto, port } => report(&net::probe(proto, port, timeout)),
         Cmd::Raw { v6, ipproto } => report(&net::raw(v6, ipproto)),
+        Cmd::Uring { v6, worker } => report(&uring::uring_send(v6, worker, timeout)),
+        Cmd::Inherit { v6, prog } => report(&uring::inherit(v6, &prog, timeout)),
+        Cmd::SendFd { fd } => report(&uring::send_fd(fd)),
         Cmd::TwoPhase { proto, gate, port } => two_phase(proto, &gate, port, timeout),
         Cmd::Storm {
             sockets,
