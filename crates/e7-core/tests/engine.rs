@@ -201,6 +201,18 @@ impl std::ops::Deref for Sut {
     }
 }
 
+/// Like [`both`], with the system under test shared (a write hook inside the fake host holds it).
+fn both_shared(test: impl Fn(&std::sync::Arc<Sut>, &Fake)) {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const FRESH: StdEngine = Engine::new();
+    test(&std::sync::Arc::new(Sut::Engine(Box::new(FRESH))), &fake());
+    #[cfg(feature = "std")]
+    test(
+        &std::sync::Arc::new(Sut::Firewall(Firewall::new())),
+        &fake(),
+    );
+}
+
 fn pkt(proto: u32, key: u64, inode: u64) -> Packet<FakeSock> {
     Packet {
         sk: Some(FakeSock {
@@ -595,4 +607,44 @@ fn a_cached_verdict_is_not_reused_for_another_sender() {
             "each change of sender was re-identified"
         );
     });
+}
+
+/// Issue 7, hole #7: a flag write landing in the middle of a packet's decision must never leave a
+/// verdict computed with the old flags tagged as current. The fake host performs the write (unkrule
+/// allow -> block) just before its `k`-th call, for every call the packet path makes — on a miss,
+/// on a hit and on a recompute — and the socket's NEXT packet must see the new flags.
+#[test]
+fn a_flag_write_interleaved_with_a_packet_never_leaves_a_stale_verdict() {
+    for warm in [false, true] {
+        for k in 0..12 {
+            both_shared(|e, fake| {
+                e.flags.set(Flag::Mode, ENABLED).unwrap();
+                fake.sender.set(Some(50));
+                if warm {
+                    // Cached (hit path) under the current generation.
+                    assert_eq!(
+                        run(e, fake, PROTO_TCP, 1, 500, 0).decision.verdict,
+                        Verdict::Accept
+                    );
+                }
+                fake.calls.set(0);
+                let writer = std::sync::Arc::clone(e);
+                *fake.hook.borrow_mut() = Some(Box::new(move |n| {
+                    if n == k {
+                        writer.flags.set(Flag::UnkRule, BLOCK).unwrap();
+                    }
+                }));
+                run(e, fake, PROTO_TCP, 1, 500, 1);
+                *fake.hook.borrow_mut() = None;
+                let next = run(e, fake, PROTO_TCP, 1, 500, 2);
+                if e.flags.get(Flag::UnkRule) == BLOCK {
+                    assert_eq!(
+                        next.decision.verdict,
+                        Verdict::Drop,
+                        "write before host call {k} (warm cache: {warm}) left a stale allow"
+                    );
+                }
+            });
+        }
+    }
 }
