@@ -112,6 +112,8 @@ struct Found {
     owner: TaskId,
     /// Cache the socket (with this identity) in the known-socket cache.
     cache: bool,
+    /// The owner could not be found right now; identification was deferred (the packet drops).
+    deferred: bool,
 }
 
 impl Found {
@@ -119,6 +121,7 @@ impl Found {
         ident: Identity::Unknown,
         owner: TaskId::tgid_only(0),
         cache: false,
+        deferred: false,
     };
 }
 
@@ -246,9 +249,10 @@ impl<
     ///    active-socket cache (a rate-limited process-table walk), then its executable;
     /// 2. softirq: the interrupted task holds the socket and its process image was resolved
     ///    before (lock-free);
-    /// 3. otherwise (softirq, or a rate-limited walk): [`Host::defer`]; the packet gets `unkproc`
-    ///    and nothing is cached, the deferred work ([`Engine::identify_deferred`]) caches the
-    ///    socket.
+    /// 3. otherwise (softirq, or a rate-limited walk): [`Host::defer`]; the packet is DROPPED
+    ///    ([`Decision::DEFERRED`]: never `unkproc`, which would let it leave as if unowned — TCP
+    ///    retransmits) and nothing is cached; the deferred work ([`Engine::identify_deferred`])
+    ///    caches the socket, so its next packet is decided by its owner's rules.
     ///
     /// A cached socket remembers the process image its verdict was earned by: in task context a
     /// packet sent by another image (after fork or exec, or on a descriptor passed with
@@ -339,6 +343,10 @@ impl<
             },
             SockKind::User => self.identify_user(host, sk, info.inode, pkt, key),
         };
+        if found.deferred {
+            // Never as if unowned: the deferred work identifies the socket, TCP retransmits.
+            return Outcome::plain(Decision::DEFERRED);
+        }
         let rule = self.rule_for(&facts, &found.ident);
         let d = decide(&flags, &facts, &found.ident, rule);
         if found.cache {
@@ -375,7 +383,10 @@ impl<
                     uid: pkt.uid,
                 },
             );
-            Found::UNCACHED
+            Found {
+                deferred: true,
+                ..Found::UNCACHED
+            }
         };
         if !pkt.in_task {
             return match self.identify_by_image(host, sk) {
@@ -383,6 +394,7 @@ impl<
                     ident,
                     owner,
                     cache: true,
+                    deferred: false,
                 },
                 None => deferred(),
             };
@@ -394,6 +406,7 @@ impl<
                 ident,
                 owner,
                 cache: ident != Identity::Unknown,
+                deferred: false,
             },
             InTask::NoOwner => Found::UNCACHED,
             // Let the deferred work try after the interval.

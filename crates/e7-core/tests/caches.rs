@@ -340,3 +340,75 @@ fn verdict_can_be_bound_to_a_protocol() {
     assert_eq!(any.get_for(7, 6), Some(ACCEPT));
     assert_eq!(CachedVerdict::EMPTY.get_for(0, 0), None);
 }
+
+#[test]
+fn one_users_churn_evicts_only_its_own_entries() {
+    // Issue 7, hole #1: an unprivileged user churning sockets must not evict another user's live
+    // sockets (their next softirq packet could not be identified at once).
+    let mut c: SocketCache<1, 8> = SocketCache::new();
+    let live = |k: u64| KnownSocket {
+        uid: 1000,
+        ..known(k as u32)
+    };
+    for k in 0..3u64 {
+        c.insert(SocketKey(k), live(k));
+    }
+    for k in 100..10_000u64 {
+        let churn = KnownSocket {
+            uid: 65534,
+            ..known(k as u32)
+        };
+        let evicted = c.insert(SocketKey(k), churn);
+        assert!(
+            evicted.is_none_or(|e| e.0 >= 100),
+            "the churner evicted a live socket of another user: {evicted:?}"
+        );
+    }
+    for k in 0..3u64 {
+        assert!(
+            c.peek(SocketKey(k)).is_some(),
+            "socket {k} survived the churn"
+        );
+    }
+    // A user holding more than half of the set pays for its own inserts first, then shares.
+    let mut c: SocketCache<1, 4> = SocketCache::new();
+    for k in 0..4u64 {
+        c.insert(SocketKey(k), live(k));
+    }
+    let evicted = c.insert(
+        SocketKey(50),
+        KnownSocket {
+            uid: 7,
+            ..known(50)
+        },
+    );
+    assert_eq!(
+        evicted,
+        Some(SocketKey(0)),
+        "the heaviest uid's LRU entry goes"
+    );
+    let evicted = c.insert(
+        SocketKey(51),
+        KnownSocket {
+            uid: 7,
+            ..known(51)
+        },
+    );
+    assert_eq!(
+        evicted,
+        Some(SocketKey(1)),
+        "uid 1000 still holds the most entries"
+    );
+    let evicted = c.insert(
+        SocketKey(52),
+        KnownSocket {
+            uid: 7,
+            ..known(52)
+        },
+    );
+    assert_eq!(
+        evicted,
+        Some(SocketKey(50)),
+        "a tie: the inserting uid evicts its own"
+    );
+}

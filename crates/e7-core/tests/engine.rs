@@ -648,3 +648,46 @@ fn a_flag_write_interleaved_with_a_packet_never_leaves_a_stale_verdict() {
         }
     }
 }
+
+#[test]
+fn an_owner_not_found_right_now_is_dropped_never_unkproc() {
+    // Issue 7, hole #1: softirq (a timer's retransmit, a listener's SYN-ACK) with the socket not
+    // cached used to get `unkproc` (allow by default). Now: dropped, deferred, and the deferred
+    // identification decides the socket's next packet by its owner's rules.
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Block).unwrap()))
+            .unwrap();
+        assert_eq!(e.flags.get(Flag::UnkProc), Const::Allow.value());
+        let softirq = |key, inode| Packet {
+            in_task: false,
+            ..pkt(PROTO_TCP, key, inode)
+        };
+        let out = e.decide(fake, &softirq(1, 500));
+        assert_eq!(out.decision.verdict, Verdict::Drop);
+        assert_eq!(out.decision.reason, Reason::Deferred);
+        assert!(out.event.is_none());
+        assert!(e.sockets.read().peek(SocketKey(1)).is_none(), "not cached");
+        let queued = fake.deferred.borrow().clone();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(
+            e.identify_deferred(fake, &queued[0]),
+            e7_core::DeferredOutcome::Inserted
+        );
+        let out = e.decide(fake, &softirq(1, 500));
+        assert_eq!(
+            (out.decision.verdict, out.decision.reason),
+            (Verdict::Drop, Reason::Rule)
+        );
+        // An allowed owner's socket is accepted once identified.
+        let out = e.decide(fake, &softirq(2, 600));
+        assert_eq!(out.decision.reason, Reason::Deferred);
+        let queued = fake.deferred.borrow().last().copied().unwrap();
+        fake.now.set(1_000); // past the walk interval
+        e.identify_deferred(fake, &queued);
+        assert_eq!(
+            e.decide(fake, &softirq(2, 600)).decision.verdict,
+            Verdict::Accept
+        );
+    });
+}

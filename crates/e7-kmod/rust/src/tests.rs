@@ -437,12 +437,13 @@ fn rule_and_mode_changes_apply_to_open_sockets_at_the_next_packet() {
 #[test]
 fn softirq_miss_defers_to_one_refill_work_then_hits() {
     let (m, k) = enabled();
-    set(&m, &k, Flag::UnkProc, Const::Block);
+    // unkproc stays `allow`: a packet whose owner cannot be found right now is dropped anyway
+    // (issue 7, hole #1), never let through as if unowned.
     request(&m, &k, &rule(Action::Allow, TCP, "/srv/server"), 1).unwrap();
     k.process(7, "/srv/server", &[9000, 9001]);
     let a = k.sock(1, 500, 9000, SockKind::User);
     let b = k.sock(2, 501, 9001, SockKind::User);
-    // Softirq: never identify, never walk; unkproc for now, one work item kicked.
+    // Softirq: never identify, never walk; dropped for now, one work item kicked.
     assert_eq!(m.packet(&k, &pkt(Some(a), TCP, false)), Verdict::Drop);
     assert_eq!(m.packet(&k, &pkt(Some(b), TCP, false)), Verdict::Drop);
     assert_eq!(m.packet(&k, &pkt(Some(a), TCP, false)), Verdict::Drop);
