@@ -22,8 +22,8 @@
  *    marks a packet E7_PKT_IN_TASK only when e7_may_lock_tasks() (process context, BH and IRQs
  *    enabled); the functions that take those locks (e7_c_current_exe, e7_c_task_exe,
  *    e7_c_walk_sockets) are only reached for such packets or from the e7 workqueue, and refuse
- *    otherwise. Every other miss uses the lock-free e7_c_current_holds and is deferred to one
- *    bounded, rate-limited work item (e7_refill_work);
+ *    otherwise. Every other miss uses the lock-free e7_c_current_holds, or else the packet is
+ *    dropped and the socket deferred to one bounded, rate-limited work item (e7_refill_work);
  *  - the rwlocks that protect the Rust state are always taken with the _bh variants, so a
  *    process-context writer can never be interrupted by a softirq reader on its own CPU.
  */
