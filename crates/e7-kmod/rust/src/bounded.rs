@@ -13,7 +13,7 @@ pub const EVENT_QUEUE: usize = 128;
 /// Capacity of the subscriber set.
 pub const MAX_SUBSCRIBERS: usize = 8;
 /// Capacity of the refill queue (sockets missed in softirq, resolved by the refill work).
-pub const PENDING_SOCKETS: usize = 32;
+pub const PENDING_SOCKETS: usize = 128;
 
 /// One queued event: STATE, PROT and a copy of the executable path (copied only when queued).
 #[derive(Clone)]

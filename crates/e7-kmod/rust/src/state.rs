@@ -34,6 +34,18 @@ use crate::bounded::{EventRecord, EventRing, Pending, Subscribers, EVENT_QUEUE, 
 use crate::errno::ECONNREFUSED;
 use crate::kernel::{Kernel, Level, SendError};
 
+/// Known-socket cache sets in the module (× 8 ways = 4096 sockets; e7-core's default is 128).
+///
+/// Why larger than the default: a socket evicted from the cache loses its identity for softirq
+/// packets, which are then dropped until the refill work re-identifies it (never let through as
+/// if unowned). A connection storm of one user (hundreds of connects in flight, each idle until
+/// its SYN-ACK) must not push its own waiting sockets out before their retransmits
+/// (`case_storm_churn`).
+pub const SOCKET_SETS: usize = 512;
+
+/// The module's engine: e7-core's defaults except [`SOCKET_SETS`].
+pub type ModuleEngine<R> = Engine<R, 1024, SOCKET_SETS, 8, 256, 1024>;
+
 /// Delay before the refill work retries sockets the active-socket cache rate-limited (ms); the
 /// cache allows one process-table walk per 50 ms.
 pub const REFILL_RETRY_MS: u32 = 60;
@@ -106,7 +118,7 @@ pub struct Stats {
 /// queue. `R` is the raw lock: the kernel's BH-safe rwlock (`klock.rs`), or parking_lot in tests.
 pub struct Module<R: RawRwLock> {
     /// Flags, rules, caches.
-    pub engine: Engine<R>,
+    pub engine: ModuleEngine<R>,
     pub(crate) events: RwLock<R, EventRing>,
     pub(crate) subs: RwLock<R, Subscribers>,
     pending: RwLock<R, Pending>,
