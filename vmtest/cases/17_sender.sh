@@ -33,3 +33,18 @@ case_inherited_socket() {
         expect delivered "$PB" "$v" "$PB"
     done
 }
+
+# pidfd_getfd(2): the blocked program takes the allowed program's connected UDP socket (which already
+# sent, so its verdict is cached) and sends on it: blocked (before: the allowed program's verdict
+# carried it). The other way round, the allowed program's send on a socket the blocked one owns is
+# delivered.
+case_pidfd_getfd_socket() {
+    enforce
+    must e7 block any "$PA"
+    for v in steal4 steal6; do
+        expect blocked "$PA" "$v" "$PB"
+        expect blocked "$PU" as-user "$NOBODY" "$PA" "$v" "$PB"
+        expect delivered "$PB" "$v" "$PA"
+        expect delivered "$PB" "$v" "$PB"
+    done
+}

@@ -38,6 +38,9 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
   inherit4|inherit6 PROG                   PROG (exec'ed with this process's connected UDP socket) sends
                                            first, then this program sends on the same socket; exit code of
                                            this program's send
+  steal4|steal6 PROG                       PROG creates a connected UDP socket and sends first; this
+                                           program takes it with pidfd_getfd(2) and sends; exit code of
+                                           this program's send
   twophase PROTO GATEFILE [PORT]           exchange, wait until GATEFILE exists, exchange again on the SAME
                                            socket; prints `phase1 ...`, `phase2 ...`; exit code of phase 2
   storm SOCKETS PROCS [udp4|udp6|tcp4|tcp6 [PORT]]
@@ -118,6 +121,14 @@ enum Cmd {
     },
     SendFd {
         fd: i32,
+    },
+    Steal {
+        v6: bool,
+        prog: String,
+    },
+    HoldSock {
+        v6: bool,
+        port: u16,
     },
     CompatQuery,
     Help,
@@ -251,6 +262,29 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
                 v6: args[0] == "inherit6",
                 prog: prog.clone(),
             }
+        }
+        "steal4" | "steal6" => {
+            let Some(prog) = args.get(1) else {
+                return usage_err(format!(
+                    "{}: missing PROG (the program that owns the socket and sends first)",
+                    args[0]
+                ));
+            };
+            no_more(args, 2)?;
+            Cmd::Steal {
+                v6: args[0] == "steal6",
+                prog: prog.clone(),
+            }
+        }
+        "hold-sock" => {
+            let v6 = match args.get(1).map(String::as_str) {
+                Some("4") => false,
+                Some("6") => true,
+                o => return usage_err(format!("hold-sock: expected 4 or 6, got {o:?}")),
+            };
+            let port = parse_num("PORT", args.get(2), PORT_RANGE)?;
+            no_more(args, 3)?;
+            Cmd::HoldSock { v6, port }
         }
         "send-fd" => {
             let fd = parse_num("FD", args.get(1), "an inherited descriptor number")?;
@@ -732,6 +766,8 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         Cmd::Uring { v6, worker } => report(&uring::uring_send(v6, worker, timeout)),
         Cmd::Inherit { v6, prog } => report(&uring::inherit(v6, &prog, timeout)),
         Cmd::SendFd { fd } => report(&uring::send_fd(fd)),
+        Cmd::Steal { v6, prog } => report(&uring::steal(v6, &prog, timeout)),
+        Cmd::HoldSock { v6, port } => report(&uring::hold_sock(v6, port)),
         Cmd::TwoPhase { proto, gate, port } => two_phase(proto, &gate, port, timeout),
         Cmd::Storm {
             sockets,

@@ -7,8 +7,10 @@
 //!   from an io-wq worker thread.
 //! - [`inherit`]: a connected UDP socket is inherited by another program (fork + exec), which sends
 //!   first; then this program sends on the same socket.
+//! - [`steal`]: another program creates a connected UDP socket and sends first; this program takes
+//!   the descriptor with `pidfd_getfd(2)` and sends on it.
 //!
-//! No libc crate: the three io_uring system calls go through the C library's `syscall(2)`, the rings
+//! No libc crate: the io_uring and pidfd system calls go through the C library's `syscall(2)`, the rings
 //! through `mmap(2)`; std links the C library already. Like `sys.rs`, this module is an audited
 //! exception to the crate's `deny(unsafe_code)`; every block says why it is sound. x86-64 only (the
 //! VM's architecture): the syscall numbers below are x86-64's.
@@ -328,4 +330,108 @@ pub fn inherit(v6: bool, prog: &str, timeout: Duration) -> Outcome {
         Ok(_) => received(&rx, "parent sent on the socket the child used first"),
         Err(e) => classify_send_error("parent send", &e),
     }
+}
+
+const SYS_PIDFD_OPEN: c_long = 434;
+const SYS_PIDFD_GETFD: c_long = 438;
+
+/// Child side of [`steal`]: a UDP socket connected to loopback `port`, one datagram sent on it,
+/// its descriptor number printed; then it stays open until stdin closes.
+pub fn hold_sock(v6: bool, port: u16) -> Outcome {
+    let tx = match UdpSocket::bind(SocketAddr::new(loopback(v6), 0))
+        .and_then(|s| s.connect(SocketAddr::new(loopback(v6), port)).map(|()| s))
+    {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(format!("hold-sock socket: {e}")),
+    };
+    let first = match tx.send(b"e7-owner") {
+        Ok(_) => "sent",
+        Err(_) => "send failed",
+    };
+    println!("fd {} {first}", tx.as_raw_fd());
+    let mut sink = String::new();
+    let _ = std::io::stdin().read_line(&mut sink);
+    Outcome::Delivered("held".into())
+}
+
+/// `PROG hold-sock` (the owner) creates a connected UDP socket and sends first; this program takes
+/// the descriptor with pidfd_getfd(2) and sends on it. The outcome is that of this program's send.
+pub fn steal(v6: bool, prog: &str, timeout: Duration) -> Outcome {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let fail = |what: &str, e: io::Error| Outcome::Failed(format!("{what}: {e}"));
+    let rx = match UdpSocket::bind(SocketAddr::new(loopback(v6), 0)) {
+        Ok(s) => s,
+        Err(e) => return fail("bind", e),
+    };
+    if let Err(e) = rx.set_read_timeout(Some(timeout)) {
+        return fail("timeout", e);
+    }
+    let port = match rx.local_addr() {
+        Ok(a) => a.port(),
+        Err(e) => return fail("addr", e),
+    };
+    let v = if v6 { "6" } else { "4" };
+    let mut child = match Command::new(prog)
+        .args(["hold-sock", v, &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return fail(&format!("running {prog}"), e),
+    };
+    let mut line = String::new();
+    // Kept open until the child exits (it prints its own result line last).
+    let mut out = child.stdout.take().map(BufReader::new);
+    if let Some(r) = out.as_mut() {
+        let _ = r.read_line(&mut line);
+    }
+    let fd: Option<i32> = line.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+    let first = received(&rx, "owner");
+    println!("owner {prog}: {}; its datagram: {first}", line.trim());
+    let outcome = match fd {
+        None => Outcome::Failed(format!("{prog} hold-sock said {line:?}")),
+        Some(fd) => match steal_fd(child.id(), fd) {
+            Err(e) => fail("pidfd_getfd", e),
+            Ok(s) => match s.send(b"e7-thief") {
+                Ok(_) => received(&rx, "sent on the socket taken with pidfd_getfd"),
+                Err(e) => classify_send_error("send on the taken socket", &e),
+            },
+        },
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"\n");
+    }
+    if let Some(r) = out.as_mut() {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(r, &mut rest);
+    }
+    let _ = child.wait();
+    outcome
+}
+
+/// pidfd_open(pid) + pidfd_getfd(pidfd, fd): a copy of another process's descriptor.
+fn steal_fd(pid: u32, fd: i32) -> io::Result<UdpSocket> {
+    // SAFETY: pidfd_open(pid, 0) takes two integers; returns a new descriptor or -1.
+    let pidfd = unsafe { syscall(SYS_PIDFD_OPEN, pid as c_long, 0 as c_long) };
+    if pidfd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor owned by nobody else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    // SAFETY: pidfd_getfd(pidfd, targetfd, 0) takes three integers; returns a new descriptor.
+    let got = unsafe {
+        syscall(
+            SYS_PIDFD_GETFD,
+            pidfd.as_raw_fd() as c_long,
+            fd as c_long,
+            0 as c_long,
+        )
+    };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor (a copy of the target's socket) owned by nobody else.
+    Ok(unsafe { UdpSocket::from_raw_fd(got as RawFd) })
 }
