@@ -12,14 +12,16 @@
 //! used by folder rules but match none.
 
 use std::boxed::Box;
+use std::cell::RefCell;
 use std::hint::black_box;
 use std::ops::ControlFlow;
 
 use e7_core::sync::Engine;
 use e7_core::{
-    decide, Action, ActiveCache, CachedVerdict, ExeLookup, ExePath, ExeResolver, ExeTable, Family,
-    Flag, FlagValues, Identity, KnownSocket, Mode, PacketFacts, ProcessTable, Rule, RuleRing,
-    SocketCache, SocketFacts, SocketKey, SocketOwner, PROTO_ANY, PROTO_TCP, PROTO_UDP,
+    decide, Action, ActiveCache, CachedVerdict, Deferred, ExeError, ExePath, ExeTable, Family,
+    Flag, FlagValues, Host, Identity, KnownSocket, Mode, Packet, PacketFacts, ProcessTable, Rule,
+    RuleRing, SockInfo, SockKind, SocketCache, SocketKey, SocketOwner, TaskId, PROTO_ANY,
+    PROTO_TCP, PROTO_UDP,
 };
 
 /// Rule-set sizes measured.
@@ -126,7 +128,7 @@ impl Scenario {
                         key,
                         KnownSocket {
                             inode: k,
-                            tgid: 100,
+                            owner: TaskId::tgid_only(100),
                             uid: 1000,
                             exe,
                         },
@@ -160,15 +162,13 @@ impl Scenario {
                 let e = new_engine();
                 let _ = e.flags.set(Flag::Mode, e7_core::Const::Enabled.value());
                 e.edit_rules(|r| fill(r, 128));
-                let mut fake = FakeTable::new(0);
-                let mut res = FakeResolver;
-                let sock = sock_facts();
+                let host = BenchHost::new(0);
                 // Warm: identify once.
-                let _ = e.decide_packet(&tcp(), &sock, 0, &mut fake, &mut res);
+                let _ = e.decide_packet(&host, &packet());
                 Prepared::Engine {
                     engine: e,
                     recompute: self == Scenario::DecideRecompute,
-                    fake,
+                    host,
                 }
             }
             Scenario::DecidePure => Prepared::Pure,
@@ -262,13 +262,25 @@ fn tcp() -> PacketFacts {
     PacketFacts::new(PROTO_TCP, Family::Ipv4)
 }
 
-fn sock_facts() -> SocketFacts {
-    SocketFacts {
-        key: SocketKey(42),
-        inode: 4242,
+/// The benches' socket: cache key 42, inode 4242.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchSock {
+    key: u64,
+    inode: u64,
+}
+
+/// A TCP packet of [`BenchSock`] sent in task context by process 77.
+fn packet() -> Packet<BenchSock> {
+    Packet {
+        sk: Some(BenchSock {
+            key: 42,
+            inode: 4242,
+        }),
+        proto: PROTO_TCP,
         uid: 1000,
-        full: true,
-        owner_hint: Some(77),
+        family: Family::Ipv4,
+        malformed: false,
+        in_task: true,
     }
 }
 
@@ -299,15 +311,63 @@ impl ProcessTable for FakeTable {
     }
 }
 
-/// Resolves every process to `/usr/bin/prog4`.
-pub struct FakeResolver;
+/// A fake host: process 77 sends on every socket and runs `/usr/bin/prog4`; walks see a
+/// [`FakeTable`].
+pub struct BenchHost(RefCell<FakeTable>);
 
-impl ExeResolver for FakeResolver {
-    fn exe_path(&mut self, _tgid: u32, out: &mut ExePath) -> ExeLookup {
-        match out.set(b"/usr/bin/prog4") {
-            Ok(()) => ExeLookup::Found,
-            Err(_) => ExeLookup::Gone,
+impl BenchHost {
+    /// A host whose process table has `n` sockets.
+    pub fn new(n: u64) -> Self {
+        BenchHost(RefCell::new(FakeTable::new(n)))
+    }
+}
+
+const SENDER: TaskId = TaskId {
+    start_ns: 1,
+    exec_id: 1,
+    tgid: 77,
+    pad: 0,
+};
+
+impl Host for BenchHost {
+    type Sock<'s> = BenchSock;
+    fn now_ms(&self) -> u64 {
+        1
+    }
+    fn sock_key(&self, sk: BenchSock) -> SocketKey {
+        SocketKey(sk.key)
+    }
+    fn sock_info(&self, sk: BenchSock) -> SockInfo {
+        SockInfo {
+            inode: sk.inode,
+            kind: SockKind::User,
         }
+    }
+    fn sender_holds(&self, _sk: BenchSock) -> Option<TaskId> {
+        Some(SENDER)
+    }
+    fn sender(&self, _sk: BenchSock) -> Option<TaskId> {
+        Some(SENDER)
+    }
+    fn sender_exe(&self, _sk: BenchSock, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        out.set(b"/usr/bin/prog4")
+            .map(|()| SENDER)
+            .map_err(|_| ExeError::NoExe(SENDER))
+    }
+    fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        let task = TaskId { tgid, ..SENDER };
+        out.set(b"/usr/bin/prog4")
+            .map(|()| task)
+            .map_err(|_| ExeError::NoExe(task))
+    }
+    fn for_each_socket(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
+        if let Ok(mut t) = self.0.try_borrow_mut() {
+            t.for_each_socket(f);
+        }
+    }
+    fn defer(&self, _s: Deferred) {}
+    fn wants_events(&self) -> bool {
+        true
     }
 }
 
@@ -340,8 +400,8 @@ pub enum Prepared {
         engine: Box<BenchEngine>,
         /// Bump the policy generation before each decision (forces recomputation).
         recompute: bool,
-        /// An empty process table (the owner hint is used).
-        fake: FakeTable,
+        /// The host (process 77 sends).
+        host: BenchHost,
     },
     /// The pure decision function.
     Pure,
@@ -354,7 +414,7 @@ impl Prepared {
         match self {
             Prepared::Sockets { cache, key } => match cache.lookup(black_box(*key)) {
                 Some((k, v)) => {
-                    u64::from(k.tgid)
+                    u64::from(k.owner.tgid)
                         + v.get_for(5, PROTO_TCP)
                             .map_or(0, |d| u64::from(d.to_bits()))
                 }
@@ -376,7 +436,7 @@ impl Prepared {
             Prepared::Engine {
                 engine,
                 recompute,
-                fake,
+                host,
             } => {
                 if *recompute {
                     // A decision-relevant flag change invalidates every cached verdict.
@@ -388,13 +448,7 @@ impl Prepared {
                     };
                     let _ = engine.flags.set(Flag::Drops, flip);
                 }
-                let out = engine.decide_packet(
-                    black_box(&tcp()),
-                    black_box(&sock_facts()),
-                    1,
-                    fake,
-                    &mut FakeResolver,
-                );
+                let out = engine.decide_packet(&*host, black_box(&packet()));
                 (u64::from(out.decision.to_bits()) << 1) | u64::from(out.cached)
             }
             Prepared::Pure => {

@@ -18,7 +18,7 @@
  *  - e7_hook may run in any context that netfilter LOCAL_OUT runs in (task or softirq).
  *  - e7_genl_doit / e7_genl_dump run in process context under genl_mutex.
  *  - e7_work_events / e7_work_refill run in process context on the e7 workqueue.
- *  - e7_c_current_owner / e7_c_task_exe / e7_c_walk_sockets take task_lock and files->file_lock,
+ *  - e7_c_current_exe / e7_c_task_exe / e7_c_walk_sockets take task_lock and files->file_lock,
  *    which process context takes WITHOUT disabling BH: never from softirq, and never while a
  *    BH-safe lock may be held (process context with BH disabled). They are only called for
  *    packets flagged E7_PKT_IN_TASK (e7_may_lock_tasks() in the hook) or from the e7 workqueue.
@@ -126,7 +126,11 @@ E7_C_EXPORT void e7_c_log(__u32 level, const char *msg, __u32 len);
 E7_C_EXPORT __u64 e7_c_now_ms(void);
 E7_C_EXPORT __u64 e7_c_sk_cookie(void *sk);
 E7_C_EXPORT void e7_c_sk_info(void *sk, struct e7_sockinfo *out);
-E7_C_EXPORT int e7_c_current_owner(void *sk, struct e7_exe *out);
+/* Task context: the sending task (current, if a user process; io-wq workers count as their
+ * process) whether or not an fd table holds the socket. Lock-free; returns 1 and fills OUT. */
+E7_C_EXPORT int e7_c_current_task(struct e7_task_id *out);
+/* Task context with task locks allowed: current's executable (0 or a negative errno in OUT). */
+E7_C_EXPORT int e7_c_current_exe(struct e7_exe *out);
 /* Any context, lock-free: does the current (in softirq: the interrupted) task hold a descriptor for
  * SK? Scans at most E7_RCU_FD_SCAN descriptors under RCU, takes no lock a process-context holder
  * could hold. Returns 1 and fills OUT if so. */

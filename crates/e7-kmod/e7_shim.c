@@ -20,10 +20,10 @@
  *    tcp_v4_rcv), so "slock -> task_lock" on one CPU plus "task_lock, interrupted by a softirq
  *    spinning on slock" on another is an ABBA deadlock, although in_task() is true. So the hook
  *    marks a packet E7_PKT_IN_TASK only when e7_may_lock_tasks() (process context, BH and IRQs
- *    enabled); the functions that take those locks (e7_c_current_owner, e7_c_task_exe,
+ *    enabled); the functions that take those locks (e7_c_current_exe, e7_c_task_exe,
  *    e7_c_walk_sockets) are only reached for such packets or from the e7 workqueue, and refuse
- *    otherwise. Every other miss uses the lock-free e7_c_current_holds and is deferred to one
- *    bounded, rate-limited work item (e7_refill_work);
+ *    otherwise. Every other miss uses the lock-free e7_c_current_holds, or else the packet is
+ *    dropped and the socket deferred to one bounded, rate-limited work item (e7_refill_work);
  *  - the rwlocks that protect the Rust state are always taken with the _bh variants, so a
  *    process-context writer can never be interrupted by a softirq reader on its own CPU.
  */
@@ -405,11 +405,6 @@ static int e7_exe_of(struct task_struct *p, struct e7_exe *out)
 	return 0;
 }
 
-static int e7_fd_is(const void *want, struct file *f, unsigned int fd)
-{
-	return f == want;
-}
-
 /* The socket's file, only ever compared as an identity. Caller holds RCU. */
 static const void *e7_sk_file(struct sock *sk)
 {
@@ -457,22 +452,30 @@ int e7_c_current_holds(void *skv, struct e7_task_id *out)
 	return found;
 }
 
-int e7_c_current_owner(void *skv, struct e7_exe *out)
+/*
+ * The task sending a task-context packet: current, if it is a user process. That holds whether
+ * or not any fd table holds the socket (an io_uring registered file whose descriptor was closed,
+ * a descriptor passed on and closed): the task transmitting is the one that asked to. io_uring's
+ * io-wq and SQPOLL workers are PF_IO_WORKER threads of their process (its tgid, group leader and
+ * exec generation), not kernel threads. Lock-free (current's own fields), any task context.
+ */
+int e7_c_current_task(struct e7_task_id *out)
 {
-	struct sock *sk = skv;
-	struct files_struct *files;
-	const void *file;
+	if (!in_task() || (current->flags & (PF_KTHREAD | PF_EXITING)) || !current->mm)
+		return 0;
+	rcu_read_lock(); /* group_leader */
+	e7_task_id_of(current, out);
+	rcu_read_unlock();
+	return 1;
+}
 
+/* Task context with task locks allowed: the executable of current (the sender, see above). */
+int e7_c_current_exe(struct e7_exe *out)
+{
 	out->status = -ESRCH;
 	out->len = 0;
 	out->task.tgid = 0;
 	if (!e7_may_lock_tasks() || (current->flags & (PF_KTHREAD | PF_EXITING)))
-		return -ESRCH;
-	rcu_read_lock();
-	file = e7_sk_file(sk);
-	rcu_read_unlock();
-	files = current->files; /* current's own files: stable for current without task_lock */
-	if (!file || !files || !iterate_fd(files, 0, e7_fd_is, file))
 		return -ESRCH;
 	return e7_exe_of(current, out);
 }

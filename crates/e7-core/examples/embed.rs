@@ -9,8 +9,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 
 use e7_core::{
-    Action, Const, Family, Firewall, Flag, PacketFacts, ProcFsTable, SocketFacts, SocketKey,
-    PROTO_TCP, PROTO_UDP,
+    Action, Const, Family, Firewall, Flag, Packet, SocketKey, StdSock, PROTO_TCP, PROTO_UDP,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,18 +33,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Real sockets of this process; userspace keys them by inode (the kernel uses the cookie).
     let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
     let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let mut table = ProcFsTable::new();
     for (proto, fd) in [(PROTO_UDP, udp.as_raw_fd()), (PROTO_TCP, tcp.as_raw_fd())] {
         let inode = std::fs::metadata(format!("/proc/self/fd/{fd}"))?.ino();
-        let facts = SocketFacts {
+        // No sender given: the owner is found by walking /proc/*/fd.
+        let sock = StdSock {
             key: SocketKey(inode),
             inode,
+            sender: None,
+        };
+        let pkt = Packet {
+            sk: Some(&sock),
+            proto,
             uid: 0,
-            full: true,
-            owner_hint: None,
+            family: Family::Ipv4,
+            malformed: false,
+            in_task: true,
         };
         for packet in 1..=2 {
-            let (d, event) = fw.decide(&PacketFacts::new(proto, Family::Ipv4), &facts, &mut table);
+            let (d, event) = fw.decide(&pkt);
             println!(
                 "socket inode {inode}, proto {proto}, packet {packet}: {:?} ({:?}), event {:?}",
                 d.verdict,

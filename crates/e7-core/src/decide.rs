@@ -125,6 +125,10 @@ pub enum Reason {
     Rule,
     /// No rule matched → `unkrule`.
     NoRule,
+    /// The socket's owner could not be found right now (softirq or timer with the socket not
+    /// cached, or the process walk rate-limited): dropped, never `unkproc` — TCP retransmits, and
+    /// the deferred identification caches the socket for its next packet.
+    Deferred,
 }
 
 /// An event to deliver: (state, protocol, executable).
@@ -153,6 +157,10 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The decision for a packet whose owner could not be found right now: drop, no event (see
+    /// [`Reason::Deferred`]). Never cached.
+    pub const DEFERRED: Decision = Decision::plain(Verdict::Drop, Reason::Deferred);
+
     const fn plain(verdict: Verdict, reason: Reason) -> Decision {
         Decision {
             verdict,
@@ -195,6 +203,7 @@ impl Decision {
             Reason::PathTooLong => 5,
             Reason::Rule => 6,
             Reason::NoRule => 7,
+            Reason::Deferred => 8,
         };
         v | (e << 1) | ((self.squelch as u8) << 3) | (r << 4)
     }
@@ -221,6 +230,7 @@ impl Decision {
             5 => Reason::PathTooLong,
             6 => Reason::Rule,
             7 => Reason::NoRule,
+            8 => Reason::Deferred,
             _ => return None,
         };
         Some(Decision {

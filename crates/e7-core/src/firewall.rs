@@ -3,43 +3,135 @@
 //! Why: the kernel module wires [`Engine`] to its own locks, hooks and netlink; an embedder (a test
 //! harness, a userspace proxy, the benches) wants the same decisions behind a plain `&self` API. This
 //! wraps an [`Engine`] on `parking_lot` read/write locks, reads the clock itself, resolves executables
-//! through `/proc/<tgid>/exe` and copies event paths out for the caller.
+//! through `/proc` ([`ProcHost`]) and copies event paths out for the caller. The
+//! decision itself is [`Engine::decide_packet`], the same function the kernel module runs.
 
+use core::ops::ControlFlow;
 use std::boxed::Box;
 use std::fmt;
 use std::format;
 use std::string::ToString;
 use std::time::Instant;
 
-use crate::active::ProcessTable;
-use crate::decide::{Decision, EventKind, PacketFacts};
+use crate::active::{ProcessTable, SocketOwner};
+use crate::decide::{Decision, EventKind};
 use crate::flags::Action;
+use crate::host::{Deferred, ExeError, Host, Packet, SockInfo, SockKind, TaskId};
 use crate::path::{strip_deleted, ExePath, PathError, MAX_PATH_LEN};
+use crate::procfs::ProcFsTable;
 use crate::rules::{AddOutcome, Rule, RuleError};
 use crate::schema::{Flag, ValueError};
-use crate::sync::{Engine, ExeLookup, ExeResolver, SocketFacts};
+use crate::socket::SocketKey;
+use crate::sync::Engine;
 
 /// The engine type used by [`Firewall`]: default capacities on parking_lot locks.
 pub type StdEngine = Engine<parking_lot::RawRwLock>;
 
-/// Resolves executables through `/proc/<tgid>/exe` (the `" (deleted)"` suffix is stripped).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ProcExeResolver;
+/// A socket as a userspace embedder describes it to [`Firewall::decide`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StdSock {
+    /// Cache key (the socket inode will do when there are no cookies).
+    pub key: SocketKey,
+    /// Socket inode (0: a socket without a file, i.e. a kernel socket).
+    pub inode: u64,
+    /// The process the embedder knows is sending on this socket, if any (a cheap first answer that
+    /// avoids a `/proc` walk).
+    pub sender: Option<u32>,
+}
 
-impl ExeResolver for ProcExeResolver {
-    fn exe_path(&mut self, tgid: u32, out: &mut ExePath) -> ExeLookup {
-        let Ok(target) = std::fs::read_link(format!("/proc/{tgid}/exe")) else {
-            return ExeLookup::Gone;
-        };
-        let bytes = strip_deleted(target.as_os_str().as_encoded_bytes());
-        if bytes.len() > MAX_PATH_LEN {
-            return ExeLookup::TooLong;
+/// The userspace [`Host`]: executables through `/proc/<tgid>/exe` (the `" (deleted)"` suffix is
+/// stripped), owners through a [`ProcessTable`] walk (default: `/proc/*/fd`). Userspace has no
+/// softirq: every packet is in task context, nothing is deferred.
+pub struct ProcHost<T: ProcessTable = ProcFsTable> {
+    start: Instant,
+    table: std::cell::RefCell<T>,
+}
+
+impl<T: ProcessTable> ProcHost<T> {
+    /// A host walking `table`, with its clock starting at `start`.
+    pub fn new(start: Instant, table: T) -> Self {
+        ProcHost {
+            start,
+            table: std::cell::RefCell::new(table),
         }
-        match out.set(bytes) {
-            Ok(()) => ExeLookup::Found,
-            Err(PathError::TooLong { .. }) => ExeLookup::TooLong,
-            Err(_) => ExeLookup::Gone,
+    }
+}
+
+/// Reads `/proc/<tgid>/exe` into `out`.
+fn proc_exe(tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
+    let task = TaskId::tgid_only(tgid);
+    let target = std::fs::read_link(format!("/proc/{tgid}/exe")).map_err(|_| ExeError::NoTask)?;
+    let bytes = strip_deleted(target.as_os_str().as_encoded_bytes());
+    if bytes.len() > MAX_PATH_LEN {
+        return Err(ExeError::TooLong(task));
+    }
+    match out.set(bytes) {
+        Ok(()) => Ok(task),
+        Err(PathError::TooLong { .. }) => Err(ExeError::TooLong(task)),
+        Err(_) => Err(ExeError::NoExe(task)),
+    }
+}
+
+impl<T: ProcessTable> Host for ProcHost<T> {
+    type Sock<'s> = &'s StdSock;
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn sock_key(&self, sk: &StdSock) -> SocketKey {
+        sk.key
+    }
+
+    fn sock_info(&self, sk: &StdSock) -> SockInfo {
+        SockInfo {
+            inode: sk.inode,
+            kind: if sk.inode == 0 {
+                SockKind::Kernel
+            } else {
+                SockKind::User
+            },
         }
+    }
+
+    fn sender_holds(&self, _sk: &StdSock) -> Option<TaskId> {
+        // Userspace cannot see exec generations cheaply: always read the executable.
+        None
+    }
+
+    fn sender(&self, sk: &StdSock) -> Option<TaskId> {
+        // The program image as the executable's device and inode: an exec of another program
+        // changes it, so a cached verdict is not reused for it.
+        use std::os::unix::fs::MetadataExt;
+        let tgid = sk.sender?;
+        let m = std::fs::metadata(format!("/proc/{tgid}/exe")).ok()?;
+        Some(TaskId {
+            start_ns: m.dev(),
+            exec_id: m.ino(),
+            tgid,
+            pad: 0,
+        })
+    }
+
+    fn sender_exe(&self, sk: &StdSock, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        let task = self.sender(sk).ok_or(ExeError::NoTask)?;
+        proc_exe(task.tgid, out).map(|_| task)
+    }
+
+    fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        proc_exe(tgid, out)
+    }
+
+    fn for_each_socket(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
+        if let Ok(mut t) = self.table.try_borrow_mut() {
+            t.for_each_socket(f);
+        }
+    }
+
+    fn defer(&self, _s: Deferred) {}
+
+    fn wants_events(&self) -> bool {
+        true
     }
 }
 
@@ -171,27 +263,19 @@ impl Firewall {
             .collect()
     }
 
-    /// Decides a packet, resolving owners with `table` and executables through `/proc`.
-    pub fn decide(
-        &self,
-        facts: &PacketFacts,
-        sock: &SocketFacts,
-        table: &mut impl ProcessTable,
-    ) -> (Decision, Option<FirewallEvent>) {
-        self.decide_with(facts, sock, table, &mut ProcExeResolver)
+    /// Decides a packet, resolving owners through `/proc`.
+    pub fn decide(&self, pkt: &Packet<&StdSock>) -> (Decision, Option<FirewallEvent>) {
+        self.decide_with(&ProcHost::new(self.start, ProcFsTable::new()), pkt)
     }
 
-    /// Decides a packet with an explicit executable resolver.
-    pub fn decide_with(
+    /// Decides a packet with an explicit host (tests: a fake one) — the same packet path as the
+    /// kernel module's.
+    pub fn decide_with<'s, H: Host>(
         &self,
-        facts: &PacketFacts,
-        sock: &SocketFacts,
-        table: &mut impl ProcessTable,
-        resolver: &mut impl ExeResolver,
+        host: &H,
+        pkt: &Packet<H::Sock<'s>>,
     ) -> (Decision, Option<FirewallEvent>) {
-        let out = self
-            .engine
-            .decide_packet(facts, sock, self.now_ms(), table, resolver);
+        let out = self.engine.decide_packet(host, pkt);
         let event = out.event.and_then(|e| {
             let mut path = ExePath::EMPTY;
             self.engine

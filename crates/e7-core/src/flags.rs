@@ -11,7 +11,10 @@
 //! their very next packet. Flags that do not affect decisions (`debug`, `rchngq`, statistics) do not
 //! bump it, so toggling them keeps the caches warm.
 
-use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicU32,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 pub use crate::schema::{Action, Mode};
 use crate::schema::{Const, Flag, ValueClass, ValueError};
@@ -115,9 +118,12 @@ impl Flags {
     /// generation if the flag affects decisions and its value changed.
     pub fn set(&self, flag: Flag, value: u32) -> Result<(), ValueError> {
         flag.validate(value)?;
+        // Value first, then the generation (release): a packet that reads the new generation
+        // (acquire, before its flags) reads the new value too; one that reads the old generation
+        // tags its verdict with it, so the verdict is recomputed at the socket's next packet.
         let old = self.slot(flag).map_or(value, |a| a.swap(value, Relaxed));
         if old != value && affects_decisions(flag) {
-            self.generation.fetch_add(1, Relaxed);
+            self.generation.fetch_add(1, Release);
         }
         Ok(())
     }
@@ -149,20 +155,22 @@ impl Flags {
             if let Some(a) = self.slot(flag) {
                 let old = a.swap(flag.default_value(), Relaxed);
                 if old != flag.default_value() && affects_decisions(flag) {
-                    self.generation.fetch_add(1, Relaxed);
+                    self.generation.fetch_add(1, Release);
                 }
             }
         }
     }
 
-    /// The flags' generation (bumped by every decision-relevant change).
+    /// The flags' generation (bumped by every decision-relevant change). Acquire: read it BEFORE
+    /// the flags a decision uses ([`Flags::snapshot`]), so a decision tagged with a generation
+    /// saw at least that generation's values (see [`Flags::set`]).
     pub fn generation(&self) -> u32 {
-        self.generation.load(Relaxed)
+        self.generation.load(Acquire)
     }
 
     /// Starts the generation at `v` (tests use it for wrap-around).
     pub fn set_generation(&self, v: u32) {
-        self.generation.store(v, Relaxed);
+        self.generation.store(v, Release);
     }
 
     /// The mode alone (cheapest check: the disabled-mode gate needs only this load).

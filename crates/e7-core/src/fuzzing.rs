@@ -17,6 +17,7 @@ use core::ops::ControlFlow;
 use crate::active::{ActiveCache, ActiveLookup, ProcessTable, SocketOwner};
 use crate::exe::{ExeId, ExeTable};
 use crate::flags::Action;
+use crate::host::TaskId;
 use crate::path::ExePath;
 use crate::rules::{AddOutcome, MatchKind, Rule, RuleRing};
 use crate::schema::{PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
@@ -474,7 +475,7 @@ impl Harness {
             SocketKey(key),
             KnownSocket {
                 inode: key,
-                tgid,
+                owner: TaskId::tgid_only(tgid),
                 uid: 0,
                 exe: Identity::Unknown,
             },
@@ -545,7 +546,7 @@ impl Harness {
             (Some((v, _)), Some(i)) => {
                 let slot = self.model_socks.get_mut(i).and_then(|s| s.as_mut());
                 match slot {
-                    Some(m) if m.tgid == v.tgid => {
+                    Some(m) if m.tgid == v.owner.tgid => {
                         m.stamp = now;
                         Ok(())
                     }

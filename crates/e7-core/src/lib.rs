@@ -27,7 +27,11 @@
 //! - [`flags`]: [`Flags`], atomic flag store with a policy generation;
 //! - [`squelch`]: [`Squelch`], the per-(protocol, executable) event rate limiter;
 //! - [`decide`](mod@decide): the pure decision function;
-//! - [`sync`]: [`sync::Engine`], everything behind `lock_api` read/write locks;
+//! - [`host`]: [`Host`], what only the host can do for the packet path (socket facts, the
+//!   sending task, executables, process walks, deferred work);
+//! - [`image`]: [`ImageCache`], process image → identity;
+//! - [`sync`]: [`sync::Engine`], everything behind `lock_api` read/write locks, and THE packet
+//!   path [`Engine::decide_packet`] that the kernel module and userspace both run;
 //! - with feature `std`: `Firewall` (a ready thread-safe engine on parking_lot) and `ProcFsTable`.
 //!
 //! # Example
@@ -56,6 +60,8 @@ pub mod crc;
 pub mod decide;
 pub mod exe;
 pub mod flags;
+pub mod host;
+pub mod image;
 pub mod path;
 pub mod rules;
 pub mod schema;
@@ -78,6 +84,8 @@ pub use decide::{
 };
 pub use exe::{ExeId, ExeTable};
 pub use flags::{policy_generation, Action, FlagValues, Flags, Mode};
+pub use host::{Deferred, ExeError, Host, Packet, SockInfo, SockKind, TaskId};
+pub use image::ImageCache;
 pub use path::{ExePath, PathError, MAX_PATH_LEN};
 pub use rules::{AddOutcome, Full, MatchKind, Rule, RuleError, RuleMatch, RuleRing};
 pub use schema::{
@@ -86,9 +94,9 @@ pub use schema::{
 };
 pub use socket::{CachedVerdict, Identity, KnownSocket, SocketCache, SocketKey};
 pub use squelch::Squelch;
-pub use sync::{Engine, ExeLookup, ExeResolver, Outcome, SocketFacts};
+pub use sync::{DeferredOutcome, Engine, Outcome, PathStats};
 
 #[cfg(feature = "std")]
-pub use firewall::{Firewall, FirewallError, FirewallEvent, ProcExeResolver};
+pub use firewall::{Firewall, FirewallError, FirewallEvent, ProcHost, StdEngine, StdSock};
 #[cfg(feature = "std")]
 pub use procfs::ProcFsTable;

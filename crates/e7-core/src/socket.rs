@@ -11,10 +11,14 @@
 //! contiguously (8 × u64 = one 64-byte cache line), so a lookup hashes the key to one set and compares
 //! at most `WAYS` keys: a bounded probe, one cache line for a miss.
 //!
-//! **LRU.** Inserting advances a wrapping `u32` clock; an entry's stamp is the clock value when it was
-//! last inserted or looked up. The victim in a full set is the entry with the largest wrap-safe age
-//! `clock.wrapping_sub(stamp)`, which stays correct across the u32 wrap-around (the start of the clock
-//! is injectable, [`SocketCache::with_clock`], so tests cross it).
+//! **LRU, per user.** Inserting advances a wrapping `u32` clock; an entry's stamp is the clock value when
+//! it was last inserted or looked up. The victim in a full set is the least recently used entry (largest
+//! wrap-safe age `clock.wrapping_sub(stamp)`, correct across the u32 wrap-around; the start of the clock
+//! is injectable, [`SocketCache::with_clock`], so tests cross it) **of the uid holding the most entries
+//! in that set** (ties: the inserting uid). Why: an evicted socket's next softirq packet cannot be
+//! identified at once (it is dropped and re-identified by deferred work), so an unprivileged user who
+//! churns sockets must only ever evict their own: another user's socket is evicted only from a set
+//! where that user holds at least as many entries as anyone else.
 //!
 //! **Concurrency.** [`SocketCache::lookup`] and [`SocketCache::store_verdict`] take `&self` and touch
 //! only atomics (stamp refresh with a relaxed store that is skipped when unchanged, verdict + policy
@@ -25,9 +29,10 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use crate::decide::Decision;
 use crate::exe::ExeId;
+use crate::host::TaskId;
 
 /// Identity of a socket: the kernel's socket cookie, or (userspace) the socket inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct SocketKey(pub u64);
 
 /// Who is behind a socket: the outcome of process identification.
@@ -46,8 +51,10 @@ pub enum Identity {
 pub struct KnownSocket {
     /// Socket inode (0 if the socket has none, e.g. an orphan).
     pub inode: u64,
-    /// Owning process (thread-group id).
-    pub tgid: u32,
+    /// The process whose packets earned the cached verdict: thread group and program image. In task
+    /// context a packet sent by any other process image is re-identified (fork, exec, a descriptor
+    /// passed with SCM_RIGHTS or taken with pidfd_getfd).
+    pub owner: TaskId,
     /// Owning uid.
     pub uid: u32,
     /// The executable.
@@ -57,7 +64,7 @@ pub struct KnownSocket {
 impl KnownSocket {
     const EMPTY: KnownSocket = KnownSocket {
         inode: 0,
-        tgid: 0,
+        owner: TaskId::tgid_only(0),
         uid: 0,
         exe: Identity::Unknown,
     };
@@ -295,16 +302,10 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
             self.len = self.len.saturating_add(1);
             w
         } else {
-            // Full set: evict the entry with the largest wrap-safe age.
-            let mut victim = 0usize;
-            let mut oldest = 0u32;
-            for (w, st) in (0..WAYS).zip(set.stamps.iter_mut()) {
-                let age = now.wrapping_sub(*st.get_mut());
-                if w == 0 || age > oldest {
-                    victim = w;
-                    oldest = age;
-                }
-            }
+            // Full set: the victim is the least recently used entry of the uid holding the most
+            // entries in the set (ties: the inserting uid's own entry), so one user's socket churn
+            // evicts that user's entries, never a user's with fewer entries here than the churner.
+            let victim = Self::victim(set, now, known.uid);
             evicted = set.keys.get(victim).map(|&k| SocketKey(k));
             self.evictions = self.evictions.wrapping_add(1);
             victim
@@ -322,6 +323,39 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
             set.used |= bit(way);
         }
         evicted
+    }
+
+    /// The way to evict from a full set (see [`SocketCache::insert`]): the least recently used
+    /// (largest wrap-safe age) entry among those of the uids with the most entries in the set —
+    /// only the inserting uid's own entries when it is one of them.
+    fn victim(set: &Set<WAYS>, now: u32, inserting: u32) -> usize {
+        let uid_of = |w: usize| set.values.get(w).map_or(0, |v| v.uid);
+        let count = |uid: u32| (0..WAYS).filter(|&w| uid_of(w) == uid).count();
+        let most = (0..WAYS).map(|w| count(uid_of(w))).max().unwrap_or(0);
+        let own = count(inserting) == most;
+        let candidate = |w: usize| {
+            let u = uid_of(w);
+            if own {
+                u == inserting
+            } else {
+                count(u) == most
+            }
+        };
+        let mut victim = 0usize;
+        let mut oldest = 0u32;
+        let mut found = false;
+        for (w, st) in (0..WAYS).zip(set.stamps.iter()) {
+            if !candidate(w) {
+                continue;
+            }
+            let age = now.wrapping_sub(st.load(Relaxed));
+            if !found || age > oldest {
+                victim = w;
+                oldest = age;
+                found = true;
+            }
+        }
+        victim
     }
 
     /// Removes the entry for `key`; returns whether it was cached.
@@ -344,7 +378,7 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
         let mut n = 0usize;
         for set in self.sets.iter_mut() {
             for (w, v) in (0..WAYS).zip(set.values.iter()) {
-                if set.used & bit(w) != 0 && v.tgid == tgid {
+                if set.used & bit(w) != 0 && v.owner.tgid == tgid {
                     set.used &= !bit(w);
                     n = n.saturating_add(1);
                 }

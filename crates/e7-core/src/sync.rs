@@ -15,65 +15,121 @@
 //! edits go through [`Engine::edit_rules`], which publishes the ring's generation in an atomic before
 //! releasing the write lock.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 pub use lock_api::{RawRwLock, RwLock};
 
-use crate::active::{ActiveCache, ActiveLookup, ProcessTable};
-use crate::decide::{decide, decide_early, Decision, Event, PacketFacts};
+use crate::active::{ActiveCache, ActiveLookup};
+use crate::decide::{decide, decide_early, Decision, Event, PacketFacts, Reason, Verdict};
 use crate::exe::{ExeId, ExeTable};
-use crate::flags::{policy_generation, Flags, Mode};
+use crate::flags::{policy_generation, Action, FlagValues, Flags, Mode};
+use crate::host::{Deferred, ExeError, Host, HostTable, Packet, SockKind, TaskId};
+use crate::image::ImageCache;
 use crate::path::ExePath;
 use crate::rules::RuleRing;
 use crate::schema::Flag;
 use crate::socket::{CachedVerdict, Identity, KnownSocket, SocketCache, SocketKey};
 use crate::squelch::Squelch;
 
-/// What the hook knows about the packet's socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SocketFacts {
-    /// Cache key (kernel: socket cookie).
-    pub key: SocketKey,
-    /// Socket inode (0 when the socket has no file).
-    pub inode: u64,
-    /// Socket owner uid.
-    pub uid: u32,
-    /// False when there is no full socket (no socket, request/timewait socket): the packet is
-    /// unidentified (`unkproc`) without any lookup.
-    pub full: bool,
-    /// The tgid of the current task **if** the caller verified it owns the socket (cheap first guess,
-    /// avoids a process-table walk).
-    pub owner_hint: Option<u32>,
-}
-
-/// Result of [`ExeResolver::exe_path`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExeLookup {
-    /// The path was written to `out`.
-    Found,
-    /// The process exists but its executable path exceeds 255 bytes.
-    TooLong,
-    /// No such process, or it has no executable (kernel thread, exiting).
-    Gone,
-}
-
-/// Resolves a process to its executable path (kernel: `d_path` of `mm->exe_file`; userspace:
-/// `/proc/<tgid>/exe`).
-pub trait ExeResolver {
-    /// Writes the executable path of `tgid` into `out`.
-    fn exe_path(&mut self, tgid: u32, out: &mut ExePath) -> ExeLookup;
-}
-
 /// The result of [`Engine::decide_packet`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
     /// The decision (verdict, event kind, reason).
     pub decision: Decision,
-    /// The event to deliver after squelching, if any (copy the path with [`Engine::exe_path`]).
+    /// The event to deliver (squelch already applied; `None` when the host wants no events). Copy
+    /// its path with [`Engine::exe_path`].
     pub event: Option<Event>,
     /// True when the decision came from the known-socket cache with a still-valid verdict (the fast
     /// path: no path string was touched).
     pub cached: bool,
+    /// Who the packet was attributed to (for debug logging).
+    pub ident: Identity,
+}
+
+impl Outcome {
+    const fn plain(decision: Decision) -> Outcome {
+        Outcome {
+            decision,
+            event: None,
+            cached: false,
+            ident: Identity::Unknown,
+        }
+    }
+}
+
+/// Result of [`Engine::identify_deferred`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeferredOutcome {
+    /// The socket is in the known-socket cache already (resolved meanwhile).
+    Known,
+    /// The owner was found and the socket inserted into the known-socket cache.
+    Inserted,
+    /// No owner found (or its executable could not be read): nothing cached.
+    NotFound,
+    /// The process-table walk is rate-limited: try again after the interval.
+    RateLimited,
+}
+
+/// Counters of the packet path (diagnostics and tests; not on the wire).
+#[derive(Debug, Default)]
+pub struct PathStats {
+    /// Packets answered from a still-valid cached decision.
+    pub hits: AtomicU64,
+    /// Misses resolved in task context (`d_path` or its equivalent).
+    pub task_resolved: AtomicU64,
+    /// Misses resolved without a lock or path read: the sending task holds the socket and its
+    /// process image was resolved before (any context).
+    pub image_resolved: AtomicU64,
+    /// Misses handed to the host's deferred work.
+    pub deferred: AtomicU64,
+    /// Task-context packets of a cached socket sent by another process image than the one its
+    /// verdict was earned by: re-identified.
+    pub resent: AtomicU64,
+    /// Sockets the deferred work inserted into the known-socket cache.
+    pub refilled: AtomicU64,
+}
+
+impl PathStats {
+    const fn new() -> Self {
+        PathStats {
+            hits: AtomicU64::new(0),
+            task_resolved: AtomicU64::new(0),
+            image_resolved: AtomicU64::new(0),
+            deferred: AtomicU64::new(0),
+            resent: AtomicU64::new(0),
+            refilled: AtomicU64::new(0),
+        }
+    }
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Identification of a socket missed in the known-socket cache.
+struct Found {
+    ident: Identity,
+    owner: TaskId,
+    /// Cache the socket (with this identity) in the known-socket cache.
+    cache: bool,
+    /// The owner could not be found right now; identification was deferred (the packet drops).
+    deferred: bool,
+}
+
+impl Found {
+    const UNCACHED: Found = Found {
+        ident: Identity::Unknown,
+        owner: TaskId::tgid_only(0),
+        cache: false,
+        deferred: false,
+    };
+}
+
+/// Identification in task context.
+enum InTask {
+    Found(Identity, TaskId),
+    NoOwner,
+    RateLimited,
 }
 
 /// All engine state, shareable between CPUs (see the module docs). Capacities are the documented
@@ -96,8 +152,12 @@ pub struct Engine<
     pub sockets: RwLock<R, SocketCache<SETS, WAYS>>,
     /// Active-socket table (only ever write-locked: it is a miss-path structure).
     pub active: RwLock<R, ActiveCache<ACTIVE>>,
+    /// Process images already resolved (softirq identification without `d_path`).
+    pub images: RwLock<R, ImageCache>,
     /// Event rate limiter (atomics; no lock).
     pub squelch: Squelch,
+    /// Packet-path counters.
+    pub stats: PathStats,
     rules_gen: AtomicU32,
 }
 
@@ -132,7 +192,9 @@ impl<
             exes: RwLock::const_new(R::INIT, ExeTable::new()),
             sockets: RwLock::const_new(R::INIT, SocketCache::new()),
             active: RwLock::const_new(R::INIT, ActiveCache::new()),
+            images: RwLock::const_new(R::INIT, ImageCache::new()),
             squelch: Squelch::new(),
+            stats: PathStats::new(),
             rules_gen: AtomicU32::new(0),
         }
     }
@@ -170,122 +232,359 @@ impl<
         self.sockets.write().clear();
         self.exes.write().clear();
         self.active.write().clear();
+        self.images.write().clear();
         self.squelch.clear();
     }
 
-    /// Decides one packet: early decision, then the known-socket cache (fast path: shared lock, no
-    /// path string), then identification on a miss. Applies squelch to PENDING events and counts
-    /// `qpackets` for every packet decided while mode is not disabled.
-    pub fn decide_packet(
-        &self,
-        facts: &PacketFacts,
-        sock: &SocketFacts,
-        now_ms: u64,
-        table: &mut impl ProcessTable,
-        resolver: &mut impl ExeResolver,
-    ) -> Outcome {
-        let flags = self.flags.snapshot();
-        if flags.mode != Mode::Disabled {
-            self.flags.count(Flag::QPackets);
-        }
-        if let Some(decision) = decide_early(&flags, facts) {
-            return Outcome {
-                decision,
+    /// Decides one packet — THE packet path, for the kernel module and userspace alike: early
+    /// decision (mode, malformed, protocol), then the known-socket cache (fast path: shared lock,
+    /// atomics only, no path string), a recompute from the cached identity after a policy change,
+    /// and identification through `host` on a miss. Counts `qpackets` for every packet decided
+    /// while mode is not disabled; applies squelch to PENDING events.
+    ///
+    /// Identification of a user socket on a miss:
+    /// 1. task context: the sender ([`Host::sender`], the current user task — whether or not a
+    ///    descriptor table holds the socket: io_uring registered files, passed descriptors), by its
+    ///    known process image or else its executable; a kernel thread: the owner from the
+    ///    active-socket cache (a rate-limited process-table walk), then its executable;
+    /// 2. softirq: the interrupted task holds the socket and its process image was resolved
+    ///    before (lock-free);
+    /// 3. otherwise (softirq, or a rate-limited walk): [`Host::defer`]; the packet is DROPPED
+    ///    ([`Decision::DEFERRED`]: never `unkproc`, which would let it leave as if unowned — TCP
+    ///    retransmits) and nothing is cached; the deferred work ([`Engine::identify_deferred`])
+    ///    caches the socket, so its next packet is decided by its owner's rules.
+    ///
+    /// A cached socket remembers the process image its verdict was earned by: in task context a
+    /// packet sent by another image (after fork or exec, or on a descriptor passed with
+    /// SCM_RIGHTS or taken with pidfd_getfd) is re-identified as its sender's. Softirq packets
+    /// (TCP retransmits, ACK-clocked data, timers) carry no sender and use the socket's last
+    /// task-context identification.
+    pub fn decide_packet<'s, H: Host>(&self, host: &H, pkt: &Packet<H::Sock<'s>>) -> Outcome {
+        // Disabled: accept with no work at all (one relaxed load).
+        if self.flags.mode() == Mode::Disabled {
+            return Outcome::plain(Decision {
+                verdict: Verdict::Accept,
                 event: None,
-                cached: false,
-            };
+                squelch: false,
+                reason: Reason::Disabled,
+            });
         }
-        if !sock.full {
-            let d = decide(&flags, facts, &Identity::Unknown, None);
-            return self.finish(d, facts, &Identity::Unknown, now_ms, false);
-        }
-        // Read the generation before any rule: a verdict computed under newer rules but tagged with
-        // an older generation is merely recomputed, never the other way round.
+        self.flags.count(Flag::QPackets);
+        let facts = if pkt.malformed {
+            PacketFacts::malformed(pkt.family)
+        } else {
+            PacketFacts::new(pkt.proto, pkt.family)
+        };
+        // Read the generation before the flags and any rule (acquire: pairs with the release of
+        // every flag or rule change), so a verdict is never tagged with a generation newer than
+        // the policy it was computed under; at worst it is tagged older and merely recomputed.
         let gen = self.policy_generation();
 
-        // Fast path (shared lock, atomics only).
-        let hit = self.sockets.read().lookup(sock.key);
-        if let Some((known, cv)) = hit {
-            if let Some(d) = cv.get_for(gen, facts.proto) {
-                return self.finish(d, facts, &known.exe, now_ms, true);
-            }
-            // Stale verdict: recompute from the cached identity.
-            let d = match known.exe {
-                Identity::Exe(id) => {
-                    let exes = self.exes.read();
-                    exes.get(id).map(|path| {
-                        let rule = self.rules.read().lookup(facts.proto, path);
-                        decide(&flags, facts, &known.exe, rule.map(|m| m.action))
-                    })
+        // Fast path (shared lock, atomics only, no flags snapshot). A verdict is cached only for a
+        // packet `decide_early` did not decide (mode enabled, identified protocol, well-formed),
+        // tagged with the generation it was computed under and its protocol; so a still-valid one
+        // means `decide_early` would decide nothing now either (a mode change bumps the
+        // generation). Malformed packets never take it.
+        let sk = pkt.sk.filter(|_| !pkt.malformed);
+        let mut hit = None;
+        if let Some(sk) = sk {
+            let key = host.sock_key(sk);
+            let found = self.sockets.read().lookup(key);
+            if let Some((known, cv)) = found {
+                // In task context the sender is known: a verdict earned by another process image
+                // (fork, exec, a descriptor passed on) is not reused, the sender is identified.
+                let same_sender = !pkt.in_task
+                    || known.owner.tgid == 0
+                    || host.sender(sk).is_none_or(|t| t == known.owner);
+                if !same_sender {
+                    bump(&self.stats.resent);
+                } else if let Some(d) = cv.get_for(gen, facts.proto) {
+                    bump(&self.stats.hits);
+                    return self.finish(host, &facts, known.exe, d, true);
                 }
-                other => Some(decide(&flags, facts, &other, None)),
-            };
-            if let Some(d) = d {
-                self.sockets
-                    .read()
-                    .store_verdict(sock.key, CachedVerdict::for_proto(d, gen, facts.proto));
-                return self.finish(d, facts, &known.exe, now_ms, false);
+                hit = Some((key, known, same_sender));
             }
-            // The executable was evicted from the table: identify again below.
         }
 
-        // Miss: find the owner, then its executable.
-        let owner = match sock.owner_hint {
-            Some(t) => Some(t),
-            None => match self.active.write().find(sock.inode, now_ms, table) {
-                ActiveLookup::Owner(t) => Some(t),
-                ActiveLookup::NotFound | ActiveLookup::RateLimited => None,
-            },
+        let flags = self.flags.snapshot();
+        if let Some(d) = decide_early(&flags, &facts) {
+            return Outcome::plain(d);
+        }
+        let Some(sk) = pkt.sk else {
+            // No full socket (none, or time-wait): nobody to identify.
+            let d = decide(&flags, &facts, &Identity::Unknown, None);
+            return self.finish(host, &facts, Identity::Unknown, d, false);
         };
-        let Some(tgid) = owner else {
-            let d = decide(&flags, facts, &Identity::Unknown, None);
-            return self.finish(d, facts, &Identity::Unknown, now_ms, false);
-        };
-        let mut path = ExePath::EMPTY;
-        let (ident, rule) = match resolver.exe_path(tgid, &mut path) {
-            ExeLookup::Found if !path.is_empty() => {
-                let id = self.exes.write().intern_path(&path);
-                let rule = self.rules.read().lookup(facts.proto, &path);
-                (Identity::Exe(id), rule.map(|m| m.action))
+        let key = match hit {
+            Some((key, _, false)) => key,
+            Some((key, known, true)) => {
+                // Stale: recompute from the cached identity (no identification work).
+                if let Some(d) = self.recompute(&flags, &facts, &known.exe) {
+                    self.sockets
+                        .read()
+                        .store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
+                    return self.finish(host, &facts, known.exe, d, false);
+                }
+                // The executable was evicted from the table: identify again.
+                self.sockets.write().forget(key);
+                key
             }
-            ExeLookup::TooLong => (Identity::PathTooLong, None),
-            ExeLookup::Found | ExeLookup::Gone => (Identity::Unknown, None),
+            None => host.sock_key(sk),
         };
-        let d = decide(&flags, facts, &ident, rule);
-        if ident != Identity::Unknown {
+
+        let info = host.sock_info(sk);
+        let found = match info.kind {
+            // Orphaned or not yet accepted: the owner may show up later; do not cache.
+            SockKind::Detached => Found::UNCACHED,
+            // A kernel socket: no process will ever own it; cache the verdict.
+            SockKind::Kernel => Found {
+                cache: true,
+                ..Found::UNCACHED
+            },
+            SockKind::User => self.identify_user(host, sk, info.inode, pkt, key),
+        };
+        if found.deferred {
+            // Never as if unowned: the deferred work identifies the socket, TCP retransmits.
+            return Outcome::plain(Decision::DEFERRED);
+        }
+        let rule = self.rule_for(&facts, &found.ident);
+        let d = decide(&flags, &facts, &found.ident, rule);
+        if found.cache {
             let mut sockets = self.sockets.write();
             sockets.insert(
-                sock.key,
+                key,
                 KnownSocket {
-                    inode: sock.inode,
-                    tgid,
-                    uid: sock.uid,
-                    exe: ident,
+                    inode: info.inode,
+                    owner: found.owner,
+                    uid: pkt.uid,
+                    exe: found.ident,
                 },
             );
-            sockets.store_verdict(sock.key, CachedVerdict::for_proto(d, gen, facts.proto));
+            sockets.store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
         }
-        self.finish(d, facts, &ident, now_ms, false)
+        self.finish(host, &facts, found.ident, d, false)
     }
 
-    fn finish(
+    /// A user socket missed in the cache (see [`Engine::decide_packet`]).
+    fn identify_user<'s, H: Host>(
         &self,
-        decision: Decision,
+        host: &H,
+        sk: H::Sock<'s>,
+        inode: u64,
+        pkt: &Packet<H::Sock<'s>>,
+        key: SocketKey,
+    ) -> Found {
+        let deferred = || {
+            self.defer(
+                host,
+                Deferred {
+                    key,
+                    inode,
+                    uid: pkt.uid,
+                },
+            );
+            Found {
+                deferred: true,
+                ..Found::UNCACHED
+            }
+        };
+        if !pkt.in_task {
+            return match self.identify_by_image(host, sk) {
+                Some((ident, owner)) => Found {
+                    ident,
+                    owner,
+                    cache: true,
+                    deferred: false,
+                },
+                None => deferred(),
+            };
+        }
+        match self.identify_in_task(host, sk, inode) {
+            // An owner whose executable could not be read (exiting) is not cached: the socket's
+            // next packet tries again.
+            InTask::Found(ident, owner) => Found {
+                ident,
+                owner,
+                cache: ident != Identity::Unknown,
+                deferred: false,
+            },
+            InTask::NoOwner => Found::UNCACHED,
+            // Let the deferred work try after the interval.
+            InTask::RateLimited => deferred(),
+        }
+    }
+
+    /// The decision for a cached identity, or `None` if its executable id went stale.
+    fn recompute(
+        &self,
+        flags: &FlagValues,
         facts: &PacketFacts,
         ident: &Identity,
-        now_ms: u64,
+    ) -> Option<Decision> {
+        match ident {
+            Identity::Exe(id) => {
+                let exes = self.exes.read();
+                let path = exes.get(*id)?;
+                let rule = self.rules.read().lookup(facts.proto, path);
+                Some(decide(flags, facts, ident, rule.map(|m| m.action)))
+            }
+            other => Some(decide(flags, facts, other, None)),
+        }
+    }
+
+    fn rule_for(&self, facts: &PacketFacts, ident: &Identity) -> Option<Action> {
+        let Identity::Exe(id) = ident else {
+            return None;
+        };
+        let exes = self.exes.read();
+        let path = exes.get(*id)?;
+        self.rules
+            .read()
+            .lookup(facts.proto, path)
+            .map(|m| m.action)
+    }
+
+    /// The identity already known for process image `task`, unless its executable id went stale
+    /// (its rule lookup would read as "no rule").
+    fn known_image(&self, task: &TaskId) -> Option<Identity> {
+        let ident = self.images.read().get(task)?;
+        if let Identity::Exe(e) = ident {
+            self.exes.read().get(e)?;
+        }
+        bump(&self.stats.image_resolved);
+        Some(ident)
+    }
+
+    /// Any context, no lock beyond our own: the current (in softirq: interrupted) task holds the
+    /// socket and its process image was resolved before.
+    fn identify_by_image<'s, H: Host>(
+        &self,
+        host: &H,
+        sk: H::Sock<'s>,
+    ) -> Option<(Identity, TaskId)> {
+        let task = host.sender_holds(sk)?;
+        Some((self.known_image(&task)?, task))
+    }
+
+    /// Task context: the sender (its known image, else its executable), whether or not a
+    /// descriptor table holds the socket; without a user-process sender (a kernel thread), the
+    /// owner from the active-socket cache (walking if allowed).
+    fn identify_in_task<'s, H: Host>(&self, host: &H, sk: H::Sock<'s>, inode: u64) -> InTask {
+        let mut path = ExePath::EMPTY;
+        if let Some(task) = host.sender(sk) {
+            if let Some(ident) = self.known_image(&task) {
+                return InTask::Found(ident, task);
+            }
+            let r = host.sender_exe(sk, &mut path);
+            if r != Err(ExeError::NoTask) {
+                bump(&self.stats.task_resolved);
+                let (ident, owner) = self.identity_of(r, &path);
+                return InTask::Found(ident, owner);
+            }
+        }
+        let found = self
+            .active
+            .write()
+            .find(inode, host.now_ms(), &mut HostTable(host));
+        match found {
+            ActiveLookup::Owner(tgid) => {
+                let r = host.task_exe(tgid, &mut path);
+                bump(&self.stats.task_resolved);
+                let (ident, owner) = self.identity_of(r, &path);
+                InTask::Found(ident, TaskId { tgid, ..owner })
+            }
+            ActiveLookup::NotFound => InTask::NoOwner,
+            ActiveLookup::RateLimited => InTask::RateLimited,
+        }
+    }
+
+    /// The identity for a host's executable answer (interned id, `PathTooLong`, or `Unknown`) and
+    /// the process's tgid; a known identity is remembered for the process image, so later misses
+    /// need no path read.
+    fn identity_of(&self, r: Result<TaskId, ExeError>, path: &ExePath) -> (Identity, TaskId) {
+        let (ident, task) = match r {
+            Ok(task) if !path.is_empty() => {
+                let found = self.exes.read().find(path.as_bytes());
+                let id = match found {
+                    Some(id) => id,
+                    None => self.exes.write().intern_path(path),
+                };
+                (Identity::Exe(id), task)
+            }
+            Ok(task) | Err(ExeError::NoExe(task)) => (Identity::Unknown, task),
+            Err(ExeError::TooLong(task)) => (Identity::PathTooLong, task),
+            Err(ExeError::NoTask) => return (Identity::Unknown, TaskId::tgid_only(0)),
+        };
+        if ident != Identity::Unknown {
+            self.images.write().insert(task, ident);
+        }
+        (ident, task)
+    }
+
+    fn defer<H: Host>(&self, host: &H, s: Deferred) {
+        bump(&self.stats.deferred);
+        host.defer(s);
+    }
+
+    /// Deferred work (task context): finds the owner of a socket the packet path could not
+    /// identify — through the active-socket cache, walking at most once per its interval — and
+    /// inserts it into the known-socket cache (without a verdict: the next packet computes it).
+    pub fn identify_deferred<H: Host>(&self, host: &H, s: &Deferred) -> DeferredOutcome {
+        if self.sockets.read().peek(s.key).is_some() {
+            return DeferredOutcome::Known;
+        }
+        let found = self
+            .active
+            .write()
+            .find(s.inode, host.now_ms(), &mut HostTable(host));
+        match found {
+            ActiveLookup::Owner(tgid) => {
+                let mut path = ExePath::EMPTY;
+                let r = host.task_exe(tgid, &mut path);
+                let (ident, owner) = self.identity_of(r, &path);
+                if ident == Identity::Unknown {
+                    return DeferredOutcome::NotFound;
+                }
+                self.sockets.write().insert(
+                    s.key,
+                    KnownSocket {
+                        inode: s.inode,
+                        owner: TaskId { tgid, ..owner },
+                        uid: s.uid,
+                        exe: ident,
+                    },
+                );
+                bump(&self.stats.refilled);
+                DeferredOutcome::Inserted
+            }
+            ActiveLookup::NotFound => DeferredOutcome::NotFound,
+            ActiveLookup::RateLimited => DeferredOutcome::RateLimited,
+        }
+    }
+
+    /// Applies the event (only if the host wants events; squelch for PENDING) and packs the outcome.
+    fn finish<H: Host>(
+        &self,
+        host: &H,
+        facts: &PacketFacts,
+        ident: Identity,
+        decision: Decision,
         cached: bool,
     ) -> Outcome {
-        let mut event = decision.event_record(facts, ident);
-        if let Some(e) = event {
-            if decision.squelch && !self.squelch.permit(e.proto, e.exe, now_ms) {
-                event = None;
+        let mut event = None;
+        if let Some(e) = decision.event_record(facts, &ident) {
+            // Nobody listens: nothing to squelch or return.
+            if host.wants_events()
+                && (!decision.squelch || self.squelch.permit(e.proto, e.exe, host.now_ms()))
+            {
+                event = Some(e);
             }
         }
         Outcome {
             decision,
             event,
             cached,
+            ident,
         }
     }
 }

@@ -4,14 +4,14 @@ use std::ops::ControlFlow;
 
 use e7_core::{
     ActiveCache, ActiveLookup, CachedVerdict, Decision, EventKind, ExeTable, Identity, KnownSocket,
-    ProcessTable, Reason, SocketCache, SocketKey, SocketOwner, Verdict,
+    ProcessTable, Reason, SocketCache, SocketKey, SocketOwner, TaskId, Verdict,
 };
 
 fn known(tgid: u32) -> KnownSocket {
     let mut t: ExeTable<4> = ExeTable::new();
     KnownSocket {
         inode: u64::from(tgid) * 10,
-        tgid,
+        owner: TaskId::tgid_only(tgid),
         uid: 1000,
         exe: Identity::Exe(t.intern(b"/bin/x").unwrap()),
     }
@@ -45,7 +45,7 @@ fn key_zero_is_a_valid_key() {
     let mut c: SocketCache<4, 2> = SocketCache::new();
     assert!(c.lookup(SocketKey(0)).is_none());
     c.insert(SocketKey(0), known(3));
-    assert_eq!(c.lookup(SocketKey(0)).unwrap().0.tgid, 3);
+    assert_eq!(c.lookup(SocketKey(0)).unwrap().0.owner.tgid, 3);
 }
 
 #[test]
@@ -168,7 +168,7 @@ fn forget_tgid_and_clear() {
     }
     assert_eq!(c.forget_tgid(100), 5);
     assert_eq!(c.len(), 5);
-    assert!(c.iter().all(|(_, v)| v.tgid == 200));
+    assert!(c.iter().all(|(_, v)| v.owner.tgid == 200));
     c.clear();
     assert!(c.is_empty());
     assert_eq!(c.iter().count(), 0);
@@ -187,7 +187,7 @@ fn lookup_under_shared_reference_from_many_threads() {
             s.spawn(move || {
                 for k in 0..512u64 {
                     if let Some((v, _)) = c.lookup(SocketKey(k)) {
-                        assert_eq!(u64::from(v.tgid), k);
+                        assert_eq!(u64::from(v.owner.tgid), k);
                     }
                     c.store_verdict(SocketKey(k), CachedVerdict::new(ACCEPT, t));
                 }
@@ -339,4 +339,76 @@ fn verdict_can_be_bound_to_a_protocol() {
     let any = CachedVerdict::new(ACCEPT, 7);
     assert_eq!(any.get_for(7, 6), Some(ACCEPT));
     assert_eq!(CachedVerdict::EMPTY.get_for(0, 0), None);
+}
+
+#[test]
+fn one_users_churn_evicts_only_its_own_entries() {
+    // Issue 7, hole #1: an unprivileged user churning sockets must not evict another user's live
+    // sockets (their next softirq packet could not be identified at once).
+    let mut c: SocketCache<1, 8> = SocketCache::new();
+    let live = |k: u64| KnownSocket {
+        uid: 1000,
+        ..known(k as u32)
+    };
+    for k in 0..3u64 {
+        c.insert(SocketKey(k), live(k));
+    }
+    for k in 100..10_000u64 {
+        let churn = KnownSocket {
+            uid: 65534,
+            ..known(k as u32)
+        };
+        let evicted = c.insert(SocketKey(k), churn);
+        assert!(
+            evicted.is_none_or(|e| e.0 >= 100),
+            "the churner evicted a live socket of another user: {evicted:?}"
+        );
+    }
+    for k in 0..3u64 {
+        assert!(
+            c.peek(SocketKey(k)).is_some(),
+            "socket {k} survived the churn"
+        );
+    }
+    // A user holding more than half of the set pays for its own inserts first, then shares.
+    let mut c: SocketCache<1, 4> = SocketCache::new();
+    for k in 0..4u64 {
+        c.insert(SocketKey(k), live(k));
+    }
+    let evicted = c.insert(
+        SocketKey(50),
+        KnownSocket {
+            uid: 7,
+            ..known(50)
+        },
+    );
+    assert_eq!(
+        evicted,
+        Some(SocketKey(0)),
+        "the heaviest uid's LRU entry goes"
+    );
+    let evicted = c.insert(
+        SocketKey(51),
+        KnownSocket {
+            uid: 7,
+            ..known(51)
+        },
+    );
+    assert_eq!(
+        evicted,
+        Some(SocketKey(1)),
+        "uid 1000 still holds the most entries"
+    );
+    let evicted = c.insert(
+        SocketKey(52),
+        KnownSocket {
+            uid: 7,
+            ..known(52)
+        },
+    );
+    assert_eq!(
+        evicted,
+        Some(SocketKey(50)),
+        "a tie: the inserting uid evicts its own"
+    );
 }

@@ -4,110 +4,258 @@
     reason = "RuleRing::add hands a full ring's rule back by value (heapless style)"
 )]
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use e7_core::sync::Engine;
 use e7_core::{
-    Action, Const, EventKind, ExeLookup, ExePath, ExeResolver, Family, Flag, Identity, PacketFacts,
-    ProcessTable, Reason, Rule, SocketFacts, SocketKey, SocketOwner, Verdict, PROTO_TCP, PROTO_UDP,
+    Action, Const, Decision, Deferred, EventKind, ExeError, ExePath, Family, Flag, Host, Identity,
+    Packet, Reason, Rule, SockInfo, SockKind, SocketKey, SocketOwner, TaskId, Verdict, PROTO_TCP,
+    PROTO_UDP,
 };
 
-type TestEngine = Engine<parking_lot::RawRwLock, 64, 16, 4, 16, 64>;
+#[cfg(feature = "std")]
+use e7_core::Firewall;
 
-#[derive(Default)]
-struct Fake {
-    owners: Vec<SocketOwner>,
-    exes: HashMap<u32, Vec<u8>>,
-    walks: usize,
-    resolves: usize,
-}
+type StdEngine = Engine<parking_lot::RawRwLock>;
 
-impl ProcessTable for Fake {
-    fn for_each_socket(&mut self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
-        self.walks += 1;
-        for o in &self.owners {
-            if f(*o).is_break() {
-                return;
-            }
-        }
-    }
-}
+/// A write run inside the packet path, given the number of host calls made so far.
+type Interleave = Box<dyn FnMut(usize)>;
 
-impl ExeResolver for Fake {
-    fn exe_path(&mut self, tgid: u32, out: &mut ExePath) -> ExeLookup {
-        self.resolves += 1;
-        match self.exes.get(&tgid) {
-            Some(p) if p.len() > 255 => ExeLookup::TooLong,
-            Some(p) => match out.set(p) {
-                Ok(()) => ExeLookup::Found,
-                Err(_) => ExeLookup::Gone,
-            },
-            None => ExeLookup::Gone,
-        }
-    }
-}
-
-/// Splits the fake into the two roles the engine needs at once.
-fn run(
-    e: &TestEngine,
-    fake: &mut Fake,
-    proto: u32,
+/// The fake host's socket handle.
+#[derive(Debug, Clone, Copy)]
+struct FakeSock {
     key: u64,
     inode: u64,
-    now: u64,
-) -> e7_core::Outcome {
-    let mut table = FakeTableRef {
-        owners: fake.owners.clone(),
-        walks: 0,
-    };
-    let sock = SocketFacts {
-        key: SocketKey(key),
-        inode,
-        uid: 1000,
-        full: true,
-        owner_hint: None,
-    };
-    let out = e.decide_packet(
-        &PacketFacts::new(proto, Family::Ipv4),
-        &sock,
-        now,
-        &mut table,
-        fake,
-    );
-    fake.walks += table.walks;
-    out
+    kind: SockKind,
 }
 
-struct FakeTableRef {
-    owners: Vec<SocketOwner>,
-    walks: usize,
+/// A scripted host: processes hold socket inodes (`owners`), run executables (`exes`); `sender`
+/// is the current task.
+#[derive(Default)]
+struct Fake {
+    owners: RefCell<Vec<SocketOwner>>,
+    exes: RefCell<HashMap<u32, Vec<u8>>>,
+    execs: RefCell<HashMap<u32, u64>>,
+    sender: Cell<Option<u32>>,
+    now: Cell<u64>,
+    walks: Cell<usize>,
+    resolves: Cell<usize>,
+    deferred: RefCell<Vec<Deferred>>,
+    /// Called with the running count before every host call (interleaving tests).
+    hook: RefCell<Option<Interleave>>,
+    calls: Cell<usize>,
 }
-impl ProcessTable for FakeTableRef {
-    fn for_each_socket(&mut self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
-        self.walks += 1;
-        for o in &self.owners {
+
+impl Fake {
+    fn call(&self) {
+        let n = self.calls.get();
+        self.calls.set(n + 1);
+        if let Some(h) = self.hook.borrow_mut().as_mut() {
+            h(n);
+        }
+    }
+    fn task(&self, tgid: u32) -> TaskId {
+        TaskId {
+            start_ns: u64::from(tgid) * 1000,
+            exec_id: self.execs.borrow().get(&tgid).copied().unwrap_or(1),
+            tgid,
+            pad: 0,
+        }
+    }
+    fn holds(&self, tgid: u32, inode: u64) -> bool {
+        self.owners
+            .borrow()
+            .iter()
+            .any(|o| o.inode == inode && o.tgid == tgid)
+    }
+    fn exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        self.resolves.set(self.resolves.get() + 1);
+        let task = self.task(tgid);
+        match self.exes.borrow().get(&tgid) {
+            Some(p) if p.len() > 255 => Err(ExeError::TooLong(task)),
+            Some(p) => out.set(p).map(|()| task).map_err(|_| ExeError::NoExe(task)),
+            None => Err(ExeError::NoTask),
+        }
+    }
+}
+
+impl Host for Fake {
+    type Sock<'s> = FakeSock;
+    fn now_ms(&self) -> u64 {
+        self.now.get()
+    }
+    fn sock_key(&self, sk: FakeSock) -> SocketKey {
+        self.call();
+        SocketKey(sk.key)
+    }
+    fn sock_info(&self, sk: FakeSock) -> SockInfo {
+        self.call();
+        SockInfo {
+            inode: sk.inode,
+            kind: sk.kind,
+        }
+    }
+    fn sender_holds(&self, sk: FakeSock) -> Option<TaskId> {
+        self.call();
+        let t = self.sender.get()?;
+        self.holds(t, sk.inode).then(|| self.task(t))
+    }
+    fn sender(&self, _sk: FakeSock) -> Option<TaskId> {
+        self.call();
+        self.sender.get().map(|t| self.task(t))
+    }
+    fn sender_exe(&self, _sk: FakeSock, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        self.call();
+        self.exe(self.sender.get().ok_or(ExeError::NoTask)?, out)
+    }
+    fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        self.call();
+        self.exe(tgid, out)
+    }
+    fn for_each_socket(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
+        self.call();
+        self.walks.set(self.walks.get() + 1);
+        for o in self.owners.borrow().iter() {
             if f(*o).is_break() {
                 return;
             }
         }
     }
+    fn defer(&self, s: Deferred) {
+        self.call();
+        self.deferred.borrow_mut().push(s);
+    }
+    fn wants_events(&self) -> bool {
+        true
+    }
 }
 
-fn setup() -> (Box<TestEngine>, Fake) {
-    let e = Box::new(TestEngine::new());
-    let mut fake = Fake::default();
-    fake.owners.push(SocketOwner {
+/// What a test sees of one decision, whichever way it was made.
+struct Out {
+    decision: Decision,
+    event: Option<(EventKind, u32, Vec<u8>)>,
+    cached: bool,
+}
+
+/// The system under test: the engine itself, or the userspace `Firewall` over it (one packet
+/// path, one test set: every behaviour test below runs against both).
+enum Sut {
+    Engine(Box<StdEngine>),
+    #[cfg(feature = "std")]
+    Firewall(Firewall),
+}
+
+impl Sut {
+    fn engine(&self) -> &StdEngine {
+        match self {
+            Sut::Engine(e) => e,
+            #[cfg(feature = "std")]
+            Sut::Firewall(f) => f.engine(),
+        }
+    }
+    fn decide(&self, fake: &Fake, pkt: &Packet<FakeSock>) -> Out {
+        match self {
+            Sut::Engine(e) => {
+                let o = e.decide_packet(fake, pkt);
+                let event = o.event.map(|ev| {
+                    let mut p = ExePath::EMPTY;
+                    assert!(e.exe_path(ev.exe, &mut p));
+                    (ev.kind, ev.proto, p.as_bytes().to_vec())
+                });
+                Out {
+                    decision: o.decision,
+                    event,
+                    cached: o.cached,
+                }
+            }
+            #[cfg(feature = "std")]
+            Sut::Firewall(f) => {
+                let hits = f
+                    .engine()
+                    .stats
+                    .hits
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                let (decision, ev) = f.decide_with(fake, pkt);
+                let cached = f
+                    .engine()
+                    .stats
+                    .hits
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    != hits;
+                Out {
+                    decision,
+                    event: ev.map(|e| (e.kind, e.proto, e.path.as_bytes().to_vec())),
+                    cached,
+                }
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Sut {
+    type Target = StdEngine;
+    fn deref(&self) -> &StdEngine {
+        self.engine()
+    }
+}
+
+/// Like [`both`], with the system under test shared (a write hook inside the fake host holds it).
+fn both_shared(test: impl Fn(&std::sync::Arc<Sut>, &Fake)) {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const FRESH: StdEngine = Engine::new();
+    test(&std::sync::Arc::new(Sut::Engine(Box::new(FRESH))), &fake());
+    #[cfg(feature = "std")]
+    test(
+        &std::sync::Arc::new(Sut::Firewall(Firewall::new())),
+        &fake(),
+    );
+}
+
+fn pkt(proto: u32, key: u64, inode: u64) -> Packet<FakeSock> {
+    Packet {
+        sk: Some(FakeSock {
+            key,
+            inode,
+            kind: SockKind::User,
+        }),
+        proto,
+        uid: 1000,
+        family: Family::Ipv4,
+        malformed: false,
+        in_task: true,
+    }
+}
+
+fn run(e: &Sut, fake: &Fake, proto: u32, key: u64, inode: u64, now: u64) -> Out {
+    fake.now.set(now);
+    e.decide(fake, &pkt(proto, key, inode))
+}
+
+fn fake() -> Fake {
+    let fake = Fake::default();
+    fake.owners.borrow_mut().push(SocketOwner {
         inode: 500,
         tgid: 50,
     });
-    fake.owners.push(SocketOwner {
+    fake.owners.borrow_mut().push(SocketOwner {
         inode: 600,
         tgid: 60,
     });
-    fake.exes.insert(50, b"/usr/bin/wget".to_vec());
-    fake.exes.insert(60, b"/opt/tool".to_vec());
-    (e, fake)
+    fake.exes.borrow_mut().insert(50, b"/usr/bin/wget".to_vec());
+    fake.exes.borrow_mut().insert(60, b"/opt/tool".to_vec());
+    fake
+}
+
+/// Runs `test` against the engine and (feature `std`, on in `cargo test --workspace`) against the
+/// userspace `Firewall`.
+fn both(test: impl Fn(&Sut, &Fake)) {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const FRESH: StdEngine = Engine::new();
+    test(&Sut::Engine(Box::new(FRESH)), &fake());
+    #[cfg(feature = "std")]
+    test(&Sut::Firewall(Firewall::new()), &fake());
 }
 
 const ENABLED: u32 = Const::Enabled.value();
@@ -115,251 +263,220 @@ const BLOCK: u32 = Const::Block.value();
 
 #[test]
 fn disabled_mode_does_no_work() {
-    let (e, mut fake) = setup();
-    let out = run(&e, &mut fake, PROTO_TCP, 1, 500, 0);
-    assert_eq!(out.decision.verdict, Verdict::Accept);
-    assert_eq!(out.decision.reason, Reason::Disabled);
-    assert_eq!((fake.walks, fake.resolves), (0, 0));
-    assert_eq!(
-        e.flags.get(Flag::QPackets),
-        0,
-        "qpackets counts only when not disabled"
-    );
-    assert!(e.sockets.read().is_empty());
+    both(|e, fake| {
+        let out = run(e, fake, PROTO_TCP, 1, 500, 0);
+        assert_eq!(out.decision.verdict, Verdict::Accept);
+        assert_eq!(out.decision.reason, Reason::Disabled);
+        assert_eq!((fake.walks.get(), fake.resolves.get()), (0, 0));
+        assert_eq!(
+            e.flags.get(Flag::QPackets),
+            0,
+            "qpackets counts only when not disabled"
+        );
+        assert!(e.sockets.read().is_empty());
+    });
 }
 
 #[test]
 fn miss_then_fast_path_hit() {
-    let (e, mut fake) = setup();
-    e.flags.set(Flag::Mode, ENABLED).unwrap();
-    e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/", Action::Block).unwrap()))
-        .unwrap();
-    let out = run(&e, &mut fake, PROTO_TCP, 1, 500, 0);
-    assert_eq!(out.decision.verdict, Verdict::Drop);
-    assert!(!out.cached);
-    assert_eq!((fake.walks, fake.resolves), (1, 1));
-    let out = run(&e, &mut fake, PROTO_TCP, 1, 500, 1);
-    assert_eq!(out.decision.verdict, Verdict::Drop);
-    assert!(out.cached, "second packet is served from the cache");
-    assert_eq!(
-        (fake.walks, fake.resolves),
-        (1, 1),
-        "no identification on a hit"
-    );
-    assert_eq!(e.flags.get(Flag::QPackets), 2);
-    let (known, _) = e.sockets.read().lookup(SocketKey(1)).unwrap();
-    assert_eq!((known.tgid, known.inode, known.uid), (50, 500, 1000));
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/", Action::Block).unwrap()))
+            .unwrap();
+        let out = run(e, fake, PROTO_TCP, 1, 500, 0);
+        assert_eq!(out.decision.verdict, Verdict::Drop);
+        assert!(!out.cached);
+        assert_eq!((fake.walks.get(), fake.resolves.get()), (1, 1));
+        let out = run(e, fake, PROTO_TCP, 1, 500, 1);
+        assert_eq!(out.decision.verdict, Verdict::Drop);
+        assert!(out.cached, "second packet is served from the cache");
+        assert_eq!(
+            (fake.walks.get(), fake.resolves.get()),
+            (1, 1),
+            "no identification on a hit"
+        );
+        assert_eq!(e.flags.get(Flag::QPackets), 2);
+        let (known, _) = e.sockets.read().lookup(SocketKey(1)).unwrap();
+        assert_eq!((known.owner.tgid, known.inode, known.uid), (50, 500, 1000));
+    });
 }
 
 #[test]
 fn rule_change_applies_to_open_sockets_on_next_packet() {
-    let (e, mut fake) = setup();
-    e.flags.set(Flag::Mode, ENABLED).unwrap();
-    let out = run(&e, &mut fake, PROTO_TCP, 1, 500, 0);
-    assert_eq!(out.decision.reason, Reason::NoRule);
-    assert_eq!(out.decision.verdict, Verdict::Accept);
-    e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Block).unwrap()))
-        .unwrap();
-    let out = run(&e, &mut fake, PROTO_TCP, 1, 500, 1);
-    assert_eq!(out.decision.verdict, Verdict::Drop);
-    assert!(!out.cached);
-    assert_eq!(
-        fake.resolves, 1,
-        "recomputed from the cached identity, not re-identified"
-    );
-    let out = run(&e, &mut fake, PROTO_TCP, 1, 500, 2);
-    assert!(out.cached);
-    assert_eq!(out.decision.verdict, Verdict::Drop);
-    // Removing it applies as well.
-    assert!(e.edit_rules(|r| r.remove(PROTO_TCP, b"/usr/bin/wget")));
-    assert_eq!(
-        run(&e, &mut fake, PROTO_TCP, 1, 500, 3).decision.verdict,
-        Verdict::Accept
-    );
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        let out = run(e, fake, PROTO_TCP, 1, 500, 0);
+        assert_eq!(out.decision.reason, Reason::NoRule);
+        assert_eq!(out.decision.verdict, Verdict::Accept);
+        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Block).unwrap()))
+            .unwrap();
+        let out = run(e, fake, PROTO_TCP, 1, 500, 1);
+        assert_eq!(out.decision.verdict, Verdict::Drop);
+        assert!(!out.cached);
+        assert_eq!(
+            fake.resolves.get(),
+            1,
+            "recomputed from the cached identity, not re-identified"
+        );
+        let out = run(e, fake, PROTO_TCP, 1, 500, 2);
+        assert!(out.cached);
+        assert_eq!(out.decision.verdict, Verdict::Drop);
+        // Removing it applies as well.
+        assert!(e.edit_rules(|r| r.remove(PROTO_TCP, b"/usr/bin/wget")));
+        assert_eq!(
+            run(e, fake, PROTO_TCP, 1, 500, 3).decision.verdict,
+            Verdict::Accept
+        );
+    });
 }
 
 #[test]
 fn flag_change_applies_to_open_sockets_on_next_packet() {
-    let (e, mut fake) = setup();
-    e.flags.set(Flag::Mode, ENABLED).unwrap();
-    assert_eq!(
-        run(&e, &mut fake, PROTO_UDP, 2, 600, 0).decision.verdict,
-        Verdict::Accept
-    );
-    e.flags.set(Flag::UnkRule, BLOCK).unwrap();
-    let out = run(&e, &mut fake, PROTO_UDP, 2, 600, 1);
-    assert_eq!(out.decision.verdict, Verdict::Drop);
-    e.flags.set(Flag::Mode, BLOCK).unwrap();
-    assert_eq!(
-        run(&e, &mut fake, PROTO_UDP, 2, 600, 2).decision.reason,
-        Reason::BlockMode
-    );
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        assert_eq!(
+            run(e, fake, PROTO_UDP, 2, 600, 0).decision.verdict,
+            Verdict::Accept
+        );
+        e.flags.set(Flag::UnkRule, BLOCK).unwrap();
+        let out = run(e, fake, PROTO_UDP, 2, 600, 1);
+        assert_eq!(out.decision.verdict, Verdict::Drop);
+        e.flags.set(Flag::Mode, BLOCK).unwrap();
+        assert_eq!(
+            run(e, fake, PROTO_UDP, 2, 600, 2).decision.reason,
+            Reason::BlockMode
+        );
+    });
 }
 
 #[test]
 fn pending_events_are_squelched_per_second() {
-    let (e, mut fake) = setup();
-    e.flags.set(Flag::Mode, ENABLED).unwrap();
-    let out = run(&e, &mut fake, PROTO_TCP, 1, 500, 10_000);
-    let ev = out.event.unwrap();
-    assert_eq!(ev.kind, EventKind::Pending);
-    assert_eq!(ev.proto, PROTO_TCP);
-    let mut p = ExePath::EMPTY;
-    assert!(e.exe_path(ev.exe, &mut p));
-    assert_eq!(p.as_bytes(), b"/usr/bin/wget");
-    // Same program, other socket, same second: squelched.
-    assert!(run(&e, &mut fake, PROTO_TCP, 3, 500, 10_500)
-        .event
-        .is_none());
-    assert!(run(&e, &mut fake, PROTO_TCP, 1, 500, 10_900)
-        .event
-        .is_none());
-    assert!(run(&e, &mut fake, PROTO_TCP, 1, 500, 11_000)
-        .event
-        .is_some());
-    // With squelch off every packet reports.
-    e.flags.set(Flag::Squelch, Const::Disabled.value()).unwrap();
-    assert!(run(&e, &mut fake, PROTO_TCP, 1, 500, 11_001)
-        .event
-        .is_some());
-    assert!(run(&e, &mut fake, PROTO_TCP, 1, 500, 11_002)
-        .event
-        .is_some());
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        let out = run(e, fake, PROTO_TCP, 1, 500, 10_000);
+        let ev = out.event.unwrap();
+        assert_eq!(ev.0, EventKind::Pending);
+        assert_eq!(ev.1, PROTO_TCP);
+        assert_eq!(ev.2, b"/usr/bin/wget");
+        // Same program, other socket, same second: squelched.
+        assert!(run(e, fake, PROTO_TCP, 3, 500, 10_500).event.is_none());
+        assert!(run(e, fake, PROTO_TCP, 1, 500, 10_900).event.is_none());
+        assert!(run(e, fake, PROTO_TCP, 1, 500, 11_000).event.is_some());
+        // With squelch off every packet reports.
+        e.flags.set(Flag::Squelch, Const::Disabled.value()).unwrap();
+        assert!(run(e, fake, PROTO_TCP, 1, 500, 11_001).event.is_some());
+        assert!(run(e, fake, PROTO_TCP, 1, 500, 11_002).event.is_some());
+    });
 }
 
 #[test]
 fn unknown_owner_long_path_and_non_full_sockets() {
-    let (e, mut fake) = setup();
-    e.flags.set(Flag::Mode, ENABLED).unwrap();
-    e.flags.set(Flag::UnkProc, BLOCK).unwrap();
-    let out = run(&e, &mut fake, PROTO_TCP, 9, 999, 0);
-    assert_eq!(out.decision.reason, Reason::UnknownProcess);
-    assert_eq!(out.decision.verdict, Verdict::Drop);
-    assert!(
-        e.sockets.read().peek(SocketKey(9)).is_none(),
-        "unknown sockets are not cached as unknown forever"
-    );
-    // Long path: longpath (block by default), cached as PathTooLong.
-    let mut long = b"/".to_vec();
-    long.extend(std::iter::repeat_n(b'x', 300));
-    fake.exes.insert(70, long);
-    fake.owners.push(SocketOwner {
-        inode: 700,
-        tgid: 70,
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.flags.set(Flag::UnkProc, BLOCK).unwrap();
+        let out = run(e, fake, PROTO_TCP, 9, 999, 0);
+        assert_eq!(out.decision.reason, Reason::UnknownProcess);
+        assert_eq!(out.decision.verdict, Verdict::Drop);
+        assert!(
+            e.sockets.read().peek(SocketKey(9)).is_none(),
+            "unknown sockets are not cached as unknown forever"
+        );
+        // Long path: longpath (block by default), cached as PathTooLong.
+        let mut long = b"/".to_vec();
+        long.extend(std::iter::repeat_n(b'x', 300));
+        fake.exes.borrow_mut().insert(70, long);
+        fake.owners.borrow_mut().push(SocketOwner {
+            inode: 700,
+            tgid: 70,
+        });
+        let out = run(e, fake, PROTO_TCP, 7, 700, 1_000);
+        assert_eq!(out.decision.reason, Reason::PathTooLong);
+        assert_eq!(out.decision.verdict, Verdict::Drop);
+        assert_eq!(
+            e.sockets.read().peek(SocketKey(7)).unwrap().0.exe,
+            Identity::PathTooLong
+        );
+        // No full socket: unkproc, no lookup at all.
+        let before = (fake.walks.get(), fake.resolves.get());
+        let sock = Packet {
+            sk: None,
+            family: Family::Ipv6,
+            ..pkt(PROTO_TCP, 1, 500)
+        };
+        let out = e.decide(fake, &sock);
+        assert_eq!(out.decision.reason, Reason::UnknownProcess);
+        assert_eq!((fake.walks.get(), fake.resolves.get()), before);
     });
-    let out = run(&e, &mut fake, PROTO_TCP, 7, 700, 1_000);
-    assert_eq!(out.decision.reason, Reason::PathTooLong);
-    assert_eq!(out.decision.verdict, Verdict::Drop);
-    assert_eq!(
-        e.sockets.read().peek(SocketKey(7)).unwrap().0.exe,
-        Identity::PathTooLong
-    );
-    // No full socket: unkproc, no lookup at all.
-    let before = (fake.walks, fake.resolves);
-    let sock = SocketFacts {
-        key: SocketKey(1),
-        inode: 500,
-        uid: 0,
-        full: false,
-        owner_hint: None,
-    };
-    let mut t = FakeTableRef {
-        owners: vec![],
-        walks: 0,
-    };
-    let out = e.decide_packet(
-        &PacketFacts::new(PROTO_TCP, Family::Ipv6),
-        &sock,
-        2_000,
-        &mut t,
-        &mut fake,
-    );
-    assert_eq!(out.decision.reason, Reason::UnknownProcess);
-    assert_eq!((fake.walks + t.walks, fake.resolves), before);
 }
 
 #[test]
-fn owner_hint_skips_the_walk() {
-    let (e, mut fake) = setup();
-    e.flags.set(Flag::Mode, ENABLED).unwrap();
-    let sock = SocketFacts {
-        key: SocketKey(5),
-        inode: 12345,
-        uid: 0,
-        full: true,
-        owner_hint: Some(60),
-    };
-    let mut t = FakeTableRef {
-        owners: vec![],
-        walks: 0,
-    };
-    e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/opt/tool", Action::Allow).unwrap()))
-        .unwrap();
-    e.flags.set(Flag::Accepts, ENABLED).unwrap();
-    let out = e.decide_packet(
-        &PacketFacts::new(PROTO_UDP, Family::Ipv4),
-        &sock,
-        0,
-        &mut t,
-        &mut fake,
-    );
-    assert_eq!(t.walks, 0);
-    assert_eq!(out.decision.verdict, Verdict::Accept);
-    assert_eq!(out.event.map(|e| e.kind), Some(EventKind::Allow));
+fn the_sending_task_skips_the_walk() {
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        fake.sender.set(Some(60));
+        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/opt/tool", Action::Allow).unwrap()))
+            .unwrap();
+        e.flags.set(Flag::Accepts, ENABLED).unwrap();
+        let out = run(e, fake, PROTO_UDP, 5, 600, 0);
+        assert_eq!(fake.walks.get(), 0);
+        assert_eq!(out.decision.verdict, Verdict::Accept);
+        assert_eq!(out.event.map(|e| e.0), Some(EventKind::Allow));
+    });
 }
 
 #[test]
 fn evicted_executable_is_reidentified_after_policy_change() {
-    let (e, mut fake) = setup();
-    e.flags.set(Flag::Mode, ENABLED).unwrap();
-    run(&e, &mut fake, PROTO_TCP, 1, 500, 0);
-    // Evict every path from the (16-slot) executable table.
-    {
-        let mut exes = e.exes.write();
-        for i in 0..16 {
-            exes.intern(format!("/filler/{i}").as_bytes()).unwrap();
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        run(e, fake, PROTO_TCP, 1, 500, 0);
+        // Evict every path from the executable table.
+        {
+            let mut exes = e.exes.write();
+            for i in 0..256 {
+                exes.intern(format!("/filler/{i}").as_bytes()).unwrap();
+            }
         }
-    }
-    e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Block).unwrap()))
-        .unwrap();
-    let resolves = fake.resolves;
-    let out = run(&e, &mut fake, PROTO_TCP, 1, 500, 1);
-    assert_eq!(out.decision.verdict, Verdict::Drop);
-    assert_eq!(
-        fake.resolves,
-        resolves + 1,
-        "stale ExeId forces re-identification"
-    );
+        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Block).unwrap()))
+            .unwrap();
+        let resolves = fake.resolves.get();
+        let out = run(e, fake, PROTO_TCP, 1, 500, 1);
+        assert_eq!(out.decision.verdict, Verdict::Drop);
+        assert_eq!(
+            fake.resolves.get(),
+            resolves + 1,
+            "stale ExeId forces re-identification"
+        );
+    });
 }
 
 #[test]
 fn readers_run_concurrently() {
-    let (e, mut fake) = setup();
-    e.flags.set(Flag::Mode, ENABLED).unwrap();
-    for k in 0..32u64 {
-        run(&e, &mut fake, PROTO_TCP, k, 500, 0);
-    }
-    let e = &*e;
-    std::thread::scope(|s| {
-        for _ in 0..4 {
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        for k in 0..32u64 {
+            run(e, fake, PROTO_TCP, k, 500, 0);
+        }
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(move || {
+                    let f = Fake::default();
+                    for i in 0..2000u64 {
+                        let out = run(e, &f, PROTO_TCP, i % 32, 500, 1);
+                        assert_eq!(out.decision.verdict, Verdict::Accept);
+                    }
+                });
+            }
             s.spawn(move || {
-                let mut f = Fake::default();
-                for i in 0..2000u64 {
-                    let out = run(e, &mut f, PROTO_TCP, i % 32, 500, 1);
-                    assert_eq!(out.decision.verdict, Verdict::Accept);
+                for i in 0..200 {
+                    let a = if i % 2 == 0 {
+                        Action::Allow
+                    } else {
+                        Action::Block
+                    };
+                    e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/x", a).unwrap()))
+                        .unwrap();
                 }
             });
-        }
-        s.spawn(move || {
-            for i in 0..200 {
-                let a = if i % 2 == 0 {
-                    Action::Allow
-                } else {
-                    Action::Block
-                };
-                e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/x", a).unwrap()))
-                    .unwrap();
-            }
         });
     });
 }
@@ -378,18 +495,19 @@ fn std_firewall_identifies_a_real_socket_of_this_process() {
     let ino = std::fs::metadata(format!("/proc/self/fd/{}", sock.as_raw_fd()))
         .unwrap()
         .ino();
-    let facts = SocketFacts {
+    let sock = e7_core::StdSock {
         key: SocketKey(ino),
         inode: ino,
-        uid: 0,
-        full: true,
-        owner_hint: None,
+        sender: None,
     };
-    let (d, _) = fw.decide(
-        &PacketFacts::new(PROTO_UDP, Family::Ipv4),
-        &facts,
-        &mut e7_core::ProcFsTable::new(),
-    );
+    let (d, _) = fw.decide(&Packet {
+        sk: Some(&sock),
+        proto: PROTO_UDP,
+        uid: 0,
+        family: Family::Ipv4,
+        malformed: false,
+        in_task: true,
+    });
     assert_eq!(d.verdict, Verdict::Drop);
     assert_eq!(d.reason, Reason::Rule);
     assert_eq!(fw.rules(), vec![(PROTO_UDP, me, Action::Block)]);
@@ -399,21 +517,177 @@ fn std_firewall_identifies_a_real_socket_of_this_process() {
 #[test]
 fn cached_verdict_is_per_protocol_for_raw_sockets() {
     // A raw IP_HDRINCL socket can send any protocol: the UDP verdict must not be replayed for TCP.
-    let (e, mut fake) = setup();
-    e.flags.set(Flag::Mode, ENABLED).unwrap();
-    e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Allow).unwrap()))
-        .unwrap();
-    e.flags.set(Flag::UnkRule, BLOCK).unwrap();
-    assert_eq!(
-        run(&e, &mut fake, PROTO_UDP, 1, 500, 0).decision.verdict,
-        Verdict::Accept
-    );
-    assert!(run(&e, &mut fake, PROTO_UDP, 1, 500, 1).cached);
-    let tcp = run(&e, &mut fake, PROTO_TCP, 1, 500, 2);
-    assert_eq!(tcp.decision.verdict, Verdict::Drop);
-    assert_eq!(tcp.decision.reason, Reason::NoRule);
-    assert_eq!(
-        fake.resolves, 1,
-        "same socket, same identity: no re-identification"
-    );
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Allow).unwrap()))
+            .unwrap();
+        e.flags.set(Flag::UnkRule, BLOCK).unwrap();
+        assert_eq!(
+            run(e, fake, PROTO_UDP, 1, 500, 0).decision.verdict,
+            Verdict::Accept
+        );
+        assert!(run(e, fake, PROTO_UDP, 1, 500, 1).cached);
+        let tcp = run(e, fake, PROTO_TCP, 1, 500, 2);
+        assert_eq!(tcp.decision.verdict, Verdict::Drop);
+        assert_eq!(tcp.decision.reason, Reason::NoRule);
+        assert_eq!(
+            fake.resolves.get(),
+            1,
+            "same socket, same identity: no re-identification"
+        );
+    });
+}
+
+#[test]
+fn a_socket_no_descriptor_table_holds_belongs_to_its_sender() {
+    // io_uring: a socket registered with IORING_REGISTER_FILES and then close()d is in no fd
+    // table; IORING_OP_SEND with IOSQE_FIXED_FILE sends it in the process's (or its io-wq
+    // worker's) task context. Before: walk -> no owner -> unkproc (allow).
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Block).unwrap()))
+            .unwrap();
+        fake.sender.set(Some(50));
+        let out = run(e, fake, PROTO_UDP, 77, 7777, 0);
+        assert_eq!(out.decision.verdict, Verdict::Drop);
+        assert_eq!(out.decision.reason, Reason::Rule);
+        assert_eq!(fake.walks.get(), 0, "the sender is known: no walk");
+        assert!(run(e, fake, PROTO_UDP, 77, 7777, 1).cached);
+    });
+}
+
+#[test]
+fn a_cached_verdict_is_not_reused_for_another_sender() {
+    // A socket inherited (fork), passed (SCM_RIGHTS) or taken (pidfd_getfd): the allowed
+    // program's verdict must not carry the blocked program's packets.
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/opt/tool", Action::Allow).unwrap()))
+            .unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Block).unwrap()))
+            .unwrap();
+        fake.owners.borrow_mut().push(SocketOwner {
+            inode: 600,
+            tgid: 50,
+        });
+        fake.sender.set(Some(60));
+        assert_eq!(
+            run(e, fake, PROTO_UDP, 2, 600, 0).decision.verdict,
+            Verdict::Accept
+        );
+        assert!(run(e, fake, PROTO_UDP, 2, 600, 1).cached);
+        fake.sender.set(Some(50));
+        let out = run(e, fake, PROTO_UDP, 2, 600, 2);
+        assert_eq!(
+            out.decision.verdict,
+            Verdict::Drop,
+            "the blocked sender is identified"
+        );
+        assert!(!out.cached);
+        // Softirq packets carry no sender: the last task-context identification holds.
+        let softirq = Packet {
+            in_task: false,
+            ..pkt(PROTO_UDP, 2, 600)
+        };
+        assert_eq!(e.decide(fake, &softirq).decision.verdict, Verdict::Drop);
+        fake.sender.set(Some(60));
+        assert_eq!(
+            run(e, fake, PROTO_UDP, 2, 600, 3).decision.verdict,
+            Verdict::Accept
+        );
+        // The allowed program execs the blocked one: same tgid, new image.
+        fake.exes.borrow_mut().insert(60, b"/usr/bin/wget".to_vec());
+        fake.execs.borrow_mut().insert(60, 2);
+        assert_eq!(
+            run(e, fake, PROTO_UDP, 2, 600, 4).decision.verdict,
+            Verdict::Drop
+        );
+        assert!(
+            e.stats.resent.load(std::sync::atomic::Ordering::Relaxed) >= 3,
+            "each change of sender was re-identified"
+        );
+    });
+}
+
+/// Issue 7, hole #7: a flag write landing in the middle of a packet's decision must never leave a
+/// verdict computed with the old flags tagged as current. The fake host performs the write (unkrule
+/// allow -> block) just before its `k`-th call, for every call the packet path makes — on a miss,
+/// on a hit and on a recompute — and the socket's NEXT packet must see the new flags.
+#[test]
+fn a_flag_write_interleaved_with_a_packet_never_leaves_a_stale_verdict() {
+    for warm in [false, true] {
+        for k in 0..12 {
+            both_shared(|e, fake| {
+                e.flags.set(Flag::Mode, ENABLED).unwrap();
+                fake.sender.set(Some(50));
+                if warm {
+                    // Cached (hit path) under the current generation.
+                    assert_eq!(
+                        run(e, fake, PROTO_TCP, 1, 500, 0).decision.verdict,
+                        Verdict::Accept
+                    );
+                }
+                fake.calls.set(0);
+                let writer = std::sync::Arc::clone(e);
+                *fake.hook.borrow_mut() = Some(Box::new(move |n| {
+                    if n == k {
+                        writer.flags.set(Flag::UnkRule, BLOCK).unwrap();
+                    }
+                }));
+                run(e, fake, PROTO_TCP, 1, 500, 1);
+                *fake.hook.borrow_mut() = None;
+                let next = run(e, fake, PROTO_TCP, 1, 500, 2);
+                if e.flags.get(Flag::UnkRule) == BLOCK {
+                    assert_eq!(
+                        next.decision.verdict,
+                        Verdict::Drop,
+                        "write before host call {k} (warm cache: {warm}) left a stale allow"
+                    );
+                }
+            });
+        }
+    }
+}
+
+#[test]
+fn an_owner_not_found_right_now_is_dropped_never_unkproc() {
+    // Issue 7, hole #1: softirq (a timer's retransmit, a listener's SYN-ACK) with the socket not
+    // cached used to get `unkproc` (allow by default). Now: dropped, deferred, and the deferred
+    // identification decides the socket's next packet by its owner's rules.
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Block).unwrap()))
+            .unwrap();
+        assert_eq!(e.flags.get(Flag::UnkProc), Const::Allow.value());
+        let softirq = |key, inode| Packet {
+            in_task: false,
+            ..pkt(PROTO_TCP, key, inode)
+        };
+        let out = e.decide(fake, &softirq(1, 500));
+        assert_eq!(out.decision.verdict, Verdict::Drop);
+        assert_eq!(out.decision.reason, Reason::Deferred);
+        assert!(out.event.is_none());
+        assert!(e.sockets.read().peek(SocketKey(1)).is_none(), "not cached");
+        let queued = fake.deferred.borrow().clone();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(
+            e.identify_deferred(fake, &queued[0]),
+            e7_core::DeferredOutcome::Inserted
+        );
+        let out = e.decide(fake, &softirq(1, 500));
+        assert_eq!(
+            (out.decision.verdict, out.decision.reason),
+            (Verdict::Drop, Reason::Rule)
+        );
+        // An allowed owner's socket is accepted once identified.
+        let out = e.decide(fake, &softirq(2, 600));
+        assert_eq!(out.decision.reason, Reason::Deferred);
+        let queued = fake.deferred.borrow().last().copied().unwrap();
+        fake.now.set(1_000); // past the walk interval
+        e.identify_deferred(fake, &queued);
+        assert_eq!(
+            e.decide(fake, &softirq(2, 600)).decision.verdict,
+            Verdict::Accept
+        );
+    });
 }

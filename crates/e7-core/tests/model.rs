@@ -157,7 +157,7 @@ proptest! {
             let k = SocketKey(key);
             match kind {
                 0 => {
-                    let evicted = c.insert(k, KnownSocket { inode: key, tgid: u32::from(val), uid: 0, exe: Identity::Unknown });
+                    let evicted = c.insert(k, KnownSocket { inode: key, owner: e7_core::TaskId::tgid_only(u32::from(val)), uid: 0, exe: Identity::Unknown });
                     let now = c.clock();
                     if let Some(ev) = evicted {
                         prop_assert!(!model.contains_key(&key), "evicted although the key was cached");
@@ -177,7 +177,7 @@ proptest! {
                     model.insert(key, (u32::from(val), now));
                 }
                 1 => {
-                    let got = c.lookup(k).map(|(v, _)| v.tgid);
+                    let got = c.lookup(k).map(|(v, _)| v.owner.tgid);
                     let now = c.clock();
                     prop_assert_eq!(got, model.get(&key).map(|m| m.0));
                     if let Some(m) = model.get_mut(&key) {

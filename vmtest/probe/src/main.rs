@@ -14,6 +14,7 @@
 mod genl;
 mod net;
 mod sys;
+mod uring;
 
 use std::fmt;
 use std::io::{BufRead, BufReader};
@@ -31,10 +32,24 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
   udp4|udp6|tcp4|tcp6|icmp4|icmp6|udp4m|tcp4m|udp6x [PORT]
                                            one exchange with a loopback receiver (PORT 0/absent: any free)
   raw4|raw6 IPPROTO                        one datagram of another IP protocol on a raw socket (root)
+  uring4|uring6 [worker]                   one UDP datagram with IORING_OP_SEND + IOSQE_FIXED_FILE on a
+                                           registered socket whose descriptor was closed (worker: from an
+                                           io-wq worker thread, IOSQE_ASYNC)
+  inherit4|inherit6 PROG                   PROG (exec'ed with this process's connected UDP socket) sends
+                                           first, then this program sends on the same socket; exit code of
+                                           this program's send
+  steal4|steal6 PROG                       PROG creates a connected UDP socket and sends first; this
+                                           program takes it with pidfd_getfd(2) and sends; exit code of
+                                           this program's send
   twophase PROTO GATEFILE [PORT]           exchange, wait until GATEFILE exists, exchange again on the SAME
                                            socket; prints `phase1 ...`, `phase2 ...`; exit code of phase 2
-  storm SOCKETS PROCS [udp4|udp6|tcp4|tcp6] SOCKETS short-lived sockets spread over PROCS processes (copies of
-                                           this executable); exit 0 all delivered, 1 all blocked, 2 mixed
+  storm SOCKETS PROCS [udp4|udp6|tcp4|tcp6 [PORT]]
+                                           SOCKETS short-lived sockets spread over PROCS processes (copies of
+                                           this executable; TCP: 64 connects in flight per process); exit 0
+                                           all delivered, 1 all blocked, 2 mixed. PORT: connect to another
+                                           program's listener there instead of our own
+  listen4|listen6 PORT SECS                accept and close TCP connections on loopback PORT for SECS seconds
+  churn SECS                               open, send once on, and close UDP sockets for SECS seconds
   hold PORT SECS [udp4|udp6]               keep sending for SECS seconds; prints counts; exit 0
   after GATEFILE COMMAND...                wait until GATEFILE exists, then run COMMAND in this process (the
                                            binary-deleted-while-running case)
@@ -67,6 +82,15 @@ enum Cmd {
         sockets: u32,
         procs: u32,
         proto: Proto,
+        port: u16,
+    },
+    Listen {
+        v6: bool,
+        port: u16,
+        secs: u64,
+    },
+    Churn {
+        secs: u64,
     },
     StormWorker {
         proto: Proto,
@@ -86,6 +110,25 @@ enum Cmd {
     After {
         gate: PathBuf,
         inner: Box<Cmd>,
+    },
+    Uring {
+        v6: bool,
+        worker: bool,
+    },
+    Inherit {
+        v6: bool,
+        prog: String,
+    },
+    SendFd {
+        fd: i32,
+    },
+    Steal {
+        v6: bool,
+        prog: String,
+    },
+    HoldSock {
+        v6: bool,
+        port: u16,
     },
     CompatQuery,
     Help,
@@ -190,6 +233,64 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
                 ipproto,
             }
         }
+        "uring4" | "uring6" => {
+            let worker = match args.get(1).map(String::as_str) {
+                None => false,
+                Some("worker") => true,
+                Some(o) => {
+                    return usage_err(format!(
+                        "{}: expected `worker` or nothing, got {o:?}",
+                        args[0]
+                    ))
+                }
+            };
+            no_more(args, 2)?;
+            Cmd::Uring {
+                v6: args[0] == "uring6",
+                worker,
+            }
+        }
+        "inherit4" | "inherit6" => {
+            let Some(prog) = args.get(1) else {
+                return usage_err(format!(
+                    "{}: missing PROG (the program that sends first)",
+                    args[0]
+                ));
+            };
+            no_more(args, 2)?;
+            Cmd::Inherit {
+                v6: args[0] == "inherit6",
+                prog: prog.clone(),
+            }
+        }
+        "steal4" | "steal6" => {
+            let Some(prog) = args.get(1) else {
+                return usage_err(format!(
+                    "{}: missing PROG (the program that owns the socket and sends first)",
+                    args[0]
+                ));
+            };
+            no_more(args, 2)?;
+            Cmd::Steal {
+                v6: args[0] == "steal6",
+                prog: prog.clone(),
+            }
+        }
+        "hold-sock" => {
+            let v6 = match args.get(1).map(String::as_str) {
+                Some("4") => false,
+                Some("6") => true,
+                o => return usage_err(format!("hold-sock: expected 4 or 6, got {o:?}")),
+            };
+            let port = parse_num("PORT", args.get(2), PORT_RANGE)?;
+            no_more(args, 3)?;
+            Cmd::HoldSock { v6, port }
+        }
+        "send-fd" => {
+            let fd = parse_num("FD", args.get(1), "an inherited descriptor number")?;
+            no_more(args, 2)?;
+            Cmd::SendFd { fd }
+        }
         "twophase" => {
             let proto = parse_proto(args.get(1), &Proto::ALL, None)?;
             let Some(gate) = args.get(2) else {
@@ -217,12 +318,32 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
                 ));
             }
             let proto = parse_proto(args.get(3), &STORM_PROTOS, Some(Proto::Udp4))?;
-            no_more(args, 4)?;
+            let port = match args.get(4) {
+                None => 0,
+                s => parse_num("PORT", s, PORT_RANGE)?,
+            };
+            no_more(args, 5)?;
             Cmd::Storm {
                 sockets,
                 procs,
                 proto,
+                port,
             }
+        }
+        "listen4" | "listen6" => {
+            let port = parse_num("PORT", args.get(1), PORT_RANGE)?;
+            let secs = parse_num("SECS", args.get(2), "seconds to listen")?;
+            no_more(args, 3)?;
+            Cmd::Listen {
+                v6: args[0] == "listen6",
+                port,
+                secs,
+            }
+        }
+        "churn" => {
+            let secs = parse_num("SECS", args.get(1), "seconds to churn")?;
+            no_more(args, 2)?;
+            Cmd::Churn { secs }
         }
         "storm-worker" => {
             let proto = parse_proto(args.get(1), &STORM_PROTOS, None)?;
@@ -355,17 +476,43 @@ impl Tally {
     }
 }
 
+/// TCP connections a storm worker keeps in flight at once (threads), so blocked connects — each
+/// waits the whole timeout — do not serialise.
+const TCP_PARALLEL: u32 = 64;
+
 fn storm_worker(proto: Proto, dst: SocketAddr, count: u32, timeout: Duration) -> ExitCode {
     let mut t = Tally::default();
     let mut first_error = None;
-    for _ in 0..count {
-        let o = net::one_shot(proto, dst, timeout);
+    let threads = match proto {
+        Proto::Tcp4 | Proto::Tcp6 | Proto::Tcp4m => TCP_PARALLEL.min(count).max(1),
+        _ => 1,
+    };
+    let outcomes: Vec<Outcome> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let n = count / threads + u32::from(i < count % threads);
+                sc.spawn(move || {
+                    (0..n)
+                        .map(|_| net::one_shot(proto, dst, timeout))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec![Outcome::Failed("worker thread panicked".into())])
+            })
+            .collect()
+    });
+    for o in &outcomes {
         if first_error.is_none() {
-            if let Outcome::Failed(m) = &o {
+            if let Outcome::Failed(m) = o {
                 first_error = Some(m.clone());
             }
         }
-        t.add(&o);
+        t.add(o);
     }
     match first_error {
         Some(e) => println!("{} first_error={e:?}", t.line()),
@@ -381,9 +528,11 @@ enum Sink {
     Tcp(SocketAddr),
 }
 
-fn storm(sockets: u32, procs: u32, proto: Proto, timeout: Duration) -> ExitCode {
+fn storm(sockets: u32, procs: u32, proto: Proto, port: u16, timeout: Duration) -> ExitCode {
     let lo = proto.loopback();
     let sink = match proto {
+        // Another program's listener (`listen4|listen6 PORT`).
+        Proto::Tcp4 | Proto::Tcp6 if port != 0 => Sink::Tcp(SocketAddr::new(lo, port)),
         Proto::Tcp4 | Proto::Tcp6 => match TcpListener::bind((lo, 0)) {
             Ok(l) => {
                 let Ok(addr) = l.local_addr() else {
@@ -493,6 +642,58 @@ fn storm(sockets: u32, procs: u32, proto: Proto, timeout: Duration) -> ExitCode 
     })
 }
 
+/// A TCP listener on loopback PORT that accepts and closes connections for SECS seconds (another
+/// program's server for `storm ... PORT`).
+fn listen(v6: bool, port: u16, secs: u64) -> ExitCode {
+    let l = match TcpListener::bind((net::loopback(v6), port)) {
+        Ok(l) => l,
+        Err(e) => {
+            println!("error: listen on port {port}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            drop(conn);
+        }
+    });
+    println!("listening on port {port}");
+    std::thread::sleep(Duration::from_secs(secs));
+    ExitCode::SUCCESS
+}
+
+/// Socket churn: for SECS seconds, open a UDP socket, send one datagram to a local sink (so the
+/// firewall identifies and caches it), close it; prints how many. The cache-eviction attack.
+fn churn(secs: u64) -> ExitCode {
+    let sink = match UdpSocket::bind((net::loopback(false), 0)).and_then(|s| s.local_addr()) {
+        Ok(a) => a,
+        Err(e) => {
+            println!("error: churn sink: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let (mut sockets, mut sent) = (0u64, 0u64);
+    let mut next_report = start + Duration::from_secs(1);
+    while Instant::now() < end {
+        if let Ok(s) = UdpSocket::bind((net::loopback(false), 0)) {
+            sockets += 1;
+            sent += u64::from(s.send_to(b"churn", sink).is_ok());
+        }
+        // A line per second, so a churner killed early still reported its rate.
+        if Instant::now() >= next_report {
+            next_report += Duration::from_secs(1);
+            println!(
+                "churned {sockets} sockets ({sent} sent) in {:.1} s",
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    println!("churned {sockets} sockets ({sent} sent) in {secs} s");
+    ExitCode::SUCCESS
+}
+
 fn hold(port: u16, secs: u64, proto: Proto) -> ExitCode {
     let lo = proto.loopback();
     let sock = match UdpSocket::bind((lo, 0)) {
@@ -562,12 +763,20 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         }
         Cmd::Probe { proto, port } => report(&net::probe(proto, port, timeout)),
         Cmd::Raw { v6, ipproto } => report(&net::raw(v6, ipproto)),
+        Cmd::Uring { v6, worker } => report(&uring::uring_send(v6, worker, timeout)),
+        Cmd::Inherit { v6, prog } => report(&uring::inherit(v6, &prog, timeout)),
+        Cmd::SendFd { fd } => report(&uring::send_fd(fd)),
+        Cmd::Steal { v6, prog } => report(&uring::steal(v6, &prog, timeout)),
+        Cmd::HoldSock { v6, port } => report(&uring::hold_sock(v6, port)),
         Cmd::TwoPhase { proto, gate, port } => two_phase(proto, &gate, port, timeout),
         Cmd::Storm {
             sockets,
             procs,
             proto,
-        } => storm(sockets, procs, proto, timeout),
+            port,
+        } => storm(sockets, procs, proto, port, timeout),
+        Cmd::Listen { v6, port, secs } => listen(v6, port, secs),
+        Cmd::Churn { secs } => churn(secs),
         Cmd::StormWorker { proto, dst, count } => storm_worker(proto, dst, count, timeout),
         Cmd::Hold { port, secs, proto } => hold(port, secs, proto),
         Cmd::AsUser { uid, gid, cmd } => as_user(uid, gid, &cmd),
@@ -707,7 +916,26 @@ mod tests {
             Ok(Cmd::Storm {
                 sockets: 2000,
                 procs: 20,
-                proto: Proto::Udp4
+                proto: Proto::Udp4,
+                port: 0
+            })
+        );
+        assert_eq!(
+            p(&["storm", "1000", "4", "tcp4", "9000"]),
+            Ok(Cmd::Storm {
+                sockets: 1000,
+                procs: 4,
+                proto: Proto::Tcp4,
+                port: 9000
+            })
+        );
+        assert!(p(&["churn"]).is_err());
+        assert_eq!(
+            p(&["listen6", "9000", "30"]),
+            Ok(Cmd::Listen {
+                v6: true,
+                port: 9000,
+                secs: 30
             })
         );
         assert!(p(&["twophase", "udp4"]).is_err());

@@ -11,8 +11,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use e7_core::sync::Engine;
 use e7_core::{
-    decide, Action, ExeLookup, ExePath, ExeResolver, Family, Flag, Identity, PacketFacts,
-    ProcessTable, Rule, SocketFacts, SocketKey, SocketOwner,
+    decide, Action, Deferred, ExeError, ExePath, Family, Flag, Host, Identity, Packet,
+    PacketFacts, ProcessTable, Rule, SockInfo, SockKind, SocketKey, SocketOwner, TaskId,
 };
 
 /// A minimal spinning reader-writer lock (writers set the top bit).
@@ -88,34 +88,117 @@ impl ProcessTable for Table {
     }
 }
 
-struct Resolver(usize);
-impl ExeResolver for Resolver {
-    fn exe_path(&mut self, _tgid: u32, out: &mut ExePath) -> ExeLookup {
-        match out.set(bytes(self.0)) {
-            Ok(()) => ExeLookup::Found,
-            Err(_) => ExeLookup::TooLong,
-        }
+/// The kernel-shaped host: every answer comes through `black_box`, so every branch of the packet
+/// path (hit, recompute, image, sender, walk, defer, too-long path) stays reachable.
+struct KHost {
+    len: usize,
+    kind: u32,
+    holds: bool,
+}
+
+fn task(tgid: u32) -> TaskId {
+    TaskId {
+        start_ns: black_box(1),
+        exec_id: black_box(2),
+        tgid,
+        pad: 0,
     }
 }
 
+fn exe(len: usize, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
+    match black_box(len) {
+        0 => Err(ExeError::NoTask),
+        1 => Err(ExeError::NoExe(task(tgid))),
+        _ => match out.set(bytes(len)) {
+            Ok(()) => Ok(task(tgid)),
+            Err(_) => Err(ExeError::TooLong(task(tgid))),
+        },
+    }
+}
+
+impl Host for KHost {
+    type Sock<'s> = (u64, u64);
+    fn now_ms(&self) -> u64 {
+        black_box(5)
+    }
+    fn sock_key(&self, sk: (u64, u64)) -> SocketKey {
+        SocketKey(sk.0)
+    }
+    fn sock_info(&self, sk: (u64, u64)) -> SockInfo {
+        let kind = match black_box(self.kind) {
+            0 => SockKind::Detached,
+            1 => SockKind::Kernel,
+            _ => SockKind::User,
+        };
+        SockInfo { inode: sk.1, kind }
+    }
+    fn sender_holds(&self, _sk: (u64, u64)) -> Option<TaskId> {
+        black_box(self.holds).then(|| task(black_box(7)))
+    }
+    fn sender(&self, _sk: (u64, u64)) -> Option<TaskId> {
+        black_box(self.holds).then(|| task(black_box(8)))
+    }
+    fn sender_exe(&self, _sk: (u64, u64), out: &mut ExePath) -> Result<TaskId, ExeError> {
+        exe(self.len, black_box(7), out)
+    }
+    fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        exe(self.len, tgid, out)
+    }
+    fn for_each_socket(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
+        Table.for_each_socket(f);
+    }
+    fn defer(&self, s: Deferred) {
+        black_box(s);
+    }
+    fn wants_events(&self) -> bool {
+        black_box(true)
+    }
+}
+
+/// The packet path exactly as the kernel module calls it (`Engine::decide_packet`).
 #[no_mangle]
 pub extern "C" fn e7np_decide_packet(
     proto: u32,
     key: u64,
     inode: u64,
-    now: u64,
+    flags: u32,
     len: usize,
 ) -> u32 {
-    let facts = PacketFacts::new(proto, Family::Ipv4);
-    let sock = SocketFacts {
+    let host = KHost {
+        len,
+        kind: flags & 3,
+        holds: flags & 4 != 0,
+    };
+    let pkt = Packet {
+        sk: (flags & 8 == 0).then_some((key, inode)),
+        proto,
+        uid: 0,
+        family: if flags & 16 != 0 {
+            Family::Ipv6
+        } else {
+            Family::Ipv4
+        },
+        malformed: flags & 32 != 0,
+        in_task: flags & 64 != 0,
+    };
+    let out = ENGINE.decide_packet(&host, &pkt);
+    out.decision.to_bits() as u32 | (out.event.is_some() as u32) << 8
+}
+
+/// The deferred identification the kernel's refill work runs.
+#[no_mangle]
+pub extern "C" fn e7np_identify_deferred(key: u64, inode: u64, len: usize) -> u32 {
+    let host = KHost {
+        len,
+        kind: 2,
+        holds: false,
+    };
+    let s = Deferred {
         key: SocketKey(key),
         inode,
         uid: 0,
-        full: black_box(true),
-        owner_hint: black_box(None),
     };
-    let out = ENGINE.decide_packet(&facts, &sock, now, &mut Table, &mut Resolver(len));
-    out.decision.to_bits() as u32 | (out.event.is_some() as u32) << 8
+    ENGINE.identify_deferred(&host, &s) as u32
 }
 
 #[no_mangle]
@@ -204,7 +287,7 @@ pub extern "C" fn e7np_socket_ops(key: u64, op: u32) -> u32 {
             .sockets
             .read()
             .lookup(SocketKey(key))
-            .map_or(0, |(k, _)| k.tgid),
+            .map_or(0, |(k, _)| k.owner.tgid),
         1 => ENGINE.sockets.write().forget(SocketKey(key)) as u32,
         2 => ENGINE.sockets.write().forget_tgid(key as u32) as u32,
         3 => {
@@ -218,7 +301,7 @@ pub extern "C" fn e7np_socket_ops(key: u64, op: u32) -> u32 {
                 SocketKey(key),
                 e7_core::KnownSocket {
                     inode: key,
-                    tgid: op,
+                    owner: TaskId::tgid_only(op),
                     uid: 0,
                     exe: Identity::Unknown,
                 },

@@ -3,6 +3,11 @@
 //! Why by hand: the boundary is three flat structs and a few scalars; the C side checks the same
 //! sizes with `_Static_assert`, so any drift fails one of the two builds.
 
+use e7_core::path::strip_deleted;
+use e7_core::{ExeError, ExePath, PathError, TaskId};
+
+use crate::errno::{ENAMETOOLONG, ENOENT};
+
 /// `E7_EXE_BUF`: 255 path bytes + NUL + room for d_path's `" (deleted)"` suffix.
 pub const EXE_BUF: usize = 272;
 /// `E7_PKT_MALFORMED`.
@@ -49,20 +54,10 @@ pub struct E7SockInfo {
     pub pad: u32,
 }
 
-/// `struct e7_task_id`: which program image a process runs, without its path. Equal values mean
-/// the same process (tgid + leader start time) that has not exec'ed since (exec generation).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct E7TaskId {
-    /// Group leader's `start_boottime`.
-    pub start_ns: u64,
-    /// `self_exec_id` (bumped by every execve).
-    pub exec_id: u64,
-    /// Thread-group id (init pid namespace).
-    pub tgid: u32,
-    /// Padding.
-    pub pad: u32,
-}
+/// `struct e7_task_id`: which program image a process runs, without its path — e7-core's
+/// [`TaskId`] itself (`#[repr(C)]`, same layout; the C side checks the size), so the shim fills
+/// it in place and no adapter copies it.
+pub type E7TaskId = TaskId;
 
 /// `struct e7_exe`: an executable path resolved by `d_path`.
 #[repr(C)]
@@ -84,12 +79,7 @@ impl E7Exe {
         E7Exe {
             status: 0,
             len: 0,
-            task: E7TaskId {
-                start_ns: 0,
-                exec_id: 0,
-                tgid: 0,
-                pad: 0,
-            },
+            task: TaskId::tgid_only(0),
             buf: [0; EXE_BUF],
         }
     }
@@ -100,6 +90,23 @@ impl E7Exe {
             return None;
         }
         self.buf.get(..self.len as usize)
+    }
+
+    /// The typed result: the process image with its path copied into `out` (a `" (deleted)"`
+    /// suffix stripped), or why there is none. `status` is the shim's 0 / negative errno.
+    pub fn result(&self, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        let task = self.task;
+        match self.status.unsigned_abs() {
+            0 => match self.path().map(|p| out.set(strip_deleted(p))) {
+                Some(Ok(())) => Ok(task),
+                Some(Err(PathError::TooLong { .. })) => Err(ExeError::TooLong(task)),
+                _ => Err(ExeError::NoExe(task)),
+            },
+            ENAMETOOLONG => Err(ExeError::TooLong(task)),
+            ENOENT => Err(ExeError::NoExe(task)),
+            // ESRCH (no such task / not the holder), EPERM (refused outside task context).
+            _ => Err(ExeError::NoTask),
+        }
     }
 }
 

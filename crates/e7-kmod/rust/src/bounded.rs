@@ -6,18 +6,14 @@
 //! in a `static` behind a BH-safe kernel rwlock (see `state.rs`).
 #![forbid(unsafe_code)]
 
-use e7_core::{ExePath, Identity};
-
-use crate::abi::E7TaskId;
+use e7_core::{Deferred, ExePath, SocketKey};
 
 /// Capacity of the event queue.
 pub const EVENT_QUEUE: usize = 128;
 /// Capacity of the subscriber set.
 pub const MAX_SUBSCRIBERS: usize = 8;
-/// Capacity of the process cache (power of two).
-pub const PROCESSES: usize = 128;
 /// Capacity of the refill queue (sockets missed in softirq, resolved by the refill work).
-pub const PENDING_SOCKETS: usize = 32;
+pub const PENDING_SOCKETS: usize = 128;
 
 /// One queued event: STATE, PROT and a copy of the executable path (copied only when queued).
 #[derive(Clone)]
@@ -225,16 +221,9 @@ impl<const N: usize> Subscribers<N> {
     }
 }
 
-/// A socket missed in softirq, waiting for the refill work to find its owner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PendingSocket {
-    /// Socket cookie (known-socket cache key).
-    pub key: u64,
-    /// Socket inode.
-    pub ino: u64,
-    /// Socket uid.
-    pub uid: u32,
-}
+/// A socket missed in softirq, waiting for the refill work to find its owner (e7-core's
+/// [`Deferred`]).
+pub type PendingSocket = Deferred;
 
 /// A de-duplicating set of at most `N` pending sockets; full → the socket is not queued (its next
 /// packet tries again).
@@ -253,9 +242,9 @@ impl<const N: usize> Pending<N> {
     /// Empty.
     pub const fn new() -> Self {
         Pending {
-            items: [PendingSocket {
-                key: 0,
-                ino: 0,
+            items: [Deferred {
+                key: SocketKey(0),
+                inode: 0,
                 uid: 0,
             }; N],
             len: 0,
@@ -296,77 +285,6 @@ impl<const N: usize> Pending<N> {
         }
         self.len = 0;
         n
-    }
-}
-
-/// Programs already resolved: process (tgid, leader start time, exec generation) → executable
-/// identity. Direct-mapped by tgid; a collision replaces the older entry.
-///
-/// Why: the path of a process can only be read with `task_lock` + `d_path`, which softirq must not
-/// use; but a process seen once in task context keeps the same image until it execs, and
-/// `E7TaskId` changes exactly then. So a softirq packet from a socket held by an already-resolved
-/// process is identified without any lock, and a task-context miss skips `d_path`.
-pub struct ProcCache<const N: usize = PROCESSES> {
-    slots: [(E7TaskId, Option<Identity>); N],
-}
-
-impl<const N: usize> Default for ProcCache<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> ProcCache<N> {
-    const EMPTY: (E7TaskId, Option<Identity>) = (
-        E7TaskId {
-            start_ns: 0,
-            exec_id: 0,
-            tgid: 0,
-            pad: 0,
-        },
-        None,
-    );
-
-    /// Empty.
-    pub const fn new() -> Self {
-        ProcCache {
-            slots: [Self::EMPTY; N],
-        }
-    }
-
-    fn slot(tgid: u32) -> usize {
-        if N == 0 {
-            0
-        } else {
-            tgid as usize % N
-        }
-    }
-
-    /// The identity recorded for exactly this process image.
-    pub fn get(&self, id: &E7TaskId) -> Option<Identity> {
-        let (k, v) = self.slots.get(Self::slot(id.tgid))?;
-        if k.tgid == id.tgid && k.start_ns == id.start_ns && k.exec_id == id.exec_id {
-            *v
-        } else {
-            None
-        }
-    }
-
-    /// Records a resolved process (tgid 0 is ignored).
-    pub fn insert(&mut self, id: E7TaskId, ident: Identity) {
-        if id.tgid == 0 {
-            return;
-        }
-        if let Some(slot) = self.slots.get_mut(Self::slot(id.tgid)) {
-            *slot = (id, Some(ident));
-        }
-    }
-
-    /// Forgets everything.
-    pub fn clear(&mut self) {
-        for s in self.slots.iter_mut() {
-            *s = Self::EMPTY;
-        }
     }
 }
 
@@ -435,46 +353,21 @@ mod tests {
     }
 
     #[test]
-    fn proc_cache_matches_the_exact_process_image() {
-        let mut c: ProcCache<4> = ProcCache::new();
-        let id = E7TaskId {
-            start_ns: 100,
-            exec_id: 3,
-            tgid: 6,
-            pad: 0,
-        };
-        assert_eq!(c.get(&id), None);
-        c.insert(id, Identity::PathTooLong);
-        assert_eq!(c.get(&id), Some(Identity::PathTooLong));
-        let exec_d = E7TaskId { exec_id: 4, ..id };
-        assert_eq!(c.get(&exec_d), None, "after an exec the image differs");
-        let reused = E7TaskId {
-            start_ns: 200,
-            ..id
-        };
-        assert_eq!(c.get(&reused), None, "a reused tgid is another process");
-        c.insert(E7TaskId { tgid: 10, ..id }, Identity::Unknown); // same slot (10 % 4 == 6 % 4)
-        assert_eq!(c.get(&id), None, "collision replaced it");
-        c.insert(E7TaskId { tgid: 0, ..id }, Identity::Unknown);
-        assert_eq!(c.get(&E7TaskId { tgid: 0, ..id }), None);
-    }
-
-    #[test]
     fn pending_dedups_and_bounds() {
         let mut p: Pending<2> = Pending::new();
         let a = PendingSocket {
-            key: 1,
-            ino: 10,
+            key: SocketKey(1),
+            inode: 10,
             uid: 0,
         };
         let b = PendingSocket {
-            key: 2,
-            ino: 20,
+            key: SocketKey(2),
+            inode: 20,
             uid: 0,
         };
         let c = PendingSocket {
-            key: 3,
-            ino: 30,
+            key: SocketKey(3),
+            inode: 30,
             uid: 0,
         };
         assert!(p.push(a));

@@ -11,17 +11,37 @@ use core::ffi::{c_char, c_void, CStr};
 use core::fmt::{self, Write as _};
 use core::ops::ControlFlow;
 
-use e7_core::{Family, SocketOwner, Verdict};
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+use e7_core::{
+    ExeError, ExePath, Family, Packet, SockInfo, SockKind, SocketKey, SocketOwner, TaskId, Verdict,
+};
 use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
 use crate::abi::{
-    E7Dest, E7Exe, E7Pkt, E7SockInfo, E7TaskId, PKT_IN_TASK, PKT_MALFORMED, SOCK_KERNEL, SOCK_USER,
+    E7Dest, E7Exe, E7Pkt, E7SockInfo, PKT_IN_TASK, PKT_MALFORMED, SOCK_KERNEL, SOCK_USER,
 };
-use crate::control::EINVAL;
-use crate::kernel::{Kernel, Level, SendError, SockInfo, SockKind, SockRef};
+use crate::errno::EINVAL;
+use crate::kernel::{Kernel, Level, SendError};
 use crate::klock::KernelRwLock;
-use crate::state::{Module, PacketIn};
+use crate::state::Module;
+
+/// The packet's full socket (`struct sock *`), valid for the hook call `'hook`. Only
+/// [`e7_hook`] makes one (the field is private to this module), so safe code can neither forge a
+/// socket pointer nor keep one past the hook.
+#[derive(Debug, Clone, Copy)]
+pub struct SockRef<'hook> {
+    sk: NonNull<c_void>,
+    _hook: PhantomData<&'hook c_void>,
+}
+
+impl SockRef<'_> {
+    fn ptr(self) -> *mut c_void {
+        self.sk.as_ptr()
+    }
+}
 
 type WalkCb = unsafe extern "C" fn(ctx: *mut c_void, ino: u64, tgid: u32) -> i32;
 
@@ -31,8 +51,9 @@ extern "C" {
     fn e7_c_now_ms() -> u64;
     fn e7_c_sk_cookie(sk: *mut c_void) -> u64;
     fn e7_c_sk_info(sk: *mut c_void, out: *mut E7SockInfo);
-    fn e7_c_current_owner(sk: *mut c_void, out: *mut E7Exe) -> i32;
-    fn e7_c_current_holds(sk: *mut c_void, out: *mut E7TaskId) -> i32;
+    fn e7_c_current_task(out: *mut TaskId) -> i32;
+    fn e7_c_current_exe(out: *mut E7Exe) -> i32;
+    fn e7_c_current_holds(sk: *mut c_void, out: *mut TaskId) -> i32;
     fn e7_c_task_exe(tgid: u32, out: *mut E7Exe) -> i32;
     fn e7_c_walk_sockets(cb: WalkCb, ctx: *mut c_void) -> i32;
     fn e7_c_kick_events();
@@ -81,6 +102,8 @@ unsafe extern "C" fn walk_trampoline(ctx: *mut c_void, ino: u64, tgid: u32) -> i
 }
 
 impl Kernel for Shim {
+    type Sock<'s> = SockRef<'s>;
+
     fn now_ms(&self) -> u64 {
         // SAFETY: no arguments; callable in any context.
         unsafe { e7_c_now_ms() }
@@ -101,40 +124,54 @@ impl Kernel for Shim {
         unsafe { e7_c_log(lvl, line.buf.as_ptr(), line.len as u32) }
     }
 
-    fn sk_cookie(&self, sk: SockRef) -> u64 {
-        // SAFETY: sk is the full socket the hook passed in, valid during the hook.
-        unsafe { e7_c_sk_cookie(sk.0 as *mut c_void) }
+    fn sk_cookie(&self, sk: SockRef<'_>) -> SocketKey {
+        // SAFETY: sk is the full socket the hook passed in, valid during the hook ('hook).
+        SocketKey(unsafe { e7_c_sk_cookie(sk.ptr()) })
     }
 
-    fn sk_info(&self, sk: SockRef) -> SockInfo {
+    fn sk_info(&self, sk: SockRef<'_>) -> SockInfo {
         let mut out = E7SockInfo::default();
         // SAFETY: sk as above; out is a valid, writable e7_sockinfo.
-        unsafe { e7_c_sk_info(sk.0 as *mut c_void, &mut out) };
+        unsafe { e7_c_sk_info(sk.ptr(), &mut out) };
         let kind = match out.kind {
             SOCK_USER => SockKind::User,
             SOCK_KERNEL => SockKind::Kernel,
             _ => SockKind::Detached,
         };
-        SockInfo { ino: out.ino, kind }
+        SockInfo {
+            inode: out.ino,
+            kind,
+        }
     }
 
-    fn current_owner(&self, sk: SockRef, out: &mut E7Exe) -> bool {
-        out.status = -3; // -ESRCH until C says otherwise
-                         // SAFETY: sk as above; out is a valid e7_exe. The C side refuses outside task context.
-        let rc = unsafe { e7_c_current_owner(sk.0 as *mut c_void, out) };
-        // rc is 0 (found, exe resolved) or the exe error (-ENOENT/-ENAMETOOLONG) when the task
-        // owns the socket; -ESRCH means "not the owner".
-        rc != -3 && out.task.tgid != 0
+    fn current_task(&self) -> Option<TaskId> {
+        let mut id = TaskId::default();
+        // SAFETY: id is a valid e7_task_id (TaskId is its #[repr(C)] mirror). Lock-free.
+        let user = unsafe { e7_c_current_task(&mut id) != 0 };
+        user.then_some(id)
     }
 
-    fn current_holds(&self, sk: SockRef, out: &mut E7TaskId) -> bool {
-        // SAFETY: sk as above; out is a valid e7_task_id. Lock-free, any context.
-        unsafe { e7_c_current_holds(sk.0 as *mut c_void, out) != 0 }
+    fn current_exe(&self, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        let mut exe = E7Exe::new();
+        // SAFETY: exe is a valid e7_exe. The C side refuses outside task context (-ESRCH in
+        // exe.status, read by E7Exe::result).
+        unsafe { e7_c_current_exe(&mut exe) };
+        exe.result(out)
     }
 
-    fn task_exe(&self, tgid: u32, out: &mut E7Exe) {
-        // SAFETY: out is a valid e7_exe; the C side refuses outside task context.
-        unsafe { e7_c_task_exe(tgid, out) };
+    fn current_holds(&self, sk: SockRef<'_>) -> Option<TaskId> {
+        let mut id = TaskId::default();
+        // SAFETY: sk as above; id is a valid e7_task_id (TaskId is its #[repr(C)] mirror).
+        // Lock-free, any context.
+        let held = unsafe { e7_c_current_holds(sk.ptr(), &mut id) != 0 };
+        held.then_some(id)
+    }
+
+    fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        let mut exe = E7Exe::new();
+        // SAFETY: exe is a valid e7_exe; the C side refuses outside task context.
+        unsafe { e7_c_task_exe(tgid, &mut exe) };
+        exe.result(out)
     }
 
     fn walk_sockets(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
@@ -261,8 +298,11 @@ pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt) -> u32 {
     let Some(p) = (unsafe { pkt.as_ref() }) else {
         return 1;
     };
-    let input = PacketIn {
-        sk: (!p.sk.is_null()).then_some(SockRef(p.sk as usize)),
+    let input = Packet {
+        sk: NonNull::new(p.sk).map(|sk| SockRef {
+            sk,
+            _hook: PhantomData,
+        }),
         proto: p.proto,
         uid: p.uid,
         family: if p.family == 6 {

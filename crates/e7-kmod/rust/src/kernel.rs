@@ -9,37 +9,11 @@
 use core::fmt;
 use core::ops::ControlFlow;
 
-use e7_core::SocketOwner;
+use e7_core::{ExeError, ExePath, SockInfo, SocketKey, SocketOwner, TaskId};
 use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
-use crate::abi::{E7Dest, E7Exe, E7TaskId};
-
-/// An opaque handle to the packet's full socket, only meaningful to the [`Kernel`] that made it
-/// (the kernel: a `struct sock *` valid for the duration of the hook).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SockRef(pub usize);
-
-/// What backs a socket (see `E7_SOCK_*` in `e7_rust.h`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SockKind {
-    /// No `struct socket`: orphaned (closed, still sending), or an accepted child not yet
-    /// `accept()`ed. The owner may appear later, so nothing is cached.
-    Detached,
-    /// A kernel socket (no file): no process can ever own it.
-    Kernel,
-    /// A userspace socket (a file exists, some process holds or held a descriptor).
-    User,
-}
-
-/// Socket facts fetched on a known-socket-cache miss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SockInfo {
-    /// Socket inode (0 if none).
-    pub ino: u64,
-    /// What backs the socket.
-    pub kind: SockKind,
-}
+use crate::abi::E7Dest;
 
 /// Log levels (`pr_err`, `pr_info`, `pr_notice`; all rate-limited by the shim).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,31 +33,41 @@ pub enum SendError {
     NoMemory,
     /// The body did not fit (or could not be encoded).
     Encode(WriteError),
-    /// The unicast failed with this positive errno (`ECONNREFUSED`: nobody listens on the port).
+    /// The unicast failed with this positive errno ([`errno::ECONNREFUSED`](crate::errno::ECONNREFUSED):
+    /// nobody listens on the port).
     Errno(u32),
 }
 
-/// Kernel services. Context rules: `current_owner`, `task_exe` and `walk_sockets` take
+/// Kernel services. Context rules: `current_exe`, `task_exe` and `walk_sockets` take
 /// `task_lock`/`files->file_lock` and must only be called in task context (the shim refuses
 /// otherwise); `send` allocates with `GFP_KERNEL` and must only be called in process context;
 /// everything else may be called from the netfilter hook in any context.
+///
+/// The socket services are what e7-core's [`Host`](e7_core::Host) needs; `state.rs` adds the
+/// module's own parts (deferring to the refill work, whether anybody subscribes to events).
 pub trait Kernel {
+    /// The packet's full socket, valid for one hook call (the kernel: `SockRef<'hook>`, which
+    /// only the hook entry point can make).
+    type Sock<'s>: Copy;
     /// Monotonic milliseconds (boot time).
     fn now_ms(&self) -> u64;
     /// Logs one line (rate-limited).
     fn log(&self, level: Level, args: fmt::Arguments<'_>);
     /// The socket's cookie: 64-bit, assigned once, never reused, kept when the socket is orphaned.
-    fn sk_cookie(&self, sk: SockRef) -> u64;
+    fn sk_cookie(&self, sk: Self::Sock<'_>) -> SocketKey;
     /// The socket's inode and backing.
-    fn sk_info(&self, sk: SockRef) -> SockInfo;
-    /// Task context only: true if the current task holds a descriptor for `sk`; then `out` holds
-    /// its tgid and executable (or the reason there is none).
-    fn current_owner(&self, sk: SockRef, out: &mut E7Exe) -> bool;
-    /// Any context, lock-free and bounded: true if the current task (in softirq: the interrupted
-    /// one) holds a descriptor for `sk`; then `out` identifies that process.
-    fn current_holds(&self, sk: SockRef, out: &mut E7TaskId) -> bool;
+    fn sk_info(&self, sk: Self::Sock<'_>) -> SockInfo;
+    /// Task context, lock-free: the current task's process image if it is a user process (not a
+    /// kernel thread, not exiting; io_uring workers are threads of their process). In task
+    /// context it is the packet's sender, whether or not a descriptor table holds the socket.
+    fn current_task(&self) -> Option<TaskId>;
+    /// Task context only: the current task's executable into `out` and its process image.
+    fn current_exe(&self, out: &mut ExePath) -> Result<TaskId, ExeError>;
+    /// Any context, lock-free and bounded: the process image of the current task (in softirq: the
+    /// interrupted one) if it holds a descriptor for `sk`.
+    fn current_holds(&self, sk: Self::Sock<'_>) -> Option<TaskId>;
     /// Task context only: the executable of thread group `tgid` into `out`.
-    fn task_exe(&self, tgid: u32, out: &mut E7Exe);
+    fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError>;
     /// Task context only: every (socket inode, owner tgid) pair of every process.
     fn walk_sockets(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>);
     /// Queues the event work item (any context; no-op if already queued).
@@ -99,13 +83,4 @@ pub trait Kernel {
         portid: u32,
         fill: &mut dyn FnMut(&mut Writer<'_>) -> Result<(), WriteError>,
     ) -> Result<(), SendError>;
-}
-
-/// Adapts [`Kernel::walk_sockets`] to e7-core's [`ProcessTable`](e7_core::ProcessTable).
-pub struct KernelTable<'k, K: Kernel>(pub &'k K);
-
-impl<K: Kernel> e7_core::ProcessTable for KernelTable<'_, K> {
-    fn for_each_socket(&mut self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
-        self.0.walk_sockets(f);
-    }
 }

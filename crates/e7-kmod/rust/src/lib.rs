@@ -10,8 +10,10 @@
 //!
 //! # Map
 //! - [`abi`]: the `#[repr(C)]` structs shared with the shim (`../e7_rust.h`);
+//! - [`errno`]: the errno values the Rust code names (one home);
 //! - [`kernel`]: the [`kernel::Kernel`] trait — the services the logic needs, with their context rules;
-//! - [`state`]: [`state::Module`], all state, the per-packet path and the two work items;
+//! - [`state`]: [`state::Module`], all state, the hook's entry into e7-core's packet path
+//!   (`Engine::decide_packet`), events, subscribers, the two work items and unload;
 //! - [`control`]: generic-netlink request handling (doit and the QUERY dump);
 //! - [`params`]: module parameters (initial flags);
 //! - [`bounded`]: the event queue, the subscriber set, the refill queue;
@@ -29,6 +31,7 @@
 pub mod abi;
 pub mod bounded;
 pub mod control;
+pub mod errno;
 pub mod kernel;
 pub mod params;
 pub mod state;

@@ -1,96 +1,112 @@
-//! All module state and the per-packet path.
+//! All module state: e7-core's engine, the event queue, the subscriber set and the refill queue;
+//! the hook's entry into the packet path; the two work items; unload.
 //!
 //! # Why it looks like this
+//! The packet itself is decided by e7-core's [`Engine::decide_packet`] — the same function
+//! userspace embedders, the benches, the no-panic check and the model tests run. This file only
+//! supplies what that path needs from the module ([`Hook`], an [`e7_core::Host`] over the
+//! [`Kernel`] plus the module's refill queue and subscriber count) and turns its outcome into an
+//! event and a log line.
+//!
 //! The kernel calls the hook in task context (a process sending) and in softirq (TCP timers and
 //! ACKs, the SYN-ACKs of listeners). Identifying a socket's owner needs `task_lock` and
 //! `files->file_lock`, which process context takes *without* disabling bottom halves, so they must
-//! never be taken from softirq. Hence three paths:
-//!
-//! 1. **Hit** (any context): the known-socket cache, keyed by the socket cookie, holds the
-//!    owner's executable id and the last decision tagged with the policy generation. A still-valid
-//!    decision is reused: a shared lock, atomics only, no path string, no hashing, no fd scan. A
-//!    stale one (rules or flags changed since) is recomputed from the cached executable id.
-//! 2. **Miss in task context**: the current task, if it holds a descriptor for the socket (the
-//!    common case: `sendmsg`/`connect`), else the active-socket cache (inode → tgid, refilled by a
-//!    rate-limited process-table walk), then `d_path` of the owner's executable.
-//! 3. **Miss in softirq**: nothing that needs those locks. If the interrupted task holds the socket
-//!    (a lock-free, bounded RCU scan of its fd table) and that process image was resolved before,
-//!    the cached identity is used (typical for loopback, e.g. a local listener's SYN-ACK).
-//!    Otherwise the socket is queued (bounded, de-duplicated)
-//!    for ONE rate-limited work item, which walks the process table in process context, refills
-//!    the active-socket cache and inserts the socket into the known-socket cache, so its next packet
-//!    is a hit. The packet itself gets the `unkproc` verdict.
+//! never be taken from softirq: a softirq miss the engine cannot answer from the lock-free image
+//! cache is handed to [`Hook::defer`], which queues the socket (bounded, de-duplicated) for ONE
+//! rate-limited work item ([`Module::work_refill`]) that identifies it in process context
+//! ([`Engine::identify_deferred`]).
 //!
 //! Events are never sent from the hook: a decision that asks for one copies the path into a bounded
 //! queue (or counts it in `evlost` when full) and kicks the event work item.
 #![forbid(unsafe_code)]
 
+use core::ops::ControlFlow;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use e7_core::sync::{RawRwLock, RwLock};
 use e7_core::{
-    decide, decide_early, ActiveLookup, Decision, Engine, EventKind, ExePath, Family, Flag,
-    FlagValues, Identity, KnownSocket, Mode, PacketFacts, PathError, SocketKey, Verdict,
+    Deferred, DeferredOutcome, Engine, ExeError, ExeId, ExePath, Flag, Host, Identity, Outcome,
+    Packet, SockInfo, SocketKey, SocketOwner, TaskId, Verdict,
 };
-use e7_core::{CachedVerdict, ExeId};
 
-use crate::abi::{E7Dest, E7Exe, E7TaskId};
-use crate::bounded::{
-    EventRecord, EventRing, Pending, PendingSocket, ProcCache, Subscribers, EVENT_QUEUE,
-    PENDING_SOCKETS,
-};
-use crate::kernel::{Kernel, KernelTable, Level, SendError, SockKind, SockRef};
+use crate::abi::E7Dest;
+use crate::bounded::{EventRecord, EventRing, Pending, Subscribers, EVENT_QUEUE, PENDING_SOCKETS};
+use crate::errno::ECONNREFUSED;
+use crate::kernel::{Kernel, Level, SendError};
 
-/// `ENAMETOOLONG`.
-pub const ENAMETOOLONG: i32 = 36;
-/// `ECONNREFUSED`.
-pub const ECONNREFUSED: u32 = 111;
+/// Known-socket cache sets in the module (× 8 ways = 4096 sockets; e7-core's default is 128).
+///
+/// Why larger than the default: a socket evicted from the cache loses its identity for softirq
+/// packets, which are then dropped until the refill work re-identifies it (never let through as
+/// if unowned). A connection storm of one user (hundreds of connects in flight, each idle until
+/// its SYN-ACK) must not push its own waiting sockets out before their retransmits
+/// (`case_storm_churn`).
+pub const SOCKET_SETS: usize = 512;
+
+/// The module's engine: e7-core's defaults except [`SOCKET_SETS`].
+pub type ModuleEngine<R> = Engine<R, 1024, SOCKET_SETS, 8, 256, 1024>;
 
 /// Delay before the refill work retries sockets the active-socket cache rate-limited (ms); the
 /// cache allows one process-table walk per 50 ms.
 pub const REFILL_RETRY_MS: u32 = 60;
 
-/// One packet, as the hook sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct PacketIn {
-    /// The full socket, if any (none: no socket, or a time-wait socket).
-    pub sk: Option<SockRef>,
-    /// L4 protocol (IPv6: after extension headers).
-    pub proto: u32,
-    /// Socket uid.
-    pub uid: u32,
-    /// Address family.
-    pub family: Family,
-    /// The network header could not be read.
-    pub malformed: bool,
-    /// Process context with bottom halves and interrupts enabled (the shim's
-    /// `e7_may_lock_tasks()`): only then may `task_lock`/`files->file_lock` be taken. A
-    /// process-context caller holding a BH-safe lock (e.g. a socket's slock in
-    /// `tcp_release_cb`) gets `false` and the softirq path.
-    pub in_task: bool,
+/// The packet path's [`Host`]: the kernel's socket services plus the module's refill queue and
+/// subscriber count.
+pub struct Hook<'a, R: RawRwLock, K: Kernel> {
+    m: &'a Module<R>,
+    k: &'a K,
 }
 
-/// Outcome of identification in task context.
-enum InTask {
-    Found(Identity, u32),
-    NoOwner,
-    RateLimited,
+impl<R: RawRwLock, K: Kernel> Host for Hook<'_, R, K> {
+    type Sock<'s> = K::Sock<'s>;
+
+    fn now_ms(&self) -> u64 {
+        self.k.now_ms()
+    }
+    fn sock_key(&self, sk: K::Sock<'_>) -> SocketKey {
+        self.k.sk_cookie(sk)
+    }
+    fn sock_info(&self, sk: K::Sock<'_>) -> SockInfo {
+        self.k.sk_info(sk)
+    }
+    fn sender_holds(&self, sk: K::Sock<'_>) -> Option<TaskId> {
+        self.k.current_holds(sk)
+    }
+    fn sender(&self, _sk: K::Sock<'_>) -> Option<TaskId> {
+        self.k.current_task()
+    }
+    fn sender_exe(&self, _sk: K::Sock<'_>, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        self.k.current_exe(out)
+    }
+    fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        self.k.task_exe(tgid, out)
+    }
+    fn for_each_socket(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
+        self.k.walk_sockets(f);
+    }
+    /// Queues the socket for the refill work (bounded; a full queue or a busy lock just means the
+    /// socket's next packet tries again) and kicks the work once.
+    fn defer(&self, s: Deferred) {
+        let m = self.m;
+        if m.is_stopping() {
+            return;
+        }
+        if let Some(mut q) = m.pending.try_write() {
+            q.push(s);
+        }
+        if !m.refill_kicked.swap(true, Relaxed) {
+            self.k.kick_refill(0);
+        }
+    }
+    fn wants_events(&self) -> bool {
+        self.m.sub_count.load(Relaxed) != 0
+    }
 }
 
-/// Counters for tests and debugging (not on the wire).
+/// Counters for tests and debugging (not on the wire); the packet path's are
+/// [`Engine::stats`](e7_core::Engine).
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Packets answered from a still-valid cached decision.
-    pub hits: AtomicU64,
-    /// Misses resolved in task context.
-    pub task_resolved: AtomicU64,
-    /// Misses resolved without a lock or `d_path`: the current task holds the socket and its
-    /// process image was resolved before (any context).
-    pub image_resolved: AtomicU64,
-    /// Misses deferred from softirq to the refill work.
-    pub deferred: AtomicU64,
-    /// Sockets the refill work inserted into the known-socket cache.
-    pub refilled: AtomicU64,
     /// Subscribers removed because their netlink socket was released (NETLINK_URELEASE).
     pub released: AtomicU64,
     /// DISCONNECT messages at unload that could not be delivered (receive buffer full, no
@@ -102,11 +118,10 @@ pub struct Stats {
 /// queue. `R` is the raw lock: the kernel's BH-safe rwlock (`klock.rs`), or parking_lot in tests.
 pub struct Module<R: RawRwLock> {
     /// Flags, rules, caches.
-    pub engine: Engine<R>,
+    pub engine: ModuleEngine<R>,
     pub(crate) events: RwLock<R, EventRing>,
     pub(crate) subs: RwLock<R, Subscribers>,
     pending: RwLock<R, Pending>,
-    procs: RwLock<R, ProcCache>,
     /// Mirror of the subscriber count, readable by the hook without a lock.
     pub(crate) sub_count: AtomicU32,
     pub(crate) stopping: AtomicBool,
@@ -123,10 +138,6 @@ impl<R: RawRwLock> Default for Module<R> {
     }
 }
 
-fn kind_state(kind: EventKind) -> u32 {
-    kind.state()
-}
-
 impl<R: RawRwLock> Module<R> {
     /// Fresh state: default flags, no rules, empty caches, no subscribers.
     pub const fn new() -> Self {
@@ -135,18 +146,12 @@ impl<R: RawRwLock> Module<R> {
             events: RwLock::const_new(R::INIT, EventRing::new()),
             subs: RwLock::const_new(R::INIT, Subscribers::new()),
             pending: RwLock::const_new(R::INIT, Pending::new()),
-            procs: RwLock::const_new(R::INIT, ProcCache::new()),
             sub_count: AtomicU32::new(0),
             stopping: AtomicBool::new(false),
             events_kicked: AtomicBool::new(false),
             refill_kicked: AtomicBool::new(false),
             start_ms: AtomicU64::new(0),
             stats: Stats {
-                hits: AtomicU64::new(0),
-                task_resolved: AtomicU64::new(0),
-                image_resolved: AtomicU64::new(0),
-                deferred: AtomicU64::new(0),
-                refilled: AtomicU64::new(0),
                 released: AtomicU64::new(0),
                 disconnect_lost: AtomicU64::new(0),
             },
@@ -185,188 +190,27 @@ impl<R: RawRwLock> Module<R> {
 
     // ---- the packet path ------------------------------------------------------------------------
 
-    /// Decides one packet (any context).
-    pub fn packet(&self, k: &impl Kernel, p: &PacketIn) -> Verdict {
-        let e = &self.engine;
-        // Disabled: accept with no work at all (one relaxed load).
-        if e.flags.mode() == Mode::Disabled {
-            return Verdict::Accept;
+    /// Decides one packet (any context) with e7-core's packet path; queues its event and logs it
+    /// (flag `debug`).
+    pub fn packet<'s, K: Kernel>(&self, k: &K, p: &Packet<K::Sock<'s>>) -> Verdict {
+        let out = self.engine.decide_packet(&Hook { m: self, k }, p);
+        if let Some(ev) = out.event {
+            self.queue_event(k, ev.kind.state(), ev.proto, ev.exe);
         }
-        e.flags.count(Flag::QPackets);
-        let flags = e.flags.snapshot();
-        let facts = if p.malformed {
-            PacketFacts::malformed(p.family)
-        } else {
-            PacketFacts::new(p.proto, p.family)
-        };
-        if let Some(d) = decide_early(&flags, &facts) {
-            self.debug_log(k, &flags, &facts, &d, &Identity::Unknown, false);
-            return d.verdict;
+        if self.engine.flags.get(Flag::Debug) == e7_proto::Const::Enabled.value() {
+            self.debug_log(k, p, &out);
         }
-        let Some(sk) = p.sk else {
-            // No full socket (none, or time-wait): nobody to identify.
-            return self.finish(k, &flags, &facts, &Identity::Unknown, None, false);
-        };
-        let key = SocketKey(k.sk_cookie(sk));
-        // Read the generation before any rule: a verdict computed under newer rules but tagged
-        // with an older generation is merely recomputed later, never the other way round.
-        let gen = e.policy_generation();
-
-        let hit = e.sockets.read().lookup(key);
-        if let Some((known, cv)) = hit {
-            if let Some(d) = cv.get_for(gen, facts.proto) {
-                self.stats.hits.fetch_add(1, Relaxed);
-                return self.emit(k, &flags, &facts, &known.exe, d, true);
-            }
-            // Stale: recompute from the cached identity (no identification work).
-            match self.recompute(&flags, &facts, &known.exe) {
-                Some(d) => {
-                    e.sockets
-                        .read()
-                        .store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
-                    return self.emit(k, &flags, &facts, &known.exe, d, false);
-                }
-                None => {
-                    // The executable was evicted from the table: identify again.
-                    e.sockets.write().forget(key);
-                }
-            }
-        }
-
-        let info = k.sk_info(sk);
-        // Not identifiable from here now: hand the socket to the refill work; uncached, so its next
-        // packet (after the work) is a hit or tries again.
-        let deferred = || {
-            self.defer(
-                k,
-                PendingSocket {
-                    key: key.0,
-                    ino: info.ino,
-                    uid: p.uid,
-                },
-            );
-            (Identity::Unknown, 0, false)
-        };
-        let (ident, tgid, cache) = match info.kind {
-            // Orphaned or not yet accepted: the owner may show up later; do not cache.
-            SockKind::Detached => (Identity::Unknown, 0, false),
-            // A kernel socket: no process will ever own it; cache the verdict.
-            SockKind::Kernel => (Identity::Unknown, 0, true),
-            SockKind::User if p.in_task => match self.identify_in_task(k, sk, info.ino) {
-                // An owner whose executable could not be read (exiting) is not cached: the
-                // socket's next packet tries again.
-                InTask::Found(ident, tgid) => (ident, tgid, ident != Identity::Unknown),
-                InTask::NoOwner => (Identity::Unknown, 0, false),
-                InTask::RateLimited => deferred(),
-            },
-            SockKind::User => match self.identify_by_image(k, sk) {
-                Some((ident, tgid)) => (ident, tgid, true),
-                None => deferred(),
-            },
-        };
-        let rule = self.rule_for(&facts, &ident);
-        let d = decide(&flags, &facts, &ident, rule);
-        if cache {
-            let mut sockets = e.sockets.write();
-            sockets.insert(
-                key,
-                KnownSocket {
-                    inode: info.ino,
-                    tgid,
-                    uid: p.uid,
-                    exe: ident,
-                },
-            );
-            sockets.store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
-        }
-        self.emit(k, &flags, &facts, &ident, d, false)
+        out.decision.verdict
     }
 
-    /// The decision for a cached identity, or `None` if its executable id went stale.
-    fn recompute(
-        &self,
-        flags: &FlagValues,
-        facts: &PacketFacts,
-        ident: &Identity,
-    ) -> Option<Decision> {
-        match ident {
-            Identity::Exe(id) => {
-                let exes = self.engine.exes.read();
-                let path = exes.get(*id)?;
-                let rule = self.engine.rules.read().lookup(facts.proto, path);
-                Some(decide(flags, facts, ident, rule.map(|m| m.action)))
-            }
-            other => Some(decide(flags, facts, other, None)),
-        }
-    }
-
-    fn rule_for(&self, facts: &PacketFacts, ident: &Identity) -> Option<e7_core::Action> {
-        let Identity::Exe(id) = ident else {
-            return None;
-        };
-        let exes = self.engine.exes.read();
-        let path = exes.get(*id)?;
-        self.engine
-            .rules
-            .read()
-            .lookup(facts.proto, path)
-            .map(|m| m.action)
-    }
-
-    fn finish(
-        &self,
-        k: &impl Kernel,
-        flags: &FlagValues,
-        facts: &PacketFacts,
-        ident: &Identity,
-        rule: Option<e7_core::Action>,
-        cached: bool,
-    ) -> Verdict {
-        let d = decide(flags, facts, ident, rule);
-        self.emit(k, flags, facts, ident, d, cached)
-    }
-
-    /// Queues the decision's event (after squelch), logs it if `debug`, returns the verdict.
-    fn emit(
-        &self,
-        k: &impl Kernel,
-        flags: &FlagValues,
-        facts: &PacketFacts,
-        ident: &Identity,
-        d: Decision,
-        cached: bool,
-    ) -> Verdict {
-        if let Some(ev) = d.event_record(facts, ident) {
-            // Nobody listens: nothing to squelch, copy or count.
-            if self.sub_count.load(Relaxed) != 0
-                && (!d.squelch || self.engine.squelch.permit(ev.proto, ev.exe, k.now_ms()))
-            {
-                self.queue_event(k, kind_state(ev.kind), ev.proto, ev.exe);
-            }
-        }
-        self.debug_log(k, flags, facts, &d, ident, cached);
-        d.verdict
-    }
-
-    fn debug_log(
-        &self,
-        k: &impl Kernel,
-        flags: &FlagValues,
-        facts: &PacketFacts,
-        d: &Decision,
-        ident: &Identity,
-        cached: bool,
-    ) {
-        if !flags.debug {
-            return;
-        }
-        let verdict = match d.verdict {
+    fn debug_log<S>(&self, k: &impl Kernel, p: &Packet<S>, out: &Outcome) {
+        let verdict = match out.decision.verdict {
             Verdict::Accept => "accept",
             Verdict::Drop => "drop",
         };
         let mut path = ExePath::EMPTY;
-        let who: &[u8] = match ident {
-            Identity::Exe(id) if self.engine.exe_path(*id, &mut path) => path.as_bytes(),
+        let who: &[u8] = match out.ident {
+            Identity::Exe(id) if self.engine.exe_path(id, &mut path) => path.as_bytes(),
             Identity::Exe(_) => b"(evicted)",
             Identity::PathTooLong => b"(path too long)",
             Identity::Unknown => b"(unknown)",
@@ -376,153 +220,35 @@ impl<R: RawRwLock> Module<R> {
             format_args!(
                 "{} proto={} {:?} reason={:?} exe={}{}",
                 verdict,
-                facts.proto,
-                facts.family,
-                d.reason,
+                p.proto,
+                p.family,
+                out.decision.reason,
                 Lossy(who),
-                if cached { " (cached)" } else { "" }
+                if out.cached { " (cached)" } else { "" }
             ),
         );
     }
 
-    /// Any context, no lock beyond our own: the current task holds the socket and its process
-    /// image was resolved before.
-    fn identify_by_image(&self, k: &impl Kernel, sk: SockRef) -> Option<(Identity, u32)> {
-        let mut id = E7TaskId::default();
-        if !k.current_holds(sk, &mut id) {
-            return None;
-        }
-        let ident = self.procs.read().get(&id)?;
-        // An executable id evicted from the table since cannot be used (its rule lookup would
-        // read as "no rule").
-        if let Identity::Exe(e) = ident {
-            self.engine.exes.read().get(e)?;
-        }
-        self.stats.image_resolved.fetch_add(1, Relaxed);
-        Some((ident, id.tgid))
-    }
-
-    /// Task context: the current task first (its known image, else `d_path`), then the
-    /// active-socket cache (walking if allowed).
-    fn identify_in_task(&self, k: &impl Kernel, sk: SockRef, ino: u64) -> InTask {
-        if let Some((ident, tgid)) = self.identify_by_image(k, sk) {
-            return InTask::Found(ident, tgid);
-        }
-        let mut exe = E7Exe::new();
-        if k.current_owner(sk, &mut exe) {
-            self.stats.task_resolved.fetch_add(1, Relaxed);
-            return InTask::Found(self.identity_of(&exe), exe.task.tgid);
-        }
-        let now = k.now_ms();
-        let found = self
-            .engine
-            .active
-            .write()
-            .find(ino, now, &mut KernelTable(k));
-        match found {
-            ActiveLookup::Owner(tgid) => {
-                k.task_exe(tgid, &mut exe);
-                self.stats.task_resolved.fetch_add(1, Relaxed);
-                InTask::Found(self.identity_of(&exe), tgid)
-            }
-            ActiveLookup::NotFound => InTask::NoOwner,
-            // Let the refill work try after the interval.
-            ActiveLookup::RateLimited => InTask::RateLimited,
-        }
-    }
-
-    /// The identity for a resolved executable (interned id, `PathTooLong`, or `Unknown`),
-    /// remembered for the process image so later misses need no `d_path`.
-    pub(crate) fn identity_of(&self, exe: &E7Exe) -> Identity {
-        let ident = self.resolve_path(exe);
-        if ident != Identity::Unknown {
-            self.procs.write().insert(exe.task, ident);
-        }
-        ident
-    }
-
-    fn resolve_path(&self, exe: &E7Exe) -> Identity {
-        if exe.status == -ENAMETOOLONG {
-            return Identity::PathTooLong;
-        }
-        let Some(raw) = exe.path() else {
-            return Identity::Unknown;
-        };
-        let path = e7_core::path::strip_deleted(raw);
-        if let Some(id) = self.engine.exes.read().find(path) {
-            return Identity::Exe(id);
-        }
-        match self.engine.exes.write().intern(path) {
-            Ok(id) => Identity::Exe(id),
-            Err(PathError::TooLong { .. }) => Identity::PathTooLong,
-            Err(_) => Identity::Unknown,
-        }
-    }
-
-    /// Softirq miss: queue the socket for the refill work (bounded; a full queue or a busy lock
-    /// just means the socket's next packet tries again) and kick the work once.
-    fn defer(&self, k: &impl Kernel, s: PendingSocket) {
-        self.stats.deferred.fetch_add(1, Relaxed);
-        if self.is_stopping() {
-            return;
-        }
-        if let Some(mut q) = self.pending.try_write() {
-            q.push(s);
-        }
-        if !self.refill_kicked.swap(true, Relaxed) {
-            k.kick_refill(0);
-        }
-    }
-
     // ---- work items (process context) -------------------------------------------------------
 
-    /// The refill work: resolve the sockets softirq could not, walking the process table at most
-    /// once per the active-socket cache's interval, and insert them into the known-socket cache.
-    pub fn work_refill(&self, k: &impl Kernel) {
+    /// The refill work: identify the sockets softirq could not (e7-core walks the process table at
+    /// most once per the active-socket cache's interval) and insert them into the known-socket
+    /// cache.
+    pub fn work_refill<K: Kernel>(&self, k: &K) {
         self.refill_kicked.store(false, Relaxed);
         if self.is_stopping() {
             return;
         }
-        let mut batch = [PendingSocket::default(); PENDING_SOCKETS];
+        let mut batch = [Deferred::default(); PENDING_SOCKETS];
         let n = self.pending.write().take_all(&mut batch);
         let mut retry = false;
+        let host = Hook { m: self, k };
         for s in batch.iter().take(n) {
-            let key = SocketKey(s.key);
-            if self.engine.sockets.read().peek(key).is_some() {
-                continue; // resolved meanwhile (e.g. by a task-context packet)
-            }
-            let now = k.now_ms();
-            let found = self
-                .engine
-                .active
-                .write()
-                .find(s.ino, now, &mut KernelTable(k));
-            match found {
-                ActiveLookup::Owner(tgid) => {
-                    let mut exe = E7Exe::new();
-                    k.task_exe(tgid, &mut exe);
-                    let ident = self.identity_of(&exe);
-                    if ident != Identity::Unknown {
-                        // No cached decision yet: the next packet computes it (stale path).
-                        self.engine.sockets.write().insert(
-                            key,
-                            KnownSocket {
-                                inode: s.ino,
-                                tgid,
-                                uid: s.uid,
-                                exe: ident,
-                            },
-                        );
-                        self.stats.refilled.fetch_add(1, Relaxed);
-                    }
+            if self.engine.identify_deferred(&host, s) == DeferredOutcome::RateLimited {
+                if let Some(mut q) = self.pending.try_write() {
+                    q.push(*s);
                 }
-                ActiveLookup::NotFound => {}
-                ActiveLookup::RateLimited => {
-                    if let Some(mut q) = self.pending.try_write() {
-                        q.push(*s);
-                    }
-                    retry = true;
-                }
+                retry = true;
             }
         }
         if retry && !self.refill_kicked.swap(true, Relaxed) {

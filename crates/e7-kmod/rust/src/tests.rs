@@ -13,14 +13,22 @@ use std::{boxed::Box, format, vec};
 use core::fmt;
 use core::ops::ControlFlow;
 
-use e7_core::{Family, SocketOwner, Verdict};
+use e7_core::{
+    ExeError, ExePath, Family, Packet, SockInfo, SockKind, SocketKey, SocketOwner, TaskId, Verdict,
+};
 use e7_proto::msg::{emit_request, parse_reply, ClearSpec, Reply, Request, RuleSpec};
 use e7_proto::nla::{WriteError, Writer};
 use e7_proto::{Action, Command, Const, EventState, Flag, Mode};
 
-use crate::abi::{E7Dest, E7Exe, E7TaskId};
-use crate::kernel::{Kernel, Level, SendError, SockInfo, SockKind, SockRef};
-use crate::state::{Module, PacketIn};
+use crate::abi::{E7Dest, E7Exe};
+use crate::kernel::{Kernel, Level, SendError};
+use crate::state::Module;
+
+/// The fake kernel's socket handle (the real one, `ffi::SockRef<'hook>`, only the hook can make).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SockRef(usize);
+
+type PacketIn = Packet<SockRef>;
 
 type M = Module<parking_lot::RawRwLock>;
 
@@ -30,8 +38,7 @@ const ROOM: usize = 3776 - 16 - 4;
 /// Room the shim gives every other message (E7_MSG_SMALL): an event with a 255-byte path or an
 /// ERROR with a 255-byte text must fit.
 const SMALL_ROOM: usize = 512;
-const ECONNREFUSED: u32 = 111;
-const EAGAIN: u32 = 11;
+use crate::errno::{EAGAIN, ECONNREFUSED, ENAMETOOLONG, ESRCH};
 
 #[derive(Clone)]
 struct FakeSock {
@@ -104,8 +111,8 @@ impl Fake {
         std::mem::take(&mut *self.sent.borrow_mut())
     }
 
-    fn task_id(&self, tgid: u32) -> E7TaskId {
-        E7TaskId {
+    fn task_id(&self, tgid: u32) -> TaskId {
+        TaskId {
             start_ns: u64::from(tgid) * 1000,
             exec_id: self.execs.borrow().get(&tgid).copied().unwrap_or(1),
             tgid,
@@ -123,14 +130,16 @@ impl Fake {
                 out.len = p.len() as u32;
                 out.status = 0;
             }
-            Some(Ok(_)) => out.status = -36,
+            Some(Ok(_)) => out.status = -(ENAMETOOLONG as i32),
             Some(Err(e)) => out.status = *e,
-            None => out.status = -3,
+            None => out.status = -(ESRCH as i32),
         }
     }
 }
 
 impl Kernel for Fake {
+    type Sock<'s> = SockRef;
+
     fn now_ms(&self) -> u64 {
         self.now.get()
     }
@@ -139,56 +148,49 @@ impl Kernel for Fake {
         self.logs.borrow_mut().push(args.to_string());
     }
 
-    fn sk_cookie(&self, sk: SockRef) -> u64 {
-        self.socks.borrow()[&sk.0].cookie
+    fn sk_cookie(&self, sk: SockRef) -> SocketKey {
+        SocketKey(self.socks.borrow()[&sk.0].cookie)
     }
 
     fn sk_info(&self, sk: SockRef) -> SockInfo {
         self.info_calls.set(self.info_calls.get() + 1);
         let s = &self.socks.borrow()[&sk.0];
         SockInfo {
-            ino: s.ino,
+            inode: s.ino,
             kind: s.kind,
         }
     }
 
-    fn current_owner(&self, sk: SockRef, out: &mut E7Exe) -> bool {
+    fn current_task(&self) -> Option<TaskId> {
+        self.current.get().map(|t| self.task_id(t))
+    }
+
+    fn current_exe(&self, out: &mut ExePath) -> Result<TaskId, ExeError> {
         self.owner_calls.set(self.owner_calls.get() + 1);
+        let tgid = self.current.get().ok_or(ExeError::NoTask)?;
+        let mut exe = E7Exe::new();
+        self.fill_exe(tgid, &mut exe);
+        exe.result(out)
+    }
+
+    fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
+        let mut exe = E7Exe::new();
+        self.fill_exe(tgid, &mut exe);
+        exe.result(out)
+    }
+
+    fn current_holds(&self, sk: SockRef) -> Option<TaskId> {
         let ino = self.socks.borrow()[&sk.0].ino;
-        let Some(tgid) = self.current.get() else {
-            return false;
-        };
+        let tgid = self.current.get()?;
         if !self
             .fds
             .borrow()
             .iter()
             .any(|&(i, t)| i == ino && t == tgid)
         {
-            return false;
+            return None;
         }
-        self.fill_exe(tgid, out);
-        true
-    }
-
-    fn task_exe(&self, tgid: u32, out: &mut E7Exe) {
-        self.fill_exe(tgid, out);
-    }
-
-    fn current_holds(&self, sk: SockRef, out: &mut E7TaskId) -> bool {
-        let ino = self.socks.borrow()[&sk.0].ino;
-        let Some(tgid) = self.current.get() else {
-            return false;
-        };
-        if !self
-            .fds
-            .borrow()
-            .iter()
-            .any(|&(i, t)| i == ino && t == tgid)
-        {
-            return false;
-        }
-        *out = self.task_id(tgid);
-        true
+        Some(self.task_id(tgid))
     }
 
     fn walk_sockets(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
@@ -352,7 +354,13 @@ fn task_context_identifies_current_and_reuses_the_verdict() {
         (1, 1),
         "hits do no identification"
     );
-    assert_eq!(m.stats.hits.load(core::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(
+        m.engine
+            .stats
+            .hits
+            .load(core::sync::atomic::Ordering::Relaxed),
+        2
+    );
     assert_eq!(k.walks.get(), 0);
 }
 
@@ -429,12 +437,13 @@ fn rule_and_mode_changes_apply_to_open_sockets_at_the_next_packet() {
 #[test]
 fn softirq_miss_defers_to_one_refill_work_then_hits() {
     let (m, k) = enabled();
-    set(&m, &k, Flag::UnkProc, Const::Block);
+    // unkproc stays `allow`: a packet whose owner cannot be found right now is dropped anyway
+    // (issue 7, hole #1), never let through as if unowned.
     request(&m, &k, &rule(Action::Allow, TCP, "/srv/server"), 1).unwrap();
     k.process(7, "/srv/server", &[9000, 9001]);
     let a = k.sock(1, 500, 9000, SockKind::User);
     let b = k.sock(2, 501, 9001, SockKind::User);
-    // Softirq: never identify, never walk; unkproc for now, one work item kicked.
+    // Softirq: never identify, never walk; dropped for now, one work item kicked.
     assert_eq!(m.packet(&k, &pkt(Some(a), TCP, false)), Verdict::Drop);
     assert_eq!(m.packet(&k, &pkt(Some(b), TCP, false)), Verdict::Drop);
     assert_eq!(m.packet(&k, &pkt(Some(a), TCP, false)), Verdict::Drop);
@@ -478,11 +487,11 @@ fn refill_respects_the_walk_rate_limit_and_retries() {
 }
 
 #[test]
-fn task_context_miss_walks_when_current_is_not_the_owner() {
+fn task_context_miss_walks_when_a_kernel_thread_sends() {
     let (m, k) = enabled();
     request(&m, &k, &rule(Action::Block, UDP, "/opt/daemon"), 1).unwrap();
     k.process(9, "/opt/daemon", &[777]);
-    k.current.set(Some(1)); // some other task is current
+    k.current.set(None); // a kernel thread (no user process) is current
     let sk = k.sock(1, 900, 777, SockKind::User);
     assert_eq!(m.packet(&k, &pkt(Some(sk), UDP, true)), Verdict::Drop);
     assert_eq!(k.walks.get(), 1);

@@ -1,0 +1,158 @@
+//! What only the host can do for the packet path: the [`Host`] trait.
+//!
+//! Why a trait: the packet path — early decision, known-socket cache, identification, rule lookup,
+//! decision, caching — is [`Engine::decide_packet`](crate::Engine::decide_packet), ONE function run
+//! by the kernel module and by userspace embedders alike. What differs between them is only what the
+//! host can see: a socket's cookie, inode and backing, which task is sending, a task's executable, a
+//! walk of every process's descriptors, and work deferred to a context that may sleep. The kernel
+//! module implements [`Host`] over its C shim, `Firewall` (feature `std`) over `/proc`, the tests over
+//! a scripted fake; the decisions themselves cannot diverge.
+//!
+//! Every host answer is a typed value ([`Result`], [`Option`], an enum); no errno crosses this
+//! boundary.
+
+use core::ops::ControlFlow;
+
+use crate::active::SocketOwner;
+use crate::path::ExePath;
+use crate::socket::SocketKey;
+
+/// Which program image a process runs, without its path: the thread group, its leader's start time
+/// and its exec generation. Equal values mean the same process that has not exec'ed since.
+///
+/// `#[repr(C)]` so the kernel shim can fill it in place (`struct e7_task_id` in `e7_rust.h`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct TaskId {
+    /// Group leader's start time (kernel: `start_boottime`; any per-process constant elsewhere).
+    pub start_ns: u64,
+    /// Exec generation (kernel: `self_exec_id`, bumped by every execve).
+    pub exec_id: u64,
+    /// Thread-group id (process id).
+    pub tgid: u32,
+    /// Padding (zero).
+    pub pad: u32,
+}
+
+impl TaskId {
+    /// A process known only by its tgid (hosts that cannot see start time or exec generation).
+    pub const fn tgid_only(tgid: u32) -> TaskId {
+        TaskId {
+            start_ns: 0,
+            exec_id: 0,
+            tgid,
+            pad: 0,
+        }
+    }
+}
+
+/// What backs a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SockKind {
+    /// No `struct socket`: orphaned (closed, still sending), or an accepted child not yet
+    /// `accept()`ed. The owner may appear later, so nothing is cached.
+    Detached,
+    /// A kernel socket (no file): no process can ever own it.
+    Kernel,
+    /// A userspace socket (a file exists; some process holds or held a descriptor for it).
+    User,
+}
+
+/// Socket facts fetched on a known-socket-cache miss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SockInfo {
+    /// Socket inode (0 if none).
+    pub inode: u64,
+    /// What backs the socket.
+    pub kind: SockKind,
+}
+
+/// Why a process's executable could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExeError {
+    /// No such process, or (for the sender) the current task does not hold the socket / is not a
+    /// user process.
+    NoTask,
+    /// The process exists but has no executable right now (exiting, kernel thread).
+    NoExe(TaskId),
+    /// The executable path is longer than 255 bytes (flag `longpath`).
+    TooLong(TaskId),
+}
+
+/// A socket the packet path could not identify in its context, handed to the host's deferred work
+/// ([`Host::defer`]), which calls [`Engine::identify_deferred`](crate::Engine::identify_deferred).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Deferred {
+    /// Known-socket cache key (kernel: socket cookie).
+    pub key: SocketKey,
+    /// Socket inode.
+    pub inode: u64,
+    /// Socket uid.
+    pub uid: u32,
+}
+
+/// One packet as the hook sees it. `S` is the host's socket handle ([`Host::Sock`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<S> {
+    /// The full socket, if any (none: no socket, or a time-wait/request socket).
+    pub sk: Option<S>,
+    /// IP protocol number (IPv6: after extension headers).
+    pub proto: u32,
+    /// Socket uid.
+    pub uid: u32,
+    /// Address family.
+    pub family: crate::decide::Family,
+    /// The network header could not be read (`fail` applies).
+    pub malformed: bool,
+    /// Process context where the host may take task locks and the current task is the sender
+    /// (kernel: `e7_may_lock_tasks()`; userspace: always). Otherwise only lock-free host calls are
+    /// made and a miss is deferred.
+    pub in_task: bool,
+}
+
+/// The services the packet path needs from its host (see the module docs).
+///
+/// Context rules: [`Host::sender_exe`], [`Host::task_exe`] and [`Host::for_each_socket`] are only
+/// called for packets with [`Packet::in_task`] set or from deferred work; every other method may be
+/// called in any context (kernel: softirq) and must be lock-free and bounded.
+pub trait Host {
+    /// A handle to the packet's full socket, valid for one hook call (`'s`).
+    type Sock<'s>: Copy;
+
+    /// Monotonic milliseconds.
+    fn now_ms(&self) -> u64;
+    /// The socket's cache key: unique for the socket's life, never reused (kernel: the cookie).
+    fn sock_key(&self, sk: Self::Sock<'_>) -> SocketKey;
+    /// The socket's inode and backing.
+    fn sock_info(&self, sk: Self::Sock<'_>) -> SockInfo;
+    /// Lock-free, any context: the process image of the current task (in softirq: the interrupted
+    /// one) if it holds a descriptor for `sk`.
+    fn sender_holds(&self, sk: Self::Sock<'_>) -> Option<TaskId>;
+    /// Lock-free; only called for packets with [`Packet::in_task`]: the process image of the task
+    /// sending `sk`'s packet — in the kernel the current task, whether or not any descriptor
+    /// table holds the socket (an io_uring registered file, a socket passed on and closed), as
+    /// long as it is a user process (io_uring's io-wq workers are threads of their process).
+    /// `None` for kernel threads and exiting tasks: the owner is then looked up instead.
+    fn sender(&self, sk: Self::Sock<'_>) -> Option<TaskId>;
+    /// Task context only: the executable path of the task [`Host::sender`] names into `out`, and
+    /// its process image.
+    fn sender_exe(&self, sk: Self::Sock<'_>, out: &mut ExePath) -> Result<TaskId, ExeError>;
+    /// Task context only: the executable path of process `tgid` into `out`.
+    fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError>;
+    /// Task context only: every (socket inode, owner) pair of every process; `f` may stop early.
+    fn for_each_socket(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>);
+    /// Any context: queue `s` for deferred identification (bounded; dropping it is allowed — its
+    /// next packet tries again).
+    fn defer(&self, s: Deferred);
+    /// Whether anybody receives events (none: no squelch slot is spent, no event is returned).
+    fn wants_events(&self) -> bool;
+}
+
+/// Adapts a [`Host`]'s walk to [`ProcessTable`](crate::ProcessTable).
+pub(crate) struct HostTable<'h, H: Host>(pub &'h H);
+
+impl<H: Host> crate::active::ProcessTable for HostTable<'_, H> {
+    fn for_each_socket(&mut self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
+        self.0.for_each_socket(f);
+    }
+}
