@@ -63,6 +63,7 @@ pub mod socket;
 pub mod squelch;
 pub mod sync;
 
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 

@@ -37,7 +37,8 @@
 //! - [`nla`]: a checked netlink-attribute (TLV) reader and writer that never allocates or panics.
 //! - [`msg`]: validated request/reply representations, parsers and emitters.
 //! - [`header`]: the generated C header ([`c_header`]).
-//! - [`fuzzing`]: the one function the fuzz target and the corpus replay test both run.
+//! - `fuzzing` (feature `fuzzing`, test-only): the one function the fuzz target and the corpus
+//!   replay test both run.
 //!
 //! # Example: one request and its reply, both sides
 //!
@@ -80,6 +81,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod header;
 pub mod msg;

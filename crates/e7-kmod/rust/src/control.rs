@@ -294,8 +294,11 @@ impl<R: RawRwLock> Module<R> {
     pub fn send_query(&self, k: &impl Kernel, dest: E7Dest) -> Result<(), Refusal> {
         let mode = self.engine.flags.get(e7_core::Flag::Mode);
         let mut sent = 0usize;
-        // Each message carries at least one rule, so this is bounded by the table size.
-        for _ in 0..=self.engine.rules.read().capacity() {
+        // Each message carries at least one rule, so this is bounded by the table size. The
+        // capacity is read into a local: a guard in the `for` head would live for the whole loop,
+        // keeping bottom halves off around every GFP_KERNEL allocation in `send`.
+        let capacity = self.engine.rules.read().capacity();
+        for _ in 0..=capacity {
             let mut progress = None;
             let r = k.send(Command::Query, dest, dest.portid, &mut |w| {
                 let rules = self.engine.rules.read();

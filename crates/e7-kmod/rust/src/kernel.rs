@@ -63,34 +63,43 @@ pub enum SendError {
     Errno(u32),
 }
 
-/// Kernel services. Context rules: `current_owner`, `task_exe` and `walk_sockets` take
-/// `task_lock`/`files->file_lock` and must only be called in task context (the shim refuses
-/// otherwise); `send` allocates with `GFP_KERNEL` and must only be called in process context;
-/// everything else may be called from the netfilter hook in any context.
+/// Kernel services. Every method states its context:
+/// - **atomic-safe**: never sleeps; may be called from the netfilter hook in any context (softirq
+///   included) and with the module's locks held;
+/// - **task context**: takes `task_lock`/`files->file_lock` (spinlocks taken by process context
+///   without disabling bottom halves), so never from softirq (the shim refuses otherwise); never
+///   sleeps, so a module lock may be held;
+/// - **may sleep**: allocates with `GFP_KERNEL`; process context only, with **no module lock
+///   held** (every module lock is a `_bh` rwlock: holding one means bottom halves are off, and
+///   sleeping then is "scheduling while atomic"). The host tests' fake kernel fails any such call
+///   made under a lock (`context.rs`).
 pub trait Kernel {
-    /// Monotonic milliseconds (boot time).
+    /// Monotonic milliseconds (boot time). Atomic-safe.
     fn now_ms(&self) -> u64;
-    /// Logs one line (rate-limited).
+    /// Logs one line (rate-limited). Atomic-safe.
     fn log(&self, level: Level, args: fmt::Arguments<'_>);
     /// The socket's cookie: 64-bit, assigned once, never reused, kept when the socket is orphaned.
+    /// Atomic-safe.
     fn sk_cookie(&self, sk: SockRef) -> u64;
-    /// The socket's inode and backing.
+    /// The socket's inode and backing. Atomic-safe.
     fn sk_info(&self, sk: SockRef) -> SockInfo;
-    /// Task context only: true if the current task holds a descriptor for `sk`; then `out` holds
-    /// its tgid and executable (or the reason there is none).
+    /// Task context only (never sleeps): true if the current task holds a descriptor for `sk`;
+    /// then `out` holds its tgid and executable (or the reason there is none).
     fn current_owner(&self, sk: SockRef, out: &mut E7Exe) -> bool;
-    /// Any context, lock-free and bounded: true if the current task (in softirq: the interrupted
+    /// Atomic-safe, lock-free and bounded: true if the current task (in softirq: the interrupted
     /// one) holds a descriptor for `sk`; then `out` identifies that process.
     fn current_holds(&self, sk: SockRef, out: &mut E7TaskId) -> bool;
-    /// Task context only: the executable of thread group `tgid` into `out`.
+    /// Task context only (never sleeps): the executable of thread group `tgid` into `out`.
     fn task_exe(&self, tgid: u32, out: &mut E7Exe);
-    /// Task context only: every (socket inode, owner tgid) pair of every process.
+    /// Task context only (never sleeps; RCU walk): every (socket inode, owner tgid) pair of every
+    /// process.
     fn walk_sockets(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>);
-    /// Queues the event work item (any context; no-op if already queued).
+    /// Queues the event work item (atomic-safe; no-op if already queued).
     fn kick_events(&self);
-    /// Queues the refill work item after `delay_ms` (any context; no-op if already queued).
+    /// Queues the refill work item after `delay_ms` (atomic-safe; no-op if already queued).
     fn kick_refill(&self, delay_ms: u32);
-    /// Process context only: builds one generic-netlink message of command `cmd` with header
+    /// **May sleep** (`genlmsg_new(GFP_KERNEL)`): process context, no module lock held, so `fill`
+    /// must not be called with a guard the caller still holds. Builds one generic-netlink message of command `cmd` with header
     /// fields from `dest`, lets `fill` write its attributes, and unicasts it to `portid`.
     fn send(
         &self,

@@ -39,4 +39,6 @@ mod ffi;
 mod klock;
 
 #[cfg(test)]
+mod context;
+#[cfg(test)]
 mod tests;

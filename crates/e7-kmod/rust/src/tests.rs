@@ -22,7 +22,9 @@ use crate::abi::{E7Dest, E7Exe, E7TaskId};
 use crate::kernel::{Kernel, Level, SendError, SockInfo, SockKind, SockRef};
 use crate::state::{Module, PacketIn};
 
-type M = Module<parking_lot::RawRwLock>;
+/// The module with locks that record their holders: the fake kernel fails any may-sleep call
+/// made under one (`context.rs`).
+type M = Module<crate::context::TrackedLock>;
 
 /// Room the shim gives a QUERY message: NLMSG_GOODSIZE (3776 with 4 KiB pages) minus the netlink
 /// and genl headers, so the skb is one page (e7_c_msg_new).
@@ -215,6 +217,8 @@ impl Kernel for Fake {
         portid: u32,
         fill: &mut dyn FnMut(&mut Writer<'_>) -> Result<(), WriteError>,
     ) -> Result<(), SendError> {
+        // genlmsg_new(GFP_KERNEL) and the unicast: may sleep.
+        crate::context::may_sleep("send (genlmsg_new)");
         let room = if cmd == Command::Query {
             ROOM
         } else {
@@ -223,6 +227,7 @@ impl Kernel for Fake {
         let mut buf = vec![0u8; room];
         let mut w = Writer::new(&mut buf);
         fill(&mut w).map_err(SendError::Encode)?;
+        crate::context::may_sleep("send (genlmsg_unicast)");
         let n = w.len();
         if self.refusing.borrow().contains(&portid) {
             return Err(SendError::Errno(ECONNREFUSED));
@@ -953,6 +958,17 @@ fn a_change_is_acked_as_done_even_if_the_rchngq_push_cannot_be_sent() {
     // An explicit QUERY that cannot be sent is an error for that request.
     let r = request(&m, &k, &Request::Query, 4).unwrap_err();
     assert_eq!(r.errno, EAGAIN);
+}
+
+#[test]
+#[should_panic(expected = "scheduling while atomic")]
+fn the_fake_kernel_fails_a_send_made_under_a_module_lock() {
+    // The net for "GFP_KERNEL with bottom halves off": any service that may sleep, called while a
+    // module lock is held, fails the test (send_query once kept the rule ring's read guard alive
+    // around every send).
+    let (m, k) = enabled();
+    let _guard = m.engine.rules.read();
+    let _ = k.send(Command::Error, E7Dest::default(), 1, &mut |_| Ok(()));
 }
 
 #[test]
