@@ -97,7 +97,7 @@ pub struct Engine<
     /// Active-socket table (only ever write-locked: it is a miss-path structure).
     pub active: RwLock<R, ActiveCache<ACTIVE>>,
     /// Event rate limiter (atomics; no lock).
-    pub squelch: Squelch,
+    pub squelch: Squelch<EXES>,
     rules_gen: AtomicU32,
 }
 
