@@ -138,13 +138,13 @@ pub fn walk_chain(top: &[u8]) -> ChainPart {
     part
 }
 
-fn open() -> io::Result<UdpSocket> {
+pub fn open() -> io::Result<UdpSocket> {
     let s = sys::datagram_socket(AF_NETLINK, sys::SOCK_RAW, NETLINK_GENERIC)?;
     s.set_read_timeout(Some(Duration::from_millis(200)))?;
     Ok(s)
 }
 
-fn resolve(s: &UdpSocket) -> Result<u16, String> {
+pub fn resolve(s: &UdpSocket) -> Result<u16, String> {
     let mut name = FAMILY.as_bytes().to_vec();
     name.push(0);
     let mut a = Vec::new();

@@ -11,6 +11,7 @@
 //! error (including bad usage), so shell cases can branch on the exit code alone.
 #![deny(unsafe_code)]
 
+mod fuzz;
 mod genl;
 mod net;
 mod sys;
@@ -44,6 +45,8 @@ other:
   compat-query [RCVBUF]                    the original console's QUERY (no dump): walk the chained replies
                                            (SO_RCVBUF RCVBUF first, e.g. libnl's 32768); exit 0 when the chain
                                            holds exactly COUNT rules and the reply ended (NLMSG_DONE or ack 0)
+  genl-fuzz SEED COUNT                     COUNT random and mutated requests to the e7 family (seeded);
+                                           prints the figures; exit 0 unless the probe itself failed
   dump-edit [CMD...]                       start a QUERY dump (NLM_F_DUMP) on a fresh socket, run CMD before
                                            reading anything, read to NLMSG_DONE; prints rules, COUNT and which
                                            messages carried NLM_F_DUMP_INTR; exit 0 when the dump ended
@@ -96,6 +99,10 @@ enum Cmd {
     },
     DumpEdit {
         edit: Vec<String>,
+    },
+    GenlFuzz {
+        seed: u64,
+        count: u32,
     },
     Help,
 }
@@ -254,6 +261,12 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             };
             no_more(args, 2)?;
             Cmd::CompatQuery { rcvbuf }
+        }
+        "genl-fuzz" => {
+            let seed = parse_num("SEED", args.get(1), "a number")?;
+            let count = parse_num("COUNT", args.get(2), "a number of messages")?;
+            no_more(args, 3)?;
+            Cmd::GenlFuzz { seed, count }
         }
         "dump-edit" => Cmd::DumpEdit {
             edit: args.get(1..).unwrap_or(&[]).to_vec(),
@@ -587,6 +600,16 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         Cmd::StormWorker { proto, dst, count } => storm_worker(proto, dst, count, timeout),
         Cmd::Hold { port, secs, proto } => hold(port, secs, proto),
         Cmd::AsUser { uid, gid, cmd } => as_user(uid, gid, &cmd),
+        Cmd::GenlFuzz { seed, count } => match fuzz::run(seed, count) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::DumpEdit { edit } => {
             let (line, ended) = genl::dump_edit(timeout.max(Duration::from_secs(5)), &edit);
             println!("{line}");
