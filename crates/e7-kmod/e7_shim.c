@@ -82,43 +82,20 @@ _Static_assert(sizeof(struct e7_dest) == 8, "e7_dest ABI");
 /* Module parameters: initial flag values, validated by Rust (e7-proto) before anything is    */
 /* registered, so a machine can boot with e7 enforcing.                                        */
 
-static char *e7_p_mode, *e7_p_debug, *e7_p_fail, *e7_p_unkproc, *e7_p_unkprot, *e7_p_norule,
-	*e7_p_squelch, *e7_p_unkrule, *e7_p_drops, *e7_p_accepts, *e7_p_rchngq, *e7_p_longpath;
+/* One charp parameter per settable flag, named and described by the schema's flag rows
+ * (E7_MODULE_PARAMS in the generated e7_proto.h): adding a flag adds its parameter. */
+#define E7_PARAM_DECLARE(name, desc)                             \
+	static char *e7_p_##name;                                \
+	module_param_named(name, e7_p_##name, charp, 0444);      \
+	MODULE_PARM_DESC(name, desc);
+E7_MODULE_PARAMS(E7_PARAM_DECLARE)
 
-module_param_named(mode, e7_p_mode, charp, 0444);
-MODULE_PARM_DESC(mode, "initial firewall mode: enabled, disabled (default) or block");
-module_param_named(debug, e7_p_debug, charp, 0444);
-MODULE_PARM_DESC(debug, "rate-limited decision logging: enabled or disabled (default)");
-module_param_named(fail, e7_p_fail, charp, 0444);
-MODULE_PARM_DESC(fail, "verdict for malformed packets: allow (default) or block");
-module_param_named(unkproc, e7_p_unkproc, charp, 0444);
-MODULE_PARM_DESC(unkproc, "verdict when no owning process is found: allow (default) or block");
-module_param_named(unkprot, e7_p_unkprot, charp, 0444);
-MODULE_PARM_DESC(unkprot, "verdict for protocols other than tcp/udp/icmp/icmpv6: allow (default) or block");
-module_param_named(norule, e7_p_norule, charp, 0444);
-MODULE_PARM_DESC(norule, "send a pending event for packets matching no rule: enabled (default) or disabled");
-module_param_named(squelch, e7_p_squelch, charp, 0444);
-MODULE_PARM_DESC(squelch, "rate-limit pending events to one per program and protocol per second: enabled (default) or disabled");
-module_param_named(unkrule, e7_p_unkrule, charp, 0444);
-MODULE_PARM_DESC(unkrule, "verdict for identified programs without a rule: allow (default) or block");
-module_param_named(drops, e7_p_drops, charp, 0444);
-MODULE_PARM_DESC(drops, "send an event for every packet dropped by a rule: enabled or disabled (default)");
-module_param_named(accepts, e7_p_accepts, charp, 0444);
-MODULE_PARM_DESC(accepts, "send an event for every packet accepted by a rule: enabled or disabled (default)");
-module_param_named(rchngq, e7_p_rchngq, charp, 0444);
-MODULE_PARM_DESC(rchngq, "push a QUERY to the sender after a rule or mode change: enabled (default) or disabled");
-module_param_named(longpath, e7_p_longpath, charp, 0444);
-MODULE_PARM_DESC(longpath, "verdict for programs whose path exceeds 255 bytes: allow or block (default)");
+#define E7_PARAM_ENTRY(name, desc) { #name, &e7_p_##name },
 
 static const struct {
 	const char *name;
 	char **value;
-} e7_params[] = {
-	{ "mode", &e7_p_mode },	      { "debug", &e7_p_debug },	    { "fail", &e7_p_fail },
-	{ "unkproc", &e7_p_unkproc }, { "unkprot", &e7_p_unkprot }, { "norule", &e7_p_norule },
-	{ "squelch", &e7_p_squelch }, { "unkrule", &e7_p_unkrule }, { "drops", &e7_p_drops },
-	{ "accepts", &e7_p_accepts }, { "rchngq", &e7_p_rchngq },   { "longpath", &e7_p_longpath },
-};
+} e7_params[] = { E7_MODULE_PARAMS(E7_PARAM_ENTRY) };
 
 static int __init e7_apply_params(void)
 {

@@ -197,10 +197,8 @@ fn mode_of(v: u32) -> Mode {
     Mode::from_value(v).unwrap_or(Mode::Disabled)
 }
 
-/// True for the flags whose value changes a decision (verdict or event) of some packet.
+/// True for the flags whose value changes a decision (verdict or event) of some packet: the
+/// schema row's `decides` ([`Flag::affects_decisions`]).
 pub const fn affects_decisions(flag: Flag) -> bool {
-    !matches!(
-        flag,
-        Flag::Debug | Flag::RChngQ | Flag::Uptime | Flag::QPackets | Flag::EvLost
-    )
+    flag.affects_decisions()
 }

@@ -37,6 +37,7 @@
 //! - [`nla`]: a checked netlink-attribute (TLV) reader and writer that never allocates or panics.
 //! - [`msg`]: validated request/reply representations, parsers and emitters.
 //! - [`header`]: the generated C header ([`c_header`]).
+//! - [`docs`]: the flag tables of the documentation, generated from the same rows.
 //! - `fuzzing` (feature `fuzzing`, test-only): the one function the fuzz target and the corpus
 //!   replay test both run.
 //!
@@ -81,6 +82,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod docs;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod header;
