@@ -30,6 +30,8 @@ const NLA_TYPE_MASK: u16 = 0x3fff;
 /// The e7 family name and the attribute/command numbers used here (docs/ARCHITECTURE.md).
 const FAMILY: &str = "eftirlit";
 const CMD_QUERY: u8 = 7;
+const CMD_DISCONNECT: u8 = 2;
+const CMD_EVENT: u8 = 8;
 const ATTR_NESTED: u16 = 1;
 const ATTR_PATH: u16 = 2;
 const ATTR_STATE: u16 = 5;
@@ -336,6 +338,80 @@ pub fn dump_edit(timeout: Duration, edit: &[String]) -> (String, bool) {
         }
     );
     (line, done.is_some())
+}
+
+/// The original console's start, then its event loop: a plain QUERY read to its end (as the
+/// original `e7d` does at start; it never sends SUBSCRIBE), then every EVENT and DISCONNECT the
+/// kernel sends for up to `secs` seconds, each printed as it arrives (`ready`, `event STATE`,
+/// `disconnect`). Ends at DISCONNECT or after `secs`. Returns false if the QUERY failed.
+pub fn console(secs: u64) -> bool {
+    use std::io::Write as _;
+    let s = match open() {
+        Ok(s) => s,
+        Err(e) => {
+            println!("error: netlink socket: {e}");
+            return false;
+        }
+    };
+    let family = match resolve(&s) {
+        Ok(f) => f,
+        Err(e) => {
+            println!("error: {e}");
+            return false;
+        }
+    };
+    if let Err(e) = s.send(&request(
+        family,
+        NLM_F_REQUEST | NLM_F_ACK,
+        2,
+        CMD_QUERY,
+        &[],
+    )) {
+        println!("error: send QUERY: {e}");
+        return false;
+    }
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut ready, mut events) = (false, 0usize);
+    let mut out = io::stdout();
+    while Instant::now() < deadline {
+        let n = match s.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                println!("error: receive: {e}");
+                return false;
+            }
+        };
+        for (kind, payload) in messages(buf.get(..n).unwrap_or(&[])) {
+            let cmd = payload.first().copied();
+            if !ready && (kind == NLMSG_DONE || kind == NLMSG_ERROR) {
+                ready = true;
+                let _ = writeln!(out, "ready");
+            } else if kind == family && cmd == Some(CMD_EVENT) {
+                events += 1;
+                let state = attrs(payload.get(4..).unwrap_or(&[]))
+                    .into_iter()
+                    .find(|(a, _)| *a == ATTR_STATE)
+                    .and_then(|(_, p)| u32_at(p, 0));
+                let _ = writeln!(out, "event {:#x} (#{events})", state.unwrap_or(0));
+            } else if kind == family && cmd == Some(CMD_DISCONNECT) {
+                let _ = writeln!(out, "disconnect after {events} events");
+                let _ = out.flush();
+                return true;
+            }
+        }
+        let _ = out.flush();
+    }
+    let _ = writeln!(out, "timeout after {events} events");
+    ready
 }
 
 #[cfg(test)]

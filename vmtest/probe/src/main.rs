@@ -47,6 +47,8 @@ other:
                                            holds exactly COUNT rules and the reply ended (NLMSG_DONE or ack 0)
   genl-fuzz SEED COUNT                     COUNT random and mutated requests to the e7 family (seeded);
                                            prints the figures; exit 0 unless the probe itself failed
+  console SECS                             the original console: plain QUERY, then print every EVENT and the
+                                           DISCONNECT as they arrive (`ready`, `event ...`, `disconnect ...`)
   dump-edit [CMD...]                       start a QUERY dump (NLM_F_DUMP) on a fresh socket, run CMD before
                                            reading anything, read to NLMSG_DONE; prints rules, COUNT and which
                                            messages carried NLM_F_DUMP_INTR; exit 0 when the dump ended
@@ -103,6 +105,9 @@ enum Cmd {
     GenlFuzz {
         seed: u64,
         count: u32,
+    },
+    Console {
+        secs: u64,
     },
     Help,
 }
@@ -261,6 +266,11 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             };
             no_more(args, 2)?;
             Cmd::CompatQuery { rcvbuf }
+        }
+        "console" => {
+            let secs = parse_num("SECS", args.get(1), "whole seconds")?;
+            no_more(args, 2)?;
+            Cmd::Console { secs }
         }
         "genl-fuzz" => {
             let seed = parse_num("SEED", args.get(1), "a number")?;
@@ -600,6 +610,7 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         Cmd::StormWorker { proto, dst, count } => storm_worker(proto, dst, count, timeout),
         Cmd::Hold { port, secs, proto } => hold(port, secs, proto),
         Cmd::AsUser { uid, gid, cmd } => as_user(uid, gid, &cmd),
+        Cmd::Console { secs } => ExitCode::from(if genl::console(secs) { 0 } else { 2 }),
         Cmd::GenlFuzz { seed, count } => match fuzz::run(seed, count) {
             Ok(line) => {
                 println!("{line}");
