@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 KMOD := crates/e7-kmod
 
-.PHONY: all test demo check fmt-check clippy unit kernel-target kmod vmtest bench fuzz-corpus clean
+.PHONY: all test demo check fmt-check clippy unit kernel-target kmod vmtest bench clean
 
 all:
 	$(CARGO) build --workspace --release

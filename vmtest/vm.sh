@@ -136,6 +136,7 @@ cmd_initramfs() {
     if [ -f "$KMOD/e7.ko" ]; then
         # Debug info is 95% of the .ko; the guest does not need it.
         strip --strip-debug -o "$st/e7/e7.ko" "$KMOD/e7.ko"
+        install -m 0755 "$KMOD/e7-unload.sh" "$st/e7/"
     else
         log "WARNING: no crates/e7-kmod/e7.ko in the initramfs"
     fi

@@ -177,4 +177,19 @@ enum e7_flag {
 	[E7F_LONGPATH_ACTION] = E7F_LONGPATH_ACTION_DEFAULT, \
 	[E7F_STAT_EVLOST] = E7F_STAT_EVLOST_DEFAULT,
 
+/* module parameters: one per settable flag, X(name, MODULE_PARM_DESC text) */
+#define E7_MODULE_PARAMS(X) \
+	X(mode, "the firewall mode at load: enabled, disabled or block (default disabled)") \
+	X(debug, "rate-limited decision logging: enabled or disabled (default disabled)") \
+	X(fail, "verdict for packets that cannot be inspected (malformed): allow or block (default allow)") \
+	X(unkproc, "verdict when no owning process is found: allow or block (default allow)") \
+	X(unkprot, "verdict for protocols other than tcp/udp/icmp/icmpv6: allow or block (default allow)") \
+	X(norule, "send a pending event for packets matching no rule: enabled or disabled (default enabled)") \
+	X(squelch, "rate-limit pending events to one per program and protocol per second: enabled or disabled (default enabled)") \
+	X(unkrule, "verdict for identified programs without a rule: allow or block (default allow)") \
+	X(drops, "send an event for every packet dropped by a rule: enabled or disabled (default disabled)") \
+	X(accepts, "send an event for every packet accepted by a rule: enabled or disabled (default disabled)") \
+	X(rchngq, "push a QUERY to the sender after a rule or mode change: enabled or disabled (default enabled)") \
+	X(longpath, "verdict for programs whose path exceeds 255 bytes: allow or block (default block)")
+
 #endif /* E7_PROTO_H */

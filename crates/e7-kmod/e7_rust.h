@@ -16,7 +16,9 @@
  *
  * Context rules (the Rust side relies on them; see README.md "Locking"):
  *  - e7_hook may run in any context that netfilter LOCAL_OUT runs in (task or softirq).
- *  - e7_genl_doit / e7_genl_dump run in process context under genl_mutex.
+ *  - e7_genl_doit / e7_genl_dump_query run in process context under genl_mutex;
+ *    e7_genl_chain_query runs in process context WITHOUT genl_mutex (a dump started by the
+ *    shim itself, continued from the reader's recvmsg under its cb_mutex).
  *  - e7_work_events / e7_work_refill run in process context on the e7 workqueue.
  *  - e7_c_current_exe / e7_c_task_exe / e7_c_walk_sockets take task_lock and files->file_lock,
  *    which process context takes WITHOUT disabling BH: never from softirq, and never while a
@@ -101,15 +103,21 @@ E7_RUST_EXPORT int e7_rust_init(void);
 E7_RUST_EXPORT void e7_rust_stop(void);
 /* The per-packet decision: returns 1 (NF_ACCEPT) or 0 (NF_DROP). */
 E7_RUST_EXPORT __u32 e7_hook(const struct e7_pkt *pkt);
-/* One generic-netlink request (doit). ATTRS/LEN: attributes after the genl header.
- * Returns 0 or a negative errno for the ack; *extack_msg may be set to a static string. */
+/* e7_genl_doit's answer "start the chain-shaped QUERY reply as a dump" (no ack). */
+#define E7_DOIT_QUERY_CHAIN 1
+/* One generic-netlink request (doit). ATTRS/LEN: attributes after the genl header; ADMIN: the
+ * sender has CAP_NET_ADMIN. Returns 0 or a negative errno for the ack, or E7_DOIT_QUERY_CHAIN;
+ * *extack_msg may be set to a static string. */
 E7_RUST_EXPORT int e7_genl_doit(__u8 cmd, const __u8 *attrs, __u32 len,
-				const struct e7_dest *dest, const char **extack_msg);
+				const struct e7_dest *dest, __u32 admin, const char **extack_msg);
 /* Fill one flat QUERY dump message body into BUF (ROOM bytes). CURSOR (two u64, zero at first)
  * tracks progress; *GENERATION receives the rule-table generation it was built from (for
  * genl_dump_check_consistent). Returns bytes written, 0 when the dump is complete, or a negative
  * errno. */
 E7_RUST_EXPORT int e7_genl_dump_query(__u8 *buf, __u32 room, __u64 *cursor, __u32 *generation);
+/* Same contract for the chain-shaped reply to a plain QUERY: one message (as many rules as fit,
+ * the last one with COUNT) per call. BUF must be initialised (the shim zeroes it). */
+E7_RUST_EXPORT int e7_genl_chain_query(__u8 *buf, __u32 room, __u64 *cursor, __u32 *generation);
 /* Work items (process context, e7 workqueue). */
 E7_RUST_EXPORT void e7_work_events(void);
 E7_RUST_EXPORT void e7_work_refill(void);

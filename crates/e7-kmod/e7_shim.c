@@ -153,47 +153,24 @@ _Static_assert(sizeof(struct e7_dest) == 8, "e7_dest ABI");
 /* Module parameters: initial flag values, validated by Rust (e7-proto) before anything is    */
 /* registered, so a machine can boot with e7 enforcing.                                        */
 
-static char *e7_p_mode, *e7_p_debug, *e7_p_fail, *e7_p_unkproc, *e7_p_unkprot, *e7_p_norule,
-	*e7_p_squelch, *e7_p_unkrule, *e7_p_drops, *e7_p_accepts, *e7_p_rchngq, *e7_p_longpath;
+/* One charp parameter per settable flag, named and described by the schema's flag rows
+ * (E7_MODULE_PARAMS in the generated e7_proto.h): adding a flag adds its parameter. */
+#define E7_PARAM_DECLARE(name, desc)                             \
+	static char *e7_p_##name;                                \
+	module_param_named(name, e7_p_##name, charp, 0444);      \
+	MODULE_PARM_DESC(name, desc);
+E7_MODULE_PARAMS(E7_PARAM_DECLARE)
 
-module_param_named(mode, e7_p_mode, charp, 0444);
-MODULE_PARM_DESC(mode, "initial firewall mode: enabled, disabled (default) or block");
-module_param_named(debug, e7_p_debug, charp, 0444);
-MODULE_PARM_DESC(debug, "rate-limited decision logging: enabled or disabled (default)");
-module_param_named(fail, e7_p_fail, charp, 0444);
-MODULE_PARM_DESC(fail, "verdict for malformed packets: allow (default) or block");
-module_param_named(unkproc, e7_p_unkproc, charp, 0444);
-MODULE_PARM_DESC(unkproc, "verdict when no owning process is found: allow (default) or block");
-module_param_named(unkprot, e7_p_unkprot, charp, 0444);
-MODULE_PARM_DESC(unkprot, "verdict for protocols other than tcp/udp/icmp/icmpv6: allow (default) or block");
-module_param_named(norule, e7_p_norule, charp, 0444);
-MODULE_PARM_DESC(norule, "send a pending event for packets matching no rule: enabled (default) or disabled");
-module_param_named(squelch, e7_p_squelch, charp, 0444);
-MODULE_PARM_DESC(squelch, "rate-limit pending events to one per program and protocol per second: enabled (default) or disabled");
-module_param_named(unkrule, e7_p_unkrule, charp, 0444);
-MODULE_PARM_DESC(unkrule, "verdict for identified programs without a rule: allow (default) or block");
-module_param_named(drops, e7_p_drops, charp, 0444);
-MODULE_PARM_DESC(drops, "send an event for every packet dropped by a rule: enabled or disabled (default)");
-module_param_named(accepts, e7_p_accepts, charp, 0444);
-MODULE_PARM_DESC(accepts, "send an event for every packet accepted by a rule: enabled or disabled (default)");
-module_param_named(rchngq, e7_p_rchngq, charp, 0444);
-MODULE_PARM_DESC(rchngq, "push a QUERY to the sender after a rule or mode change: enabled (default) or disabled");
-module_param_named(longpath, e7_p_longpath, charp, 0444);
-MODULE_PARM_DESC(longpath, "verdict for programs whose path exceeds 255 bytes: allow or block (default)");
+#define E7_PARAM_ENTRY(name, desc) { #name, &e7_p_##name },
 
 static const struct {
 	const char *name;
 	char **value;
-} e7_params[] = {
-	{ "mode", &e7_p_mode },	      { "debug", &e7_p_debug },	    { "fail", &e7_p_fail },
-	{ "unkproc", &e7_p_unkproc }, { "unkprot", &e7_p_unkprot }, { "norule", &e7_p_norule },
-	{ "squelch", &e7_p_squelch }, { "unkrule", &e7_p_unkrule }, { "drops", &e7_p_drops },
-	{ "accepts", &e7_p_accepts }, { "rchngq", &e7_p_rchngq },   { "longpath", &e7_p_longpath },
-};
+} e7_params[] = { E7_MODULE_PARAMS(E7_PARAM_ENTRY) };
 
 static int __init e7_apply_params(void)
 {
-	char err[160];
+	char err[160] = "";
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(e7_params); i++) {
@@ -636,6 +613,9 @@ void *e7_c_msg_new(__u8 cmd, const struct e7_dest *dest, __u8 **buf, __u32 *room
 	}
 	*buf = skb_tail_pointer(skb);
 	*room = min_t(size_t, skb_tailroom(skb), want);
+	/* Rust writes through a &mut [u8] over this area, which must not cover uninitialised
+	 * bytes. */
+	memset(*buf, 0, *room);
 	return skb;
 }
 
@@ -657,6 +637,97 @@ void e7_c_msg_free(void *msg)
 	nlmsg_free(msg);
 }
 
+/*
+ * Both QUERY dumps resume by position, so a rule edit between two messages could skip or repeat
+ * rules. Every call records the rule-table generation its message was built from; the first is
+ * kept in cb->args[E7_CB_GEN0]. Once any call sees another generation the dump is marked
+ * (cb->args[E7_CB_CHANGED]) and cb->seq differs from cb->prev_seq at every later check, so that
+ * message, every later one AND the final NLMSG_DONE carry NLM_F_DUMP_INTR (the kernel checks the
+ * DONE too). cb->seq is set on every call, the final empty one included: the DONE compared a
+ * stale value before, and a dump cut short by an edit just before its end was not flagged.
+ * An undisturbed dump keeps cb->seq at 1 and is never flagged (prev_seq 0 = first message).
+ */
+#define E7_CB_GEN0 2
+#define E7_CB_CHANGED 3
+
+static void e7_dump_seq(struct netlink_callback *cb, __u32 gen)
+{
+	if (!cb->args[E7_CB_GEN0])
+		cb->args[E7_CB_GEN0] = (1ULL << 32) | gen;
+	else if ((__u32)cb->args[E7_CB_GEN0] != gen)
+		cb->args[E7_CB_CHANGED] = 1;
+	cb->seq = cb->args[E7_CB_CHANGED] ? (cb->prev_seq + 2) | 1 : 1;
+}
+
+typedef int (*e7_dump_fill)(__u8 *buf, __u32 room, __u64 *cursor, __u32 *generation);
+
+/* One QUERY message of a dump; MAX_ROOM bounds the attribute area. */
+static int e7_dump_one(struct sk_buff *skb, struct netlink_callback *cb, e7_dump_fill fill,
+		       size_t max_room)
+{
+	__u32 gen = 0;
+	size_t room;
+	void *hdr;
+	int n;
+
+	BUILD_BUG_ON(sizeof(cb->args[0]) != sizeof(__u64));
+	BUILD_BUG_ON(ARRAY_SIZE(cb->args) <= E7_CB_CHANGED);
+	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq, &e7_family,
+			  NLM_F_MULTI, ENL_COMM_QUERY);
+	if (!hdr)
+		return -EMSGSIZE;
+	room = min_t(size_t, skb_tailroom(skb), max_room);
+	/* Initialised memory for Rust's &mut [u8]. */
+	memset(skb_tail_pointer(skb), 0, room);
+	n = fill(skb_tail_pointer(skb), room, (__u64 *)&cb->args[0], &gen);
+	e7_dump_seq(cb, gen);
+	if (n <= 0) {
+		genlmsg_cancel(skb, hdr);
+		return n;
+	}
+	skb_put(skb, n);
+	genl_dump_check_consistent(cb, hdr);
+	genlmsg_end(skb, hdr);
+	return skb->len;
+}
+
+/* NLM_F_DUMP QUERY (the e7 CLI): the flat shape, under genl_mutex (genl_lock_dumpit). */
+static int e7_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	return e7_dump_one(skb, cb, e7_genl_dump_query, SIZE_MAX);
+}
+
+/* Plain QUERY (the original console): the chain shape, page-sized messages, started by e7_doit
+ * and continued from the reader's recvmsg; runs without genl_mutex (Rust takes its own locks). */
+static int e7_chain_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	return e7_dump_one(skb, cb, e7_genl_chain_query, E7_MSG_QUERY_ROOM);
+}
+
+/*
+ * The reply to a plain QUERY as a netlink dump: the kernel builds the next message only when the
+ * reader has drained its receive buffer to half, so a full table (16 messages) reaches any client
+ * whose buffer holds one message. Sending them all at once overflowed libnl's default buffer: the
+ * last messages and the ack were dropped (ENOBUFS) and the console listed 962 of 1024 rules.
+ * A dump ends with NLMSG_DONE instead of an ack (libnl treats it as the end of the reply).
+ */
+static int e7_start_query_chain(struct sk_buff *skb, struct genl_info *info)
+{
+	struct netlink_dump_control c = {
+		.dump = e7_chain_dumpit,
+		.module = THIS_MODULE,
+	};
+	int rc;
+
+	/* As the genl core does for NLM_F_DUMP: a running dump's continuation holds the reader's
+	 * cb_mutex and takes genl_mutex (genl_lock_dumpit); starting one takes that cb_mutex, so
+	 * genl_mutex must not be held here (ABBA otherwise). */
+	genl_unlock();
+	rc = netlink_dump_start(genl_info_net(info)->genl_sock, skb, info->nlhdr, &c);
+	genl_lock();
+	return rc; /* -EINTR: started, the genl core sends no ack */
+}
+
 static int e7_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct e7_dest dest = { .portid = info->snd_portid, .seq = info->snd_seq };
@@ -664,39 +735,15 @@ static int e7_doit(struct sk_buff *skb, struct genl_info *info)
 	int rc;
 
 	rc = e7_genl_doit(info->genlhdr->cmd, genlmsg_data(info->genlhdr),
-			  genlmsg_len(info->genlhdr), &dest, &msg);
+			  genlmsg_len(info->genlhdr), &dest, netlink_capable(skb, CAP_NET_ADMIN),
+			  &msg);
 	/* NL_SET_ERR_MSG() only takes literals; MSG is a static, NUL-terminated Rust string,
 	 * which is what that macro stores too. */
 	if (msg && info->extack)
 		info->extack->_msg = msg;
+	if (rc == E7_DOIT_QUERY_CHAIN)
+		return e7_start_query_chain(skb, info);
 	return rc;
-}
-
-static int e7_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
-{
-	__u32 gen = 0;
-	void *hdr;
-	int n;
-
-	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq, &e7_family,
-			  NLM_F_MULTI, ENL_COMM_QUERY);
-	if (!hdr)
-		return -EMSGSIZE;
-	BUILD_BUG_ON(sizeof(cb->args[0]) != sizeof(__u64));
-	n = e7_genl_dump_query(skb_tail_pointer(skb), skb_tailroom(skb), (__u64 *)&cb->args[0],
-			       &gen);
-	if (n <= 0) {
-		genlmsg_cancel(skb, hdr);
-		return n;
-	}
-	skb_put(skb, n);
-	/* The dump resumes by position; a rule edit between two messages (each dumpit runs under
-	 * genl_mutex, edits happen in between) is reported as NLM_F_DUMP_INTR. Never 0: prev_seq 0
-	 * means "first message". */
-	cb->seq = (gen << 1) | 1;
-	genl_dump_check_consistent(cb, hdr);
-	genlmsg_end(skb, hdr);
-	return skb->len;
 }
 
 /*
@@ -882,11 +929,15 @@ static int __init e7_init(void)
 	pr_info("e7: loaded, version %s\n", E7_MOD_VERSION);
 	return 0;
 
-	/* Reverse order. A client may have talked to the family meanwhile: stop, tell subscribers,
-	 * then let genl wait for running requests. No hook ever ran, so only the (never kicked)
-	 * work items need cancelling before the queue goes. */
+	/* Reverse order. register_pernet_subsys may have registered hooks in some namespaces
+	 * (init_net first) before failing; it unregistered them again, waiting for running hooks,
+	 * but a hook may have queued work meanwhile. So, as at unload: stop, cancel the work (it
+	 * sees `stopping`), tell subscribers (a client may have talked to the family meanwhile),
+	 * then let genl wait for running requests. */
 err_genl:
 	e7_rust_stop();
+	cancel_work_sync(&e7_event_work);
+	cancel_delayed_work_sync(&e7_refill_work);
 	e7_rust_disconnect_all();
 	genl_unregister_family(&e7_family);
 err_notifier:

@@ -36,6 +36,14 @@ case_full_table_1024() {
         || fail "chained QUERY of the full table: rc $RC: $(short "$OUT")"
     # Unprivileged users get the same answer.
     expect_out 'rules=1024 count=1024' "$PU" as-user "$NOBODY" "$PU" compat-query
+    # With libnl's default receive buffer (32 KiB requested, 64 KiB effective) too: the reply is a
+    # reader-driven dump (one message built whenever the reader drained its buffer). Sent at once, the
+    # 16 messages overflowed it: the last one and the ack were dropped (ENOBUFS) and 962 rules arrived.
+    run "$PU" compat-query 32768
+    [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q 'rules=1024 count=1024 .*end=done' \
+        && ok "chained QUERY, 32 KiB SO_RCVBUF: $OUT" \
+        || fail "chained QUERY with a 32 KiB SO_RCVBUF: rc $RC: $(short "$OUT")"
+    expect_out 'rules=1024 count=1024' "$PU" as-user "$NOBODY" "$PU" compat-query 32768
     # Plain text lists them too (one line per rule, at least).
     lines=$(e7 query 2>&1 | grep -c '/opt/rules/\|/opt/a/')
     [ "$lines" -ge 1024 ] && ok "text query lists $lines rule lines" || fail "text query lists only $lines rule lines"
@@ -52,5 +60,36 @@ case_full_table_1024() {
     expect_rule allow udp /opt/rules/prog4
     expect_rules 1024
     must e7 clear
+    expect_rules 0
+}
+
+# A QUERY dump cut by a rule edit from another socket is flagged NLM_F_DUMP_INTR, on NLMSG_DONE too, so a
+# client that only checks the end of the dump learns its table is stale. The probe starts the dump (the
+# first page-sized message, about 70 rules, is built at once), runs the edit, then reads the rest. Before
+# the fix the final call returned before recording the generation: `e7 clear` here ended with a clean
+# NLMSG_DONE after 70 of 200 rules, and an edit between two full messages flagged only that message.
+case_dump_intr_on_concurrent_edit() {
+    : >/tmp/dump.e7
+    i=1
+    while [ "$i" -le 200 ]; do
+        echo "allow udp /opt/dump/program-number-$i"
+        i=$((i + 1))
+    done >>/tmp/dump.e7
+    must e7 run /tmp/dump.e7
+    run "$PU" dump-edit
+    [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q 'rules=200 count=200 intr_messages=0 intr_done=0' \
+        && ok "undisturbed dump, never flagged: $OUT" || fail "undisturbed dump: rc $RC: $(short "$OUT")"
+    # The last rule removed between message 1 and 2: message 2 and the DONE are flagged.
+    run "$PU" dump-edit e7 clear udp /opt/dump/program-number-200
+    [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q 'intr_messages=[1-9].* intr_done=1' \
+        && ok "edit between two messages flags them and the DONE: $OUT" \
+        || fail "edit between two messages: rc $RC: $(short "$OUT")"
+    must e7 clear
+    must e7 run /tmp/dump.e7
+    # Everything cleared after the first message: the dump is short, and says so on NLMSG_DONE.
+    run "$PU" dump-edit e7 clear
+    [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q 'count=200 .*intr_done=1' \
+        && ok "dump cut short by CLEAR is flagged on NLMSG_DONE: $OUT" \
+        || fail "dump cut short by CLEAR: rc $RC: $(short "$OUT")"
     expect_rules 0
 }

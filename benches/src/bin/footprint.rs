@@ -64,9 +64,9 @@ fn main() {
         Some((4096, "rule")),
     );
     row(
-        "Squelch<64> (default)",
+        "Squelch<256> (default)",
         size_of::<Squelch>(),
-        Some((64, "entry")),
+        Some((256 * e7_core::squelch::CLASSES, "entry")),
     );
     row(
         "Engine<parking_lot> (all of the above, defaults)",

@@ -82,8 +82,8 @@ pub enum Cmd {
     Disable,
     /// Set a flag: `e7 set mode enabled`, `e7 set unkrule block`.
     Set {
-        /// Flag name (mode, debug, fail, unkproc, unkprot, norule, squelch, unkrule, drops,
-        /// accepts, rchngq, longpath).
+        /// Flag name (the list is generated from the schema's flag rows).
+        #[arg(help = format!("Flag name ({})", e7_proto::docs::SettableList))]
         flag: String,
         /// Value: enabled/disabled, allow/block, or (mode) block.
         value: String,

@@ -55,20 +55,36 @@ pub struct FlagValues {
 }
 
 impl FlagValues {
-    /// The documented defaults (what a fresh [`Flags`] holds).
+    /// The documented defaults (what a fresh [`Flags`] holds), read from the schema's flag rows
+    /// (`Flag::default_value`): the values have one home, this only says which field is which flag.
     pub const DEFAULT: FlagValues = FlagValues {
-        mode: Mode::Disabled,
-        debug: false,
-        fail: Action::Allow,
-        unkproc: Action::Allow,
-        unkprot: Action::Allow,
-        norule: true,
-        squelch: true,
-        unkrule: Action::Allow,
-        drops: false,
-        accepts: false,
-        longpath: Action::Block,
+        mode: match Mode::from_value(Flag::Mode.default_value()) {
+            Some(m) => m,
+            None => Mode::Disabled,
+        },
+        debug: default_bool(Flag::Debug),
+        fail: default_action(Flag::Fail),
+        unkproc: default_action(Flag::UnkProc),
+        unkprot: default_action(Flag::UnkProt),
+        norule: default_bool(Flag::NoRule),
+        squelch: default_bool(Flag::Squelch),
+        unkrule: default_action(Flag::UnkRule),
+        drops: default_bool(Flag::Drops),
+        accepts: default_bool(Flag::Accepts),
+        longpath: default_action(Flag::LongPath),
     };
+}
+
+const fn default_bool(f: Flag) -> bool {
+    f.default_value() == Const::Enabled.value()
+}
+
+const fn default_action(f: Flag) -> Action {
+    match Action::from_value(f.default_value()) {
+        Some(a) => a,
+        // Unreachable: the schema checks at compile time that defaults fit their class.
+        None => Action::Allow,
+    }
 }
 
 impl Default for FlagValues {
@@ -205,10 +221,8 @@ fn mode_of(v: u32) -> Mode {
     Mode::from_value(v).unwrap_or(Mode::Disabled)
 }
 
-/// True for the flags whose value changes a decision (verdict or event) of some packet.
+/// True for the flags whose value changes a decision (verdict or event) of some packet: the
+/// schema row's `decides` ([`Flag::affects_decisions`]).
 pub const fn affects_decisions(flag: Flag) -> bool {
-    !matches!(
-        flag,
-        Flag::Debug | Flag::RChngQ | Flag::Uptime | Flag::QPackets | Flag::EvLost
-    )
+    flag.affects_decisions()
 }

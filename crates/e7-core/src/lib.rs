@@ -7,7 +7,7 @@
 //! # Design rules (why the code looks the way it does)
 //! - **Fixed capacity, chosen at compile time** through const generics with documented defaults:
 //!   [`RuleRing<1024>`](RuleRing), [`SocketCache<128, 8>`](SocketCache), [`ExeTable<256>`](ExeTable),
-//!   [`ActiveCache<1024>`](ActiveCache), [`Squelch<64>`](Squelch). Nothing allocates.
+//!   [`ActiveCache<1024>`](ActiveCache), [`Squelch<256>`](Squelch) (one entry per executable slot and protocol class). Nothing allocates.
 //! - **Nothing big on the stack.** The kernel stack is 16 KiB; every structure has a `const fn new()`
 //!   so the kernel can place it in a `static`, and a `clear(&mut self)` that resets it in place.
 //! - **No panics on any input.** The kernel build rejects any `core::panicking` symbol, so indexing is
@@ -69,6 +69,7 @@ pub mod socket;
 pub mod squelch;
 pub mod sync;
 
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 

@@ -2,103 +2,122 @@
 //!
 //! Why: with `norule` on, every packet of an unruled program would queue an event. The original hashed
 //! the path string per packet into a 64-slot table where colliding keys let each other through. Here
-//! the key is `(proto, ExeId)` — no path hashing on the packet path — and the guarantee is exact:
+//! the key is `(proto, ExeId)` — no path hashing on the packet path — and two promises hold:
 //!
 //! - a key gets **at most one** permit per wall-clock second (`now_ms / 1000`), even under races (each
 //!   entry is one `AtomicU64` updated by compare-exchange, so [`Squelch::permit`] takes `&self`);
-//! - `N` entries (default 64) in sets of [`WAYS`] = 4; a new key replaces an entry of an earlier
-//!   second. If all 4 entries of its set already fired in the current second, the new key is
-//!   suppressed until the next second (counted in [`Squelch::pressure`]) rather than breaking the
-//!   one-per-second promise for another key.
+//! - **a flood costs only the flooder**: the limiter is indexed by the executable's slot in the
+//!   [`ExeTable`](crate::ExeTable) (`SLOTS` = the table's size, 256 by default) and a protocol class
+//!   (tcp, udp, icmp, icmpv6, other), so a live executable's entries are its own. No other program,
+//!   however many executables it runs or however fast they fire, can take them. (An earlier design
+//!   shared 4-way sets between executables chosen by a hash: four executables firing every second
+//!   in a victim's set silenced the victim's `pending` events.)
 //!
-//! An entry packs `exe id (32) | proto (8) | second (24)`. Seconds are compared modulo 2²⁴ (194 days):
-//! a key idle for exactly a multiple of that loses one event, which is harmless.
+//! All "other" protocols of one executable share one entry: a program cycling through exotic
+//! protocols costs itself events, nobody else. When an executable's table slot is reused for
+//! another path, the newer generation takes the entry over; a stale id (an executable evicted
+//! from the table) never takes it back within the same second, so it cannot steal the new owner's
+//! permit. If `SLOTS` is smaller than the executable table (tests only), executables share entries
+//! by `slot % SLOTS`: a busy shared entry then suppresses the newcomer until the next second
+//! (counted in [`Squelch::pressure`]) rather than breaking the one-per-second promise.
+//!
+//! An entry packs `exe id (32) | second (24)`. Seconds are compared modulo 2²⁴ (194 days): a key idle
+//! for exactly a multiple of that loses one event, which is harmless.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use crate::exe::ExeId;
+use crate::schema::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
-/// Entries per set.
-pub const WAYS: usize = 4;
+/// Protocol classes with an entry of their own per executable: tcp, udp, icmp, icmpv6, other.
+pub const CLASSES: usize = 5;
 const SEC_BITS: u32 = 24;
 const SEC_MASK: u64 = (1 << SEC_BITS) - 1;
 
-/// The rate limiter (see the module docs). `N` is a power of two ≥ 4 (default 64).
-pub struct Squelch<const N: usize = 64> {
-    entries: [AtomicU64; N],
+/// The rate limiter (see the module docs). `SLOTS` is the executable table's size (default 256).
+pub struct Squelch<const SLOTS: usize = 256> {
+    entries: [[AtomicU64; CLASSES]; SLOTS],
     pressure: AtomicU32,
 }
 
-impl<const N: usize> Default for Squelch<N> {
+impl<const SLOTS: usize> Default for Squelch<SLOTS> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const N: usize> Squelch<N> {
-    const CHECK: () = assert!(
-        N.is_power_of_two() && N >= WAYS,
-        "Squelch size must be a power of two >= 4"
-    );
-    const SET_MASK: usize = (N / WAYS).wrapping_sub(1);
+fn class(proto: u32) -> usize {
+    match proto {
+        PROTO_TCP => 0,
+        PROTO_UDP => 1,
+        PROTO_ICMP => 2,
+        PROTO_ICMPV6 => 3,
+        _ => 4,
+    }
+}
+
+impl<const SLOTS: usize> Squelch<SLOTS> {
+    const CHECK: () = assert!(SLOTS >= 1, "Squelch needs at least one slot");
 
     /// An empty limiter.
     pub const fn new() -> Self {
         let () = Self::CHECK;
         Squelch {
-            entries: [const { AtomicU64::new(0) }; N],
+            entries: [const { [const { AtomicU64::new(0) }; CLASSES] }; SLOTS],
             pressure: AtomicU32::new(0),
         }
     }
 
     /// True if an event for `(proto, exe)` may be sent now; records it. At most one `true` per key
-    /// per second (`now_ms / 1000`).
+    /// per second (`now_ms / 1000`); other executables never make it `false`.
     pub fn permit(&self, proto: u32, exe: ExeId, now_ms: u64) -> bool {
-        let key = (u64::from(exe.to_u32()) << 8) | u64::from(proto & 0xFF);
+        let key = u64::from(exe.to_u32());
         let sec = (now_ms / 1000) & SEC_MASK;
         let fresh = (key << SEC_BITS) | sec;
-        let set = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & Self::SET_MASK;
-        let base = set.wrapping_mul(WAYS);
+        let slot = usize::from(exe.slot()) % SLOTS;
+        let Some(a) = self.entries.get(slot).and_then(|e| e.get(class(proto))) else {
+            return false;
+        };
         for _attempt in 0..8 {
-            // Our entry, if present.
-            let mut victim: Option<(usize, u64)> = None;
-            for w in 0..WAYS {
-                let Some(a) = self.entries.get(base.wrapping_add(w)) else {
+            let cur = a.load(Relaxed);
+            let owner = cur >> SEC_BITS;
+            let busy = cur != 0 && cur & SEC_MASK == sec;
+            if owner == key {
+                if busy {
+                    return false;
+                }
+            } else if busy {
+                // Another id fired here this second.
+                let Some(other) = u32::try_from(owner).ok().and_then(ExeId::from_u32) else {
                     return false;
                 };
-                let cur = a.load(Relaxed);
-                if cur >> SEC_BITS == key {
-                    if cur & SEC_MASK == sec {
-                        return false;
-                    }
-                    return a.compare_exchange(cur, fresh, Relaxed, Relaxed).is_ok();
+                if other.slot() != exe.slot() {
+                    // Only when SLOTS is smaller than the executable table: a shared entry.
+                    self.pressure.fetch_add(1, Relaxed);
+                    return false;
                 }
-                if victim.is_none() && (cur == 0 || cur & SEC_MASK != sec) {
-                    victim = Some((w, cur));
-                }
-            }
-            let Some((w, cur)) = victim else {
-                self.pressure.fetch_add(1, Relaxed);
-                return false;
-            };
-            if let Some(a) = self.entries.get(base.wrapping_add(w)) {
-                if a.compare_exchange(cur, fresh, Relaxed, Relaxed).is_ok() {
-                    return true;
+                // The same table slot, another generation: the newer id owns it.
+                if (exe.gen().wrapping_sub(other.gen()) as i16) <= 0 {
+                    return false;
                 }
             }
-            // Lost a race for the victim: look again (another CPU may have inserted our key).
+            if a.compare_exchange(cur, fresh, Relaxed, Relaxed).is_ok() {
+                return true;
+            }
+            // Lost a race: look again (another CPU may have recorded our key).
         }
         false
     }
 
-    /// Events suppressed because every entry of their set was busy in the current second.
+    /// Events suppressed because a shared entry was busy in the current second (0 whenever
+    /// `SLOTS` covers the executable table, as in the engine).
     pub fn pressure(&self) -> u32 {
         self.pressure.load(Relaxed)
     }
 
     /// Forgets everything.
     pub fn clear(&self) {
-        for e in self.entries.iter() {
+        for e in self.entries.iter().flatten() {
             e.store(0, Relaxed);
         }
         self.pressure.store(0, Relaxed);

@@ -155,7 +155,7 @@ pub struct Engine<
     /// Process images already resolved (softirq identification without `d_path`).
     pub images: RwLock<R, ImageCache>,
     /// Event rate limiter (atomics; no lock).
-    pub squelch: Squelch,
+    pub squelch: Squelch<EXES>,
     /// Packet-path counters.
     pub stats: PathStats,
     rules_gen: AtomicU32,

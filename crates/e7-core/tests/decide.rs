@@ -315,6 +315,75 @@ fn squelch_never_lets_a_key_through_twice_in_a_second_under_pressure() {
 }
 
 #[test]
+fn a_flood_of_other_executables_never_mutes_a_victims_events() {
+    // 255 attacker executables (every other slot of the default table) fire every protocol every
+    // few milliseconds; the victim fires once per second and must get its event every second.
+    let s: Squelch = Squelch::new();
+    let mut t: ExeTable = ExeTable::new();
+    let attackers: Vec<ExeId> = (0..255)
+        .map(|i| t.intern(format!("/home/mallory/a{i}").as_bytes()).unwrap())
+        .collect();
+    let victim = t.intern(b"/usr/bin/victim").unwrap();
+    for second in 0..20u64 {
+        for step in 0..4u64 {
+            let now = 10_000 + second * 1000 + step * 10;
+            for id in &attackers {
+                for proto in [PROTO_TCP, PROTO_UDP, 1, 58, 132] {
+                    s.permit(proto, *id, now);
+                }
+            }
+        }
+        let now = 10_000 + second * 1000 + 500;
+        assert!(
+            s.permit(PROTO_UDP, victim, now),
+            "second {second}: victim muted"
+        );
+        assert!(
+            s.permit(PROTO_TCP, victim, now),
+            "second {second}: victim muted"
+        );
+        assert!(
+            !s.permit(PROTO_UDP, victim, now + 1),
+            "still one per second"
+        );
+    }
+    assert_eq!(s.pressure(), 0);
+}
+
+#[test]
+fn a_flooder_cycling_protocols_costs_only_itself() {
+    let s: Squelch = Squelch::new();
+    let mut t: ExeTable = ExeTable::new();
+    let flooder = t.intern(b"/tmp/f").unwrap();
+    let other = t.intern(b"/usr/bin/o").unwrap();
+    // Protocols outside tcp/udp/icmp/icmpv6 share one entry per executable.
+    assert!(s.permit(132, flooder, 1_000));
+    assert!(!s.permit(136, flooder, 1_100));
+    assert!(s.permit(132, other, 1_200));
+    assert!(s.permit(136, flooder, 2_000));
+}
+
+#[test]
+fn a_reused_table_slot_belongs_to_the_newer_executable() {
+    let s: Squelch<4> = Squelch::new();
+    let old = ExeId::from_u32(0x0001_0002).unwrap();
+    let new = ExeId::from_u32(0x0002_0002).unwrap();
+    assert!(s.permit(PROTO_TCP, old, 1_000));
+    assert!(
+        s.permit(PROTO_TCP, new, 1_100),
+        "the newer generation takes the entry"
+    );
+    assert!(
+        !s.permit(PROTO_TCP, old, 1_200),
+        "a stale id cannot take it back"
+    );
+    assert!(
+        !s.permit(PROTO_TCP, new, 1_300),
+        "one per second for the new owner"
+    );
+}
+
+#[test]
 fn squelch_is_exact_across_threads() {
     let s: Squelch = Squelch::new();
     let a = exe();

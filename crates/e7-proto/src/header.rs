@@ -207,6 +207,30 @@ impl fmt::Display for CHeader {
             )?;
         }
         writeln!(f)?;
+        writeln!(
+            f,
+            "/* module parameters: one per settable flag, X(name, MODULE_PARM_DESC text) */"
+        )?;
+        writeln!(f, "#define E7_MODULE_PARAMS(X) \\")?;
+        let params: usize = Flag::ALL
+            .iter()
+            .filter(|fl| fl.param_description().is_some())
+            .count();
+        for (i, fl) in Flag::ALL
+            .iter()
+            .filter(|fl| fl.param_description().is_some())
+            .enumerate()
+        {
+            let cont = if i + 1 < params { " \\" } else { "" };
+            writeln!(
+                f,
+                "\tX({}, \"{}\"){}",
+                fl.alias(),
+                crate::docs::ParamDoc(*fl),
+                cont
+            )?;
+        }
+        writeln!(f)?;
         writeln!(f, "#endif /* E7_PROTO_H */")
     }
 }

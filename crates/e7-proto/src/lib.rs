@@ -37,7 +37,9 @@
 //! - [`nla`]: a checked netlink-attribute (TLV) reader and writer that never allocates or panics.
 //! - [`msg`]: validated request/reply representations, parsers and emitters.
 //! - [`header`]: the generated C header ([`c_header`]).
-//! - [`fuzzing`]: the one function the fuzz target and the corpus replay test both run.
+//! - [`docs`]: the flag tables of the documentation, generated from the same rows.
+//! - `fuzzing` (feature `fuzzing`, test-only): the one function the fuzz target and the corpus
+//!   replay test both run.
 //!
 //! # Example: one request and its reply, both sides
 //!
@@ -80,6 +82,8 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod docs;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod header;
 pub mod msg;

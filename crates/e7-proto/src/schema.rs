@@ -36,7 +36,7 @@ macro_rules! e7_schema {
         }
         flags {
             $( #[doc = $fdoc:literal] $fvar:ident = $fidx:literal, $falias:literal, $fid:literal,
-               $fclass:ident, default: $fdef:expr; )+
+               $fclass:ident, default: $fdef:expr, decides: $fdec:literal, param: $fparam:literal; )+
         }
     ) => {
         /// Generic-netlink family name (`genl_ctrl_resolve` key).
@@ -235,6 +235,20 @@ macro_rules! e7_schema {
                 match self { $( Flag::$fvar => $fdoc.trim_ascii(), )+ }
             }
 
+            /// Whether the flag's value changes the verdict or the events of some packet (a
+            /// change then invalidates every cached verdict). `debug`, `rchngq` and the
+            /// statistics do not.
+            pub const fn affects_decisions(self) -> bool {
+                match self { $( Flag::$fvar => $fdec, )+ }
+            }
+
+            /// The kernel module parameter's description (`MODULE_PARM_DESC`, `modinfo`), for
+            /// the flags that are load-time parameters: every settable flag. `None` for the
+            /// read-only statistics.
+            pub const fn param_description(self) -> Option<&'static str> {
+                match self { $( Flag::$fvar => if $fparam.is_empty() { None } else { Some($fparam) }, )+ }
+            }
+
             /// The flag whose alias is exactly `alias` (case-sensitive, no hashing).
             pub fn from_alias(alias: &str) -> Option<Flag> {
                 match alias { $( $falias => Some(Flag::$fvar), )+ _ => None }
@@ -369,35 +383,50 @@ e7_schema! {
 
     flags {
         /// Firewall mode: enabled filters, disabled passes everything, block drops everything.
-        Mode = 0, "mode", "E7F_MODE", Mode, default: Const::Disabled.value();
+        Mode = 0, "mode", "E7F_MODE", Mode, default: Const::Disabled.value(),
+            decides: true, param: "the firewall mode at load";
         /// Rate-limited decision logging.
-        Debug = 1, "debug", "E7F_DEBUG", Boolean, default: Const::Disabled.value();
+        Debug = 1, "debug", "E7F_DEBUG", Boolean, default: Const::Disabled.value(),
+            decides: false, param: "rate-limited decision logging";
         /// Verdict when the packet cannot be inspected at all.
-        Fail = 2, "fail", "E7F_FAILPATH_ACTION", Action, default: Const::Allow.value();
+        Fail = 2, "fail", "E7F_FAILPATH_ACTION", Action, default: Const::Allow.value(),
+            decides: true, param: "verdict for packets that cannot be inspected (malformed)";
         /// Verdict when the sending process cannot be identified.
-        UnkProc = 3, "unkproc", "E7F_UNKN_PROCESS_ACTION", Action, default: Const::Allow.value();
+        UnkProc = 3, "unkproc", "E7F_UNKN_PROCESS_ACTION", Action, default: Const::Allow.value(),
+            decides: true, param: "verdict when no owning process is found";
         /// Verdict for protocols other than tcp, udp, icmp and icmpv6.
-        UnkProt = 4, "unkprot", "E7F_UNKN_PROTOCOL_ACTION", Action, default: Const::Allow.value();
+        UnkProt = 4, "unkprot", "E7F_UNKN_PROTOCOL_ACTION", Action, default: Const::Allow.value(),
+            decides: true, param: "verdict for protocols other than tcp/udp/icmp/icmpv6";
         /// Send a pending event for packets that match no rule.
-        NoRule = 5, "norule", "E7F_NORULE_NOTIFY", Boolean, default: Const::Enabled.value();
+        NoRule = 5, "norule", "E7F_NORULE_NOTIFY", Boolean, default: Const::Enabled.value(),
+            decides: true, param: "send a pending event for packets matching no rule";
         /// Rate-limit pending events per (protocol, program).
-        Squelch = 6, "squelch", "E7F_NORULE_SQUELCH", Boolean, default: Const::Enabled.value();
+        Squelch = 6, "squelch", "E7F_NORULE_SQUELCH", Boolean, default: Const::Enabled.value(),
+            decides: true, param: "rate-limit pending events to one per program and protocol per second";
         /// Verdict for identified packets that match no rule.
-        UnkRule = 7, "unkrule", "E7F_NORULE_ACTION", Action, default: Const::Allow.value();
+        UnkRule = 7, "unkrule", "E7F_NORULE_ACTION", Action, default: Const::Allow.value(),
+            decides: true, param: "verdict for identified programs without a rule";
         /// Send a block event for every packet a rule drops.
-        Drops = 8, "drops", "E7F_RULE_DROPS", Boolean, default: Const::Disabled.value();
+        Drops = 8, "drops", "E7F_RULE_DROPS", Boolean, default: Const::Disabled.value(),
+            decides: true, param: "send an event for every packet dropped by a rule";
         /// Send an allow event for every packet a rule accepts.
-        Accepts = 9, "accepts", "E7F_RULE_ACCEPTS", Boolean, default: Const::Disabled.value();
+        Accepts = 9, "accepts", "E7F_RULE_ACCEPTS", Boolean, default: Const::Disabled.value(),
+            decides: true, param: "send an event for every packet accepted by a rule";
         /// Send a QUERY reply after every rule or mode change.
-        RChngQ = 10, "rchngq", "E7F_RULE_CHANGE_QUERY", Boolean, default: Const::Enabled.value();
+        RChngQ = 10, "rchngq", "E7F_RULE_CHANGE_QUERY", Boolean, default: Const::Enabled.value(),
+            decides: false, param: "push a QUERY to the sender after a rule or mode change";
         /// Seconds since the module was loaded.
-        Uptime = 11, "uptime", "E7F_STAT_UPTIME", ReadOnly, default: 0;
+        Uptime = 11, "uptime", "E7F_STAT_UPTIME", ReadOnly, default: 0,
+            decides: false, param: "";
         /// Packets decided while mode was not disabled.
-        QPackets = 12, "qpackets", "E7F_STAT_PACKETS", ReadOnly, default: 0;
+        QPackets = 12, "qpackets", "E7F_STAT_PACKETS", ReadOnly, default: 0,
+            decides: false, param: "";
         /// Verdict for a process whose executable path exceeds 255 bytes (appended).
-        LongPath = 13, "longpath", "E7F_LONGPATH_ACTION", Action, default: Const::Block.value();
+        LongPath = 13, "longpath", "E7F_LONGPATH_ACTION", Action, default: Const::Block.value(),
+            decides: true, param: "verdict for programs whose path exceeds 255 bytes";
         /// Events dropped because the bounded event queue was full (appended).
-        EvLost = 14, "evlost", "E7F_STAT_EVLOST", ReadOnly, default: 0;
+        EvLost = 14, "evlost", "E7F_STAT_EVLOST", ReadOnly, default: 0,
+            decides: false, param: "";
     }
 }
 
@@ -443,6 +472,17 @@ const _: () = {
         let f = Flag::ALL[i];
         assert!(f as usize == i, "flags must be indexed 0, 1, 2, ...");
         assert!(f.class().accepts(f.default_value()) || matches!(f.class(), ValueClass::ReadOnly));
+        // Every settable flag is a module parameter (with a description); statistics are not,
+        // and never affect decisions.
+        let read_only = matches!(f.class(), ValueClass::ReadOnly);
+        assert!(
+            f.param_description().is_some() != read_only,
+            "settable flags need `param: \"description\"`, read-only ones `param: \"\"`"
+        );
+        assert!(
+            !(read_only && f.affects_decisions()),
+            "a statistic cannot affect decisions"
+        );
         i += 1;
     }
     // Aliases are unique within constants and within flags.

@@ -20,13 +20,18 @@ const CTRL_CMD_GETFAMILY: u8 = 3;
 const CTRL_ATTR_FAMILY_ID: u16 = 1;
 const CTRL_ATTR_FAMILY_NAME: u16 = 2;
 const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
+const NLM_F_DUMP_INTR: u16 = 0x10;
+const NLM_F_DUMP: u16 = 0x300;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// The e7 family name and the attribute/command numbers used here (docs/ARCHITECTURE.md).
 const FAMILY: &str = "eftirlit";
 const CMD_QUERY: u8 = 7;
+const CMD_DISCONNECT: u8 = 2;
+const CMD_EVENT: u8 = 8;
 const ATTR_NESTED: u16 = 1;
 const ATTR_PATH: u16 = 2;
 const ATTR_STATE: u16 = 5;
@@ -87,6 +92,18 @@ pub fn messages(mut b: &[u8]) -> Vec<(u16, &[u8])> {
     out
 }
 
+/// Like [`messages`], with each message's flags: (type, flags, payload).
+pub fn messages_flags(mut b: &[u8]) -> Vec<(u16, u16, &[u8])> {
+    let mut out = Vec::new();
+    while let (Some(len), Some(kind), Some(flags)) = (u32_at(b, 0), u16_at(b, 4), u16_at(b, 6)) {
+        let len = len as usize;
+        let Some(payload) = b.get(16..len) else { break };
+        out.push((kind, flags, payload));
+        b = b.get((len + 3) & !3..).unwrap_or(&[]);
+    }
+    out
+}
+
 /// What one compatible QUERY reply message holds.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ChainPart {
@@ -123,13 +140,13 @@ pub fn walk_chain(top: &[u8]) -> ChainPart {
     part
 }
 
-fn open() -> io::Result<UdpSocket> {
+pub fn open() -> io::Result<UdpSocket> {
     let s = sys::datagram_socket(AF_NETLINK, sys::SOCK_RAW, NETLINK_GENERIC)?;
     s.set_read_timeout(Some(Duration::from_millis(200)))?;
     Ok(s)
 }
 
-fn resolve(s: &UdpSocket) -> Result<u16, String> {
+pub fn resolve(s: &UdpSocket) -> Result<u16, String> {
     let mut name = FAMILY.as_bytes().to_vec();
     name.push(0);
     let mut a = Vec::new();
@@ -159,13 +176,21 @@ fn resolve(s: &UdpSocket) -> Result<u16, String> {
     Err("GETFAMILY reply without FAMILY_ID".into())
 }
 
-/// Sends one plain (non-dump) QUERY and collects the chain-shaped replies until the one with COUNT and the
-/// ack have arrived (or `timeout`). Returns a summary line and whether the chain held exactly COUNT rules.
-pub fn compat_query(timeout: Duration) -> (String, bool) {
+/// Sends one plain (non-dump) QUERY, as the original console does, and collects the chain-shaped
+/// replies until the one with COUNT and the end of the reply (the ack, or NLMSG_DONE: e7 answers
+/// with a reader-driven dump) have arrived (or `timeout`). `rcvbuf`: request this SO_RCVBUF first
+/// (libnl's default is 32 KiB). Returns a summary line and whether the chain held exactly COUNT
+/// rules and ended cleanly.
+pub fn compat_query(timeout: Duration, rcvbuf: Option<u32>) -> (String, bool) {
     let s = match open() {
         Ok(s) => s,
         Err(e) => return (format!("error: netlink socket: {e}"), false),
     };
+    if let Some(b) = rcvbuf {
+        if let Err(e) = sys::set_rcvbuf(&s, b) {
+            return (format!("error: SO_RCVBUF {b}: {e}"), false);
+        }
+    }
     let family = match resolve(&s) {
         Ok(f) => f,
         Err(e) => return (format!("error: {e}"), false),
@@ -179,10 +204,91 @@ pub fn compat_query(timeout: Duration) -> (String, bool) {
     )) {
         return (format!("error: send QUERY: {e}"), false);
     }
-    let (mut msgs, mut rules, mut count, mut mode, mut acked) = (0usize, 0usize, None, None, None);
+    let (mut msgs, mut rules, mut count, mut mode, mut acked, mut done) =
+        (0usize, 0usize, None, None, None, false);
     let deadline = Instant::now() + timeout;
+    // libnl reads one page at a time (or peeks the size); a page-sized buffer is the strict case.
     let mut buf = vec![0u8; 1 << 17];
-    while Instant::now() < deadline && (count.is_none() || acked.is_none()) {
+    while Instant::now() < deadline && (count.is_none() || (acked.is_none() && !done)) {
+        let n = match s.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                return (
+                    format!("error: receive after {msgs} messages, {rules} rules: {e}"),
+                    false,
+                )
+            }
+        };
+        for (kind, payload) in messages(buf.get(..n).unwrap_or(&[])) {
+            if kind == NLMSG_ERROR {
+                acked = u32_at(payload, 0).map(|e| e as i32);
+            } else if kind == NLMSG_DONE {
+                done = true;
+            } else if kind == family && payload.first() == Some(&CMD_QUERY) {
+                let part = walk_chain(payload.get(4..).unwrap_or(&[]));
+                msgs += 1;
+                rules += part.rules;
+                mode = mode.or(part.mode);
+                count = count.or(part.count);
+            }
+        }
+    }
+    let line = format!(
+        "compat-query messages={msgs} rules={rules} count={} mode={} end={}",
+        count.map_or("missing".into(), |c| c.to_string()),
+        mode.map_or("missing".into(), |m| format!("{m:#x}")),
+        match (done, acked) {
+            (true, _) => "done".to_string(),
+            (false, Some(a)) => format!("ack:{a}"),
+            (false, None) => "missing".to_string(),
+        }
+    );
+    let complete = count == Some(rules as u32) && (done || acked == Some(0)) && mode.is_some();
+    (line, complete)
+}
+
+/// Starts an NLM_F_DUMP QUERY (the e7 CLI's flat shape) on a fresh socket that has never read (so
+/// the first message is one page), runs `edit` (another process changing the rules, or nothing)
+/// before reading anything, then reads the dump to its end. Reports the rules listed, the COUNT of
+/// the header, how many messages carried NLM_F_DUMP_INTR and whether NLMSG_DONE did. Exit-code
+/// helper: true when the dump ended with NLMSG_DONE.
+pub fn dump_edit(timeout: Duration, edit: &[String]) -> (String, bool) {
+    let family = match open().map_err(|e| e.to_string()).and_then(|s| resolve(&s)) {
+        Ok(f) => f,
+        Err(e) => return (format!("error: {e}"), false),
+    };
+    let s = match open() {
+        Ok(s) => s,
+        Err(e) => return (format!("error: netlink socket: {e}"), false),
+    };
+    if let Err(e) = s.send(&request(
+        family,
+        NLM_F_REQUEST | NLM_F_DUMP,
+        3,
+        CMD_QUERY,
+        &[],
+    )) {
+        return (format!("error: send dump: {e}"), false);
+    }
+    if let Some((prog, args)) = edit.split_first() {
+        match std::process::Command::new(prog).args(args).status() {
+            Ok(st) if st.success() => {}
+            Ok(st) => return (format!("error: edit command {edit:?}: {st}"), false),
+            Err(e) => return (format!("error: edit command {edit:?}: {e}"), false),
+        }
+    }
+    let (mut msgs, mut rules, mut count, mut intr, mut done) = (0usize, 0usize, None, 0usize, None);
+    let deadline = Instant::now() + timeout;
+    let mut buf = vec![0u8; 1 << 16];
+    while Instant::now() < deadline && done.is_none() {
         let n = match s.recv(&mut buf) {
             Ok(n) => n,
             Err(e)
@@ -195,26 +301,117 @@ pub fn compat_query(timeout: Duration) -> (String, bool) {
             }
             Err(e) => return (format!("error: receive: {e}"), false),
         };
-        for (kind, payload) in messages(buf.get(..n).unwrap_or(&[])) {
-            if kind == NLMSG_ERROR {
-                acked = u32_at(payload, 0).map(|e| e as i32);
-            } else if kind == family && payload.first() == Some(&CMD_QUERY) {
-                let part = walk_chain(payload.get(4..).unwrap_or(&[]));
+        for (kind, flags, payload) in messages_flags(buf.get(..n).unwrap_or(&[])) {
+            if kind == NLMSG_DONE {
+                done = Some(flags & NLM_F_DUMP_INTR != 0);
+            } else if kind == NLMSG_ERROR {
+                return (
+                    format!(
+                        "error: dump refused: {:?}",
+                        u32_at(payload, 0).map(|e| e as i32)
+                    ),
+                    false,
+                );
+            } else if kind == family {
                 msgs += 1;
-                rules += part.rules;
-                mode = mode.or(part.mode);
-                count = count.or(part.count);
+                if flags & NLM_F_DUMP_INTR != 0 {
+                    intr += 1;
+                }
+                for (a, p) in attrs(payload.get(4..).unwrap_or(&[])) {
+                    match a & NLA_TYPE_MASK {
+                        // The flat dump: one top-level nest per rule.
+                        ATTR_NESTED => rules += 1,
+                        ATTR_COUNT => count = count.or(u32_at(p, 0)),
+                        _ => {}
+                    }
+                }
             }
         }
     }
     let line = format!(
-        "compat-query messages={msgs} rules={rules} count={} mode={} ack={}",
+        "dump-edit messages={msgs} rules={rules} count={} intr_messages={intr} intr_done={}",
         count.map_or("missing".into(), |c| c.to_string()),
-        mode.map_or("missing".into(), |m| format!("{m:#x}")),
-        acked.map_or("missing".into(), |a| a.to_string()),
+        match done {
+            Some(true) => "1",
+            Some(false) => "0",
+            None => "missing",
+        }
     );
-    let complete = count == Some(rules as u32) && acked == Some(0) && mode.is_some();
-    (line, complete)
+    (line, done.is_some())
+}
+
+/// The original console's start, then its event loop: a plain QUERY read to its end (as the
+/// original `e7d` does at start; it never sends SUBSCRIBE), then every EVENT and DISCONNECT the
+/// kernel sends for up to `secs` seconds, each printed as it arrives (`ready`, `event STATE`,
+/// `disconnect`). Ends at DISCONNECT or after `secs`. Returns false if the QUERY failed.
+pub fn console(secs: u64) -> bool {
+    use std::io::Write as _;
+    let s = match open() {
+        Ok(s) => s,
+        Err(e) => {
+            println!("error: netlink socket: {e}");
+            return false;
+        }
+    };
+    let family = match resolve(&s) {
+        Ok(f) => f,
+        Err(e) => {
+            println!("error: {e}");
+            return false;
+        }
+    };
+    if let Err(e) = s.send(&request(
+        family,
+        NLM_F_REQUEST | NLM_F_ACK,
+        2,
+        CMD_QUERY,
+        &[],
+    )) {
+        println!("error: send QUERY: {e}");
+        return false;
+    }
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut ready, mut events) = (false, 0usize);
+    let mut out = io::stdout();
+    while Instant::now() < deadline {
+        let n = match s.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                println!("error: receive: {e}");
+                return false;
+            }
+        };
+        for (kind, payload) in messages(buf.get(..n).unwrap_or(&[])) {
+            let cmd = payload.first().copied();
+            if !ready && (kind == NLMSG_DONE || kind == NLMSG_ERROR) {
+                ready = true;
+                let _ = writeln!(out, "ready");
+            } else if kind == family && cmd == Some(CMD_EVENT) {
+                events += 1;
+                let state = attrs(payload.get(4..).unwrap_or(&[]))
+                    .into_iter()
+                    .find(|(a, _)| *a == ATTR_STATE)
+                    .and_then(|(_, p)| u32_at(p, 0));
+                let _ = writeln!(out, "event {:#x} (#{events})", state.unwrap_or(0));
+            } else if kind == family && cmd == Some(CMD_DISCONNECT) {
+                let _ = writeln!(out, "disconnect after {events} events");
+                let _ = out.flush();
+                return true;
+            }
+        }
+        let _ = out.flush();
+    }
+    let _ = writeln!(out, "timeout after {events} events");
+    ready
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! error (including bad usage), so shell cases can branch on the exit code alone.
 #![deny(unsafe_code)]
 
+mod fuzz;
 mod genl;
 mod net;
 mod sys;
@@ -56,8 +57,16 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
   udp4m|tcp4m are IPv4 from a dual-stack IPv6 socket (to ::ffff:127.0.0.1); udp6x is UDP over IPv6 behind a
   Destination Options header (root)
 other:
-  compat-query                             the original console's QUERY (no dump): walk the chained replies;
-                                           exit 0 when the chain holds exactly COUNT rules and the ack is 0
+  compat-query [RCVBUF]                    the original console's QUERY (no dump): walk the chained replies
+                                           (SO_RCVBUF RCVBUF first, e.g. libnl's 32768); exit 0 when the chain
+                                           holds exactly COUNT rules and the reply ended (NLMSG_DONE or ack 0)
+  genl-fuzz SEED COUNT                     COUNT random and mutated requests to the e7 family (seeded);
+                                           prints the figures; exit 0 unless the probe itself failed
+  console SECS                             the original console: plain QUERY, then print every EVENT and the
+                                           DISCONNECT as they arrive (`ready`, `event ...`, `disconnect ...`)
+  dump-edit [CMD...]                       start a QUERY dump (NLM_F_DUMP) on a fresh socket, run CMD before
+                                           reading anything, read to NLMSG_DONE; prints rules, COUNT and which
+                                           messages carried NLM_F_DUMP_INTR; exit 0 when the dump ended
   as-user UID[:GID] CMD [ARG...]           drop to UID (and GID, default = UID, no supplementary groups), exec CMD
 options:
   --timeout MS                             how long to wait for delivery (default 1000, or $E7_PROBE_TIMEOUT_MS)";
@@ -130,7 +139,19 @@ enum Cmd {
         v6: bool,
         port: u16,
     },
-    CompatQuery,
+    CompatQuery {
+        rcvbuf: Option<u32>,
+    },
+    DumpEdit {
+        edit: Vec<String>,
+    },
+    GenlFuzz {
+        seed: u64,
+        count: u32,
+    },
+    Console {
+        secs: u64,
+    },
     Help,
 }
 
@@ -360,9 +381,27 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             Cmd::Hold { port, secs, proto }
         }
         "compat-query" => {
-            no_more(args, 1)?;
-            Cmd::CompatQuery
+            let rcvbuf = match args.get(1) {
+                Some(_) => Some(parse_num("RCVBUF", args.get(1), "bytes, e.g. 32768")?),
+                None => None,
+            };
+            no_more(args, 2)?;
+            Cmd::CompatQuery { rcvbuf }
         }
+        "console" => {
+            let secs = parse_num("SECS", args.get(1), "whole seconds")?;
+            no_more(args, 2)?;
+            Cmd::Console { secs }
+        }
+        "genl-fuzz" => {
+            let seed = parse_num("SEED", args.get(1), "a number")?;
+            let count = parse_num("COUNT", args.get(2), "a number of messages")?;
+            no_more(args, 3)?;
+            Cmd::GenlFuzz { seed, count }
+        }
+        "dump-edit" => Cmd::DumpEdit {
+            edit: args.get(1..).unwrap_or(&[]).to_vec(),
+        },
         "after" => {
             let Some(gate) = args.get(1) else {
                 return usage_err("after: missing GATEFILE");
@@ -780,8 +819,24 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         Cmd::StormWorker { proto, dst, count } => storm_worker(proto, dst, count, timeout),
         Cmd::Hold { port, secs, proto } => hold(port, secs, proto),
         Cmd::AsUser { uid, gid, cmd } => as_user(uid, gid, &cmd),
-        Cmd::CompatQuery => {
-            let (line, complete) = genl::compat_query(timeout.max(Duration::from_secs(5)));
+        Cmd::Console { secs } => ExitCode::from(if genl::console(secs) { 0 } else { 2 }),
+        Cmd::GenlFuzz { seed, count } => match fuzz::run(seed, count) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::DumpEdit { edit } => {
+            let (line, ended) = genl::dump_edit(timeout.max(Duration::from_secs(5)), &edit);
+            println!("{line}");
+            ExitCode::from(if ended { 0 } else { 2 })
+        }
+        Cmd::CompatQuery { rcvbuf } => {
+            let (line, complete) = genl::compat_query(timeout.max(Duration::from_secs(5)), rcvbuf);
             println!("{line}");
             ExitCode::from(if complete { 0 } else { 2 })
         }

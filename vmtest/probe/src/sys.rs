@@ -54,6 +54,24 @@ pub fn datagram_socket(domain: c_int, ty: c_int, protocol: c_int) -> io::Result<
     Ok(UdpSocket::from(owned))
 }
 
+/// `SOL_SOCKET` / `SO_RCVBUF`.
+const SOL_SOCKET: c_int = 1;
+const SO_RCVBUF: c_int = 8;
+
+/// Requests a receive buffer of `bytes` (the kernel doubles it for bookkeeping), as libnl's
+/// `nl_socket_set_buffer_size` does.
+pub fn set_rcvbuf(sock: &impl AsRawFd, bytes: u32) -> io::Result<()> {
+    let v = (bytes as c_int).to_ne_bytes();
+    // SAFETY: `v` is a live 4-byte buffer for the duration of the call and its exact length is passed;
+    // the kernel copies it. The descriptor is owned by `sock` and open.
+    let rc = unsafe { setsockopt(sock.as_raw_fd(), SOL_SOCKET, SO_RCVBUF, v.as_ptr(), 4) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// The smallest Destination Options header: next header (filled in by the kernel), length 0 (= 8 bytes),
 /// and a PadN option covering the remaining 6 bytes.
 pub const DSTOPTS_PADN: [u8; 8] = [0, 0, 1, 4, 0, 0, 0, 0];

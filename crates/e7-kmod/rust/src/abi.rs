@@ -20,6 +20,8 @@ pub const SOCK_DETACHED: u32 = 0;
 pub const SOCK_KERNEL: u32 = 1;
 /// `E7_SOCK_USER`: a `struct socket` with a file (a userspace descriptor exists).
 pub const SOCK_USER: u32 = 2;
+/// `E7_DOIT_QUERY_CHAIN`: `e7_genl_doit`'s "start the chain-shaped QUERY dump" (no ack).
+pub const DOIT_QUERY_CHAIN: i32 = 1;
 /// `E7_RWLOCK_BYTES`: inline storage of one kernel lock (the shim's choice of lock type, which
 /// differs by kernel configuration, must fit; the shim checks that at build and load time).
 pub const RWLOCK_BYTES: usize = 64;

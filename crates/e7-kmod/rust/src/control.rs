@@ -6,15 +6,21 @@
 //!
 //! Behaviour, with the original's bugs fixed (see docs/ARCHITECTURE.md and the reference):
 //! - replies (GET, QUERY, ERROR) go to the asker's port only (S2: no "connection latch");
-//! - any client that passed an admin command (CAP_NET_ADMIN, enforced by the genl core through
-//!   GENL_ADMIN_PERM) or SUBSCRIBE joins the bounded subscriber set and receives events;
-//!   DISCONNECT removes only the sender's own port (S10: ECONNREFUSED removes dead ports);
+//! - any client with CAP_NET_ADMIN that sends any command (QUERY and GET included, as the
+//!   original console does at start before waiting for events) joins the bounded subscriber set
+//!   and receives events; an unprivileged client never does. DISCONNECT removes only the sender's
+//!   own port (S10: ECONNREFUSED removes dead ports);
 //! - a refused request gets a negative errno in the ack with a static extack message, plus an
 //!   ERROR message carrying ERRNO and a detailed MESSAGE for consoles that ignore extack (S7);
 //! - BLOCK/ALLOW without attributes change the mode without a spurious ERROR (B2);
-//! - QUERY answers a full table in as many chain-shaped messages as needed (B15); NLM_F_DUMP
+//! - a plain QUERY (no NLM_F_DUMP, the original console's) answers a full table in as many
+//!   chain-shaped messages as needed (B15), delivered as a netlink dump ([`Handled::QueryChain`],
+//!   [`Module::chain_query`]): the kernel builds the next message only when the reader has drained
+//!   its receive buffer, so every rule reaches any client whose buffer holds one message (sending
+//!   all 16 messages of a full table at once overflowed libnl's default 32 KiB buffer). NLM_F_DUMP
 //!   gives the flat dump shape (`dump_query`);
-//! - `rchngq`: after ALLOW/BLOCK/ENABLE/CLEAR, a QUERY is pushed to the sender.
+//! - `rchngq`: after ALLOW/BLOCK/ENABLE/CLEAR, a QUERY is pushed to the sender (sent at once, as
+//!   the reply to a change that is acked; a push that does not fit the receive buffer is logged).
 #![forbid(unsafe_code)]
 
 use core::ffi::CStr;
@@ -128,44 +134,62 @@ impl fmt::Display for Proto {
     }
 }
 
+/// What the shim does once a request was handled successfully.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Nothing more: the ack follows (replies, if any, were sent).
+    Done,
+    /// Start the chain-shaped QUERY reply as a netlink dump over [`Module::chain_query`] (no
+    /// ack: a dump ends with NLMSG_DONE).
+    QueryChain,
+}
+
 impl<R: RawRwLock> Module<R> {
-    /// Handles one request (process context, serialised by genl_mutex).
+    /// Handles one request (process context, serialised by genl_mutex). `admin`: the sender has
+    /// CAP_NET_ADMIN (the genl core already refused admin commands without it).
     pub fn doit(
         &self,
         k: &impl Kernel,
         cmd: u8,
         attrs: &[u8],
         dest: E7Dest,
-    ) -> Result<(), Refusal> {
+        admin: bool,
+    ) -> Result<Handled, Refusal> {
         let req = match parse_request(cmd, attrs) {
             Ok(r) => r,
             Err(e) => return Err(self.refuse(k, dest, e.errno(), &e, extack_for(&e))),
         };
-        // The genl core already refused admin commands without CAP_NET_ADMIN.
-        if Command::from_value(cmd).is_some_and(|c| c.admin()) {
+        // Like the original, any command makes an admin client an event receiver (its console
+        // sends QUERY and GET at start, then waits for events); DISCONNECT is the way out.
+        if admin && req != Request::Disconnect {
             self.subscribe(dest.portid);
         }
+        self.handle(k, req, dest)
+    }
+
+    fn handle(&self, k: &impl Kernel, req: Request<'_>, dest: E7Dest) -> Result<Handled, Refusal> {
+        let done = |r: Result<(), Refusal>| r.map(|()| Handled::Done);
         match req {
             Request::Error => {
                 let _ = k.send(Command::Error, dest, dest.portid, &mut |w| {
                     emit_error(w, None, None)
                 });
-                Ok(())
+                Ok(Handled::Done)
             }
             Request::Disconnect => {
                 self.unsubscribe(dest.portid);
-                Ok(())
+                Ok(Handled::Done)
             }
             Request::SetMode(m) => {
                 if let Err(e) = self.engine.flags.set(e7_core::Flag::Mode, m.value()) {
                     return Err(self.refuse(k, dest, EINVAL, &e, c"e7: invalid mode"));
                 }
                 k.log(Level::Info, format_args!("mode set to {}", m.alias()));
-                self.after_change(k, dest)
+                done(self.after_change(k, dest))
             }
-            Request::AddRule(spec) => self.add_rule(k, dest, spec),
-            Request::Clear(spec) => self.clear(k, dest, spec),
-            Request::Query => self.send_query(k, dest),
+            Request::AddRule(spec) => done(self.add_rule(k, dest, spec)),
+            Request::Clear(spec) => done(self.clear(k, dest, spec)),
+            Request::Query => Ok(Handled::QueryChain),
             Request::Set { flag, value } => {
                 let Some(cf) = core_flag(flag) else {
                     return Err(self.refuse(
@@ -177,7 +201,7 @@ impl<R: RawRwLock> Module<R> {
                     ));
                 };
                 match self.engine.flags.set(cf, value) {
-                    Ok(()) => Ok(()),
+                    Ok(()) => Ok(Handled::Done),
                     Err(e) => {
                         Err(self.refuse(k, dest, EINVAL, &e, c"e7: invalid value for this flag"))
                     }
@@ -188,12 +212,13 @@ impl<R: RawRwLock> Module<R> {
                 k.send(Command::Get, dest, dest.portid, &mut |w| {
                     emit_get_reply(w, flag, value)
                 })
+                .map(|()| Handled::Done)
                 .map_err(|e| Refusal {
                     errno: send_errno(e),
                     extack: c"e7: could not send the GET reply",
                 })
             }
-            Request::Subscribe => Ok(()),
+            Request::Subscribe => Ok(Handled::Done),
         }
     }
 
@@ -289,13 +314,17 @@ impl<R: RawRwLock> Module<R> {
         Ok(())
     }
 
-    /// The compatible QUERY reply: as many chain-shaped messages as the table needs, the last one
-    /// carrying COUNT. Rules cannot change meanwhile (requests are serialised by genl_mutex).
+    /// The `rchngq` push: as many chain-shaped messages as the table needs, the last one carrying
+    /// COUNT, sent at once (the reply to a plain QUERY is [`Module::chain_query`], reader-driven).
+    /// Rules cannot change meanwhile (requests are serialised by genl_mutex).
     pub fn send_query(&self, k: &impl Kernel, dest: E7Dest) -> Result<(), Refusal> {
         let mode = self.engine.flags.get(e7_core::Flag::Mode);
         let mut sent = 0usize;
-        // Each message carries at least one rule, so this is bounded by the table size.
-        for _ in 0..=self.engine.rules.read().capacity() {
+        // Each message carries at least one rule, so this is bounded by the table size. The
+        // capacity is read into a local: a guard in the `for` head would live for the whole loop,
+        // keeping bottom halves off around every GFP_KERNEL allocation in `send`.
+        let capacity = self.engine.rules.read().capacity();
+        for _ in 0..=capacity {
             let mut progress = None;
             let r = k.send(Command::Query, dest, dest.portid, &mut |w| {
                 let rules = self.engine.rules.read();
@@ -317,6 +346,44 @@ impl<R: RawRwLock> Module<R> {
             }
         }
         Ok(())
+    }
+
+    /// One message of the chain-shaped QUERY reply (a plain QUERY, delivered as a dump) into `buf`:
+    /// as many rules as fit, the last message carrying COUNT. `cursor[0]` = rules sent,
+    /// `cursor[1]` = 1 once the message with COUNT went out. Returns the bytes written (0:
+    /// complete, the kernel then ends the dump with NLMSG_DONE). `generation` as in
+    /// [`Module::dump_query`].
+    pub fn chain_query(
+        &self,
+        buf: &mut [u8],
+        cursor: &mut [u64; 2],
+        generation: &mut u32,
+    ) -> Result<usize, u32> {
+        let mode = self.engine.flags.get(e7_core::Flag::Mode);
+        let rules = self.engine.rules.read();
+        *generation = rules.generation();
+        if cursor[1] != 0 {
+            return Ok(0);
+        }
+        let total = u32::try_from(rules.len()).unwrap_or(u32::MAX);
+        let sent = usize::try_from(cursor[0]).unwrap_or(usize::MAX);
+        let mut w = e7_proto::nla::Writer::new(buf);
+        let p = emit_query_chain(
+            &mut w,
+            mode,
+            rules.iter().skip(sent).filter_map(spec_of),
+            total,
+        )
+        .map_err(|_| EMSGSIZE)?;
+        if !p.done && p.written == 0 {
+            // Not even one rule fits: never loop on empty messages.
+            return Err(EMSGSIZE);
+        }
+        cursor[0] = u64::try_from(sent.saturating_add(p.written)).unwrap_or(u64::MAX);
+        if p.done {
+            cursor[1] = 1;
+        }
+        Ok(w.len())
     }
 
     /// One message of the flat QUERY dump into `buf`. `cursor[0]` = rules sent + 1 (0 before the

@@ -23,6 +23,7 @@ use e7_proto::Command;
 use crate::abi::{
     E7Dest, E7Exe, E7Pkt, E7SockInfo, PKT_IN_TASK, PKT_MALFORMED, SOCK_KERNEL, SOCK_USER,
 };
+use crate::control::Handled;
 use crate::errno::EINVAL;
 use crate::kernel::{Kernel, Level, SendError};
 use crate::klock::KernelRwLock;
@@ -206,7 +207,8 @@ impl Kernel for Shim {
         if msg.is_null() || buf.is_null() {
             return Err(SendError::NoMemory);
         }
-        // SAFETY: C returned the skb's tail pointer and its tailroom: `room` writable bytes that
+        // SAFETY: C returned the skb's tail pointer and its tailroom: `room` writable bytes,
+        // zeroed by e7_c_msg_new (initialised memory, so a `&mut [u8]` over it is sound), that
         // nothing else touches until e7_c_msg_send/e7_c_msg_free.
         let slice = unsafe { core::slice::from_raw_parts_mut(buf, room as usize) };
         let mut w = Writer::new(slice);
@@ -259,7 +261,8 @@ fn write_err(err: *mut u8, err_len: u32, args: fmt::Arguments<'_>) {
     if err.is_null() || err_len == 0 {
         return;
     }
-    // SAFETY: the caller guarantees err_len writable bytes at err.
+    // SAFETY: the caller guarantees err_len writable, initialised bytes at err (the shim's
+    // zero-initialised buffer).
     let out = unsafe { core::slice::from_raw_parts_mut(err, err_len as usize) };
     let mut line = Line {
         buf: [0; 200],
@@ -319,7 +322,8 @@ pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt) -> u32 {
     }
 }
 
-/// One generic-netlink request.
+/// One generic-netlink request. Returns 0 (ack), [`DOIT_QUERY_CHAIN`](crate::abi::DOIT_QUERY_CHAIN) (start the chain-shaped
+/// QUERY dump, no ack) or a negative errno. `admin`: the sender has CAP_NET_ADMIN.
 ///
 /// # Safety
 /// `attrs` points to `len` readable bytes, `dest` to a valid `e7_dest`, `extack_msg` to a
@@ -330,6 +334,7 @@ pub unsafe extern "C" fn e7_genl_doit(
     attrs: *const u8,
     len: u32,
     dest: *const E7Dest,
+    admin: u32,
     extack_msg: *mut *const c_char,
 ) -> i32 {
     let bytes: &[u8] = if attrs.is_null() || len == 0 {
@@ -343,8 +348,9 @@ pub unsafe extern "C" fn e7_genl_doit(
     let Some(dest) = (unsafe { dest.as_ref() }).copied() else {
         return -(EINVAL as i32);
     };
-    match E7.doit(&Shim, cmd, bytes, dest) {
-        Ok(()) => 0,
+    match E7.doit(&Shim, cmd, bytes, dest, admin != 0) {
+        Ok(Handled::Done) => 0,
+        Ok(Handled::QueryChain) => crate::abi::DOIT_QUERY_CHAIN,
         Err(r) => {
             if !extack_msg.is_null() {
                 // SAFETY: extack_msg is writable; r.extack is 'static and NUL-terminated.
@@ -370,13 +376,41 @@ pub unsafe extern "C" fn e7_genl_dump_query(
     if buf.is_null() || cursor.is_null() || generation.is_null() {
         return -(EINVAL as i32);
     }
-    // SAFETY: the dump skb's tailroom; nothing else writes it during the call.
+    // SAFETY: the dump skb's tailroom, zeroed by the shim (initialised memory); nothing else
+    // writes it during the call.
     let out = unsafe { core::slice::from_raw_parts_mut(buf, room as usize) };
     // SAFETY: cb->args[0..2] of this dump, u64-sized (checked by BUILD_BUG_ON in C).
     let cur = unsafe { &mut *(cursor as *mut [u64; 2]) };
     // SAFETY: the shim passes a pointer to a u32 on its stack.
     let gen = unsafe { &mut *generation };
     match E7.dump_query(out, cur, gen) {
+        Ok(n) => i32::try_from(n).unwrap_or(0),
+        Err(e) => -(e as i32),
+    }
+}
+
+/// One message of the chain-shaped reply to a plain QUERY (the dump started after
+/// [`DOIT_QUERY_CHAIN`](crate::abi::DOIT_QUERY_CHAIN)).
+///
+/// # Safety
+/// As [`e7_genl_dump_query`].
+#[no_mangle]
+pub unsafe extern "C" fn e7_genl_chain_query(
+    buf: *mut u8,
+    room: u32,
+    cursor: *mut u64,
+    generation: *mut u32,
+) -> i32 {
+    if buf.is_null() || cursor.is_null() || generation.is_null() {
+        return -(EINVAL as i32);
+    }
+    // SAFETY: the dump skb's tailroom, zeroed by the shim; nothing else writes it meanwhile.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, room as usize) };
+    // SAFETY: cb->args[0..2] of this dump, u64-sized (checked by BUILD_BUG_ON in C).
+    let cur = unsafe { &mut *(cursor as *mut [u64; 2]) };
+    // SAFETY: the shim passes a pointer to a u32 on its stack.
+    let gen = unsafe { &mut *generation };
+    match E7.chain_query(out, cur, gen) {
         Ok(n) => i32::try_from(n).unwrap_or(0),
         Err(e) => -(e as i32),
     }

@@ -38,10 +38,16 @@ pub enum SendError {
     Errno(u32),
 }
 
-/// Kernel services. Context rules: `current_exe`, `task_exe` and `walk_sockets` take
-/// `task_lock`/`files->file_lock` and must only be called in task context (the shim refuses
-/// otherwise); `send` allocates with `GFP_KERNEL` and must only be called in process context;
-/// everything else may be called from the netfilter hook in any context.
+/// Kernel services. Every method states its context:
+/// - **atomic-safe**: never sleeps; may be called from the netfilter hook in any context (softirq
+///   included) and with the module's locks held;
+/// - **task context**: takes `task_lock`/`files->file_lock` (spinlocks taken by process context
+///   without disabling bottom halves), so never from softirq (the shim refuses otherwise); never
+///   sleeps, so a module lock may be held;
+/// - **may sleep**: allocates with `GFP_KERNEL`; process context only, with **no module lock
+///   held** (every module lock is a `_bh` rwlock: holding one means bottom halves are off, and
+///   sleeping then is "scheduling while atomic"). The host tests' fake kernel fails any such call
+///   made under a lock (`context.rs`).
 ///
 /// The socket services are what e7-core's [`Host`](e7_core::Host) needs; `state.rs` adds the
 /// module's own parts (deferring to the refill work, whether anybody subscribes to events).
@@ -49,9 +55,9 @@ pub trait Kernel {
     /// The packet's full socket, valid for one hook call (the kernel: `SockRef<'hook>`, which
     /// only the hook entry point can make).
     type Sock<'s>: Copy;
-    /// Monotonic milliseconds (boot time).
+    /// Monotonic milliseconds (boot time). Atomic-safe.
     fn now_ms(&self) -> u64;
-    /// Logs one line (rate-limited).
+    /// Logs one line (rate-limited). Atomic-safe.
     fn log(&self, level: Level, args: fmt::Arguments<'_>);
     /// The socket's cookie: 64-bit, assigned once, never reused, kept when the socket is orphaned.
     fn sk_cookie(&self, sk: Self::Sock<'_>) -> SocketKey;
@@ -70,11 +76,12 @@ pub trait Kernel {
     fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError>;
     /// Task context only: every (socket inode, owner tgid) pair of every process.
     fn walk_sockets(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>);
-    /// Queues the event work item (any context; no-op if already queued).
+    /// Queues the event work item (atomic-safe; no-op if already queued).
     fn kick_events(&self);
-    /// Queues the refill work item after `delay_ms` (any context; no-op if already queued).
+    /// Queues the refill work item after `delay_ms` (atomic-safe; no-op if already queued).
     fn kick_refill(&self, delay_ms: u32);
-    /// Process context only: builds one generic-netlink message of command `cmd` with header
+    /// **May sleep** (`genlmsg_new(GFP_KERNEL)`): process context, no module lock held, so `fill`
+    /// must not be called with a guard the caller still holds. Builds one generic-netlink message of command `cmd` with header
     /// fields from `dest`, lets `fill` write its attributes, and unicasts it to `portid`.
     fn send(
         &self,

@@ -42,4 +42,6 @@ mod ffi;
 mod klock;
 
 #[cfg(test)]
+mod context;
+#[cfg(test)]
 mod tests;

@@ -27,8 +27,8 @@ impl fmt::Display for ParamError<'_> {
         match self {
             ParamError::UnknownName(n) => write!(
                 f,
-                "`{n}` is not a settable flag (mode, debug, fail, unkproc, unkprot, norule, \
-                 squelch, unkrule, drops, accepts, rchngq, longpath)"
+                "`{n}` is not a settable flag ({})",
+                e7_proto::docs::SettableList
             ),
             ParamError::Value(e) => e.fmt(f),
         }

@@ -21,6 +21,7 @@ use e7_proto::nla::{WriteError, Writer};
 use e7_proto::{Action, Command, Const, EventState, Flag, Mode};
 
 use crate::abi::{E7Dest, E7Exe};
+use crate::control::Handled;
 use crate::kernel::{Kernel, Level, SendError};
 use crate::state::Module;
 
@@ -30,7 +31,9 @@ struct SockRef(usize);
 
 type PacketIn = Packet<SockRef>;
 
-type M = Module<parking_lot::RawRwLock>;
+/// The module with locks that record their holders: the fake kernel fails any may-sleep call
+/// made under one (`context.rs`).
+type M = Module<crate::context::TrackedLock>;
 
 /// Room the shim gives a QUERY message: NLMSG_GOODSIZE (3776 with 4 KiB pages) minus the netlink
 /// and genl headers, so the skb is one page (e7_c_msg_new).
@@ -217,6 +220,8 @@ impl Kernel for Fake {
         portid: u32,
         fill: &mut dyn FnMut(&mut Writer<'_>) -> Result<(), WriteError>,
     ) -> Result<(), SendError> {
+        // genlmsg_new(GFP_KERNEL) and the unicast: may sleep.
+        crate::context::may_sleep("send (genlmsg_new)");
         let room = if cmd == Command::Query {
             ROOM
         } else {
@@ -225,6 +230,7 @@ impl Kernel for Fake {
         let mut buf = vec![0u8; room];
         let mut w = Writer::new(&mut buf);
         fill(&mut w).map_err(SendError::Encode)?;
+        crate::context::may_sleep("send (genlmsg_unicast)");
         let n = w.len();
         if self.refusing.borrow().contains(&portid) {
             return Err(SendError::Errno(ECONNREFUSED));
@@ -257,21 +263,56 @@ fn pkt(sk: Option<SockRef>, proto: u32, in_task: bool) -> PacketIn {
     }
 }
 
-/// Sends a request the way a client would (emitted by e7-proto), as `port`.
+/// Sends a request the way a client would (emitted by e7-proto), as `port`; the client has
+/// CAP_NET_ADMIN exactly when the command needs it (the genl core refuses it otherwise).
 fn request(m: &M, k: &Fake, req: &Request<'_>, port: u32) -> Result<(), crate::control::Refusal> {
+    request_as(m, k, req, port, req.command().admin())
+}
+
+/// [`request`] with the sender's CAP_NET_ADMIN given explicitly.
+fn request_as(
+    m: &M,
+    k: &Fake,
+    req: &Request<'_>,
+    port: u32,
+    admin: bool,
+) -> Result<(), crate::control::Refusal> {
     let mut buf = vec![0u8; 1024];
     let mut w = Writer::new(&mut buf);
     emit_request(&mut w, req).unwrap();
     let n = w.len();
-    m.doit(
-        k,
-        req.command().value(),
-        &buf[..n],
-        E7Dest {
-            portid: port,
-            seq: 7,
-        },
-    )
+    let dest = E7Dest {
+        portid: port,
+        seq: 7,
+    };
+    match m.doit(k, req.command().value(), &buf[..n], dest, admin)? {
+        Handled::Done => {}
+        Handled::QueryChain => drive_chain(m, k, dest),
+    }
+    Ok(())
+}
+
+/// The kernel's dump machinery for a plain QUERY: one message per call of the continuation (the
+/// kernel makes each when the reader drained its buffer; here at once, with the shim's room),
+/// until it reports completion.
+fn drive_chain(m: &M, k: &Fake, dest: E7Dest) {
+    let mut cursor = [0u64; 2];
+    let mut gen = 0;
+    for _ in 0..=2048 {
+        crate::context::may_sleep("the dump continuation (netlink_dump allocates the skb)");
+        let mut buf = vec![0u8; ROOM];
+        let n = m.chain_query(&mut buf, &mut cursor, &mut gen).unwrap();
+        if n == 0 {
+            return;
+        }
+        k.sent.borrow_mut().push(Sent {
+            cmd: Command::Query,
+            portid: dest.portid,
+            seq: dest.seq,
+            body: buf[..n].to_vec(),
+        });
+    }
+    panic!("the QUERY chain never completed");
 }
 
 fn set(m: &M, k: &Fake, flag: Flag, value: Const) {
@@ -855,7 +896,13 @@ fn raw_invalid_attributes_are_refused_not_trusted() {
     let mut buf = [0u8; 8];
     let mut w = Writer::new(&mut buf);
     w.put_u32(3, 0).unwrap();
-    let r = m.doit(&k, Command::Set.value(), &buf, E7Dest { portid: 5, seq: 1 });
+    let r = m.doit(
+        &k,
+        Command::Set.value(),
+        &buf,
+        E7Dest { portid: 5, seq: 1 },
+        true,
+    );
     assert_eq!(r.unwrap_err().errno, 22);
     assert_eq!(error_of(&k.take_sent()[0]).0, Some(22));
     // Garbage.
@@ -864,6 +911,7 @@ fn raw_invalid_attributes_are_refused_not_trusted() {
         Command::Block.value(),
         &[9, 0, 2],
         E7Dest { portid: 5, seq: 1 },
+        true,
     );
     assert!(r.is_err());
     // Read-only flag.
@@ -959,9 +1007,88 @@ fn a_change_is_acked_as_done_even_if_the_rchngq_push_cannot_be_sent() {
         .expect("the rule was added: the ack says so");
     assert_eq!(m.engine.rules.read().len(), 1);
     assert!(k.logs.borrow().iter().any(|l| l.contains("rchngq")));
-    // An explicit QUERY that cannot be sent is an error for that request.
-    let r = request(&m, &k, &Request::Query, 4).unwrap_err();
-    assert_eq!(r.errno, EAGAIN);
+    // An explicit QUERY is a dump: the kernel builds each message when the reader has room, so a
+    // full buffer delays it instead of failing it.
+    request(&m, &k, &Request::Query, 4).expect("a QUERY starts its reply dump");
+}
+
+#[test]
+#[should_panic(expected = "scheduling while atomic")]
+fn the_fake_kernel_fails_a_send_made_under_a_module_lock() {
+    // The net for "GFP_KERNEL with bottom halves off": any service that may sleep, called while a
+    // module lock is held, fails the test (send_query once kept the rule ring's read guard alive
+    // around every send).
+    let (m, k) = enabled();
+    let _guard = m.engine.rules.read();
+    let _ = k.send(Command::Error, E7Dest::default(), 1, &mut |_| Ok(()));
+}
+
+#[test]
+fn any_command_subscribes_an_admin_client_but_never_an_unprivileged_one() {
+    // The original console sends QUERY and GET at start, then waits for events.
+    let (m, k) = enabled();
+    m.unsubscribe(1); // the port used by the set() helper
+    request_as(&m, &k, &Request::Query, 30, true).unwrap();
+    request_as(&m, &k, &Request::Get { flag: Flag::Mode }, 31, true).unwrap();
+    request_as(&m, &k, &Request::Query, 40, false).unwrap();
+    request_as(&m, &k, &Request::Get { flag: Flag::Mode }, 41, false).unwrap();
+    request_as(&m, &k, &Request::Error, 42, false).unwrap();
+    assert_eq!(m.subs.read().ports(), &[30, 31]);
+    // DISCONNECT from an admin client removes it and does not re-add it.
+    request_as(&m, &k, &Request::Disconnect, 30, true).unwrap();
+    assert_eq!(m.subs.read().ports(), &[31]);
+    k.take_sent();
+    assert_eq!(m.disconnect_all(&k), 0);
+    let sent = k.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].cmd, sent[0].portid), (Command::Disconnect, 31));
+}
+
+#[test]
+fn a_plain_query_of_a_full_table_is_a_reader_driven_chain() {
+    // Each message is built by a separate call of the continuation (the kernel calls it when the
+    // reader has drained its buffer), so no receive buffer must hold more than one message.
+    let (m, k) = enabled();
+    for i in 0..1024 {
+        let path = format!("/opt/rules/a-somewhat-longer-path-to-use-more-of-each-message/{i}");
+        request(&m, &k, &rule(Action::Allow, UDP, &path), 1).unwrap();
+    }
+    k.take_sent();
+    let dest = E7Dest { portid: 9, seq: 3 };
+    assert_eq!(
+        m.doit(&k, Command::Query.value(), &[], dest, false),
+        Ok(Handled::QueryChain),
+        "nothing is sent while handling the request"
+    );
+    assert!(k.take_sent().is_empty());
+    let (mut cursor, mut gen, mut calls, mut all) = ([0u64; 2], 0, 0, Vec::new());
+    loop {
+        let mut buf = vec![0u8; ROOM];
+        let n = m.chain_query(&mut buf, &mut cursor, &mut gen).unwrap();
+        if n == 0 {
+            break;
+        }
+        calls += 1;
+        all.push(Sent {
+            cmd: Command::Query,
+            portid: 9,
+            seq: 3,
+            body: buf[..n].to_vec(),
+        });
+        assert!(calls < 100);
+    }
+    let (rules, count, messages) = query_rules(&all);
+    assert_eq!((rules.len(), count), (1024, Some(1024)));
+    assert_eq!(messages, calls);
+    assert!(
+        messages > 15,
+        "{messages} messages: a 64 KiB buffer could not hold them at once"
+    );
+    // Complete: stays complete.
+    assert_eq!(m.chain_query(&mut [0u8; 64], &mut cursor, &mut gen), Ok(0));
+    // A room too small for one rule is an error, never an endless series of empty messages.
+    let (mut c2, mut g2) = ([0u64; 2], 0);
+    assert_eq!(m.chain_query(&mut [0u8; 24], &mut c2, &mut g2), Err(90));
 }
 
 #[test]
@@ -1135,6 +1262,7 @@ fn protocol_only_and_bad_paths_are_refused() {
         Command::Block.value(),
         &buf,
         E7Dest { portid: 5, seq: 1 },
+        true,
     );
     assert_eq!(r.unwrap_err().errno, 22);
     assert!(request(&m, &k, &rule(Action::Block, TCP, "relative/path"), 1).is_err());
