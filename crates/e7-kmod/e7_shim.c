@@ -94,7 +94,7 @@ MODULE_PARM_DESC(fail, "verdict for malformed packets: allow (default) or block"
 module_param_named(unkproc, e7_p_unkproc, charp, 0444);
 MODULE_PARM_DESC(unkproc, "verdict when no owning process is found: allow (default) or block");
 module_param_named(unkprot, e7_p_unkprot, charp, 0444);
-MODULE_PARM_DESC(unkprot, "verdict for protocols other than tcp/udp/icmp/icmpv6: allow (default) or block");
+MODULE_PARM_DESC(unkprot, "verdict for packets no process owns, of protocols other than tcp/udp/icmp/icmpv6: allow (default) or block");
 module_param_named(norule, e7_p_norule, charp, 0444);
 MODULE_PARM_DESC(norule, "send a pending event for packets matching no rule: enabled (default) or disabled");
 module_param_named(squelch, e7_p_squelch, charp, 0444);

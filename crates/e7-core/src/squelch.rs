@@ -54,7 +54,8 @@ impl<const N: usize> Squelch<N> {
     /// True if an event for `(proto, exe)` may be sent now; records it. At most one `true` per key
     /// per second (`now_ms / 1000`).
     pub fn permit(&self, proto: u32, exe: ExeId, now_ms: u64) -> bool {
-        let key = (u64::from(exe.to_u32()) << 8) | u64::from(proto & 0xFF);
+        // A 40-bit key: a digest of the id (a rare collision only delays one event) and the protocol.
+        let key = (u64::from(exe.digest32()) << 8) | u64::from(proto & 0xFF);
         let sec = (now_ms / 1000) & SEC_MASK;
         let fresh = (key << SEC_BITS) | sec;
         let set = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & Self::SET_MASK;

@@ -153,26 +153,50 @@ fn malformed_gets_fail_action() {
 }
 
 #[test]
-fn unknown_protocol_gets_unkprot_before_identification() {
+fn every_protocol_is_identified_and_unkprot_decides_unowned_packets_of_other_protocols() {
     for (unkprot, v) in [
         (Action::Allow, Verdict::Accept),
         (Action::Block, Verdict::Drop),
     ] {
         let flags = FlagValues {
             unkprot,
+            unkproc: unkprot.opposite_for_test(),
             ..enabled()
         };
-        for proto in [0, 2, 47, 132, 255, 0xFFFF_FFFF] {
+        for proto in [0, 2, 47, 132, 136, 255] {
             let facts = PacketFacts::new(proto, Family::Ipv4);
-            let d = decide_early(&flags, &facts).unwrap();
-            assert_eq!((d.verdict, d.reason), (v, Reason::UnknownProtocol));
+            // No early decision: the socket's owner is identified, whatever the protocol.
+            assert_eq!(decide_early(&flags, &facts), None, "{proto}");
+            // No owner: unkprot, not unkproc.
+            let d = decide(&flags, &facts, &Identity::Unknown, None);
+            assert_eq!(
+                (d.verdict, d.reason),
+                (v, Reason::UnknownProtocol),
+                "{proto}"
+            );
+            // An identified program: its rule decides, unkprot does not.
+            for rule in [Action::Allow, Action::Block] {
+                let d = decide(&flags, &facts, &Identity::Exe(exe()), Some(rule));
+                assert_eq!((d.verdict, d.reason), (Verdict::of(rule), Reason::Rule));
+            }
         }
     }
     for proto in [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6] {
+        let facts = PacketFacts::new(proto, Family::Ipv6);
         assert_eq!(
-            decide_early(&enabled(), &PacketFacts::new(proto, Family::Ipv6)),
+            decide_early(&enabled(), &facts),
             None,
             "{proto} is identified"
+        );
+        let flags = FlagValues {
+            unkprot: Action::Block,
+            ..enabled()
+        };
+        let d = decide(&flags, &facts, &Identity::Unknown, None);
+        assert_eq!(
+            (d.verdict, d.reason),
+            (Verdict::Accept, Reason::UnknownProcess),
+            "{proto} without owner: unkproc"
         );
     }
 }
