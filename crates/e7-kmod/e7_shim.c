@@ -40,6 +40,9 @@
 #include <linux/skbuff.h>
 #include <linux/fs.h>
 #include <linux/fdtable.h>
+#include <linux/fs_struct.h>
+#include <linux/namei.h>
+#include <linux/path.h>
 #include <linux/dcache.h>
 #include <linux/file.h>
 #include <linux/net.h>
@@ -83,7 +86,8 @@ _Static_assert(sizeof(struct e7_dest) == 8, "e7_dest ABI");
 /* registered, so a machine can boot with e7 enforcing.                                        */
 
 static char *e7_p_mode, *e7_p_debug, *e7_p_fail, *e7_p_unkproc, *e7_p_unkprot, *e7_p_norule,
-	*e7_p_squelch, *e7_p_unkrule, *e7_p_drops, *e7_p_accepts, *e7_p_rchngq, *e7_p_longpath;
+	*e7_p_squelch, *e7_p_unkrule, *e7_p_drops, *e7_p_accepts, *e7_p_rchngq, *e7_p_longpath,
+	*e7_p_nspath;
 
 module_param_named(mode, e7_p_mode, charp, 0444);
 MODULE_PARM_DESC(mode, "initial firewall mode: enabled, disabled (default) or block");
@@ -109,6 +113,8 @@ module_param_named(rchngq, e7_p_rchngq, charp, 0444);
 MODULE_PARM_DESC(rchngq, "push a QUERY to the sender after a rule or mode change: enabled (default) or disabled");
 module_param_named(longpath, e7_p_longpath, charp, 0444);
 MODULE_PARM_DESC(longpath, "verdict for programs whose path exceeds 255 bytes: allow or block (default)");
+module_param_named(nspath, e7_p_nspath, charp, 0444);
+MODULE_PARM_DESC(nspath, "verdict for programs whose executable has no verified path in the initial mount namespace and root: allow or block (default)");
 
 static const struct {
 	const char *name;
@@ -118,6 +124,7 @@ static const struct {
 	{ "unkproc", &e7_p_unkproc }, { "unkprot", &e7_p_unkprot }, { "norule", &e7_p_norule },
 	{ "squelch", &e7_p_squelch }, { "unkrule", &e7_p_unkrule }, { "drops", &e7_p_drops },
 	{ "accepts", &e7_p_accepts }, { "rchngq", &e7_p_rchngq },   { "longpath", &e7_p_longpath },
+	{ "nspath", &e7_p_nspath },
 };
 
 static int __init e7_apply_params(void)
@@ -291,15 +298,159 @@ static void e7_task_id_of(struct task_struct *p, struct e7_task_id *id)
 }
 
 /*
- * Executable path of task P: task_lock keeps p->mm stable, mm->exe_file is RCU-protected and
- * pinned with get_file_rcu; d_path runs after task_unlock on the pinned file. No reference is
- * leaked (the original's B6). Process context only.
+ * The task running the refill work, while it runs: the only caller of e7_exe_of that may sleep
+ * (a path lookup may). The hook runs under RCU and must not; it answers -EAGAIN instead when a
+ * path needs that lookup, and the refill work verifies it (issue 7 hole 4).
+ */
+static struct task_struct *e7_refill_task;
+
+static bool e7_may_sleep(void)
+{
+	return READ_ONCE(e7_refill_task) == current && e7_may_lock_tasks();
+}
+
+/* Pid 1 of the initial pid namespace, referenced, or NULL. */
+static struct task_struct *e7_get_init_task(void)
+{
+	struct task_struct *init;
+
+	rcu_read_lock();
+	init = pid_task(find_pid_ns(1, &init_pid_ns), PIDTYPE_PID);
+	if (init)
+		get_task_struct(init);
+	rcu_read_unlock();
+	return init;
+}
+
+/*
+ * Without sleeping (hook, task context): is the path d_path gives for EXE the path in the initial
+ * mount namespace and root? Yes when the current task's root is pid 1's root and EXE's mount is in
+ * the mount tree under that root (a mount of a private mount namespace, and a file reached through
+ * a chroot, are not). The roots are copied under fs->lock without references: their dentries and
+ * mounts are freed only after an RCU grace period, and we hold RCU throughout. Lock order
+ * task_lock -> fs->lock is the kernel's own (chroot_fs_refs); mount_lock (path_is_under) is taken
+ * with nothing of ours held.
+ */
+static bool e7_fast_verified(const struct path *exe)
+{
+	struct task_struct *init = e7_get_init_task();
+	struct fs_struct *fs;
+	struct path init_root = {}, cur_root = {};
+	bool ok = false;
+
+	if (!init)
+		return false;
+	rcu_read_lock();
+	task_lock(init);
+	fs = init->fs;
+	if (fs) {
+		spin_lock(&fs->lock);
+		init_root = fs->root;
+		spin_unlock(&fs->lock);
+	}
+	task_unlock(init);
+	fs = current->fs; /* current's own fs: only current changes it */
+	if (fs) {
+		spin_lock(&fs->lock);
+		cur_root = fs->root;
+		spin_unlock(&fs->lock);
+	}
+	if (init_root.mnt && cur_root.mnt && path_equal(&init_root, &cur_root))
+		ok = path_is_under(exe, &init_root);
+	rcu_read_unlock();
+	put_task_struct(init);
+	return ok;
+}
+
+/* d_path of F (relative to the current root) moved to the start of BUF, NUL-terminated. */
+static int e7_d_path(const struct path *f, char *buf, size_t size, size_t *len)
+{
+	char *s = d_path(f, buf, size);
+
+	if (IS_ERR(s))
+		return PTR_ERR(s);
+	*len = strnlen(s, buf + size - s);
+	memmove(buf, s, *len);
+	buf[*len] = '\0'; /* d_path's NUL was inside BUF, so *len < size */
+	return 0;
+}
+
+/* Exported (EXPORT_SYMBOL in fs/namei.c) but declared only in fs/internal.h; the signature is the
+ * same from 2.6.x through 6.x. */
+extern int vfs_path_lookup(struct dentry *dentry, struct vfsmount *mnt, const char *name,
+			   unsigned int flags, struct path *path);
+
+/* Does NAME, looked up from ROOT without following any symbolic link, name the inode of WANT? */
+static bool e7_lookup_is(const struct path *root, const char *name, struct dentry *want)
+{
+	struct path found;
+	bool same;
+
+	if (vfs_path_lookup(root->dentry, root->mnt, name,
+			    LOOKUP_NO_SYMLINKS | LOOKUP_NO_MAGICLINKS, &found))
+		return false;
+	same = d_inode(found.dentry) == d_inode(want);
+	path_put(&found);
+	return same;
+}
+
+/*
+ * Process context that may sleep (the refill work): verify OUT's path (d_path from the worker's
+ * root, in the executable's own mount namespace) from pid 1's root: it must name the very inode
+ * that runs, with no symbolic link on the way (so the string is also canonical there). A deleted
+ * executable (replaced by an upgrade, or removed) keeps its old path when that path's directory
+ * is still the directory it was deleted from. Anything else has no path in the initial mount
+ * namespace and root: -EXDEV, the `nspath` flag decides.
+ */
+static int e7_verify_exe(const struct path *exe, struct e7_exe *out)
+{
+	static const char deleted[] = " (deleted)";
+	const size_t dlen = sizeof(deleted) - 1;
+	struct task_struct *init = e7_get_init_task();
+	struct path root = {};
+	struct dentry *parent;
+	char *slash;
+	bool ok = false;
+
+	if (!init)
+		return -EXDEV;
+	task_lock(init);
+	if (init->fs)
+		get_fs_root(init->fs, &root);
+	task_unlock(init);
+	put_task_struct(init);
+	if (!root.mnt)
+		return -EXDEV;
+	if (!d_unlinked(exe->dentry)) {
+		ok = e7_lookup_is(&root, out->buf, exe->dentry);
+	} else if (out->len > dlen && !strcmp(out->buf + out->len - dlen, deleted)) {
+		slash = strrchr(out->buf, '/');
+		parent = dget_parent(exe->dentry);
+		if (slash && slash != out->buf) {
+			*slash = '\0';
+			ok = e7_lookup_is(&root, out->buf, parent);
+			*slash = '/';
+		} else if (slash) {
+			ok = e7_lookup_is(&root, "/", parent);
+		}
+		dput(parent);
+	}
+	path_put(&root);
+	return ok ? 0 : -EXDEV;
+}
+
+/*
+ * Executable path of task P, as the initial mount namespace and root see it: task_lock keeps
+ * p->mm stable, mm->exe_file is RCU-protected and pinned with get_file_rcu; d_path runs after
+ * task_unlock on the pinned file. No reference is leaked (the original's B6). Process context
+ * only. Status -EAGAIN: the path must be verified by the refill work (see e7_fast_verified);
+ * -EXDEV: no verified path (see e7_verify_exe).
  */
 static int e7_exe_of(struct task_struct *p, struct e7_exe *out)
 {
 	struct file *exe = NULL;
-	char *s;
-	size_t len;
+	size_t len = 0;
+	int rc;
 
 	out->len = 0;
 	rcu_read_lock(); /* group_leader */
@@ -318,14 +469,23 @@ static int e7_exe_of(struct task_struct *p, struct e7_exe *out)
 		out->status = -ENOENT;
 		return out->status;
 	}
-	s = d_path(&exe->f_path, out->buf, sizeof(out->buf));
-	fput(exe);
-	if (IS_ERR(s)) {
-		out->status = PTR_ERR(s); /* -ENAMETOOLONG: the `longpath` flag decides */
-		return out->status;
+	if (e7_may_sleep()) {
+		rc = e7_d_path(&exe->f_path, out->buf, sizeof(out->buf), &len);
+		out->len = len;
+		if (!rc)
+			rc = e7_verify_exe(&exe->f_path, out);
+	} else if (e7_fast_verified(&exe->f_path)) {
+		rc = e7_d_path(&exe->f_path, out->buf, sizeof(out->buf), &len);
+	} else {
+		rc = -EAGAIN;
 	}
-	len = strnlen(s, out->buf + sizeof(out->buf) - s);
-	memmove(out->buf, s, len);
+	fput(exe);
+	if (rc) {
+		/* -ENAMETOOLONG: the `longpath` flag decides; -EXDEV: `nspath`; -EAGAIN: deferred */
+		out->len = 0;
+		out->status = rc;
+		return rc;
+	}
 	out->len = len;
 	out->status = 0;
 	return 0;
@@ -505,7 +665,9 @@ static void e7_event_work_fn(struct work_struct *work)
 
 static void e7_refill_work_fn(struct work_struct *work)
 {
+	WRITE_ONCE(e7_refill_task, current);
 	e7_work_refill();
+	WRITE_ONCE(e7_refill_task, NULL);
 }
 
 void e7_c_kick_events(void)

@@ -83,7 +83,7 @@ pub enum Cmd {
     /// Set a flag: `e7 set mode enabled`, `e7 set unkrule block`.
     Set {
         /// Flag name (mode, debug, fail, unkproc, unkprot, norule, squelch, unkrule, drops,
-        /// accepts, rchngq, longpath).
+        /// accepts, rchngq, longpath, nspath).
         flag: String,
         /// Value: enabled/disabled, allow/block, or (mode) block.
         value: String,

@@ -51,6 +51,9 @@ pub struct FlagValues {
     pub accepts: bool,
     /// `longpath`: verdict for a process whose executable path exceeds 255 bytes.
     pub longpath: Action,
+    /// `nspath`: verdict for a process whose executable has no verified path in the initial mount
+    /// namespace and root (a bind mount in a private mount namespace, a mount no one else sees).
+    pub nspath: Action,
 }
 
 impl FlagValues {
@@ -67,6 +70,7 @@ impl FlagValues {
         drops: false,
         accepts: false,
         longpath: Action::Block,
+        nspath: Action::Block,
     };
 }
 
@@ -189,6 +193,7 @@ impl Flags {
             drops: boolean(Flag::Drops),
             accepts: boolean(Flag::Accepts),
             longpath: action(Flag::LongPath, d.longpath),
+            nspath: action(Flag::NsPath, d.nspath),
         }
     }
 }

@@ -434,6 +434,8 @@ e7_schema! {
         LongPath = 13, "longpath", "E7F_LONGPATH_ACTION", Action, default: Const::Block.value();
         /// Events dropped because the bounded event queue was full (appended).
         EvLost = 14, "evlost", "E7F_STAT_EVLOST", ReadOnly, default: 0;
+        /// Verdict for a program whose executable has no verified path in the initial mount namespace and root (appended).
+        NsPath = 15, "nspath", "E7F_NSPATH_ACTION", Action, default: Const::Block.value();
     }
 }
 

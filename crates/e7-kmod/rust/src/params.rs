@@ -28,7 +28,7 @@ impl fmt::Display for ParamError<'_> {
             ParamError::UnknownName(n) => write!(
                 f,
                 "`{n}` is not a settable flag (mode, debug, fail, unkproc, unkprot, norule, \
-                 squelch, unkrule, drops, accepts, rchngq, longpath)"
+                 squelch, unkrule, drops, accepts, rchngq, longpath, nspath)"
             ),
             ParamError::Value(e) => e.fmt(f),
         }

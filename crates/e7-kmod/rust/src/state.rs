@@ -12,7 +12,11 @@
 //!    stale one (rules or flags changed since) is recomputed from the cached executable id.
 //! 2. **Miss in task context**: the current task, if it holds a descriptor for the socket (the
 //!    common case: `sendmsg`/`connect`), else the active-socket cache (inode → tgid, refilled by a
-//!    rate-limited process-table walk), then `d_path` of the owner's executable.
+//!    rate-limited process-table walk), then `d_path` of the owner's executable. The path is used
+//!    only when it is the executable's path in the initial mount namespace and root (the shim
+//!    checks that without sleeping when the sender shares pid 1's root and the executable's mount
+//!    is in pid 1's tree); otherwise the refill work verifies it by a path lookup from pid 1's
+//!    root (same inode, or `nspath`), and until then `nspath` decides the packet.
 //! 3. **Miss in softirq**: nothing that needs those locks. If the interrupted task holds the socket
 //!    (a lock-free, bounded RCU scan of its fd table) and that process image was resolved before,
 //!    the cached identity is used (typical for loopback, e.g. a local listener's SYN-ACK).
@@ -43,6 +47,12 @@ use crate::kernel::{Kernel, KernelTable, Level, SendError, SockKind, SockRef};
 
 /// `ENAMETOOLONG`.
 pub const ENAMETOOLONG: i32 = 36;
+/// `EAGAIN` from the shim's executable lookup: the path must be verified in the initial mount
+/// namespace by the refill work (path lookup may sleep; the hook may not).
+pub const EAGAIN: i32 = 11;
+/// `EXDEV` from the shim's executable lookup: the executable has no verified path in the initial
+/// mount namespace and root (the `nspath` flag decides).
+pub const EXDEV: i32 = 18;
 /// `ECONNREFUSED`.
 pub const ECONNREFUSED: u32 = 111;
 
@@ -75,6 +85,9 @@ enum InTask {
     Found(Identity, u32),
     NoOwner,
     RateLimited,
+    /// The owner was found, but its executable's path must first be verified by the refill work
+    /// (issue 7 hole 4: a borrowed identity through a mount namespace or chroot).
+    Unverified,
 }
 
 /// Counters for tests and debugging (not on the wire).
@@ -258,6 +271,12 @@ impl<R: RawRwLock> Module<R> {
                 InTask::Found(ident, tgid) => (ident, tgid, ident != Identity::Unknown),
                 InTask::NoOwner => (Identity::Unknown, 0, false),
                 InTask::RateLimited => deferred(),
+                // Until the work verifies the path, no path rule may apply: `nspath` decides this
+                // packet (not cached; the socket's next packet after the work is identified).
+                InTask::Unverified => {
+                    let _ = deferred();
+                    (Identity::NoHostPath, 0, false)
+                }
             },
             SockKind::User => match self.identify_by_image(k, sk) {
                 Some((ident, tgid)) => (ident, tgid, true),
@@ -369,6 +388,7 @@ impl<R: RawRwLock> Module<R> {
             Identity::Exe(id) if self.engine.exe_path(*id, &mut path) => path.as_bytes(),
             Identity::Exe(_) => b"(evicted)",
             Identity::PathTooLong => b"(path too long)",
+            Identity::NoHostPath => b"(no path in the initial mount namespace)",
             Identity::Unknown => b"(unknown)",
         };
         k.log(
@@ -410,6 +430,9 @@ impl<R: RawRwLock> Module<R> {
         }
         let mut exe = E7Exe::new();
         if k.current_owner(sk, &mut exe) {
+            if exe.status == -EAGAIN {
+                return InTask::Unverified;
+            }
             self.stats.task_resolved.fetch_add(1, Relaxed);
             return InTask::Found(self.identity_of(&exe), exe.task.tgid);
         }
@@ -422,6 +445,9 @@ impl<R: RawRwLock> Module<R> {
         match found {
             ActiveLookup::Owner(tgid) => {
                 k.task_exe(tgid, &mut exe);
+                if exe.status == -EAGAIN {
+                    return InTask::Unverified;
+                }
                 self.stats.task_resolved.fetch_add(1, Relaxed);
                 InTask::Found(self.identity_of(&exe), tgid)
             }
@@ -444,6 +470,9 @@ impl<R: RawRwLock> Module<R> {
     fn resolve_path(&self, exe: &E7Exe) -> Identity {
         if exe.status == -ENAMETOOLONG {
             return Identity::PathTooLong;
+        }
+        if exe.status == -EXDEV {
+            return Identity::NoHostPath;
         }
         let Some(raw) = exe.path() else {
             return Identity::Unknown;
