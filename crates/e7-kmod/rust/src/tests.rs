@@ -534,10 +534,20 @@ fn every_protocol_is_identified_and_unkprot_decides_unowned_other_protocols() {
     k.process(5, "/bin/x", &[11, 12, 13]);
     k.current.set(Some(5));
     // `any` covers every protocol: udplite, sctp and a raw socket of another protocol.
-    request(&m, &k, &rule(Action::Block, Const::Any.value(), "/bin/x"), 1).unwrap();
+    request(
+        &m,
+        &k,
+        &rule(Action::Block, Const::Any.value(), "/bin/x"),
+        1,
+    )
+    .unwrap();
     for (i, proto) in [UDPLITE, SCTP, GRE, 253].into_iter().enumerate() {
         let sk = k.sock(1 + i, 1 + i as u64, 11, SockKind::User);
-        assert_eq!(m.packet(&k, &pkt(Some(sk), proto, true)), Verdict::Drop, "{proto}");
+        assert_eq!(
+            m.packet(&k, &pkt(Some(sk), proto, true)),
+            Verdict::Drop,
+            "{proto}"
+        );
     }
     // A rule naming the protocol beats `any`; unkprot does not apply to an owned socket.
     set(&m, &k, Flag::UnkProt, Const::Block);
@@ -570,8 +580,20 @@ fn work(m: &M, k: &Fake) {
 fn an_unverified_path_never_matches_a_rule_and_nspath_decides() {
     let (m, k) = enabled();
     set(&m, &k, Flag::UnkRule, Const::Block);
-    request(&m, &k, &rule(Action::Allow, Const::Any.value(), "/opt/a/allowed"), 1).unwrap();
-    request(&m, &k, &rule(Action::Allow, UDP, "/srv/jail/opt/a/allowed"), 1).unwrap();
+    request(
+        &m,
+        &k,
+        &rule(Action::Allow, Const::Any.value(), "/opt/a/allowed"),
+        1,
+    )
+    .unwrap();
+    request(
+        &m,
+        &k,
+        &rule(Action::Allow, UDP, "/srv/jail/opt/a/allowed"),
+        1,
+    )
+    .unwrap();
     // Borrowed: the sender's namespace shows /opt/a/allowed, pid 1's root does not agree.
     k.process(5, "/opt/a/allowed", &[11]);
     k.needs_work.borrow_mut().insert(5, -18);
@@ -583,18 +605,40 @@ fn an_unverified_path_never_matches_a_rule_and_nspath_decides() {
     k.current.set(Some(5));
     assert_eq!(m.packet(&k, &pkt(Some(borrowed), UDP, true)), Verdict::Drop);
     k.current.set(Some(6));
-    assert_eq!(m.packet(&k, &pkt(Some(jailed), UDP, true)), Verdict::Drop, "not yet verified");
-    assert!(k.kicked_refill.get() >= 1, "verification is deferred to the work");
+    assert_eq!(
+        m.packet(&k, &pkt(Some(jailed), UDP, true)),
+        Verdict::Drop,
+        "not yet verified"
+    );
+    assert!(
+        k.kicked_refill.get() >= 1,
+        "verification is deferred to the work"
+    );
     work(&m, &k);
     k.current.set(Some(5));
-    assert_eq!(m.packet(&k, &pkt(Some(borrowed), UDP, true)), Verdict::Drop, "nspath");
+    assert_eq!(
+        m.packet(&k, &pkt(Some(borrowed), UDP, true)),
+        Verdict::Drop,
+        "nspath"
+    );
     k.current.set(Some(6));
-    assert_eq!(m.packet(&k, &pkt(Some(jailed), UDP, true)), Verdict::Accept, "real path");
-    assert_eq!(m.packet(&k, &pkt(Some(jailed), TCP, true)), Verdict::Drop, "unkrule");
+    assert_eq!(
+        m.packet(&k, &pkt(Some(jailed), UDP, true)),
+        Verdict::Accept,
+        "real path"
+    );
+    assert_eq!(
+        m.packet(&k, &pkt(Some(jailed), TCP, true)),
+        Verdict::Drop,
+        "unkrule"
+    );
     // nspath is the borrowed identity's only verdict: allow it, and it leaves (no rule involved).
     set(&m, &k, Flag::NsPath, Const::Allow);
     k.current.set(Some(5));
-    assert_eq!(m.packet(&k, &pkt(Some(borrowed), TCP, true)), Verdict::Accept);
+    assert_eq!(
+        m.packet(&k, &pkt(Some(borrowed), TCP, true)),
+        Verdict::Accept
+    );
     set(&m, &k, Flag::NsPath, Const::Block);
     assert_eq!(m.packet(&k, &pkt(Some(borrowed), UDP, true)), Verdict::Drop);
 }
