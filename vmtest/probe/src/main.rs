@@ -32,6 +32,7 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
                                            one exchange with a loopback receiver (PORT 0/absent: any free)
   raw4|raw6 IPPROTO                        one datagram of another IP protocol on a raw socket (root)
   udplite4|udplite6                        one UDP-Lite datagram to the loopback (any user)
+  sctp4|sctp6                              one SCTP message between two sockets of this process (sctp.ko)
   twophase PROTO GATEFILE [PORT]           exchange, wait until GATEFILE exists, exchange again on the SAME
                                            socket; prints `phase1 ...`, `phase2 ...`; exit code of phase 2
   storm SOCKETS PROCS [udp4|udp6|tcp4|tcp6] SOCKETS short-lived sockets spread over PROCS processes (copies of
@@ -64,6 +65,9 @@ enum Cmd {
         ipproto: u8,
     },
     UdpLite {
+        v6: bool,
+    },
+    Sctp {
         v6: bool,
     },
     UserNs {
@@ -208,6 +212,12 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             no_more(args, 1)?;
             Cmd::UdpLite {
                 v6: args[0] == "udplite6",
+            }
+        }
+        "sctp4" | "sctp6" => {
+            no_more(args, 1)?;
+            Cmd::Sctp {
+                v6: args[0] == "sctp6",
             }
         }
         "userns" => {
@@ -654,6 +664,7 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         Cmd::Probe { proto, port } => report(&net::probe(proto, port, timeout)),
         Cmd::Raw { v6, ipproto } => report(&net::raw(v6, ipproto)),
         Cmd::UdpLite { v6 } => report(&net::udplite(v6)),
+        Cmd::Sctp { v6 } => report(&net::sctp(v6, timeout)),
         Cmd::UserNs {
             net,
             mnt,
@@ -714,6 +725,8 @@ mod tests {
             })
         );
         assert_eq!(p(&["udplite6"]), Ok(Cmd::UdpLite { v6: true }));
+        assert_eq!(p(&["sctp4"]), Ok(Cmd::Sctp { v6: false }));
+        assert!(p(&["sctp4", "9"]).is_err());
         assert_eq!(
             p(&["userns", "-n", "-m", "/a", "/b", "/x", "udp4"]),
             Ok(Cmd::UserNs {
