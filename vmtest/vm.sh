@@ -155,21 +155,22 @@ cmd_initramfs() {
     else
         log "WARNING: no crates/e7-kmod/e7.ko in the initramfs"
     fi
-    initramfs_sctp "$st"
+    initramfs_modules "$st"
     (cd "$st" && find . -print0 | sort -z | cpio --null -o -H newc --owner 0:0 --quiet) | gzip -1 >"$VM/initramfs.cpio.gz"
     local cases=("$st"/e7/cases/*.sh)
     log "initramfs: $(du -h "$VM/initramfs.cpio.gz" | cut -f1) (${#cases[@]} case files, $(cmd_list | wc -l) cases)"
 }
 
-# SCTP and the modules it needs, from the cached kernel package, into /e7/modules with their load order
-# (case any_sctp: `any` covers SCTP; the guest has no modprobe database, so the case insmods them).
-initramfs_sctp() {
-    local kv deb x m mods="crypto/crc32c_generic lib/libcrc32c net/ipv4/udp_tunnel net/ipv6/ip6_udp_tunnel net/sctp/sctp"
+# SCTP and SMC with the modules they need, from the cached kernel package, into /e7/modules with their
+# load order (cases any_sctp, smc_fallback; the guest has no modprobe database, so the cases insmod them).
+initramfs_modules() {
+    local kv deb x m mods="crypto/crc32c_generic lib/libcrc32c net/ipv4/udp_tunnel net/ipv6/ip6_udp_tunnel
+        net/sctp/sctp drivers/infiniband/core/ib_core net/smc/smc"
     kv="$(kver)"
     deb="$(first_deb "$VM/kernel/$kv" "$kv")"
-    [ -n "$deb" ] || { log "WARNING: no kernel package in .vm/kernel/$kv: no sctp.ko in the initramfs"; return 0; }
-    x="$VM/kernel/$kv/sctp"
-    if [ ! -f "$x/lib/modules/$kv/kernel/net/sctp/sctp.ko" ]; then
+    [ -n "$deb" ] || { log "WARNING: no kernel package in .vm/kernel/$kv: no sctp.ko, smc.ko in the initramfs"; return 0; }
+    x="$VM/kernel/$kv/modules"
+    if [ ! -f "$x/lib/modules/$kv/kernel/net/smc/smc.ko" ]; then
         mkdir -p "$x"
         # shellcheck disable=SC2046 # one tar member per module
         dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$x" $(for m in $mods; do echo "./lib/modules/$kv/kernel/$m.ko"; done)

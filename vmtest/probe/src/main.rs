@@ -33,6 +33,7 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
   raw4|raw6 IPPROTO                        one datagram of another IP protocol on a raw socket (root)
   udplite4|udplite6                        one UDP-Lite datagram to the loopback (any user)
   sctp4|sctp6                              one SCTP message between two sockets of this process (sctp.ko)
+  smc4|smc6                                one message from an AF_SMC socket to a TCP listener (smc.ko)
   twophase PROTO GATEFILE [PORT]           exchange, wait until GATEFILE exists, exchange again on the SAME
                                            socket; prints `phase1 ...`, `phase2 ...`; exit code of phase 2
   storm SOCKETS PROCS [udp4|udp6|tcp4|tcp6] SOCKETS short-lived sockets spread over PROCS processes (copies of
@@ -68,6 +69,9 @@ enum Cmd {
         v6: bool,
     },
     Sctp {
+        v6: bool,
+    },
+    Smc {
         v6: bool,
     },
     UserNs {
@@ -218,6 +222,12 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             no_more(args, 1)?;
             Cmd::Sctp {
                 v6: args[0] == "sctp6",
+            }
+        }
+        "smc4" | "smc6" => {
+            no_more(args, 1)?;
+            Cmd::Smc {
+                v6: args[0] == "smc6",
             }
         }
         "userns" => {
@@ -665,6 +675,7 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         Cmd::Raw { v6, ipproto } => report(&net::raw(v6, ipproto)),
         Cmd::UdpLite { v6 } => report(&net::udplite(v6)),
         Cmd::Sctp { v6 } => report(&net::sctp(v6, timeout)),
+        Cmd::Smc { v6 } => report(&net::smc(v6, timeout)),
         Cmd::UserNs {
             net,
             mnt,
@@ -726,6 +737,7 @@ mod tests {
         );
         assert_eq!(p(&["udplite6"]), Ok(Cmd::UdpLite { v6: true }));
         assert_eq!(p(&["sctp4"]), Ok(Cmd::Sctp { v6: false }));
+        assert_eq!(p(&["smc6"]), Ok(Cmd::Smc { v6: true }));
         assert!(p(&["sctp4", "9"]).is_err());
         assert_eq!(
             p(&["userns", "-n", "-m", "/a", "/b", "/x", "udp4"]),

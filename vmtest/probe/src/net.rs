@@ -579,6 +579,60 @@ pub fn udplite(v6: bool) -> Outcome {
     }
 }
 
+/// `SMCPROTO_SMC` / `SMCPROTO_SMC6`: the protocol argument of an `AF_SMC` socket.
+const SMCPROTO_SMC: i32 = 0;
+const SMCPROTO_SMC6: i32 = 1;
+
+/// One message from an `AF_SMC` socket to a plain TCP listener of this process over the loopback.
+/// Without RDMA or ISM devices SMC falls back to TCP over its internal, kernel-created TCP socket
+/// (`clcsock`); delivered when the listener reads the message within `timeout`.
+pub fn smc(v6: bool, timeout: Duration) -> Outcome {
+    let listener = match TcpListener::bind((loopback(v6), 0)) {
+        Ok(l) => l,
+        Err(e) => return Outcome::Failed(format!("bind: {e}")),
+    };
+    let dst = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => return Outcome::Failed(format!("getsockname: {e}")),
+    };
+    let proto = if v6 { SMCPROTO_SMC6 } else { SMCPROTO_SMC };
+    let mut stream = match sys::stream_connect(sys::AF_SMC, proto, dst, timeout) {
+        Ok(s) => s,
+        Err(e) if is_timeout(&e) => return Outcome::Blocked("no SMC/TCP handshake".into()),
+        Err(e) => return classify_send_error("SMC socket/connect (is smc.ko loaded?)", &e),
+    };
+    if let Err(e) = stream.write_all(b"e7-probe smc\n") {
+        return classify_send_error("send", &e);
+    }
+    let mut conn = match accept_within(&listener, timeout) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while !got.ends_with(b"\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+            return Outcome::Blocked(format!(
+                "no data over SMC within {} ms",
+                timeout.as_millis()
+            ));
+        }
+        match conn.read(&mut buf) {
+            Ok(0) => return Outcome::Failed("SMC peer closed without data".into()),
+            Ok(n) => got.extend_from_slice(buf.get(..n).unwrap_or(&[])),
+            Err(e) if is_timeout(&e) => continue,
+            Err(e) => return Outcome::Failed(format!("read: {e}")),
+        }
+    }
+    if got == b"e7-probe smc\n" {
+        Outcome::Delivered(String::new())
+    } else {
+        Outcome::Failed(format!("unexpected data {got:?}"))
+    }
+}
+
 /// `IPPROTO_SCTP`.
 const IPPROTO_SCTP: i32 = 132;
 
