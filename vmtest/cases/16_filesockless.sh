@@ -20,3 +20,16 @@ case_smc_fallback() {
     must e7 allow tcp "$PB"
     expect delivered "$PU" as-user "$NOBODY" "$PB" smc6
 }
+
+# MPTCP (built in, any user) carries a socket's traffic on subflow sockets the kernel creates itself. They
+# are grafted onto the MPTCP socket (their sk_socket is the user's), so they are identified like it: not a
+# hole, guarded here. unkproc=block would drop them if they were not.
+case_mptcp_subflows() {
+    enforce
+    must e7 set unkproc block
+    for v in mptcp4 mptcp6; do expect delivered "$PU" as-user "$NOBODY" "$PB" "$v"; done
+    must e7 block any "$PB"
+    for v in mptcp4 mptcp6; do
+        E7_PROBE_TIMEOUT_MS=1500 expect blocked "$PU" as-user "$NOBODY" "$PB" "$v"
+    done
+}
