@@ -35,19 +35,9 @@ use e7_proto::msg::{
 use e7_proto::{Command, Const, Flag};
 
 use crate::abi::E7Dest;
+use crate::errno::{EINVAL, EMSGSIZE, ENOENT, ENOMEM, ENOSPC};
 use crate::kernel::{Kernel, Level, SendError};
 use crate::state::Module;
-
-/// `ENOENT`.
-pub const ENOENT: u32 = 2;
-/// `ENOMEM`.
-pub const ENOMEM: u32 = 12;
-/// `EINVAL`.
-pub const EINVAL: u32 = 22;
-/// `ENOSPC`.
-pub const ENOSPC: u32 = 28;
-/// `EMSGSIZE`.
-pub const EMSGSIZE: u32 = 90;
 
 /// A refused request: the positive errno for the ack and a static extack text (the detailed
 /// text went to the asker in an ERROR message).

@@ -22,3 +22,7 @@ pub const ECONNREFUSED: u32 = 111;
 pub const EAGAIN: u32 = 11;
 /// `ENOMEM`: out of memory.
 pub const ENOMEM: u32 = 12;
+/// `ENOSPC`: no space left (the rule table is full).
+pub const ENOSPC: u32 = 28;
+/// `EMSGSIZE`: the message does not fit (a reply that cannot hold even one rule).
+pub const EMSGSIZE: u32 = 90;

@@ -41,7 +41,7 @@ const ROOM: usize = 3776 - 16 - 4;
 /// Room the shim gives every other message (E7_MSG_SMALL): an event with a 255-byte path or an
 /// ERROR with a 255-byte text must fit.
 const SMALL_ROOM: usize = 512;
-use crate::errno::{EAGAIN, ECONNREFUSED, ENAMETOOLONG, ESRCH};
+use crate::errno::{EAGAIN, ECONNREFUSED, EMSGSIZE, ENAMETOOLONG, ENOSPC, ESRCH};
 
 #[derive(Clone)]
 struct FakeSock {
@@ -1088,7 +1088,10 @@ fn a_plain_query_of_a_full_table_is_a_reader_driven_chain() {
     assert_eq!(m.chain_query(&mut [0u8; 64], &mut cursor, &mut gen), Ok(0));
     // A room too small for one rule is an error, never an endless series of empty messages.
     let (mut c2, mut g2) = ([0u64; 2], 0);
-    assert_eq!(m.chain_query(&mut [0u8; 24], &mut c2, &mut g2), Err(90));
+    assert_eq!(
+        m.chain_query(&mut [0u8; 24], &mut c2, &mut g2),
+        Err(EMSGSIZE)
+    );
 }
 
 #[test]
@@ -1104,7 +1107,7 @@ fn query_answers_a_full_table_in_several_messages() {
         request(&m, &k, &rule(a, TCP, &path), 1).unwrap();
     }
     let err = request(&m, &k, &rule(Action::Allow, TCP, "/one/too/many"), 1).unwrap_err();
-    assert_eq!(err.errno, 28);
+    assert_eq!(err.errno, ENOSPC);
     let (_, msg) = error_of(&k.take_sent()[0]);
     assert!(msg.unwrap().contains("full"));
     // Flipping an existing rule still works on a full table.
