@@ -19,8 +19,9 @@
 //!   its receive buffer, so every rule reaches any client whose buffer holds one message (sending
 //!   all 16 messages of a full table at once overflowed libnl's default 32 KiB buffer). NLM_F_DUMP
 //!   gives the flat dump shape (`dump_query`);
-//! - `rchngq`: after ALLOW/BLOCK/ENABLE/CLEAR, a QUERY is pushed to the sender (sent at once, as
-//!   the reply to a change that is acked; a push that does not fit the receive buffer is logged).
+//! - `rchngq`: after ALLOW/BLOCK/ENABLE/CLEAR, ONE QUERY message is pushed to the sender (sent at
+//!   once, before the change's ack): the whole table when it fits in one message, else a notice
+//!   (mode and COUNT, no rules) telling the client to ask with QUERY ([`Module::push_query`]).
 #![forbid(unsafe_code)]
 
 use core::ffi::CStr;
@@ -32,6 +33,7 @@ use e7_proto::msg::{
     emit_error, emit_error_display, emit_get_reply, emit_query_chain, emit_query_dump,
     parse_request, ClearSpec, MsgError, QueryHeader, Request, RuleSpec,
 };
+use e7_proto::nla::WriteError;
 use e7_proto::{Command, Const, Flag};
 
 use crate::abi::E7Dest;
@@ -291,7 +293,7 @@ impl<R: RawRwLock> Module<R> {
     /// A push that could not be sent is logged.
     fn after_change(&self, k: &impl Kernel, dest: E7Dest) -> Result<(), Refusal> {
         if self.engine.flags.get(e7_core::Flag::RChngQ) == Const::Enabled.value() {
-            if let Err(r) = self.send_query(k, dest) {
+            if let Err(r) = self.push_query(k, dest) {
                 k.log(
                     Level::Info,
                     format_args!(
@@ -304,38 +306,38 @@ impl<R: RawRwLock> Module<R> {
         Ok(())
     }
 
-    /// The `rchngq` push: as many chain-shaped messages as the table needs, the last one carrying
-    /// COUNT, sent at once (the reply to a plain QUERY is [`Module::chain_query`], reader-driven).
-    /// Rules cannot change meanwhile (requests are serialised by genl_mutex).
-    pub fn send_query(&self, k: &impl Kernel, dest: E7Dest) -> Result<(), Refusal> {
+    /// The `rchngq` push: exactly ONE chain-shaped QUERY message, sent at once with the change
+    /// (its ack must follow, so it cannot be a reader-driven dump like [`Module::chain_query`]).
+    ///
+    /// Why one: the kernel cannot know when the client reads, and every message sent to a full
+    /// receive buffer is dropped and reported to the client as ENOBUFS (an overrun that also
+    /// swallowed the ack: a full table was 16 messages, more than libnl's default buffer holds).
+    /// One message always reaches any buffer that holds one message, so:
+    /// - a table that fits in one message (the original module's whole range) is pushed whole:
+    ///   mode STATE, every rule, COUNT — as before;
+    /// - a larger table is announced instead: mode STATE and COUNT, no rules (a "the rules
+    ///   changed, there are COUNT of them" notice). COUNT differs from the rules in the message,
+    ///   so no reader can take it for the table; a client that wants the rules asks with QUERY,
+    ///   whose reply is reader-driven and delivers every rule.
+    pub fn push_query(&self, k: &impl Kernel, dest: E7Dest) -> Result<(), Refusal> {
         let mode = self.engine.flags.get(e7_core::Flag::Mode);
-        let mut sent = 0usize;
-        // Each message carries at least one rule, so this is bounded by the table size. The
-        // capacity is read into a local: a guard in the `for` head would live for the whole loop,
-        // keeping bottom halves off around every GFP_KERNEL allocation in `send`.
-        let capacity = self.engine.rules.read().capacity();
-        for _ in 0..=capacity {
-            let mut progress = None;
-            let r = k.send(Command::Query, dest, dest.portid, &mut |w| {
-                let rules = self.engine.rules.read();
-                let total = u32::try_from(rules.len()).unwrap_or(u32::MAX);
-                let p =
-                    emit_query_chain(w, mode, rules.iter().skip(sent).filter_map(spec_of), total)?;
-                progress = Some(p);
-                Ok(())
-            });
-            if let Err(e) = r {
-                return Err(Refusal {
-                    errno: send_errno(e),
-                    extack: c"e7: could not send the QUERY reply",
-                });
+        k.send(Command::Query, dest, dest.portid, &mut |w| {
+            let rules = self.engine.rules.read();
+            let total = u32::try_from(rules.len()).unwrap_or(u32::MAX);
+            let start = w.len();
+            match emit_query_chain(w, mode, rules.iter().filter_map(spec_of), total) {
+                Ok(p) if p.done => return Ok(()),
+                Ok(_) | Err(WriteError::Full) => {}
+                Err(e) => return Err(e),
             }
-            match progress {
-                Some(p) if !p.done => sent = sent.saturating_add(p.written),
-                _ => return Ok(()),
-            }
-        }
-        Ok(())
+            // Not all in one message: the notice instead of a part of the table.
+            w.rollback(start);
+            emit_query_chain(w, mode, core::iter::empty(), total).map(|_| ())
+        })
+        .map_err(|e| Refusal {
+            errno: send_errno(e),
+            extack: c"e7: could not send the QUERY reply",
+        })
     }
 
     /// One message of the chain-shaped QUERY reply (a plain QUERY, delivered as a dump) into `buf`:

@@ -72,6 +72,11 @@ struct Fake {
     refusing: RefCell<HashSet<u32>>,
     /// Ports whose receive buffer is full (unicast fails with EAGAIN).
     full: RefCell<HashSet<u32>>,
+    /// Ports whose receive buffer holds only this many messages: a unicast while that many are
+    /// unread (in `sent`, which `take_sent` drains like a reader) overruns it (EAGAIN, counted).
+    rcvbuf: RefCell<HashMap<u32, usize>>,
+    /// Unicasts dropped by a full `rcvbuf` (the client would see ENOBUFS).
+    overruns: Cell<u32>,
     kicked_events: Cell<u32>,
     kicked_refill: Cell<u32>,
     walks: Cell<u32>,
@@ -237,6 +242,18 @@ impl Kernel for Fake {
         }
         if self.full.borrow().contains(&portid) {
             return Err(SendError::Errno(EAGAIN));
+        }
+        if let Some(&holds) = self.rcvbuf.borrow().get(&portid) {
+            let unread = self
+                .sent
+                .borrow()
+                .iter()
+                .filter(|s| s.portid == portid)
+                .count();
+            if unread >= holds {
+                self.overruns.set(self.overruns.get() + 1);
+                return Err(SendError::Errno(EAGAIN));
+            }
         }
         self.sent.borrow_mut().push(Sent {
             cmd,
@@ -1010,6 +1027,63 @@ fn a_change_is_acked_as_done_even_if_the_rchngq_push_cannot_be_sent() {
     // An explicit QUERY is a dump: the kernel builds each message when the reader has room, so a
     // full buffer delays it instead of failing it.
     request(&m, &k, &Request::Query, 4).expect("a QUERY starts its reply dump");
+}
+
+#[test]
+fn the_rchngq_push_is_one_message_that_any_buffer_holds() {
+    // The push is sent at once (the change's ack follows it), so the kernel cannot wait for the
+    // reader: a push of several messages overran a small receive buffer (the client saw ENOBUFS
+    // and lost the ack). Now it is one message: the whole table when it fits, else a notice.
+    let (m, k) = enabled();
+    for i in 0..3 {
+        request(
+            &m,
+            &k,
+            &rule(Action::Allow, UDP, &format!("/bin/small{i}")),
+            1,
+        )
+        .unwrap();
+    }
+    set(&m, &k, Flag::RChngQ, Const::Enabled);
+    k.take_sent();
+    k.rcvbuf.borrow_mut().insert(4, 1); // port 4's buffer holds one message
+    request(&m, &k, &rule(Action::Block, UDP, "/bin/small3"), 4).unwrap();
+    let (rules, count, messages) = query_rules(&k.take_sent());
+    assert_eq!(
+        (rules.len(), count, messages),
+        (4, Some(4), 1),
+        "a small table is pushed whole, in one message"
+    );
+    set(&m, &k, Flag::RChngQ, Const::Disabled);
+    for i in 0..1000 {
+        let path = format!("/opt/rules/a-somewhat-longer-path-to-use-more-of-each-message/{i}");
+        request(&m, &k, &rule(Action::Allow, UDP, &path), 1).unwrap();
+    }
+    set(&m, &k, Flag::RChngQ, Const::Enabled);
+    k.take_sent();
+    request(&m, &k, &rule(Action::Block, TCP, "/bin/last"), 4).unwrap();
+    let sent = k.take_sent();
+    assert_eq!(
+        k.overruns.get(),
+        0,
+        "nothing was dropped at a one-message buffer"
+    );
+    assert!(
+        !k.logs.borrow().iter().any(|l| l.contains("rchngq")),
+        "the push was delivered: {:?}",
+        k.logs.borrow()
+    );
+    let (rules, count, messages) = query_rules(&sent);
+    assert_eq!(
+        (rules.len(), count, messages),
+        (0, Some(1005), 1),
+        "a large table is announced (mode and COUNT, no rules), never sent in part"
+    );
+    // The client then asks; that reply is reader-driven and lists every rule.
+    request(&m, &k, &Request::Query, 4).unwrap();
+    let (rules, count, _) = query_rules(&k.take_sent());
+    assert_eq!((rules.len(), count), (1005, Some(1005)));
+    assert_eq!(rules[1004].2, "/bin/last");
 }
 
 #[test]
