@@ -15,13 +15,16 @@ pub const MAX_SUBSCRIBERS: usize = 8;
 /// Capacity of the refill queue (sockets missed in softirq, resolved by the refill work).
 pub const PENDING_SOCKETS: usize = 128;
 
-/// One queued event: STATE, PROT and a copy of the executable path (copied only when queued).
+/// One queued event: STATE, PROT and a copy of the executable path (copied only when queued),
+/// and the uid of the packet's socket (whose share of the queue it counts against).
 #[derive(Clone)]
 pub struct EventRecord {
     /// The event's STATE value (`pending`, `allow`, `block`).
     pub state: u32,
     /// The packet's protocol.
     pub proto: u32,
+    /// The uid of the packet's socket (initial user namespace).
+    pub uid: u32,
     /// The executable.
     pub path: ExePath,
 }
@@ -31,15 +34,43 @@ impl EventRecord {
     pub const EMPTY: EventRecord = EventRecord {
         state: 0,
         proto: 0,
+        uid: 0,
         path: ExePath::EMPTY,
     };
 }
 
-/// A FIFO of at most `N` events. Full → the caller counts the loss (`evlost`).
+/// What [`EventRing::push`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    /// Queued in a free slot.
+    Yes,
+    /// The queue was full: the newest event of the uid holding the most slots was dropped (count
+    /// it in `evlost`) and this one queued last.
+    Evicted,
+    /// The queue was full and the event's uid holds at least as many slots as any other: the
+    /// event is lost (count it in `evlost`).
+    No,
+}
+
+/// A FIFO of at most `N` events, shared fairly between uids.
+///
+/// Why the share: the queue is one for the whole machine, and any user's programs can produce
+/// events (a pending event per new program and protocol per second; with `drops`/`accepts` one
+/// per packet). Plain FIFO let one user's flood fill it, so another user's events were refused
+/// and counted in `evlost`: a flood silenced someone else. Now a full queue takes an event
+/// from a uid holding fewer slots than the biggest holder by evicting that holder's newest
+/// event, so a flood costs the flooder its own events and never someone else's (issue 8,
+/// defect 5's principle): any uid always gets at least `N / (uids queued)` slots. A per-uid count
+/// table (at most `N` uids: each holds a slot) keeps the choice O(N), bounded for softirq.
 pub struct EventRing<const N: usize = EVENT_QUEUE> {
     slots: [EventRecord; N],
-    head: usize,
+    /// A permutation of the slot indices: `order[..len]` the queued events, oldest first;
+    /// `order[len..]` the free slots. Evicting from the middle moves indices, not paths.
+    order: [usize; N],
     len: usize,
+    /// (uid, queued events) of every uid with a queued event; `owners[..n_owners]` are valid.
+    owners: [(u32, u32); N],
+    n_owners: usize,
 }
 
 impl<const N: usize> Default for EventRing<N> {
@@ -51,10 +82,18 @@ impl<const N: usize> Default for EventRing<N> {
 impl<const N: usize> EventRing<N> {
     /// An empty ring.
     pub const fn new() -> Self {
+        let mut order = [0usize; N];
+        let mut i = 0;
+        while i < N {
+            order[i] = i;
+            i += 1;
+        }
         EventRing {
             slots: [const { EventRecord::EMPTY }; N],
-            head: 0,
+            order,
             len: 0,
+            owners: [(0, 0); N],
+            n_owners: 0,
         }
     }
 
@@ -68,46 +107,140 @@ impl<const N: usize> EventRing<N> {
         self.len == 0
     }
 
-    /// Appends an event; false (nothing changed) when full.
-    pub fn push(&mut self, state: u32, proto: u32, path: &ExePath) -> bool {
-        if self.len >= N || N == 0 {
-            return false;
+    /// Events queued for `uid`.
+    pub fn queued_for(&self, uid: u32) -> u32 {
+        self.owner(uid)
+            .and_then(|i| self.owners.get(i))
+            .map_or(0, |o| o.1)
+    }
+
+    fn owner(&self, uid: u32) -> Option<usize> {
+        self.owners
+            .get(..self.n_owners)?
+            .iter()
+            .position(|o| o.0 == uid)
+    }
+
+    /// Counts one more event of `uid` (a new owner if it had none; there is always room: at most
+    /// one owner per slot).
+    fn own(&mut self, uid: u32) {
+        match self.owner(uid) {
+            Some(i) => {
+                if let Some(o) = self.owners.get_mut(i) {
+                    o.1 = o.1.saturating_add(1);
+                }
+            }
+            None => {
+                if let Some(o) = self.owners.get_mut(self.n_owners) {
+                    *o = (uid, 1);
+                    self.n_owners += 1;
+                }
+            }
         }
-        let at = (self.head + self.len) % N;
-        match self.slots.get_mut(at) {
-            Some(slot) => {
-                slot.state = state;
-                slot.proto = proto;
-                slot.path.clone_from(path);
-                self.len += 1;
-                true
+    }
+
+    /// Counts one event of `uid` less (the owner goes when it has none left).
+    fn disown(&mut self, uid: u32) {
+        let Some(i) = self.owner(uid) else { return };
+        let last = self.n_owners.saturating_sub(1);
+        let gone = match self.owners.get_mut(i) {
+            Some(o) => {
+                o.1 = o.1.saturating_sub(1);
+                o.1 == 0
             }
             None => false,
+        };
+        if gone {
+            if let Some(&moved) = self.owners.get(last) {
+                if let Some(o) = self.owners.get_mut(i) {
+                    *o = moved;
+                }
+            }
+            self.n_owners = last;
         }
+    }
+
+    /// Removes the queued event at queue position `pos` (0 = oldest) from the order, keeping the
+    /// others in order; its slot becomes the first free one. Returns that slot.
+    fn unlink(&mut self, pos: usize) -> Option<usize> {
+        let slot = *self.order.get(pos)?;
+        let last = self.len.checked_sub(1)?;
+        for i in pos..last {
+            let next = self.order.get(i + 1).copied()?;
+            *self.order.get_mut(i)? = next;
+        }
+        *self.order.get_mut(last)? = slot;
+        self.len = last;
+        Some(slot)
+    }
+
+    /// Queues an event of `uid` (see [`Queued`]; the type's docs say who gives way when full).
+    pub fn push(&mut self, uid: u32, state: u32, proto: u32, path: &ExePath) -> Queued {
+        let outcome = if self.len < N {
+            Queued::Yes
+        } else {
+            // Full: the biggest holder gives way, unless that is this uid (or a tie with it).
+            let mine = self.queued_for(uid);
+            let top = self
+                .owners
+                .get(..self.n_owners)
+                .unwrap_or(&[])
+                .iter()
+                .copied()
+                .max_by_key(|o| o.1);
+            let Some((victim, held)) = top else {
+                return Queued::No;
+            };
+            if held <= mine {
+                return Queued::No;
+            }
+            // The victim's newest event (its flood's latest; its older ones keep their place).
+            let queued = self.order.get(..self.len).unwrap_or(&[]);
+            let newest = queued
+                .iter()
+                .rposition(|&i| self.slots.get(i).is_some_and(|s| s.uid == victim));
+            if newest.and_then(|pos| self.unlink(pos)).is_none() {
+                return Queued::No;
+            }
+            self.disown(victim);
+            Queued::Evicted
+        };
+        let Some(slot) = self
+            .order
+            .get(self.len)
+            .copied()
+            .and_then(|i| self.slots.get_mut(i))
+        else {
+            return Queued::No;
+        };
+        slot.state = state;
+        slot.proto = proto;
+        slot.uid = uid;
+        slot.path.clone_from(path);
+        self.len += 1;
+        self.own(uid);
+        outcome
     }
 
     /// Moves the oldest event into `out`; false when empty.
     pub fn pop_into(&mut self, out: &mut EventRecord) -> bool {
-        if self.len == 0 || N == 0 {
+        let Some(slot) = self
+            .len
+            .checked_sub(1)
+            .and_then(|_| self.unlink(0))
+            .and_then(|i| self.slots.get(i))
+        else {
             return false;
-        }
-        match self.slots.get(self.head) {
-            Some(slot) => {
-                out.state = slot.state;
-                out.proto = slot.proto;
-                out.path.clone_from(&slot.path);
-                self.head = (self.head + 1) % N;
-                self.len -= 1;
-                true
-            }
-            None => false,
-        }
+        };
+        out.clone_from(slot);
+        self.disown(out.uid);
+        true
     }
 
     /// Drops every queued event.
     pub fn clear(&mut self) {
-        self.head = 0;
         self.len = 0;
+        self.n_owners = 0;
     }
 }
 
@@ -299,17 +432,25 @@ mod tests {
     #[test]
     fn event_ring_is_fifo_and_bounded() {
         let mut r: EventRing<3> = EventRing::new();
-        assert!(r.push(1, 6, &path("/a")));
-        assert!(r.push(2, 17, &path("/b")));
-        assert!(r.push(3, 1, &path("/c")));
-        assert!(!r.push(4, 1, &path("/d")), "a full ring refuses");
+        assert_eq!(r.push(7, 1, 6, &path("/a")), Queued::Yes);
+        assert_eq!(r.push(7, 2, 17, &path("/b")), Queued::Yes);
+        assert_eq!(r.push(7, 3, 1, &path("/c")), Queued::Yes);
+        assert_eq!(
+            r.push(7, 4, 1, &path("/d")),
+            Queued::No,
+            "a full ring refuses its only user"
+        );
         let mut out = EventRecord::EMPTY;
         assert!(r.pop_into(&mut out));
         assert_eq!(
             (out.state, out.proto, out.path.as_bytes()),
             (1, 6, &b"/a"[..])
         );
-        assert!(r.push(5, 58, &path("/e")), "room again after a pop (wraps)");
+        assert_eq!(
+            r.push(7, 5, 58, &path("/e")),
+            Queued::Yes,
+            "room again after a pop (wraps)"
+        );
         let mut seen = std::vec::Vec::new();
         while r.pop_into(&mut out) {
             seen.push((out.state, out.path.as_bytes().to_vec()));
@@ -323,6 +464,37 @@ mod tests {
             ]
         );
         assert!(r.is_empty());
+        assert_eq!(r.queued_for(7), 0);
+    }
+
+    #[test]
+    fn a_full_event_ring_makes_the_biggest_holder_give_way() {
+        let mut r: EventRing<4> = EventRing::new();
+        for i in 0..4 {
+            assert_eq!(r.push(1000, i, 17, &path("/flood")), Queued::Yes);
+        }
+        assert_eq!(
+            r.push(1000, 9, 17, &path("/flood")),
+            Queued::No,
+            "the flooder loses its own"
+        );
+        assert_eq!(r.push(2000, 20, 6, &path("/victim")), Queued::Evicted);
+        assert_eq!(r.push(2000, 21, 6, &path("/victim")), Queued::Evicted);
+        assert_eq!(
+            r.push(2000, 22, 6, &path("/victim")),
+            Queued::No,
+            "2 and 2: a tie refuses the newcomer, no ping-pong"
+        );
+        assert_eq!((r.queued_for(1000), r.queued_for(2000)), (2, 2));
+        // The flooder's oldest two stay; everyone's events keep their order.
+        let mut out = EventRecord::EMPTY;
+        let mut seen = std::vec::Vec::new();
+        while r.pop_into(&mut out) {
+            seen.push((out.uid, out.state));
+        }
+        assert_eq!(seen, [(1000, 0), (1000, 1), (2000, 20), (2000, 21)]);
+        assert_eq!((r.queued_for(1000), r.queued_for(2000)), (0, 0));
+        assert_eq!(r.n_owners, 0);
     }
 
     #[test]

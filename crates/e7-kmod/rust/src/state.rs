@@ -17,7 +17,8 @@
 //! ([`Engine::identify_deferred`]).
 //!
 //! Events are never sent from the hook: a decision that asks for one copies the path into a bounded
-//! queue (or counts it in `evlost` when full) and kicks the event work item.
+//! queue shared fairly between uids (a full queue costs the biggest holder its own newest event;
+//! every loss is counted in `evlost`) and kicks the event work item.
 #![forbid(unsafe_code)]
 
 use core::ops::ControlFlow;
@@ -30,7 +31,9 @@ use e7_core::{
 };
 
 use crate::abi::E7Dest;
-use crate::bounded::{EventRecord, EventRing, Pending, Subscribers, EVENT_QUEUE, PENDING_SOCKETS};
+use crate::bounded::{
+    EventRecord, EventRing, Pending, Queued, Subscribers, EVENT_QUEUE, PENDING_SOCKETS,
+};
 use crate::errno::ECONNREFUSED;
 use crate::kernel::{Kernel, Level, SendError};
 
@@ -195,7 +198,7 @@ impl<R: RawRwLock> Module<R> {
     pub fn packet<'s, K: Kernel>(&self, k: &K, p: &Packet<K::Sock<'s>>) -> Verdict {
         let out = self.engine.decide_packet(&Hook { m: self, k }, p);
         if let Some(ev) = out.event {
-            self.queue_event(k, ev.kind.state(), ev.proto, ev.exe);
+            self.queue_event(k, p.uid, ev.kind.state(), ev.proto, ev.exe);
         }
         if self.engine.flags.get(Flag::Debug) == e7_proto::Const::Enabled.value() {
             self.debug_log(k, p, &out);
@@ -256,8 +259,14 @@ impl<R: RawRwLock> Module<R> {
         }
     }
 
-    /// Copies an event into the bounded queue (or counts it lost) and kicks the event work.
-    fn queue_event(&self, k: &impl Kernel, state: u32, proto: u32, exe: ExeId) {
+    /// Copies an event of `uid` (the packet's socket uid) into the bounded queue, fairly shared
+    /// between uids ([`EventRing`]: when full, the biggest holder loses its newest event, never a
+    /// smaller holder), counts any loss in `evlost`, and kicks the event work.
+    ///
+    /// The queue lock is taken, not tried: a failed `try_write` also lost the event, so one
+    /// user's flood from other CPUs could crowd out another's through the lock alone. The
+    /// critical section is bounded (a copy of one path, O(queue) index moves).
+    fn queue_event(&self, k: &impl Kernel, uid: u32, state: u32, proto: u32, exe: ExeId) {
         if self.is_stopping() {
             return;
         }
@@ -265,15 +274,12 @@ impl<R: RawRwLock> Module<R> {
         if !self.engine.exe_path(exe, &mut path) {
             return;
         }
-        let queued = match self.events.try_write() {
-            Some(mut ring) => ring.push(state, proto, &path),
-            None => false,
-        };
-        if !queued {
+        let queued = self.events.write().push(uid, state, proto, &path);
+        if queued != Queued::Yes {
+            // Refused, or queued by evicting the biggest holder's newest event: one lost either way.
             self.engine.flags.count(Flag::EvLost);
-            return;
         }
-        if !self.events_kicked.swap(true, Relaxed) {
+        if queued != Queued::No && !self.events_kicked.swap(true, Relaxed) {
             k.kick_events();
         }
     }

@@ -772,6 +772,64 @@ fn a_full_event_queue_counts_evlost_and_never_blocks() {
 }
 
 #[test]
+fn one_users_event_flood_never_crowds_out_another_users_events() {
+    // The event queue is shared by every user: uid 1000's program with `accepts` on fills it, and
+    // uid 2000's pending events must still get in (the flood costs only the flooder's own events).
+    let (m, k) = enabled();
+    set(&m, &k, Flag::Accepts, Const::Enabled);
+    request(&m, &k, &rule(Action::Allow, TCP, "/bin/chatty"), 70).unwrap();
+    m.unsubscribe(1); // the port used by the set() helper
+    k.process(3, "/bin/chatty", &[1]);
+    k.process(4, "/usr/bin/victim", &[2]);
+    let flood = k.sock(1, 1, 1, SockKind::User);
+    let victim = k.sock(2, 2, 2, SockKind::User);
+    let as_uid = |uid, sk, proto, tgid| {
+        k.current.set(Some(tgid));
+        m.packet(
+            &k,
+            &PacketIn {
+                uid,
+                ..pkt(Some(sk), proto, true)
+            },
+        )
+    };
+    for _ in 0..(crate::bounded::EVENT_QUEUE + 10) {
+        as_uid(1000, flood, TCP, 3);
+    }
+    assert_eq!(
+        m.flag_value(&k, Flag::EvLost),
+        10,
+        "the flooder's own overflow"
+    );
+    as_uid(2000, victim, UDP, 4);
+    as_uid(2000, victim, TCP, 4);
+    assert_eq!(
+        m.flag_value(&k, Flag::EvLost),
+        12,
+        "two of the flooder's queued events gave way"
+    );
+    // The flood goes on: it loses its own events, never the victim's.
+    for _ in 0..50 {
+        as_uid(1000, flood, TCP, 3);
+    }
+    assert_eq!(m.flag_value(&k, Flag::EvLost), 62);
+    k.take_sent();
+    m.work_events(&k);
+    let events: Vec<_> = k.take_sent().iter().map(parse_event).collect();
+    assert_eq!(events.len(), crate::bounded::EVENT_QUEUE);
+    let victims: Vec<_> = events
+        .iter()
+        .filter(|e| e.2 == b"/usr/bin/victim")
+        .map(|e| (e.0, e.1))
+        .collect();
+    assert_eq!(
+        victims,
+        [(EventState::Pending, UDP), (EventState::Pending, TCP)],
+        "both of uid 2000's events were delivered, in order"
+    );
+}
+
+#[test]
 fn disconnect_removes_only_the_senders_port_and_unload_notifies_all() {
     let (m, k) = enabled();
     m.unsubscribe(1); // the port used by the set() helper
