@@ -2,20 +2,18 @@
 # original sent nothing once the reply outgrew one message), a flip works on a full table (B14), and
 # the 1025th rule is refused with a clear error.
 
+# full_table_rule I: rule I of the full table, in four shapes (long paths make more QUERY messages).
+full_table_rule() {
+    case $(($1 % 4)) in
+    0) echo "block udp /opt/rules/prog$1" ;;
+    1) echo "allow tcp /opt/rules/prog$1" ;;
+    2) echo "block any /opt/rules/dir$1/" ;;
+    3) echo "allow icmpv6 /opt/rules/a-somewhat-longer-path-to-use-more-of-each-message/prog$1" ;;
+    esac
+}
+
 case_full_table_1024() {
-    : >/tmp/full.e7
-    i=1
-    while [ "$i" -le 1023 ]; do
-        case $((i % 4)) in
-        0) echo "block udp /opt/rules/prog$i" ;;
-        1) echo "allow tcp /opt/rules/prog$i" ;;
-        2) echo "block any /opt/rules/dir$i/" ;;
-        3) echo "allow icmpv6 /opt/rules/a-somewhat-longer-path-to-use-more-of-each-message/prog$i" ;;
-        esac
-        i=$((i + 1))
-    done >>/tmp/full.e7
-    echo "block udp $PA" >>/tmp/full.e7 # rule 1024, last in the table
-    must e7 run /tmp/full.e7
+    load_rules 1024 "block udp $PA" full_table_rule # rule 1024, last in the table
     j=$(qjson)
     c=$(json_field "$j" count)
     n=$(json_rules "$j")

@@ -28,17 +28,12 @@ churn_storm() {
     note "churner (uid 65534): $(tail -n1 /tmp/churn.out)"
 }
 
+churn_rule() { echo "allow tcp /opt/rules/prog$1"; }
+
 case_storm_churn() {
     enforce
     # 1000 rules; the blocked program's rule is the last one.
-    : >/tmp/churn.e7
-    i=1
-    while [ "$i" -le 999 ]; do
-        echo "allow tcp /opt/rules/prog$i"
-        i=$((i + 1))
-    done >>/tmp/churn.e7
-    echo "block any $PA" >>/tmp/churn.e7
-    must e7 run /tmp/churn.e7
+    load_rules 1000 "block any $PA" churn_rule
     churn_storm 4 47001 1000
     churn_storm 6 47002 400
     run e7 --json get qpackets

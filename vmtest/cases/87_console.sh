@@ -1,16 +1,5 @@
 # The original console against e7, and what an unprivileged user can do to unload.
 
-# wait_line FILE TEXT SECS: poll until FILE holds a line containing TEXT; returns 1 on timeout.
-wait_line() {
-    _n=0
-    while [ "$_n" -lt $(($3 * 10)) ]; do
-        grep -qF -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-        _n=$((_n + 1))
-    done
-    return 1
-}
-
 # The original console sends QUERY and GET at start and then waits for events; it never sends SUBSCRIBE.
 # As root it must get events and the DISCONNECT at unload (the original made any client that sent a command
 # its event receiver; e7 subscribed only ports that sent an admin command, so this console saw nothing).
@@ -21,7 +10,7 @@ case_console_that_only_queried_gets_events() {
     root=$!
     "$PU" as-user "$NOBODY" "$PU" console 40 >/tmp/con-nobody 2>&1 &
     nobody=$!
-    wait_line /tmp/con-root ready 10 && wait_line /tmp/con-nobody ready 10 \
+    wait_for /tmp/con-root ready 10 && wait_for /tmp/con-nobody ready 10 \
         && ok "both consoles read their QUERY" \
         || fail "QUERY at start: root: $(short "$(cat /tmp/con-root)"); nobody: $(short "$(cat /tmp/con-nobody)")"
     # An unruled program's packet: a PENDING event (norule is on by default).
@@ -34,7 +23,7 @@ case_console_that_only_queried_gets_events() {
     grep -q '^event 0xff02' /tmp/con-root && ok "root console got a PENDING event: $(grep -m1 '^event' /tmp/con-root)" \
         || fail "root console got no event: $(short "$(cat /tmp/con-root)")"
     must rmmod e7
-    wait_line /tmp/con-root disconnect 10 && ok "root console got DISCONNECT at unload: $(grep -m1 disconnect /tmp/con-root)" \
+    wait_for /tmp/con-root disconnect 10 && ok "root console got DISCONNECT at unload: $(grep -m1 disconnect /tmp/con-root)" \
         || fail "root console got no DISCONNECT: $(short "$(cat /tmp/con-root)")"
     wait "$root"
     grep -q '^event\|disconnect' /tmp/con-nobody && fail "uid $NOBODY console got events: $(short "$(cat /tmp/con-nobody)")" \

@@ -143,6 +143,19 @@ expect_rule() {
     if qjson | grep -qF -- "$_r"; then ok "rule $1 $2 $3 listed"; else fail "rule $_r not in query: $(short "$(qjson)")"; fi
 }
 
+# load_rules N LAST RULE_FN: load an N-rule table with one `e7 run`: rules 1..N-1 are the lines
+# `RULE_FN i` prints (one "action protocol path" each), rule N is LAST (last in the table: the
+# lowest precedence, and the one a case looks for at the end of a listing).
+load_rules() {
+    _i=1
+    while [ "$_i" -lt "$1" ]; do
+        "$3" "$_i"
+        _i=$((_i + 1))
+    done >/tmp/load_rules.e7
+    echo "$2" >>/tmp/load_rules.e7
+    must e7 run /tmp/load_rules.e7
+}
+
 # enforce [unkrule-action]: mode enabled (and the no-rule default).
 enforce() {
     must e7 set mode enabled

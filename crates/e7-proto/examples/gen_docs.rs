@@ -12,17 +12,10 @@ fn main() {
         let path = root.join(file);
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-        let begin = e7_proto::docs::Begin(name).to_string();
-        let end = e7_proto::docs::End(name).to_string();
-        let body = e7_proto::docs::block(name)
-            .expect("listed block")
-            .to_string();
-        let (Some(b), Some(e)) = (text.find(&begin), text.find(&end)) else {
-            panic!("{}: missing the markers\n{begin}\n{end}", path.display());
-        };
-        let new = format!("{}{begin}\n{body}{}", &text[..b], &text[e..]);
-        if new != text {
-            std::fs::write(&path, new)
+        let block = e7_proto::docs::splice(&text, name)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if !block.is_current() {
+            std::fs::write(&path, block.to_string())
                 .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
             println!("updated {file} ({name})");
         }

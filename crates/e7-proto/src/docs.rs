@@ -37,6 +37,132 @@ pub fn block(name: &str) -> Option<&'static dyn fmt::Display> {
     }
 }
 
+/// Block `name` located in a document: the text around its markers, what is between them now,
+/// and what the schema generates. Displays as the document with the block regenerated.
+///
+/// One home for finding a block: `examples/gen_docs.rs` rewrites with it and
+/// `tests/docs_drift.rs` compares with it.
+pub struct Splice<'t> {
+    /// The document up to and including the BEGIN marker's line.
+    pub before: &'t str,
+    /// What is between the markers now.
+    pub current: &'t str,
+    /// The document from the END marker on.
+    pub after: &'t str,
+    /// What belongs between the markers ([`block`]).
+    pub generated: &'static dyn fmt::Display,
+}
+
+impl Splice<'_> {
+    /// Whether the block on disk is what the schema generates.
+    pub fn is_current(&self) -> bool {
+        let mut check = SameAs(self.current);
+        fmt::write(&mut check, format_args!("{}", self.generated)).is_ok() && check.0.is_empty()
+    }
+}
+
+impl fmt::Display for Splice<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}{}", self.before, self.generated, self.after)
+    }
+}
+
+/// Compares formatted output with a string without allocating: each piece must be the next
+/// part of the string; what is left at the end must be nothing.
+struct SameAs<'a>(&'a str);
+
+impl fmt::Write for SameAs<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self.0.strip_prefix(s) {
+            Some(rest) => {
+                self.0 = rest;
+                Ok(())
+            }
+            None => Err(fmt::Error),
+        }
+    }
+}
+
+/// Why a generated block could not be found in a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpliceError<'n> {
+    /// `name` is not one of [`BLOCKS`].
+    UnknownBlock(&'n str),
+    /// The document lacks the BEGIN marker of this block.
+    NoBegin(&'n str),
+    /// The document lacks the END marker of this block (after its BEGIN line).
+    NoEnd(&'n str),
+}
+
+impl fmt::Display for SpliceError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            SpliceError::UnknownBlock(n) => write!(f, "no generated block is called `{n}`"),
+            SpliceError::NoBegin(n) => write!(f, "no `{}` marker (on a line of its own)", Begin(n)),
+            SpliceError::NoEnd(n) => write!(f, "no `{}` marker after `{}`", End(n), Begin(n)),
+        }
+    }
+}
+
+impl core::error::Error for SpliceError<'_> {}
+
+/// Finds block `name` in `text` (see [`Splice`]).
+pub fn splice<'t, 'n>(text: &'t str, name: &'n str) -> Result<Splice<'t>, SpliceError<'n>> {
+    let generated = block(name).ok_or(SpliceError::UnknownBlock(name))?;
+    // The markers are found by their text; formatted into a fixed buffer (no allocation).
+    let mut begin = Line::new();
+    let mut end = Line::new();
+    fmt::write(&mut begin, format_args!("{}\n", Begin(name)))
+        .map_err(|_| SpliceError::NoBegin(name))?;
+    fmt::write(&mut end, format_args!("{}", End(name))).map_err(|_| SpliceError::NoEnd(name))?;
+    let b = text
+        .find(begin.as_str())
+        .ok_or(SpliceError::NoBegin(name))?;
+    let body = b.saturating_add(begin.as_str().len());
+    let rest = text.get(body..).ok_or(SpliceError::NoBegin(name))?;
+    let e = rest.find(end.as_str()).ok_or(SpliceError::NoEnd(name))?;
+    Ok(Splice {
+        before: text.get(..body).ok_or(SpliceError::NoBegin(name))?,
+        current: rest.get(..e).ok_or(SpliceError::NoEnd(name))?,
+        after: rest.get(e..).ok_or(SpliceError::NoEnd(name))?,
+        generated,
+    })
+}
+
+/// A marker line formatted into a fixed buffer.
+struct Line {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Line {
+    fn new() -> Self {
+        Line {
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        self.buf
+            .get(..self.len)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+}
+
+impl fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 /// `<!-- BEGIN generated: NAME -->`.
 pub struct Begin<'a>(pub &'a str);
 

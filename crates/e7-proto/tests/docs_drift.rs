@@ -10,24 +10,45 @@ fn generated_doc_blocks_match_the_schema() {
         let path = root.join(file);
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-        let begin = e7_proto::docs::Begin(name).to_string();
-        let end = e7_proto::docs::End(name).to_string();
-        let b = text
-            .find(&begin)
-            .unwrap_or_else(|| panic!("{file}: no `{begin}` marker"));
-        let e = text
-            .find(&end)
-            .unwrap_or_else(|| panic!("{file}: no `{end}` marker"));
-        assert!(b < e, "{file}: markers of {name} out of order");
-        let on_disk = &text[b + begin.len() + 1..e];
-        let generated = e7_proto::docs::block(name).unwrap().to_string();
+        let block = e7_proto::docs::splice(&text, name).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(
-            on_disk == generated,
+            block.is_current(),
             "{file}: the generated block `{name}` differs from the schema (edited by hand?); \
-             regenerate with:\n    {}\n--- on disk ---\n{on_disk}--- generated ---\n{generated}",
-            e7_proto::docs::REGENERATE
+             regenerate with:\n    {}\n--- on disk ---\n{}--- generated ---\n{}",
+            e7_proto::docs::REGENERATE,
+            block.current,
+            block.generated
         );
     }
+}
+
+#[test]
+fn splice_finds_blocks_and_names_missing_markers() {
+    use e7_proto::docs::{splice, Begin, End, SpliceError};
+    let name = "cli-flags";
+    let doc = format!("intro\n{}\nstale\n{}\noutro\n", Begin(name), End(name));
+    let b = splice(&doc, name).unwrap();
+    assert_eq!(b.current, "stale\n");
+    assert!(!b.is_current());
+    let regenerated = b.to_string();
+    assert!(regenerated.starts_with("intro\n") && regenerated.ends_with("\noutro\n"));
+    let again = splice(&regenerated, name).unwrap();
+    assert!(again.is_current(), "a regenerated document is current");
+    assert_eq!(again.to_string(), regenerated, "regenerating is idempotent");
+    assert_eq!(
+        splice(&doc, "nope").err(),
+        Some(SpliceError::UnknownBlock("nope"))
+    );
+    assert_eq!(
+        splice("intro\n", name).err(),
+        Some(SpliceError::NoBegin(name))
+    );
+    let cut = format!("{}\nno end\n", Begin(name));
+    let err = splice(&cut, name).err().unwrap();
+    assert_eq!(err, SpliceError::NoEnd(name));
+    assert!(err
+        .to_string()
+        .contains("<!-- END generated: cli-flags -->"));
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 use std::io;
 use std::net::UdpSocket;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use crate::sys;
@@ -176,6 +177,34 @@ pub fn resolve(s: &UdpSocket) -> Result<u16, String> {
     Err("GETFAMILY reply without FAMILY_ID".into())
 }
 
+/// Reads datagrams from `s` into a `buf_len`-byte buffer and hands each to `each` until it
+/// returns `Break`, or `deadline` passes (the socket's receive timeout paces the checks). A
+/// receive error other than a timeout ends it with that error.
+fn receive(
+    s: &UdpSocket,
+    deadline: Instant,
+    buf_len: usize,
+    mut each: impl FnMut(&[u8]) -> ControlFlow<()>,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; buf_len];
+    while Instant::now() < deadline {
+        match s.recv(&mut buf) {
+            Ok(n) => {
+                if each(buf.get(..n).unwrap_or(&[])).is_break() {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Sends one plain (non-dump) QUERY, as the original console does, and collects the chain-shaped
 /// replies until the one with COUNT and the end of the reply (the ack, or NLMSG_DONE: e7 answers
 /// with a reader-driven dump) have arrived (or `timeout`). `rcvbuf`: request this SO_RCVBUF first
@@ -206,28 +235,9 @@ pub fn compat_query(timeout: Duration, rcvbuf: Option<u32>) -> (String, bool) {
     }
     let (mut msgs, mut rules, mut count, mut mode, mut acked, mut done) =
         (0usize, 0usize, None, None, None, false);
-    let deadline = Instant::now() + timeout;
     // libnl reads one page at a time (or peeks the size); a page-sized buffer is the strict case.
-    let mut buf = vec![0u8; 1 << 17];
-    while Instant::now() < deadline && (count.is_none() || (acked.is_none() && !done)) {
-        let n = match s.recv(&mut buf) {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            Err(e) => {
-                return (
-                    format!("error: receive after {msgs} messages, {rules} rules: {e}"),
-                    false,
-                )
-            }
-        };
-        for (kind, payload) in messages(buf.get(..n).unwrap_or(&[])) {
+    let received = receive(&s, Instant::now() + timeout, 1 << 17, |datagram| {
+        for (kind, payload) in messages(datagram) {
             if kind == NLMSG_ERROR {
                 acked = u32_at(payload, 0).map(|e| e as i32);
             } else if kind == NLMSG_DONE {
@@ -240,6 +250,17 @@ pub fn compat_query(timeout: Duration, rcvbuf: Option<u32>) -> (String, bool) {
                 count = count.or(part.count);
             }
         }
+        if count.is_some() && (acked.is_some() || done) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    if let Err(e) = received {
+        return (
+            format!("error: receive after {msgs} messages, {rules} rules: {e}"),
+            false,
+        );
     }
     let line = format!(
         "compat-query messages={msgs} rules={rules} count={} mode={} end={}",
@@ -286,32 +307,14 @@ pub fn dump_edit(timeout: Duration, edit: &[String]) -> (String, bool) {
         }
     }
     let (mut msgs, mut rules, mut count, mut intr, mut done) = (0usize, 0usize, None, 0usize, None);
-    let deadline = Instant::now() + timeout;
-    let mut buf = vec![0u8; 1 << 16];
-    while Instant::now() < deadline && done.is_none() {
-        let n = match s.recv(&mut buf) {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            Err(e) => return (format!("error: receive: {e}"), false),
-        };
-        for (kind, flags, payload) in messages_flags(buf.get(..n).unwrap_or(&[])) {
+    let mut refused = None;
+    let received = receive(&s, Instant::now() + timeout, 1 << 16, |datagram| {
+        for (kind, flags, payload) in messages_flags(datagram) {
             if kind == NLMSG_DONE {
                 done = Some(flags & NLM_F_DUMP_INTR != 0);
             } else if kind == NLMSG_ERROR {
-                return (
-                    format!(
-                        "error: dump refused: {:?}",
-                        u32_at(payload, 0).map(|e| e as i32)
-                    ),
-                    false,
-                );
+                refused = Some(u32_at(payload, 0).map(|e| e as i32));
+                return ControlFlow::Break(());
             } else if kind == family {
                 msgs += 1;
                 if flags & NLM_F_DUMP_INTR != 0 {
@@ -327,6 +330,17 @@ pub fn dump_edit(timeout: Duration, edit: &[String]) -> (String, bool) {
                 }
             }
         }
+        if done.is_some() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    if let Err(e) = received {
+        return (format!("error: receive: {e}"), false);
+    }
+    if let Some(errno) = refused {
+        return (format!("error: dump refused: {errno:?}"), false);
     }
     let line = format!(
         "dump-edit messages={msgs} rules={rules} count={} intr_messages={intr} intr_done={}",
@@ -370,27 +384,11 @@ pub fn console(secs: u64) -> bool {
         println!("error: send QUERY: {e}");
         return false;
     }
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut buf = vec![0u8; 1 << 16];
-    let (mut ready, mut events) = (false, 0usize);
+    let (mut ready, mut events, mut disconnected) = (false, 0usize, false);
     let mut out = io::stdout();
-    while Instant::now() < deadline {
-        let n = match s.recv(&mut buf) {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            Err(e) => {
-                println!("error: receive: {e}");
-                return false;
-            }
-        };
-        for (kind, payload) in messages(buf.get(..n).unwrap_or(&[])) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let received = receive(&s, deadline, 1 << 16, |datagram| {
+        for (kind, payload) in messages(datagram) {
             let cmd = payload.first().copied();
             if !ready && (kind == NLMSG_DONE || kind == NLMSG_ERROR) {
                 ready = true;
@@ -404,11 +402,23 @@ pub fn console(secs: u64) -> bool {
                 let _ = writeln!(out, "event {:#x} (#{events})", state.unwrap_or(0));
             } else if kind == family && cmd == Some(CMD_DISCONNECT) {
                 let _ = writeln!(out, "disconnect after {events} events");
-                let _ = out.flush();
-                return true;
+                disconnected = true;
+                break;
             }
         }
         let _ = out.flush();
+        if disconnected {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    if let Err(e) = received {
+        println!("error: receive: {e}");
+        return false;
+    }
+    if disconnected {
+        return true;
     }
     let _ = writeln!(out, "timeout after {events} events");
     ready

@@ -33,13 +33,13 @@ use e7_proto::msg::{
     emit_error, emit_error_display, emit_get_reply, emit_query_chain, emit_query_dump,
     parse_request, ClearSpec, MsgError, QueryHeader, Request, RuleSpec,
 };
-use e7_proto::nla::WriteError;
+use e7_proto::nla::{WriteError, Writer};
 use e7_proto::{Command, Const, Flag};
 
 use crate::abi::E7Dest;
 use crate::errno::{EINVAL, EMSGSIZE, ENOENT, ENOMEM, ENOSPC};
 use crate::kernel::{Kernel, Level, SendError};
-use crate::state::Module;
+use crate::state::{Module, ModuleRules};
 
 /// A refused request: the positive errno for the ack and a static extack text (the detailed
 /// text went to the asker in an ERROR message).
@@ -351,31 +351,18 @@ impl<R: RawRwLock> Module<R> {
         cursor: &mut [u64; 2],
         generation: &mut u32,
     ) -> Result<usize, u32> {
-        let mode = self.engine.flags.get(e7_core::Flag::Mode);
-        let rules = self.engine.rules.read();
-        *generation = rules.generation();
-        if cursor[1] != 0 {
-            return Ok(0);
-        }
-        let total = u32::try_from(rules.len()).unwrap_or(u32::MAX);
-        let sent = usize::try_from(cursor[0]).unwrap_or(usize::MAX);
-        let mut w = e7_proto::nla::Writer::new(buf);
-        let p = emit_query_chain(
-            &mut w,
-            mode,
-            rules.iter().skip(sent).filter_map(spec_of),
-            total,
-        )
-        .map_err(|_| EMSGSIZE)?;
-        if !p.done && p.written == 0 {
-            // Not even one rule fits: never loop on empty messages.
-            return Err(EMSGSIZE);
-        }
-        cursor[0] = u64::try_from(sent.saturating_add(p.written)).unwrap_or(u64::MAX);
-        if p.done {
-            cursor[1] = 1;
-        }
-        Ok(w.len())
+        self.dump_message(buf, cursor, generation, |w, mode, rules, cursor| {
+            let total = u32::try_from(rules.len()).unwrap_or(u32::MAX);
+            let sent = usize::try_from(cursor[0]).unwrap_or(usize::MAX);
+            let p = emit_query_chain(w, mode, rules.iter().skip(sent).filter_map(spec_of), total)
+                .map_err(|_| EMSGSIZE)?;
+            if !p.done && p.written == 0 {
+                // Not even one rule fits: never loop on empty messages.
+                return Err(EMSGSIZE);
+            }
+            cursor[0] = u64::try_from(sent.saturating_add(p.written)).unwrap_or(u64::MAX);
+            Ok(p.done)
+        })
     }
 
     /// One message of the flat QUERY dump into `buf`. `cursor[0]` = rules sent + 1 (0 before the
@@ -391,23 +378,39 @@ impl<R: RawRwLock> Module<R> {
         cursor: &mut [u64; 2],
         generation: &mut u32,
     ) -> Result<usize, u32> {
+        self.dump_message(buf, cursor, generation, |w, mode, rules, cursor| {
+            let header = (cursor[0] == 0).then(|| QueryHeader {
+                mode,
+                count: u32::try_from(rules.len()).unwrap_or(u32::MAX),
+            });
+            let sent = usize::try_from(cursor[0].saturating_sub(1)).unwrap_or(usize::MAX);
+            let p = emit_query_dump(w, header, rules.iter().skip(sent).filter_map(spec_of))
+                .map_err(|_| EMSGSIZE)?;
+            let next = sent.saturating_add(p.written).saturating_add(1);
+            cursor[0] = u64::try_from(next).unwrap_or(u64::MAX);
+            Ok(p.done)
+        })
+    }
+
+    /// What both QUERY dumps do around their shape: read the mode and, under the rule ring's read
+    /// guard, record the generation (every call, the final empty one included), stop once the
+    /// cursor says complete (`cursor[1]`), let `emit` write one message and advance `cursor[0]`,
+    /// and mark the cursor complete when `emit` says it wrote the last rules.
+    fn dump_message(
+        &self,
+        buf: &mut [u8],
+        cursor: &mut [u64; 2],
+        generation: &mut u32,
+        emit: impl FnOnce(&mut Writer<'_>, u32, &ModuleRules, &mut [u64; 2]) -> Result<bool, u32>,
+    ) -> Result<usize, u32> {
         let mode = self.engine.flags.get(e7_core::Flag::Mode);
         let rules = self.engine.rules.read();
         *generation = rules.generation();
         if cursor[1] != 0 {
             return Ok(0);
         }
-        let header = (cursor[0] == 0).then(|| QueryHeader {
-            mode,
-            count: u32::try_from(rules.len()).unwrap_or(u32::MAX),
-        });
-        let sent = usize::try_from(cursor[0].saturating_sub(1)).unwrap_or(usize::MAX);
-        let mut w = e7_proto::nla::Writer::new(buf);
-        let p = emit_query_dump(&mut w, header, rules.iter().skip(sent).filter_map(spec_of))
-            .map_err(|_| EMSGSIZE)?;
-        let next = sent.saturating_add(p.written).saturating_add(1);
-        cursor[0] = u64::try_from(next).unwrap_or(u64::MAX);
-        if p.done {
+        let mut w = Writer::new(buf);
+        if emit(&mut w, mode, &rules, cursor)? {
             cursor[1] = 1;
         }
         Ok(w.len())

@@ -361,6 +361,36 @@ pub unsafe extern "C" fn e7_genl_doit(
     }
 }
 
+/// A QUERY dump's message builder ([`Module::dump_query`], [`Module::chain_query`]).
+type DumpFill = fn(&Module<KernelRwLock>, &mut [u8], &mut [u64; 2], &mut u32) -> Result<usize, u32>;
+
+/// One message of a QUERY dump: `fill` is [`Module::dump_query`] or [`Module::chain_query`].
+///
+/// # Safety
+/// As [`e7_genl_dump_query`].
+unsafe fn dump_message(
+    buf: *mut u8,
+    room: u32,
+    cursor: *mut u64,
+    generation: *mut u32,
+    fill: DumpFill,
+) -> i32 {
+    if buf.is_null() || cursor.is_null() || generation.is_null() {
+        return -(EINVAL as i32);
+    }
+    // SAFETY: the dump skb's tailroom, zeroed by the shim (initialised memory); nothing else
+    // writes it during the call.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, room as usize) };
+    // SAFETY: cb->args[0..2] of this dump, u64-sized (checked by BUILD_BUG_ON in C).
+    let cur = unsafe { &mut *(cursor as *mut [u64; 2]) };
+    // SAFETY: the shim passes a pointer to a u32 on its stack.
+    let gen = unsafe { &mut *generation };
+    match fill(&E7, out, cur, gen) {
+        Ok(n) => i32::try_from(n).unwrap_or(0),
+        Err(e) => -(e as i32),
+    }
+}
+
 /// One message of the flat QUERY dump.
 ///
 /// # Safety
@@ -373,20 +403,8 @@ pub unsafe extern "C" fn e7_genl_dump_query(
     cursor: *mut u64,
     generation: *mut u32,
 ) -> i32 {
-    if buf.is_null() || cursor.is_null() || generation.is_null() {
-        return -(EINVAL as i32);
-    }
-    // SAFETY: the dump skb's tailroom, zeroed by the shim (initialised memory); nothing else
-    // writes it during the call.
-    let out = unsafe { core::slice::from_raw_parts_mut(buf, room as usize) };
-    // SAFETY: cb->args[0..2] of this dump, u64-sized (checked by BUILD_BUG_ON in C).
-    let cur = unsafe { &mut *(cursor as *mut [u64; 2]) };
-    // SAFETY: the shim passes a pointer to a u32 on its stack.
-    let gen = unsafe { &mut *generation };
-    match E7.dump_query(out, cur, gen) {
-        Ok(n) => i32::try_from(n).unwrap_or(0),
-        Err(e) => -(e as i32),
-    }
+    // SAFETY: the caller's guarantees are dump_message's.
+    unsafe { dump_message(buf, room, cursor, generation, Module::dump_query) }
 }
 
 /// One message of the chain-shaped reply to a plain QUERY (the dump started after
@@ -401,19 +419,8 @@ pub unsafe extern "C" fn e7_genl_chain_query(
     cursor: *mut u64,
     generation: *mut u32,
 ) -> i32 {
-    if buf.is_null() || cursor.is_null() || generation.is_null() {
-        return -(EINVAL as i32);
-    }
-    // SAFETY: the dump skb's tailroom, zeroed by the shim; nothing else writes it meanwhile.
-    let out = unsafe { core::slice::from_raw_parts_mut(buf, room as usize) };
-    // SAFETY: cb->args[0..2] of this dump, u64-sized (checked by BUILD_BUG_ON in C).
-    let cur = unsafe { &mut *(cursor as *mut [u64; 2]) };
-    // SAFETY: the shim passes a pointer to a u32 on its stack.
-    let gen = unsafe { &mut *generation };
-    match E7.chain_query(out, cur, gen) {
-        Ok(n) => i32::try_from(n).unwrap_or(0),
-        Err(e) => -(e as i32),
-    }
+    // SAFETY: the caller's guarantees are dump_message's.
+    unsafe { dump_message(buf, room, cursor, generation, Module::chain_query) }
 }
 
 /// The event work item.

@@ -46,8 +46,14 @@ use crate::kernel::{Kernel, Level, SendError};
 /// (`case_storm_churn`).
 pub const SOCKET_SETS: usize = 512;
 
+/// Rule table capacity (e7-core's default).
+pub const RULES: usize = 1024;
+
+/// The module's rule table.
+pub type ModuleRules = e7_core::RuleRing<RULES>;
+
 /// The module's engine: e7-core's defaults except [`SOCKET_SETS`].
-pub type ModuleEngine<R> = Engine<R, 1024, SOCKET_SETS, 8, 256, 1024>;
+pub type ModuleEngine<R> = Engine<R, RULES, SOCKET_SETS, 8, 256, 1024>;
 
 /// Delay before the refill work retries sockets the active-socket cache rate-limited (ms); the
 /// cache allows one process-table walk per 50 ms.
