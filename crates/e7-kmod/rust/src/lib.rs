@@ -18,13 +18,21 @@
 //! - [`params`]: module parameters (initial flags);
 //! - [`bounded`]: the event queue, the subscriber set, the refill queue;
 //! - `klock` / `ffi` (kernel build only): the BH-safe kernel rwlock behind `lock_api`, the shim's
-//!   functions, the exported entry points, the `static` holding the state, the panic handler.
+//!   functions, the exported entry points, the `static` holding the state, the panic handler;
+//! - `context` (feature `test-support` only, never in the kernel build): the context-tracking lock
+//!   the host tests (`tests/host.rs`, a fake kernel) run the module with.
+//!
+//! # Builds
+//! The crate is a `staticlib` (the kernel links it) and an `rlib` (the host tests link it). The
+//! feature `test-support`, which only the crate's own dev-dependency turns on, swaps the kernel
+//! half (`ffi`, `klock`, the panic handler, `no_std`) for `context`, so nothing test-only reaches
+//! the kernel object.
 //!
 //! # No panics
 //! A panic in the hook would be a fatal oops, so the code uses checked indexing and explicit
 //! wrapping/saturating arithmetic; the module build fails if the linked object contains any
 //! `core::panicking` symbol. Host tests run the same logic with overflow checks on.
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "test-support")), no_std)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -36,12 +44,10 @@ pub mod kernel;
 pub mod params;
 pub mod state;
 
-#[cfg(not(test))]
+#[cfg(not(any(test, feature = "test-support")))]
 mod ffi;
-#[cfg(not(test))]
+#[cfg(not(any(test, feature = "test-support")))]
 mod klock;
 
-#[cfg(test)]
-mod context;
-#[cfg(test)]
-mod tests;
+#[cfg(any(test, feature = "test-support"))]
+pub mod context;

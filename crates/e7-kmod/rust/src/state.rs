@@ -128,8 +128,10 @@ pub struct Stats {
 pub struct Module<R: RawRwLock> {
     /// Flags, rules, caches.
     pub engine: ModuleEngine<R>,
-    pub(crate) events: RwLock<R, EventRing>,
-    pub(crate) subs: RwLock<R, Subscribers>,
+    /// Events waiting for the event work.
+    pub events: RwLock<R, EventRing>,
+    /// The ports that receive events.
+    pub subs: RwLock<R, Subscribers>,
     pending: RwLock<R, Pending>,
     /// Mirror of the subscriber count, readable by the hook without a lock.
     pub(crate) sub_count: AtomicU32,

@@ -20,10 +20,10 @@ use e7_proto::msg::{emit_request, parse_reply, ClearSpec, Reply, Request, RuleSp
 use e7_proto::nla::{WriteError, Writer};
 use e7_proto::{Action, Command, Const, EventState, Flag, Mode};
 
-use crate::abi::{E7Dest, E7Exe};
-use crate::control::Handled;
-use crate::kernel::{Kernel, Level, SendError};
-use crate::state::Module;
+use e7_rust::abi::{E7Dest, E7Exe};
+use e7_rust::control::Handled;
+use e7_rust::kernel::{Kernel, Level, SendError};
+use e7_rust::state::Module;
 
 /// The fake kernel's socket handle (the real one, `ffi::SockRef<'hook>`, only the hook can make).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +33,7 @@ type PacketIn = Packet<SockRef>;
 
 /// The module with locks that record their holders: the fake kernel fails any may-sleep call
 /// made under one (`context.rs`).
-type M = Module<crate::context::TrackedLock>;
+type M = Module<e7_rust::context::TrackedLock>;
 
 /// Room the shim gives a QUERY message: NLMSG_GOODSIZE (3776 with 4 KiB pages) minus the netlink
 /// and genl headers, so the skb is one page (e7_c_msg_new).
@@ -41,7 +41,7 @@ const ROOM: usize = 3776 - 16 - 4;
 /// Room the shim gives every other message (E7_MSG_SMALL): an event with a 255-byte path or an
 /// ERROR with a 255-byte text must fit.
 const SMALL_ROOM: usize = 512;
-use crate::errno::{EAGAIN, ECONNREFUSED, EMSGSIZE, ENAMETOOLONG, ENOSPC, ESRCH};
+use e7_rust::errno::{EAGAIN, ECONNREFUSED, EMSGSIZE, ENAMETOOLONG, ENOSPC, ESRCH};
 
 #[derive(Clone)]
 struct FakeSock {
@@ -226,7 +226,7 @@ impl Kernel for Fake {
         fill: &mut dyn FnMut(&mut Writer<'_>) -> Result<(), WriteError>,
     ) -> Result<(), SendError> {
         // genlmsg_new(GFP_KERNEL) and the unicast: may sleep.
-        crate::context::may_sleep("send (genlmsg_new)");
+        e7_rust::context::may_sleep("send (genlmsg_new)");
         let room = if cmd == Command::Query {
             ROOM
         } else {
@@ -235,7 +235,7 @@ impl Kernel for Fake {
         let mut buf = vec![0u8; room];
         let mut w = Writer::new(&mut buf);
         fill(&mut w).map_err(SendError::Encode)?;
-        crate::context::may_sleep("send (genlmsg_unicast)");
+        e7_rust::context::may_sleep("send (genlmsg_unicast)");
         let n = w.len();
         if self.refusing.borrow().contains(&portid) {
             return Err(SendError::Errno(ECONNREFUSED));
@@ -282,7 +282,7 @@ fn pkt(sk: Option<SockRef>, proto: u32, in_task: bool) -> PacketIn {
 
 /// Sends a request the way a client would (emitted by e7-proto), as `port`; the client has
 /// CAP_NET_ADMIN exactly when the command needs it (the genl core refuses it otherwise).
-fn request(m: &M, k: &Fake, req: &Request<'_>, port: u32) -> Result<(), crate::control::Refusal> {
+fn request(m: &M, k: &Fake, req: &Request<'_>, port: u32) -> Result<(), e7_rust::control::Refusal> {
     request_as(m, k, req, port, req.command().admin())
 }
 
@@ -293,7 +293,7 @@ fn request_as(
     req: &Request<'_>,
     port: u32,
     admin: bool,
-) -> Result<(), crate::control::Refusal> {
+) -> Result<(), e7_rust::control::Refusal> {
     let mut buf = vec![0u8; 1024];
     let mut w = Writer::new(&mut buf);
     emit_request(&mut w, req).unwrap();
@@ -316,7 +316,7 @@ fn drive_chain(m: &M, k: &Fake, dest: E7Dest) {
     let mut cursor = [0u64; 2];
     let mut gen = 0;
     for _ in 0..=2048 {
-        crate::context::may_sleep("the dump continuation (netlink_dump allocates the skb)");
+        e7_rust::context::may_sleep("the dump continuation (netlink_dump allocates the skb)");
         let mut buf = vec![0u8; ROOM];
         let n = m.chain_query(&mut buf, &mut cursor, &mut gen).unwrap();
         if n == 0 {
@@ -761,14 +761,14 @@ fn a_full_event_queue_counts_evlost_and_never_blocks() {
     k.process(3, "/bin/chatty", &[1]);
     k.current.set(Some(3));
     let sk = k.sock(1, 1, 1, SockKind::User);
-    for i in 0..(crate::bounded::EVENT_QUEUE + 10) {
+    for i in 0..(e7_rust::bounded::EVENT_QUEUE + 10) {
         assert_eq!(m.packet(&k, &pkt(Some(sk), TCP, i == 0)), Verdict::Accept);
     }
     assert_eq!(m.flag_value(&k, Flag::EvLost), 10);
     assert_eq!(k.kicked_events.get(), 1);
     k.take_sent();
     m.work_events(&k);
-    assert_eq!(k.take_sent().len(), crate::bounded::EVENT_QUEUE);
+    assert_eq!(k.take_sent().len(), e7_rust::bounded::EVENT_QUEUE);
 }
 
 #[test]
@@ -793,7 +793,7 @@ fn one_users_event_flood_never_crowds_out_another_users_events() {
             },
         )
     };
-    for _ in 0..(crate::bounded::EVENT_QUEUE + 10) {
+    for _ in 0..(e7_rust::bounded::EVENT_QUEUE + 10) {
         as_uid(1000, flood, TCP, 3);
     }
     assert_eq!(
@@ -816,7 +816,7 @@ fn one_users_event_flood_never_crowds_out_another_users_events() {
     k.take_sent();
     m.work_events(&k);
     let events: Vec<_> = k.take_sent().iter().map(parse_event).collect();
-    assert_eq!(events.len(), crate::bounded::EVENT_QUEUE);
+    assert_eq!(events.len(), e7_rust::bounded::EVENT_QUEUE);
     let victims: Vec<_> = events
         .iter()
         .filter(|e| e.2 == b"/usr/bin/victim")
@@ -892,7 +892,7 @@ fn unload_disconnect_is_not_delayed_by_queued_events_and_losses_are_counted() {
     k.process(3, "/bin/chatty", &[1]);
     k.current.set(Some(3));
     let sk = k.sock(1, 1, 1, SockKind::User);
-    for i in 0..(crate::bounded::EVENT_QUEUE + 5) {
+    for i in 0..(e7_rust::bounded::EVENT_QUEUE + 5) {
         m.packet(&k, &pkt(Some(sk), TCP, i == 0));
     }
     assert!(
