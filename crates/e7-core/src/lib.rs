@@ -79,8 +79,8 @@ mod firewall;
 mod procfs;
 
 pub use active::{
-    ActiveCache, ActiveLookup, Chunk, ChunkEnd, ProcessTable, Slice, SliceEnd, SocketOwner, WalkCursor,
-    WalkStats, WALK_CHUNK, WALK_SLICE_CHUNKS, WALK_SLICE_MS,
+    ActiveCache, ActiveLookup, Chunk, ChunkEnd, ProcessTable, Slice, SliceEnd, SocketOwner,
+    WalkCursor, WalkStats, WALK_CHUNK, WALK_SLICE_CHUNKS, WALK_SLICE_MS,
 };
 pub use decide::{
     decide, decide_early, Decision, Event, EventKind, Family, Identification, PacketFacts, Reason,

@@ -627,7 +627,9 @@ impl<
             let t0 = host.now_ns();
             self.active.write().merge(got);
             let held = host.now_ns().saturating_sub(t0);
-            self.stats.walk_lock_ns_max.fetch_max(held, Ordering::Relaxed);
+            self.stats
+                .walk_lock_ns_max
+                .fetch_max(held, Ordering::Relaxed);
             match c.end {
                 ChunkEnd::Done => break SliceEnd::Complete,
                 ChunkEnd::Refused => break SliceEnd::Refused,
@@ -637,8 +639,7 @@ impl<
                     cursor = next;
                     chunks = chunks.saturating_add(1);
                     let spent = host.now_ms().saturating_sub(start_ms);
-                    if stuck
-                        || (bounded && (chunks >= WALK_SLICE_CHUNKS || spent >= WALK_SLICE_MS))
+                    if stuck || (bounded && (chunks >= WALK_SLICE_CHUNKS || spent >= WALK_SLICE_MS))
                     {
                         break SliceEnd::Paused(cursor);
                     }
@@ -702,7 +703,7 @@ impl<
                 };
             }
         }
-        if st.iter().any(|p| *p == Pend::Open) {
+        if st.contains(&Pend::Open) {
             let targets = batch.get(..n).unwrap_or(&[]);
             let walked = self.walk_slice(host, true, &mut |chunk| {
                 for o in chunk {

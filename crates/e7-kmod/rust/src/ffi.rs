@@ -21,8 +21,7 @@ use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
 use crate::abi::{
-    E7Dest, E7Exe, E7Pkt, E7SockInfo, E7WalkPos, PKT_IN_TASK, PKT_MALFORMED, SOCK_KERNEL,
-    SOCK_USER,
+    E7Dest, E7Exe, E7Pkt, E7SockInfo, E7WalkPos, PKT_IN_TASK, PKT_MALFORMED, SOCK_KERNEL, SOCK_USER,
 };
 use crate::control::Handled;
 use crate::errno::EINVAL;

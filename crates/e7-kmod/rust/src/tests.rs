@@ -215,7 +215,11 @@ impl Kernel for Fake {
             crate::context::held() == 0 && !crate::context::bh_off(),
             "the process walk ran with {} module lock(s) held, bottom halves {}",
             crate::context::held(),
-            if crate::context::bh_off() { "off" } else { "on" }
+            if crate::context::bh_off() {
+                "off"
+            } else {
+                "on"
+            }
         );
         if from == WalkCursor::START {
             self.walks.set(self.walks.get() + 1);
@@ -578,7 +582,11 @@ fn a_kernel_thread_sender_is_deferred_and_only_the_refill_work_walks() {
     let bad = k.sock(1, 900, 777, SockKind::User);
     let good = k.sock(2, 901, 778, SockKind::User);
     assert_eq!(m.packet(&k, &pkt(Some(bad), UDP, true)), Verdict::Drop);
-    assert_eq!(m.packet(&k, &pkt(Some(good), UDP, true)), Verdict::Drop, "deferred");
+    assert_eq!(
+        m.packet(&k, &pkt(Some(good), UDP, true)),
+        Verdict::Drop,
+        "deferred"
+    );
     assert_eq!(k.walks.get(), 0, "no walk from the hook");
     assert_eq!(k.kicked_refill.get(), 1);
     m.work_refill(&k);
@@ -591,7 +599,11 @@ fn a_kernel_thread_sender_is_deferred_and_only_the_refill_work_walks() {
     let more = k.sock(3, 902, 779, SockKind::User);
     m.work_refill(&k); // nothing queued: no walk
     assert_eq!(k.walks.get(), 1);
-    assert_eq!(m.packet(&k, &pkt(Some(more), UDP, true)), Verdict::Drop, "not walked yet");
+    assert_eq!(
+        m.packet(&k, &pkt(Some(more), UDP, true)),
+        Verdict::Drop,
+        "not walked yet"
+    );
     k.advance(100);
     m.work_refill(&k);
     assert_eq!(m.packet(&k, &pkt(Some(more), UDP, true)), Verdict::Accept);
@@ -604,7 +616,11 @@ fn hoard(k: &Fake, n: u32, per: u64) -> u64 {
     for p in 0..n {
         let inodes: Vec<u64> = (0..per).map(|i| ino + i).collect();
         ino += per;
-        let exe = if p + 1 == n { "/srv/target" } else { "/usr/bin/hog" };
+        let exe = if p + 1 == n {
+            "/srv/target"
+        } else {
+            "/usr/bin/hog"
+        };
         k.process(1000 + p, exe, &inodes);
     }
     ino - 1
@@ -722,11 +738,19 @@ fn an_ownerless_inode_is_cached_negative_and_costs_no_more_walks() {
         assert_eq!(m.packet(&k, &pkt(Some(lost), TCP, false)), Verdict::Drop);
         m.work_refill(&k);
     }
-    assert_eq!(k.walks.get(), 1, "answered from the negative cache, no walk");
+    assert_eq!(
+        k.walks.get(),
+        1,
+        "answered from the negative cache, no walk"
+    );
     k.advance(1000);
     m.packet(&k, &pkt(Some(lost), TCP, false));
     m.work_refill(&k);
-    assert_eq!(k.walks.get(), 2, "after the negative TTL it is looked for again");
+    assert_eq!(
+        k.walks.get(),
+        2,
+        "after the negative TTL it is looked for again"
+    );
 }
 
 #[test]
@@ -741,7 +765,11 @@ fn a_storm_of_fresh_inodes_costs_one_slice_per_interval() {
         m.work_refill(&k);
         k.advance(1); // 1000 fresh inodes over one second
     }
-    assert!(walk_stat(&m, "slices") <= 21, "{} slices", walk_stat(&m, "slices"));
+    assert!(
+        walk_stat(&m, "slices") <= 21,
+        "{} slices",
+        walk_stat(&m, "slices")
+    );
 }
 
 #[test]
