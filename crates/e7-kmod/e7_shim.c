@@ -173,9 +173,10 @@ static const struct {
 
 /*
  * walk_stats: read-only counters of the process walk (one line; see README.md "Identification"):
- * slices, cycles, pairs merged, the most pairs merged under one lock hold (the bound), the chunk
- * size, pairs the latest cycle could not record, and the longest merge lock hold in nanoseconds
- * (the longest bottom-halves-off section a walk causes). Not a flag: it has no value to set.
+ * slices, cycles, pairs merged, the most pairs merged under one lock hold, the chunk size (its
+ * bound), pairs the latest cycle could not record, merges, and the total and longest merge lock
+ * hold in nanoseconds (the longest bottom-halves-off section a walk causes). Not a flag: it has no
+ * value to set.
  */
 static int e7_walk_stats_get(char *buffer, const struct kernel_param *kp)
 {
@@ -198,7 +199,7 @@ static const struct kernel_param_ops e7_walk_stats_ops = {
 	.get = e7_walk_stats_get,
 };
 module_param_cb(walk_stats, &e7_walk_stats_ops, NULL, 0444);
-MODULE_PARM_DESC(walk_stats, "process-walk counters (read-only): slices, cycles, merged, max_merge, chunk, dropped, max_lock_ns");
+MODULE_PARM_DESC(walk_stats, "process-walk counters (read-only): slices, cycles, merged, max_merge, chunk, dropped, merges, total_lock_ns, max_lock_ns");
 
 static int __init e7_apply_params(void)
 {

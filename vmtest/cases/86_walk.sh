@@ -63,7 +63,10 @@ case_walk_bounded() {
     [ "$mm" -ge 1 ] && [ "$mm" -le "$chunk" ] \
         && ok "most pairs merged under one lock hold: $mm (bound: chunk = $chunk)" \
         || fail "max_merge $mm outside 1..$chunk: a locked section grew with the table"
-    note "longest bottom-halves-off section a walk caused: $ns ns (max_lock_ns)"
+    merges=$(walk_stat merges)
+    total=$(walk_stat total_lock_ns)
+    [ "$merges" -ge 1 ] && mean=$((total / merges)) || mean=0
+    note "bottom-halves-off sections of the walk (chunk merges): $merges, mean $mean ns, longest $ns ns"
     # shellcheck disable=SC2086 # a list of pids
     kill $hoarders 2>/dev/null
     wait 2>/dev/null

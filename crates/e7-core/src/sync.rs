@@ -139,6 +139,10 @@ pub struct PathStats {
     /// kept the active-socket cache's lock, waiting included: in the kernel the longest section
     /// with bottom halves off that a walk causes.
     pub walk_lock_ns_max: AtomicU64,
+    /// Sum of those lock holds, in nanoseconds (with [`PathStats::walk_merges`]: the mean).
+    pub walk_lock_ns_total: AtomicU64,
+    /// Chunk merges of process-table walks.
+    pub walk_merges: AtomicU64,
 }
 
 impl PathStats {
@@ -151,6 +155,8 @@ impl PathStats {
             resent: AtomicU64::new(0),
             refilled: AtomicU64::new(0),
             walk_lock_ns_max: AtomicU64::new(0),
+            walk_lock_ns_total: AtomicU64::new(0),
+            walk_merges: AtomicU64::new(0),
         }
     }
 }

@@ -295,15 +295,25 @@ impl<R: RawRwLock> Module<R> {
     }
 
     /// The walk's counters as one text line (the read-only module parameter `walk_stats`):
-    /// slices, cycles, pairs merged, the most pairs merged under one lock hold, pairs the latest
-    /// cycle could not record, and the longest lock hold of a merge in nanoseconds.
+    /// slices, cycles, pairs merged, the most pairs merged under one lock hold and the chunk size
+    /// (its bound), pairs the latest cycle could not record, the number of merges, and the total
+    /// and longest lock hold of a merge in nanoseconds (waiting included).
     pub fn walk_stats(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
         let w = self.engine.active.read().walk_stats();
-        let ns = self.engine.stats.walk_lock_ns_max.load(Relaxed);
+        let st = &self.engine.stats;
         write!(
             out,
-            "slices={} cycles={} merged={} max_merge={} chunk={} dropped={} max_lock_ns={}",
-            w.slices, w.cycles, w.merged, w.max_merge, WALK_CHUNK, w.dropped, ns
+            "slices={} cycles={} merged={} max_merge={} chunk={} dropped={} merges={} \
+             total_lock_ns={} max_lock_ns={}",
+            w.slices,
+            w.cycles,
+            w.merged,
+            w.max_merge,
+            WALK_CHUNK,
+            w.dropped,
+            st.walk_merges.load(Relaxed),
+            st.walk_lock_ns_total.load(Relaxed),
+            st.walk_lock_ns_max.load(Relaxed)
         )
     }
 
