@@ -636,6 +636,10 @@ impl<
             self.stats
                 .walk_lock_ns_max
                 .fetch_max(held, Ordering::Relaxed);
+            self.stats
+                .walk_lock_ns_total
+                .fetch_add(held, Ordering::Relaxed);
+            bump(&self.stats.walk_merges);
             match c.end {
                 ChunkEnd::Done => break SliceEnd::Complete,
                 ChunkEnd::Refused => break SliceEnd::Refused,

@@ -652,6 +652,11 @@ fn the_walk_collects_outside_every_lock_and_merges_bounded_chunks() {
     assert_eq!(walk_stat(&m, "max_merge"), e7_core::WALK_CHUNK as u64);
     assert!(k.chunks.get() >= 10_000 / e7_core::WALK_CHUNK as u32);
     assert_eq!(
+        walk_stat(&m, "merges"),
+        u64::from(k.chunks.get()),
+        "one merge per chunk"
+    );
+    assert_eq!(
         walk_stat(&m, "dropped"),
         10_000 - 1024,
         "the table keeps 1024; the target is matched in the chunk all the same"
