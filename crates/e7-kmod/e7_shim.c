@@ -23,8 +23,9 @@
  *    enabled); the functions that take those locks (e7_c_current_exe, e7_c_task_exe) are only
  *    reached for such packets or from the e7 workqueue, and refuse otherwise; the process walk
  *    (e7_c_collect_sockets) runs only from the e7 workqueue, preemptible, with no module lock
- *    held, and refuses anywhere else (the hook included). Every other miss uses the lock-free e7_c_current_holds, or else the packet is
- *    dropped and the socket deferred to one bounded, rate-limited work item (e7_refill_work);
+ *    held, and refuses anywhere else (the hook included). Every other miss uses the lock-free
+ *    e7_c_current_holds, or else the packet is dropped and the socket deferred to one bounded,
+ *    rate-limited work item (e7_refill_work);
  *  - the rwlocks that protect the Rust state are always taken with the _bh variants, so a
  *    process-context writer can never be interrupted by a softirq reader on its own CPU.
  */
@@ -199,7 +200,8 @@ static const struct kernel_param_ops e7_walk_stats_ops = {
 	.get = e7_walk_stats_get,
 };
 module_param_cb(walk_stats, &e7_walk_stats_ops, NULL, 0444);
-MODULE_PARM_DESC(walk_stats, "process-walk counters (read-only): slices, cycles, merged, max_merge, chunk, dropped, merges, total_lock_ns, max_lock_ns");
+MODULE_PARM_DESC(walk_stats, "process-walk counters (read-only): slices, cycles, merged, max_merge, "
+			     "chunk, dropped, merges, total_lock_ns, max_lock_ns");
 
 static int __init e7_apply_params(void)
 {

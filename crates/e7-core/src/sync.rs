@@ -683,7 +683,7 @@ impl<
     /// path could not identify and inserts them into the known-socket cache (without a verdict:
     /// the next packet computes it). Each is answered from the known-socket cache, the
     /// active-socket cache or its negative entries if possible; the rest share ONE bounded walk
-    /// slice ([`Engine::walk_slice`]: at most [`WALK_SLICE_CHUNKS`] chunks or [`WALK_SLICE_MS`],
+    /// slice (at most [`WALK_SLICE_CHUNKS`] chunks or [`WALK_SLICE_MS`],
     /// each chunk collected outside every lock and merged under a short one), which matches every
     /// chunk against all of them, so they are found whether or not the cache has room. A socket
     /// not seen is `NotFound` only when this slice walked a whole cycle; otherwise it is left for
