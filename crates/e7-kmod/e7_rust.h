@@ -20,10 +20,13 @@
  *    e7_genl_chain_query runs in process context WITHOUT genl_mutex (a dump started by the
  *    shim itself, continued from the reader's recvmsg under its cb_mutex).
  *  - e7_work_events / e7_work_refill run in process context on the e7 workqueue.
- *  - e7_c_current_exe / e7_c_task_exe / e7_c_walk_sockets take task_lock and files->file_lock,
- *    which process context takes WITHOUT disabling BH: never from softirq, and never while a
- *    BH-safe lock may be held (process context with BH disabled). They are only called for
- *    packets flagged E7_PKT_IN_TASK (e7_may_lock_tasks() in the hook) or from the e7 workqueue.
+ *  - e7_c_current_exe / e7_c_task_exe take task_lock, which process context takes WITHOUT
+ *    disabling BH: never from softirq, and never while a BH-safe lock may be held (process
+ *    context with BH disabled). They are only called for packets flagged E7_PKT_IN_TASK
+ *    (e7_may_lock_tasks() in the hook) or from the e7 workqueue.
+ *  - e7_c_collect_sockets (the process walk, chunk by chunk) takes task_lock and
+ *    files->file_lock and reschedules: preemptible process context with no module lock held
+ *    only (the refill work); it refuses with -EPERM anywhere else, the hook included.
  *  - e7_rust_port_released runs in process context (netlink notifier chain).
  */
 #ifndef E7_RUST_H
@@ -89,8 +92,25 @@ struct e7_dest {
 	__u32 seq;
 };
 
-/* Callback used by e7_c_walk_sockets: return nonzero to stop the walk. */
-typedef int (*e7_walk_cb)(void *ctx, __u64 ino, __u32 tgid);
+/* One chunk of the process walk visits at most this many process ids and descriptors (so one
+ * file_lock hold visits at most E7_WALK_FILES descriptors). */
+#define E7_WALK_TASKS 64
+#define E7_WALK_FILES 1024
+
+/* Position of the process walk: process id (init pid namespace) and descriptor number to resume
+ * at; the shim sets DONE when no process is left. */
+struct e7_walk_pos {
+	__u32 tgid;
+	__u32 fd;
+	__u32 done;
+	__u32 pad;
+};
+
+/* One (socket inode, owner) pair: e7-core's SocketOwner (#[repr(C)]; 16 bytes with padding). */
+struct e7_sock_owner {
+	__u64 ino;
+	__u32 tgid;
+};
 
 /* ---- implemented in Rust ---- */
 
@@ -126,12 +146,16 @@ E7_RUST_EXPORT void e7_work_refill(void);
 E7_RUST_EXPORT __u32 e7_rust_disconnect_all(void);
 /* NETLINK_URELEASE for a generic-netlink port in init_net: forget that subscriber. */
 E7_RUST_EXPORT void e7_rust_port_released(__u32 portid);
+/* The process walk's counters as one line into BUF (LEN bytes, NUL-terminated); returns the
+ * length without the NUL (the read-only module parameter walk_stats). */
+E7_RUST_EXPORT int e7_rust_walk_stats(__u8 *buf, __u32 len);
 
 /* ---- implemented in C (e7_shim.c) ---- */
 
 E7_C_EXPORT void e7_rust_panic(const char *file, __u32 len, __u32 line);
 E7_C_EXPORT void e7_c_log(__u32 level, const char *msg, __u32 len);
 E7_C_EXPORT __u64 e7_c_now_ms(void);
+E7_C_EXPORT __u64 e7_c_now_ns(void);
 E7_C_EXPORT __u64 e7_c_sk_cookie(void *sk);
 E7_C_EXPORT void e7_c_sk_info(void *sk, struct e7_sockinfo *out);
 /* Task context: the sending task (current, if a user process; io-wq workers count as their
@@ -144,7 +168,10 @@ E7_C_EXPORT int e7_c_current_exe(struct e7_exe *out);
  * could hold. Returns 1 and fills OUT if so. */
 E7_C_EXPORT int e7_c_current_holds(void *sk, struct e7_task_id *out);
 E7_C_EXPORT int e7_c_task_exe(__u32 tgid, struct e7_exe *out);
-E7_C_EXPORT int e7_c_walk_sockets(e7_walk_cb cb, void *ctx);
+/* Preemptible process context, no module lock held: one chunk of the process walk from *POS
+ * (at most MAX pairs into OUT, E7_WALK_TASKS process ids, E7_WALK_FILES descriptors); updates
+ * *POS. Returns the pairs written, or -EPERM (nothing written) in any other context. */
+E7_C_EXPORT int e7_c_collect_sockets(struct e7_walk_pos *pos, struct e7_sock_owner *out, __u32 max);
 E7_C_EXPORT void e7_c_kick_events(void);
 E7_C_EXPORT void e7_c_kick_refill(__u32 delay_ms);
 E7_C_EXPORT void *e7_c_msg_new(__u8 cmd, const struct e7_dest *dest, __u8 **buf, __u32 *room);

@@ -20,10 +20,12 @@
  *    tcp_v4_rcv), so "slock -> task_lock" on one CPU plus "task_lock, interrupted by a softirq
  *    spinning on slock" on another is an ABBA deadlock, although in_task() is true. So the hook
  *    marks a packet E7_PKT_IN_TASK only when e7_may_lock_tasks() (process context, BH and IRQs
- *    enabled); the functions that take those locks (e7_c_current_exe, e7_c_task_exe,
- *    e7_c_walk_sockets) are only reached for such packets or from the e7 workqueue, and refuse
- *    otherwise. Every other miss uses the lock-free e7_c_current_holds, or else the packet is
- *    dropped and the socket deferred to one bounded, rate-limited work item (e7_refill_work);
+ *    enabled); the functions that take those locks (e7_c_current_exe, e7_c_task_exe) are only
+ *    reached for such packets or from the e7 workqueue, and refuse otherwise; the process walk
+ *    (e7_c_collect_sockets) runs only from the e7 workqueue, preemptible, with no module lock
+ *    held, and refuses anywhere else (the hook included). Every other miss uses the lock-free
+ *    e7_c_current_holds, or else the packet is dropped and the socket deferred to one bounded,
+ *    rate-limited work item (e7_refill_work);
  *  - the rwlocks that protect the Rust state are always taken with the _bh variants, so a
  *    process-context writer can never be interrupted by a softirq reader on its own CPU.
  */
@@ -148,6 +150,8 @@ _Static_assert(sizeof(struct e7_sockinfo) == 16, "e7_sockinfo ABI");
 _Static_assert(sizeof(struct e7_task_id) == 24, "e7_task_id ABI");
 _Static_assert(sizeof(struct e7_exe) == 32 + E7_EXE_BUF, "e7_exe ABI");
 _Static_assert(sizeof(struct e7_dest) == 8, "e7_dest ABI");
+_Static_assert(sizeof(struct e7_walk_pos) == 16, "e7_walk_pos ABI");
+_Static_assert(sizeof(struct e7_sock_owner) == 16, "e7_sock_owner ABI (e7-core's SocketOwner)");
 
 /* ------------------------------------------------------------------------------------------ */
 /* Module parameters: initial flag values, validated by Rust (e7-proto) before anything is    */
@@ -167,6 +171,37 @@ static const struct {
 	const char *name;
 	char **value;
 } e7_params[] = { E7_MODULE_PARAMS(E7_PARAM_ENTRY) };
+
+/*
+ * walk_stats: read-only counters of the process walk (one line; see README.md "Identification"):
+ * slices, cycles, pairs merged, the most pairs merged under one lock hold, the chunk size (its
+ * bound), pairs the latest cycle could not record, merges, and the total and longest merge lock
+ * hold in nanoseconds (the longest bottom-halves-off section a walk causes). Not a flag: it has no
+ * value to set.
+ */
+static int e7_walk_stats_get(char *buffer, const struct kernel_param *kp)
+{
+	int n = e7_rust_walk_stats((__u8 *)buffer, PAGE_SIZE - 1);
+
+	if (n < 0)
+		return n;
+	buffer[n] = '\n';
+	return n + 1;
+}
+
+static int e7_walk_stats_set(const char *val, const struct kernel_param *kp)
+{
+	pr_err("e7: walk_stats is read-only (walk counters), it cannot be set\n");
+	return -EPERM;
+}
+
+static const struct kernel_param_ops e7_walk_stats_ops = {
+	.set = e7_walk_stats_set,
+	.get = e7_walk_stats_get,
+};
+module_param_cb(walk_stats, &e7_walk_stats_ops, NULL, 0444);
+MODULE_PARM_DESC(walk_stats, "process-walk counters (read-only): slices, cycles, merged, max_merge, "
+			     "chunk, dropped, merges, total_lock_ns, max_lock_ns");
 
 static int __init e7_apply_params(void)
 {
@@ -214,6 +249,11 @@ void e7_c_log(__u32 level, const char *msg, __u32 len)
 __u64 e7_c_now_ms(void)
 {
 	return div_u64(ktime_get_boottime_ns(), NSEC_PER_MSEC);
+}
+
+__u64 e7_c_now_ns(void)
+{
+	return ktime_get_boottime_ns();
 }
 
 /* Kernel rwlocks stored inline in Rust statics (rust/src/klock.rs) back Rust's
@@ -491,56 +531,129 @@ int e7_c_task_exe(__u32 tgid, struct e7_exe *out)
 	return rc;
 }
 
-struct e7_walk {
-	e7_walk_cb cb;
-	void *ctx;
+/*
+ * The process walk, one bounded chunk per call (see README.md "Identification"): the pairs
+ * (socket inode, owner tgid) from position *POS on, into OUT (at most MAX), visiting at most
+ * E7_WALK_TASKS process ids and E7_WALK_FILES descriptors. The Rust side calls it with NO module
+ * lock held and merges each chunk under a short lock afterwards, so nothing here runs with bottom
+ * halves off, and it reschedules between processes.
+ *
+ * Why resume by numbers: between chunks (and between processes) nothing is held — no RCU read
+ * side, no task reference — so the position cannot be a task pointer, which may be freed
+ * meanwhile. Like /proc's own readdir (next_tgid() in fs/proc/base.c), the position is a process
+ * id in the initial pid namespace, found again with find_ge_pid() under RCU, plus a descriptor
+ * number within that process; the task is pinned with get_task_struct() before RCU is left.
+ * A process created behind the position during a cycle is seen by the next cycle.
+ *
+ * Per process: task_lock keeps p->files stable and iterate_fd holds files->file_lock (both taken
+ * by process context without disabling BH, never from softirq); the callback stops once the chunk
+ * is full or E7_WALK_FILES descriptors were visited, and the position records the descriptor to
+ * resume at. A process whose group leader has exited (pthread_exit) is walked through one of its
+ * live threads. Kernel threads are skipped.
+ *
+ * Context: preemptible process context only. Refused (-EPERM, nothing written) in interrupt or
+ * softirq context, with IRQs or BH off, in an atomic section, or inside an RCU read-side section
+ * (the netfilter hook runs under rcu_read_lock) — so the hook can never walk.
+ */
+struct e7_collect {
+	struct e7_sock_owner *out;
+	__u32 max;
+	__u32 n;
+	__u32 files;
 	__u32 tgid;
-	int stop;
+	unsigned int stop_fd;
 };
 
-static int e7_walk_fd(const void *v, struct file *f, unsigned int fd)
+static int e7_collect_fd(const void *v, struct file *f, unsigned int fd)
 {
-	struct e7_walk *w = (struct e7_walk *)v;
-	struct inode *inode = file_inode(f);
+	struct e7_collect *c = (struct e7_collect *)v;
+	struct inode *inode;
 
-	if (!S_ISSOCK(inode->i_mode))
-		return 0;
-	if (w->cb(w->ctx, inode->i_ino, w->tgid)) {
-		w->stop = 1;
+	if (c->n >= c->max || c->files >= E7_WALK_FILES) {
+		c->stop_fd = fd; /* resume here */
 		return 1;
+	}
+	c->files++;
+	inode = file_inode(f);
+	if (S_ISSOCK(inode->i_mode)) {
+		c->out[c->n].ino = inode->i_ino;
+		c->out[c->n].tgid = c->tgid;
+		c->n++;
 	}
 	return 0;
 }
 
-/*
- * Walk every process's fd table and report each socket inode with its owner's tgid; the callback
- * must not sleep. Takes task_lock and files->file_lock, so it needs process context. The Rust side
- * calls it under the active-socket cache's write lock, which is a _bh rwlock: BH is disabled here
- * by US, with no BH-safe lock of anyone else held (that lock is never taken in softirq, and the
- * only callers are the e7 workqueue and hook packets that passed e7_may_lock_tasks()). Hence the
- * weaker in_task() check. It is one walk per 50 ms at most (rate-limited by the cache).
- */
-int e7_c_walk_sockets(e7_walk_cb cb, void *ctx)
+/* A thread of the group LEADER (itself if it is not exiting) whose files can be walked, pinned;
+ * NULL for kernel threads. Caller holds RCU. */
+static struct task_struct *e7_walk_task(struct task_struct *leader)
 {
-	struct task_struct *p;
-	struct e7_walk w = { .cb = cb, .ctx = ctx };
+	struct task_struct *t, *p = NULL;
 
-	if (!in_task() || irqs_disabled())
-		return -EPERM;
-	rcu_read_lock();
-	for_each_process(p) {
-		if (p->flags & PF_KTHREAD)
-			continue;
-		w.tgid = task_tgid_nr(p);
-		task_lock(p);
-		if (p->files)
-			iterate_fd(p->files, 0, e7_walk_fd, &w);
-		task_unlock(p);
-		if (w.stop)
+	if (leader->flags & PF_KTHREAD)
+		return NULL;
+	for_each_thread(leader, t) {
+		if (!(t->flags & PF_EXITING) && READ_ONCE(t->files)) {
+			p = t;
 			break;
+		}
 	}
-	rcu_read_unlock();
-	return 0;
+	if (p)
+		get_task_struct(p);
+	return p;
+}
+
+int e7_c_collect_sockets(struct e7_walk_pos *pos, struct e7_sock_owner *out, __u32 max)
+{
+	struct e7_collect c = { .out = out, .max = max };
+	unsigned int tasks = 0;
+
+	if (!in_task() || irqs_disabled() || in_atomic() || rcu_preempt_depth())
+		return -EPERM;
+	might_sleep();
+	pos->done = 0;
+	while (c.n < c.max && c.files < E7_WALK_FILES && tasks < E7_WALK_TASKS) {
+		struct task_struct *leader, *p = NULL;
+		struct pid *pid;
+		int res = 0;
+		__u32 nr;
+
+		rcu_read_lock();
+		pid = find_ge_pid(pos->tgid, &init_pid_ns);
+		if (!pid) {
+			rcu_read_unlock();
+			pos->done = 1;
+			break;
+		}
+		nr = pid_nr(pid);
+		if (nr != pos->tgid)
+			pos->fd = 0; /* a new process: from its first descriptor */
+		pos->tgid = nr;
+		leader = pid_task(pid, PIDTYPE_TGID); /* NULL for a thread's own pid */
+		if (leader)
+			p = e7_walk_task(leader);
+		rcu_read_unlock();
+		tasks++;
+		if (p) {
+			c.tgid = nr;
+			task_lock(p);
+			if (p->files)
+				res = iterate_fd(p->files, pos->fd, e7_collect_fd, &c);
+			task_unlock(p);
+			put_task_struct(p);
+			if (res) {
+				pos->fd = c.stop_fd; /* chunk full inside this process */
+				break;
+			}
+		}
+		if (nr == U32_MAX || nr >= (__u32)PID_MAX_LIMIT) {
+			pos->done = 1;
+			break;
+		}
+		pos->tgid = nr + 1;
+		pos->fd = 0;
+		cond_resched();
+	}
+	return c.n;
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -13,7 +13,7 @@ use std::format;
 use std::string::ToString;
 use std::time::Instant;
 
-use crate::active::{ProcessTable, SocketOwner};
+use crate::active::{Chunk, ChunkEnd, ProcessTable, SocketOwner, WalkCursor};
 use crate::decide::{Decision, EventKind};
 use crate::flags::Action;
 use crate::host::{Deferred, ExeError, Host, Packet, SockInfo, SockKind, TaskId};
@@ -125,6 +125,16 @@ impl<T: ProcessTable> Host for ProcHost<T> {
     fn for_each_socket(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
         if let Ok(mut t) = self.table.try_borrow_mut() {
             t.for_each_socket(f);
+        }
+    }
+
+    fn collect_sockets(&self, from: WalkCursor, out: &mut [SocketOwner]) -> Chunk {
+        match self.table.try_borrow_mut() {
+            Ok(mut t) => t.collect(from, out),
+            Err(_) => Chunk {
+                len: 0,
+                end: ChunkEnd::Refused,
+            },
         }
     }
 

@@ -13,7 +13,7 @@
 
 use core::ops::ControlFlow;
 
-use crate::active::SocketOwner;
+use crate::active::{Chunk, SocketOwner, WalkCursor};
 use crate::path::ExePath;
 use crate::socket::SocketKey;
 
@@ -112,8 +112,10 @@ pub struct Packet<S> {
 
 /// The services the packet path needs from its host (see the module docs).
 ///
-/// Context rules: [`Host::sender_exe`], [`Host::task_exe`] and [`Host::for_each_socket`] are only
-/// called for packets with [`Packet::in_task`] set or from deferred work; every other method may be
+/// Context rules: [`Host::sender_exe`] and [`Host::task_exe`] are only called for packets with
+/// [`Packet::in_task`] set or from deferred work; [`Host::for_each_socket`] and
+/// [`Host::collect_sockets`] only from deferred work, or for such packets when
+/// [`Host::walk_inline`] says so, and never with an engine lock held; every other method may be
 /// called in any context (kernel: softirq) and must be lock-free and bounded.
 pub trait Host {
     /// A handle to the packet's full socket, valid for one hook call (`'s`).
@@ -141,18 +143,31 @@ pub trait Host {
     fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError>;
     /// Task context only: every (socket inode, owner) pair of every process; `f` may stop early.
     fn for_each_socket(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>);
+    /// One chunk of a process-table walk: the pairs from `from` on into `out` (at most
+    /// `out.len()`), and where to resume ([`crate::active`] explains chunks, slices and cycles).
+    /// Called with **no engine lock held**, from deferred work or (when
+    /// [`Host::walk_inline`]) the packet path in task context. The default runs
+    /// [`Host::for_each_socket`] and counts entries; a host that can resume cheaply (the kernel:
+    /// by process id and descriptor number) overrides it, and bounds the work of one call.
+    fn collect_sockets(&self, from: WalkCursor, out: &mut [SocketOwner]) -> Chunk {
+        crate::active::collect_by_ordinal(from, out, |f| self.for_each_socket(f))
+    }
+    /// Whether the packet path may walk the process table itself, in task context, when the
+    /// sender is no user process (default: yes — userspace, where nothing runs in softirq). The
+    /// kernel module says no: its hook runs under RCU and must stay short, so such a socket is
+    /// deferred ([`Host::defer`]) to work that walks in bounded, preemptible slices
+    /// ([`Engine::identify_deferred_batch`](crate::Engine::identify_deferred_batch)).
+    fn walk_inline(&self) -> bool {
+        true
+    }
+    /// Monotonic nanoseconds, for the walk's lock-hold statistics (default: [`Host::now_ms`]
+    /// scaled, which only shows sections of a millisecond or more).
+    fn now_ns(&self) -> u64 {
+        self.now_ms().saturating_mul(1_000_000)
+    }
     /// Any context: queue `s` for deferred identification (bounded; dropping it is allowed — its
     /// next packet tries again).
     fn defer(&self, s: Deferred);
     /// Whether anybody receives events (none: no squelch slot is spent, no event is returned).
     fn wants_events(&self) -> bool;
-}
-
-/// Adapts a [`Host`]'s walk to [`ProcessTable`](crate::ProcessTable).
-pub(crate) struct HostTable<'h, H: Host>(pub &'h H);
-
-impl<H: Host> crate::active::ProcessTable for HostTable<'_, H> {
-    fn for_each_socket(&mut self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
-        self.0.for_each_socket(f);
-    }
 }

@@ -78,7 +78,10 @@ mod firewall;
 #[cfg(feature = "std")]
 mod procfs;
 
-pub use active::{ActiveCache, ActiveLookup, ProcessTable, SocketOwner};
+pub use active::{
+    ActiveCache, ActiveLookup, Chunk, ChunkEnd, ProcessTable, Slice, SliceEnd, SocketOwner,
+    WalkCursor, WalkStats, WALK_CHUNK, WALK_SLICE_CHUNKS, WALK_SLICE_MS,
+};
 pub use decide::{
     decide, decide_early, Decision, Event, EventKind, Family, Identification, PacketFacts, Reason,
     Verdict,
@@ -95,7 +98,7 @@ pub use schema::{
 };
 pub use socket::{CachedVerdict, Identity, KnownSocket, SocketCache, SocketKey};
 pub use squelch::Squelch;
-pub use sync::{DeferredOutcome, Engine, Outcome, PathStats};
+pub use sync::{DeferredOutcome, DeferredReport, Engine, Outcome, PathStats, DEFERRED_BATCH};
 
 #[cfg(feature = "std")]
 pub use firewall::{Firewall, FirewallError, FirewallEvent, ProcHost, StdEngine, StdSock};

@@ -19,11 +19,14 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 pub use lock_api::{RawRwLock, RwLock};
 
-use crate::active::{ActiveCache, ActiveLookup};
+use crate::active::{
+    ActiveCache, ActiveLookup, ChunkEnd, SliceEnd, SocketOwner, WALK_CHUNK, WALK_SLICE_CHUNKS,
+    WALK_SLICE_MS,
+};
 use crate::decide::{decide, decide_early, Decision, Event, PacketFacts, Reason, Verdict};
 use crate::exe::{ExeId, ExeTable};
 use crate::flags::{policy_generation, Action, FlagValues, Flags, Mode};
-use crate::host::{Deferred, ExeError, Host, HostTable, Packet, SockKind, TaskId};
+use crate::host::{Deferred, ExeError, Host, Packet, SockKind, TaskId};
 use crate::image::ImageCache;
 use crate::path::ExePath;
 use crate::rules::RuleRing;
@@ -66,8 +69,53 @@ pub enum DeferredOutcome {
     Inserted,
     /// No owner found (or its executable could not be read): nothing cached.
     NotFound,
-    /// The process-table walk is rate-limited: try again after the interval.
+    /// Not answered yet: the walk is rate-limited, or its cycle has not covered the whole table
+    /// since the socket was asked for. Try again after the interval.
     RateLimited,
+}
+
+/// Most sockets one [`Engine::identify_deferred_batch`] call answers (the kernel's refill queue
+/// holds as many); the rest of a longer batch is returned for a retry.
+pub const DEFERRED_BATCH: usize = 128;
+
+/// What [`Engine::identify_deferred_batch`] did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeferredReport {
+    /// Already in the known-socket cache.
+    pub known: usize,
+    /// Owner found and inserted into the known-socket cache.
+    pub inserted: usize,
+    /// No owner (a whole walk did not see it, or its executable could not be read).
+    pub not_found: usize,
+    /// Not answered yet; moved to the front of the batch: retry the first `retry` entries later.
+    pub retry: usize,
+}
+
+/// Per-socket state inside [`Engine::identify_deferred_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pend {
+    Open,
+    Owner(u32),
+    Done(DeferredOutcome),
+}
+
+/// How a walk slice run by the engine went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walked {
+    /// No slice may start now.
+    RateLimited,
+    /// A slice ran: whether it started its cycle, and how it ended.
+    Ran { fresh: bool, end: SliceEnd },
+}
+
+impl Walked {
+    /// A whole cycle ran in this slice: what it did not see has no owner.
+    fn covered_all(self) -> bool {
+        self == Walked::Ran {
+            fresh: true,
+            end: SliceEnd::Complete,
+        }
+    }
 }
 
 /// Counters of the packet path (diagnostics and tests; not on the wire).
@@ -87,6 +135,14 @@ pub struct PathStats {
     pub resent: AtomicU64,
     /// Sockets the deferred work inserted into the known-socket cache.
     pub refilled: AtomicU64,
+    /// Longest time, in nanoseconds ([`Host::now_ns`]), one chunk merge of a process-table walk
+    /// kept the active-socket cache's lock, waiting included: in the kernel the longest section
+    /// with bottom halves off that a walk causes.
+    pub walk_lock_ns_max: AtomicU64,
+    /// Sum of those lock holds, in nanoseconds (with [`PathStats::walk_merges`]: the mean).
+    pub walk_lock_ns_total: AtomicU64,
+    /// Chunk merges of process-table walks.
+    pub walk_merges: AtomicU64,
 }
 
 impl PathStats {
@@ -98,6 +154,9 @@ impl PathStats {
             deferred: AtomicU64::new(0),
             resent: AtomicU64::new(0),
             refilled: AtomicU64::new(0),
+            walk_lock_ns_max: AtomicU64::new(0),
+            walk_lock_ns_total: AtomicU64::new(0),
+            walk_merges: AtomicU64::new(0),
         }
     }
 }
@@ -482,10 +541,13 @@ impl<
                 return InTask::Found(ident, owner);
             }
         }
-        let found = self
-            .active
-            .write()
-            .find(inode, host.now_ms(), &mut HostTable(host));
+        let known = self.active.read().lookup(inode, host.now_ms());
+        let found = match known {
+            Some(known) => known,
+            // The kernel's hook never walks (it runs under RCU): the deferred work will.
+            None if !host.walk_inline() => ActiveLookup::RateLimited,
+            None => self.find_inline(host, inode),
+        };
         match found {
             ActiveLookup::Owner(tgid) => {
                 let r = host.task_exe(tgid, &mut path);
@@ -526,40 +588,206 @@ impl<
         host.defer(s);
     }
 
-    /// Deferred work (task context): finds the owner of a socket the packet path could not
-    /// identify — through the active-socket cache, walking at most once per its interval — and
-    /// inserts it into the known-socket cache (without a verdict: the next packet computes it).
-    pub fn identify_deferred<H: Host>(&self, host: &H, s: &Deferred) -> DeferredOutcome {
-        if self.sockets.read().peek(s.key).is_some() {
-            return DeferredOutcome::Known;
-        }
-        let found = self
-            .active
-            .write()
-            .find(s.inode, host.now_ms(), &mut HostTable(host));
-        match found {
-            ActiveLookup::Owner(tgid) => {
-                let mut path = ExePath::EMPTY;
-                let r = host.task_exe(tgid, &mut path);
-                let (ident, owner) = self.identity_of(r, &path);
-                if ident == Identity::Unknown {
-                    return DeferredOutcome::NotFound;
-                }
-                self.sockets.write().insert(
-                    s.key,
-                    KnownSocket {
-                        inode: s.inode,
-                        owner: TaskId { tgid, ..owner },
-                        uid: s.uid,
-                        exe: ident,
-                    },
-                );
-                bump(&self.stats.refilled);
-                DeferredOutcome::Inserted
+    /// Task context, [`Host::walk_inline`] hosts: the owner of `inode` by a whole walk cycle
+    /// (chunks collected with no lock held, each merged under a short lock), if one may start.
+    fn find_inline<H: Host>(&self, host: &H, inode: u64) -> ActiveLookup {
+        let mut owner = None;
+        let walked = self.walk_slice(host, false, &mut |chunk| {
+            if owner.is_none() {
+                owner = chunk.iter().find(|o| o.inode == inode).map(|o| o.tgid);
             }
-            ActiveLookup::NotFound => DeferredOutcome::NotFound,
-            ActiveLookup::RateLimited => DeferredOutcome::RateLimited,
+        });
+        match (owner, walked) {
+            (Some(tgid), _) => ActiveLookup::Owner(tgid),
+            (None, w) if w.covered_all() => {
+                self.active.write().mark_not_found(inode, host.now_ms());
+                ActiveLookup::NotFound
+            }
+            (None, _) => ActiveLookup::RateLimited,
         }
+    }
+
+    /// One walk slice: begins it (rate limit), then chunk after chunk collects up to
+    /// [`WALK_CHUNK`] pairs through [`Host::collect_sockets`] with **no lock held**, hands them to
+    /// `on_chunk` (still no lock), and merges them into the active-socket cache under its write
+    /// lock — the only locked section, at most `WALK_CHUNK` entries, timed into
+    /// [`PathStats::walk_lock_ns_max`]. `bounded`: stop after [`WALK_SLICE_CHUNKS`] chunks or
+    /// [`WALK_SLICE_MS`] and keep the cursor for the next slice; otherwise run to the end.
+    fn walk_slice<H: Host>(
+        &self,
+        host: &H,
+        bounded: bool,
+        on_chunk: &mut dyn FnMut(&[SocketOwner]),
+    ) -> Walked {
+        let start_ms = host.now_ms();
+        let Some(slice) = self.active.write().begin_slice(start_ms) else {
+            return Walked::RateLimited;
+        };
+        let mut buf = [SocketOwner::default(); WALK_CHUNK];
+        let mut cursor = slice.from;
+        let mut chunks = 0u32;
+        let end = loop {
+            let c = host.collect_sockets(cursor, &mut buf);
+            let got = buf.get(..c.len).unwrap_or(&buf);
+            on_chunk(got);
+            let t0 = host.now_ns();
+            self.active.write().merge(got);
+            let held = host.now_ns().saturating_sub(t0);
+            self.stats
+                .walk_lock_ns_max
+                .fetch_max(held, Ordering::Relaxed);
+            self.stats
+                .walk_lock_ns_total
+                .fetch_add(held, Ordering::Relaxed);
+            bump(&self.stats.walk_merges);
+            match c.end {
+                ChunkEnd::Done => break SliceEnd::Complete,
+                ChunkEnd::Refused => break SliceEnd::Refused,
+                ChunkEnd::More(next) => {
+                    // A host that makes no progress must not loop forever.
+                    let stuck = next == cursor && c.len == 0;
+                    cursor = next;
+                    chunks = chunks.saturating_add(1);
+                    let spent = host.now_ms().saturating_sub(start_ms);
+                    if stuck || (bounded && (chunks >= WALK_SLICE_CHUNKS || spent >= WALK_SLICE_MS))
+                    {
+                        break SliceEnd::Paused(cursor);
+                    }
+                }
+            }
+        };
+        self.active.write().end_slice(host.now_ms(), end);
+        Walked::Ran {
+            fresh: slice.fresh,
+            end,
+        }
+    }
+
+    /// Deferred work (task context, no lock held): identifies one socket the packet path could
+    /// not ([`Engine::identify_deferred_batch`] with a batch of one).
+    pub fn identify_deferred<H: Host>(&self, host: &H, s: &Deferred) -> DeferredOutcome {
+        let mut one = [*s];
+        let r = self.identify_deferred_batch(host, &mut one);
+        if r.known != 0 {
+            DeferredOutcome::Known
+        } else if r.inserted != 0 {
+            DeferredOutcome::Inserted
+        } else if r.not_found != 0 {
+            DeferredOutcome::NotFound
+        } else {
+            DeferredOutcome::RateLimited
+        }
+    }
+
+    /// Deferred work (task context, **no lock held**): finds the owners of the sockets the packet
+    /// path could not identify and inserts them into the known-socket cache (without a verdict:
+    /// the next packet computes it). Each is answered from the known-socket cache, the
+    /// active-socket cache or its negative entries if possible; the rest share ONE bounded walk
+    /// slice (at most [`WALK_SLICE_CHUNKS`] chunks or [`WALK_SLICE_MS`],
+    /// each chunk collected outside every lock and merged under a short one), which matches every
+    /// chunk against all of them, so they are found whether or not the cache has room. A socket
+    /// not seen is `NotFound` only when this slice walked a whole cycle; otherwise it is left for
+    /// a retry (moved to the front of `batch`; [`DeferredReport::retry`] says how many), which
+    /// the next slice — resuming where this one stopped — may answer. At most
+    /// [`DEFERRED_BATCH`] sockets are handled per call; the rest are returned for a retry.
+    pub fn identify_deferred_batch<H: Host>(
+        &self,
+        host: &H,
+        batch: &mut [Deferred],
+    ) -> DeferredReport {
+        let mut st = [Pend::Done(DeferredOutcome::RateLimited); DEFERRED_BATCH];
+        let n = batch.len().min(DEFERRED_BATCH);
+        let now = host.now_ms();
+        {
+            let sockets = self.sockets.read();
+            let active = self.active.read();
+            for (s, p) in batch.iter().zip(st.iter_mut()).take(n) {
+                *p = if sockets.peek(s.key).is_some() {
+                    Pend::Done(DeferredOutcome::Known)
+                } else {
+                    match active.lookup(s.inode, now) {
+                        Some(ActiveLookup::Owner(tgid)) => Pend::Owner(tgid),
+                        Some(_) => Pend::Done(DeferredOutcome::NotFound),
+                        None => Pend::Open,
+                    }
+                };
+            }
+        }
+        if st.contains(&Pend::Open) {
+            let targets = batch.get(..n).unwrap_or(&[]);
+            let walked = self.walk_slice(host, true, &mut |chunk| {
+                for o in chunk {
+                    for (s, p) in targets.iter().zip(st.iter_mut()) {
+                        if *p == Pend::Open && s.inode == o.inode {
+                            *p = Pend::Owner(o.tgid);
+                        }
+                    }
+                }
+            });
+            let open_to = if walked.covered_all() {
+                let now = host.now_ms();
+                let mut active = self.active.write();
+                for (s, p) in targets.iter().zip(st.iter()) {
+                    if *p == Pend::Open {
+                        active.mark_not_found(s.inode, now);
+                    }
+                }
+                DeferredOutcome::NotFound
+            } else {
+                DeferredOutcome::RateLimited
+            };
+            for p in st.iter_mut().filter(|p| **p == Pend::Open) {
+                *p = Pend::Done(open_to);
+            }
+        }
+        for (s, p) in batch.iter().zip(st.iter_mut()).take(n) {
+            if let Pend::Owner(tgid) = *p {
+                *p = Pend::Done(self.insert_owner(host, s, tgid));
+            }
+        }
+        // Count, and move the sockets to retry to the front (the others are finished with).
+        let mut r = DeferredReport::default();
+        for i in 0..batch.len() {
+            let outcome = match st.get(i) {
+                Some(Pend::Done(o)) => *o,
+                _ => DeferredOutcome::RateLimited,
+            };
+            match outcome {
+                DeferredOutcome::Known => r.known = r.known.saturating_add(1),
+                DeferredOutcome::Inserted => r.inserted = r.inserted.saturating_add(1),
+                DeferredOutcome::NotFound => r.not_found = r.not_found.saturating_add(1),
+                DeferredOutcome::RateLimited => {
+                    if let Some(v) = batch.get(i).copied() {
+                        if let Some(d) = batch.get_mut(r.retry) {
+                            *d = v;
+                        }
+                    }
+                    r.retry = r.retry.saturating_add(1);
+                }
+            }
+        }
+        r
+    }
+
+    /// The owner of deferred socket `s` is `tgid`: its identity into the known-socket cache.
+    fn insert_owner<H: Host>(&self, host: &H, s: &Deferred, tgid: u32) -> DeferredOutcome {
+        let mut path = ExePath::EMPTY;
+        let r = host.task_exe(tgid, &mut path);
+        let (ident, owner) = self.identity_of(r, &path);
+        if ident == Identity::Unknown {
+            return DeferredOutcome::NotFound;
+        }
+        self.sockets.write().insert(
+            s.key,
+            KnownSocket {
+                inode: s.inode,
+                owner: TaskId { tgid, ..owner },
+                uid: s.uid,
+                exe: ident,
+            },
+        );
+        bump(&self.stats.refilled);
+        DeferredOutcome::Inserted
     }
 
     /// Applies the event (only if the host wants events; squelch for PENDING) and packs the outcome.

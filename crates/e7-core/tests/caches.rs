@@ -412,3 +412,94 @@ fn one_users_churn_evicts_only_its_own_entries() {
         "a tie: the inserting uid evicts its own"
     );
 }
+
+#[test]
+fn default_collect_resumes_by_ordinal_and_ends() {
+    let pairs: Vec<(u64, u32)> = (1..=150).map(|i| (i, i as u32)).collect();
+    let mut t = table(&pairs);
+    let mut buf = [SocketOwner::default(); 64];
+    let mut from = e7_core::WalkCursor::START;
+    let mut got = Vec::new();
+    loop {
+        let c = t.collect(from, &mut buf);
+        got.extend_from_slice(&buf[..c.len]);
+        match c.end {
+            e7_core::ChunkEnd::More(next) => from = next,
+            e7_core::ChunkEnd::Done => break,
+            e7_core::ChunkEnd::Refused => panic!("refused"),
+        }
+    }
+    assert_eq!(got.len(), 150);
+    assert!(got.iter().zip(1..).all(|(o, i)| o.inode == i));
+}
+
+#[test]
+fn active_slices_resume_and_only_a_fresh_complete_cycle_is_authoritative() {
+    let mut a: ActiveCache<64> = ActiveCache::with_limits(10, 1000);
+    let s = a.begin_slice(0).unwrap();
+    assert!(s.fresh && s.from == e7_core::WalkCursor::START);
+    assert_eq!(a.begin_slice(0), None, "one slice at a time");
+    a.merge(&[SocketOwner { inode: 5, tgid: 1 }]);
+    a.end_slice(1, e7_core::SliceEnd::Paused(e7_core::WalkCursor(7)));
+    assert!(a.in_cycle());
+    assert_eq!(
+        a.begin_slice(5),
+        None,
+        "interval from the end of the last slice"
+    );
+    let s = a.begin_slice(11).unwrap();
+    assert!(!s.fresh, "a resumed cycle");
+    assert_eq!(s.from, e7_core::WalkCursor(7));
+    assert_eq!(a.get(5), Some(1), "a resumed cycle keeps what it merged");
+    a.end_slice(12, e7_core::SliceEnd::Complete);
+    assert!(!a.in_cycle());
+    assert_eq!(a.walk_stats().cycles, 1);
+    assert_eq!(a.walk_stats().max_merge, 1);
+    let s = a.begin_slice(30).unwrap();
+    assert!(s.fresh);
+    assert_eq!(a.get(5), None, "a fresh cycle starts from an empty table");
+    a.end_slice(30, e7_core::SliceEnd::Refused);
+    assert!(a.in_cycle(), "refused: the cycle stays where it was");
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn procfs_collect_in_small_chunks_sees_every_socket_of_this_process() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let socks: Vec<_> = (0..10)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let mut want: Vec<u64> = socks
+        .iter()
+        .map(|s| {
+            std::fs::metadata(format!("/proc/self/fd/{}", s.as_raw_fd()))
+                .unwrap()
+                .ino()
+        })
+        .collect();
+    want.sort_unstable();
+    let me = std::process::id();
+    let mut t = e7_core::ProcFsTable::new();
+    let mut buf = [SocketOwner::default(); 3];
+    let mut from = e7_core::WalkCursor::START;
+    let mut got = Vec::new();
+    for _ in 0..100_000 {
+        let c = t.collect(from, &mut buf);
+        got.extend(
+            buf[..c.len]
+                .iter()
+                .filter(|o| o.tgid == me)
+                .map(|o| o.inode),
+        );
+        match c.end {
+            e7_core::ChunkEnd::More(next) => from = next,
+            _ => break,
+        }
+    }
+    got.sort_unstable();
+    got.dedup();
+    for ino in &want {
+        assert!(got.contains(ino), "socket inode {ino} not collected");
+    }
+}

@@ -51,6 +51,11 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
                                            program's listener there instead of our own
   listen4|listen6 PORT SECS                accept and close TCP connections on loopback PORT for SECS seconds
   churn SECS                               open, send once on, and close UDP sockets for SECS seconds
+  hoard FDS SECS                           hold FDS descriptors (one UDP socket, dup'ed) for SECS seconds: a
+                                           long process walk at little memory
+  walkstorm SECS                           for SECS seconds: a fresh TCP listener, connected to by a helper
+                                           process, again and again (each first SYN-ACK leaves from softirq on
+                                           an unknown socket: a deferral, i.e. a walk as often as allowed)
   hold PORT SECS [udp4|udp6]               keep sending for SECS seconds; prints counts; exit 0
   after GATEFILE COMMAND...                wait until GATEFILE exists, then run COMMAND in this process (the
                                            binary-deleted-while-running case)
@@ -74,6 +79,14 @@ options:
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Cmd {
+    Hoard {
+        fds: u32,
+        secs: u64,
+    },
+    WalkStorm {
+        secs: u64,
+    },
+    ConnectWorker,
     Probe {
         proto: Proto,
         port: u16,
@@ -365,6 +378,21 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             let secs = parse_num("SECS", args.get(1), "seconds to churn")?;
             no_more(args, 2)?;
             Cmd::Churn { secs }
+        }
+        "hoard" => {
+            let fds = parse_num("FDS", args.get(1), "a descriptor count >= 1")?;
+            let secs = parse_num("SECS", args.get(2), "seconds to hold")?;
+            no_more(args, 3)?;
+            Cmd::Hoard { fds, secs }
+        }
+        "walkstorm" => {
+            let secs = parse_num("SECS", args.get(1), "seconds")?;
+            no_more(args, 2)?;
+            Cmd::WalkStorm { secs }
+        }
+        "connect-worker" => {
+            no_more(args, 1)?;
+            Cmd::ConnectWorker
         }
         "storm-worker" => {
             let proto = parse_proto(args.get(1), &STORM_PROTOS, None)?;
@@ -733,6 +761,93 @@ fn churn(secs: u64) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn hoard(fds: u32, secs: u64) -> ExitCode {
+    let sock = match UdpSocket::bind((net::loopback(false), 0)) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("error: hoard: bind: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut held = vec![];
+    while held.len() + 1 < fds as usize {
+        match sock.try_clone() {
+            Ok(d) => held.push(d),
+            Err(e) => {
+                println!("hoard: stopped at {} descriptors: {e}", held.len() + 1);
+                break;
+            }
+        }
+    }
+    println!("holding {} descriptors", held.len() + 1);
+    std::thread::sleep(Duration::from_secs(secs));
+    ExitCode::SUCCESS
+}
+
+/// A fresh listener per round, connected to from another process (`connect-worker`), so the
+/// listener's first SYN-ACK leaves from softirq on a socket e7 has never seen.
+fn walk_storm(secs: u64) -> ExitCode {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let mut child = match Command::new(exe)
+        .arg("connect-worker")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            println!("error: walkstorm: spawn: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (Some(mut to), Some(from)) = (child.stdin.take(), child.stdout.take()) else {
+        println!("error: walkstorm: no pipes");
+        return ExitCode::from(2);
+    };
+    let mut from = BufReader::new(from);
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut rounds = 0u64;
+    let mut line = String::new();
+    while Instant::now() < end {
+        let Ok(l) = TcpListener::bind((net::loopback(false), 0)) else {
+            continue;
+        };
+        let Ok(port) = l.local_addr().map(|a| a.port()) else {
+            continue;
+        };
+        use std::io::Write as _;
+        if writeln!(to, "{port}").is_err() {
+            break;
+        }
+        line.clear();
+        if from.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        rounds += 1;
+    }
+    drop(to);
+    let _ = child.wait();
+    println!("walkstorm: {rounds} fresh listeners in {secs} s");
+    ExitCode::SUCCESS
+}
+
+fn connect_worker() -> ExitCode {
+    use std::io::Write as _;
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        if let Ok(port) = line.trim().parse::<u16>() {
+            let addr = SocketAddr::new(net::loopback(false), port);
+            let _ = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(20));
+        }
+        if writeln!(out, "done").and_then(|()| out.flush()).is_err() {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn hold(port: u16, secs: u64, proto: Proto) -> ExitCode {
     let lo = proto.loopback();
     let sock = match UdpSocket::bind((lo, 0)) {
@@ -816,6 +931,9 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         } => storm(sockets, procs, proto, port, timeout),
         Cmd::Listen { v6, port, secs } => listen(v6, port, secs),
         Cmd::Churn { secs } => churn(secs),
+        Cmd::Hoard { fds, secs } => hoard(fds, secs),
+        Cmd::WalkStorm { secs } => walk_storm(secs),
+        Cmd::ConnectWorker => connect_worker(),
         Cmd::StormWorker { proto, dst, count } => storm_worker(proto, dst, count, timeout),
         Cmd::Hold { port, secs, proto } => hold(port, secs, proto),
         Cmd::AsUser { uid, gid, cmd } => as_user(uid, gid, &cmd),

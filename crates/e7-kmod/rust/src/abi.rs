@@ -128,7 +128,26 @@ pub struct E7Dest {
     pub seq: u32,
 }
 
+/// `struct e7_walk_pos`: where one chunk of the process walk starts, and (out) where the next
+/// starts or that the walk reached its end.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct E7WalkPos {
+    /// Process id (init pid namespace) to resume at, or the next higher.
+    pub tgid: u32,
+    /// Descriptor number to resume at within that process.
+    pub fd: u32,
+    /// Set by the shim when no process is left.
+    pub done: u32,
+    /// Padding (zero).
+    pub pad: u32,
+}
+
 const _: () = assert!(core::mem::size_of::<E7Pkt>() == 24);
+const _: () = assert!(core::mem::size_of::<E7WalkPos>() == 16);
+// `struct e7_sock_owner` is e7-core's SocketOwner (#[repr(C)]): u64 inode, u32 tgid, 4 padding.
+const _: () = assert!(core::mem::size_of::<e7_core::SocketOwner>() == 16);
+const _: () = assert!(core::mem::align_of::<e7_core::SocketOwner>() == 8);
 const _: () = assert!(core::mem::size_of::<E7SockInfo>() == 16);
 const _: () = assert!(core::mem::size_of::<E7TaskId>() == 24);
 const _: () = assert!(core::mem::size_of::<E7Exe>() == 32 + EXE_BUF);

@@ -9,19 +9,19 @@
 
 use core::ffi::{c_char, c_void, CStr};
 use core::fmt::{self, Write as _};
-use core::ops::ControlFlow;
 
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use e7_core::{
-    ExeError, ExePath, Family, Packet, SockInfo, SockKind, SocketKey, SocketOwner, TaskId, Verdict,
+    Chunk, ChunkEnd, ExeError, ExePath, Family, Packet, SockInfo, SockKind, SocketKey, SocketOwner,
+    TaskId, Verdict, WalkCursor,
 };
 use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
 use crate::abi::{
-    E7Dest, E7Exe, E7Pkt, E7SockInfo, PKT_IN_TASK, PKT_MALFORMED, SOCK_KERNEL, SOCK_USER,
+    E7Dest, E7Exe, E7Pkt, E7SockInfo, E7WalkPos, PKT_IN_TASK, PKT_MALFORMED, SOCK_KERNEL, SOCK_USER,
 };
 use crate::control::Handled;
 use crate::errno::EINVAL;
@@ -44,19 +44,18 @@ impl SockRef<'_> {
     }
 }
 
-type WalkCb = unsafe extern "C" fn(ctx: *mut c_void, ino: u64, tgid: u32) -> i32;
-
 extern "C" {
     fn e7_rust_panic(file: *const u8, len: u32, line: u32);
     fn e7_c_log(level: u32, msg: *const u8, len: u32);
     fn e7_c_now_ms() -> u64;
+    fn e7_c_now_ns() -> u64;
     fn e7_c_sk_cookie(sk: *mut c_void) -> u64;
     fn e7_c_sk_info(sk: *mut c_void, out: *mut E7SockInfo);
     fn e7_c_current_task(out: *mut TaskId) -> i32;
     fn e7_c_current_exe(out: *mut E7Exe) -> i32;
     fn e7_c_current_holds(sk: *mut c_void, out: *mut TaskId) -> i32;
     fn e7_c_task_exe(tgid: u32, out: *mut E7Exe) -> i32;
-    fn e7_c_walk_sockets(cb: WalkCb, ctx: *mut c_void) -> i32;
+    fn e7_c_collect_sockets(pos: *mut E7WalkPos, out: *mut SocketOwner, max: u32) -> i32;
     fn e7_c_kick_events();
     fn e7_c_kick_refill(delay_ms: u32);
     fn e7_c_msg_new(cmd: u8, dest: *const E7Dest, buf: *mut *mut u8, room: *mut u32)
@@ -92,22 +91,17 @@ impl fmt::Write for Line {
     }
 }
 
-unsafe extern "C" fn walk_trampoline(ctx: *mut c_void, ino: u64, tgid: u32) -> i32 {
-    // SAFETY: ctx is the `&mut &mut dyn FnMut` that walk_sockets passed to e7_c_walk_sockets,
-    // which only calls back synchronously, before walk_sockets returns.
-    let f = unsafe { &mut *(ctx as *mut &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) };
-    match f(SocketOwner { inode: ino, tgid }) {
-        ControlFlow::Continue(()) => 0,
-        ControlFlow::Break(()) => 1,
-    }
-}
-
 impl Kernel for Shim {
     type Sock<'s> = SockRef<'s>;
 
     fn now_ms(&self) -> u64 {
         // SAFETY: no arguments; callable in any context.
         unsafe { e7_c_now_ms() }
+    }
+
+    fn now_ns(&self) -> u64 {
+        // SAFETY: no arguments; callable in any context.
+        unsafe { e7_c_now_ns() }
     }
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
@@ -175,12 +169,33 @@ impl Kernel for Shim {
         exe.result(out)
     }
 
-    fn walk_sockets(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
-        let mut f = f;
-        let ctx = &mut f as *mut &mut dyn FnMut(SocketOwner) -> ControlFlow<()> as *mut c_void;
-        // SAFETY: ctx outlives the call (walk_trampoline's contract); the C side refuses
-        // outside task context.
-        unsafe { e7_c_walk_sockets(walk_trampoline, ctx) };
+    fn collect_sockets(&self, from: WalkCursor, out: &mut [SocketOwner]) -> Chunk {
+        let mut pos = E7WalkPos {
+            tgid: from.tgid(),
+            fd: from.fd(),
+            done: 0,
+            pad: 0,
+        };
+        let max = u32::try_from(out.len()).unwrap_or(u32::MAX);
+        // SAFETY: `out` is a live, exclusively borrowed array of `max` SocketOwner (#[repr(C)],
+        // the layout of struct e7_sock_owner, checked in abi.rs); the shim writes at most `max`
+        // of them and keeps no pointer past the call. `pos` is a local.
+        let r = unsafe { e7_c_collect_sockets(&mut pos, out.as_mut_ptr(), max) };
+        let Ok(len) = usize::try_from(r) else {
+            // Negative: the shim refused (wrong context); nothing was written.
+            return Chunk {
+                len: 0,
+                end: ChunkEnd::Refused,
+            };
+        };
+        Chunk {
+            len: len.min(out.len()),
+            end: if pos.done != 0 {
+                ChunkEnd::Done
+            } else {
+                ChunkEnd::More(WalkCursor::at(pos.tgid, pos.fd))
+            },
+        }
     }
 
     fn kick_events(&self) {
@@ -433,6 +448,33 @@ pub extern "C" fn e7_work_events() {
 #[no_mangle]
 pub extern "C" fn e7_work_refill() {
     E7.work_refill(&Shim);
+}
+
+/// The read-only module parameter `walk_stats`: the walk's counters as one NUL-terminated line
+/// into `buf` (`len` bytes); returns the bytes written without the NUL.
+///
+/// # Safety
+/// `buf` points to `len` writable bytes (the sysfs page the shim's getter was given).
+#[no_mangle]
+pub unsafe extern "C" fn e7_rust_walk_stats(buf: *mut u8, len: u32) -> i32 {
+    if buf.is_null() || len == 0 {
+        return 0;
+    }
+    // SAFETY: the caller's contract: `len` writable bytes, not otherwise accessed meanwhile.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, len as usize) };
+    let mut line = Line {
+        buf: [0; 200],
+        len: 0,
+    };
+    let _ = E7.walk_stats(&mut line);
+    let n = line.len.min(out.len().saturating_sub(1));
+    if let (Some(dst), Some(src)) = (out.get_mut(..n), line.buf.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    if let Some(nul) = out.get_mut(n) {
+        *nul = 0;
+    }
+    n as i32
 }
 
 /// Unload (and init unwinding): DISCONNECT to every subscriber; returns how many were lost.

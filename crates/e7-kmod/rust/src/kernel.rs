@@ -7,9 +7,7 @@
 #![forbid(unsafe_code)]
 
 use core::fmt;
-use core::ops::ControlFlow;
-
-use e7_core::{ExeError, ExePath, SockInfo, SocketKey, SocketOwner, TaskId};
+use e7_core::{Chunk, ExeError, ExePath, SockInfo, SocketKey, SocketOwner, TaskId, WalkCursor};
 use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
@@ -57,6 +55,8 @@ pub trait Kernel {
     type Sock<'s>: Copy;
     /// Monotonic milliseconds (boot time). Atomic-safe.
     fn now_ms(&self) -> u64;
+    /// Monotonic nanoseconds (boot time), for lock-hold statistics. Atomic-safe.
+    fn now_ns(&self) -> u64;
     /// Logs one line (rate-limited). Atomic-safe.
     fn log(&self, level: Level, args: fmt::Arguments<'_>);
     /// The socket's cookie: 64-bit, assigned once, never reused, kept when the socket is orphaned.
@@ -74,8 +74,14 @@ pub trait Kernel {
     fn current_holds(&self, sk: Self::Sock<'_>) -> Option<TaskId>;
     /// Task context only: the executable of thread group `tgid` into `out`.
     fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError>;
-    /// Task context only: every (socket inode, owner tgid) pair of every process.
-    fn walk_sockets(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>);
+    /// **Preemptible process context only, no module lock held** (the shim refuses — `Refused`
+    /// — in softirq, with BH or IRQs off, in an atomic section or an RCU read-side section, so
+    /// never from the hook): one chunk of the process-table walk, the (socket inode, owner tgid)
+    /// pairs from `from` on into `out`, resuming by process id and descriptor number. Bounded per
+    /// call (at most `out.len()` pairs, `E7_WALK_TASKS` processes, `E7_WALK_FILES` descriptors);
+    /// takes `task_lock` and `files->file_lock` per process, never with BH off, and reschedules
+    /// between processes.
+    fn collect_sockets(&self, from: WalkCursor, out: &mut [SocketOwner]) -> Chunk;
     /// Queues the event work item (atomic-safe; no-op if already queued).
     fn kick_events(&self);
     /// Queues the refill work item after `delay_ms` (atomic-safe; no-op if already queued).

@@ -26,8 +26,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use e7_core::sync::{RawRwLock, RwLock};
 use e7_core::{
-    Deferred, DeferredOutcome, Engine, ExeError, ExeId, ExePath, Flag, Host, Identity, Outcome,
-    Packet, SockInfo, SocketKey, SocketOwner, TaskId, Verdict,
+    Chunk, ChunkEnd, Deferred, Engine, ExeError, ExeId, ExePath, Flag, Host, Identity, Outcome,
+    Packet, SockInfo, SocketKey, SocketOwner, TaskId, Verdict, WalkCursor, WALK_CHUNK,
 };
 
 use crate::abi::E7Dest;
@@ -55,8 +55,8 @@ pub type ModuleRules = e7_core::RuleRing<RULES>;
 /// The module's engine: e7-core's defaults except [`SOCKET_SETS`].
 pub type ModuleEngine<R> = Engine<R, RULES, SOCKET_SETS, 8, 256, 1024>;
 
-/// Delay before the refill work retries sockets the active-socket cache rate-limited (ms); the
-/// cache allows one process-table walk per 50 ms.
+/// Delay before the refill work retries sockets not answered yet (ms); the active-socket cache
+/// allows one walk slice per 50 ms after the previous one ended.
 pub const REFILL_RETRY_MS: u32 = 60;
 
 /// The packet path's [`Host`]: the kernel's socket services plus the module's refill queue and
@@ -71,6 +71,9 @@ impl<R: RawRwLock, K: Kernel> Host for Hook<'_, R, K> {
 
     fn now_ms(&self) -> u64 {
         self.k.now_ms()
+    }
+    fn now_ns(&self) -> u64 {
+        self.k.now_ns()
     }
     fn sock_key(&self, sk: K::Sock<'_>) -> SocketKey {
         self.k.sk_cookie(sk)
@@ -90,8 +93,39 @@ impl<R: RawRwLock, K: Kernel> Host for Hook<'_, R, K> {
     fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
         self.k.task_exe(tgid, out)
     }
+    /// The whole walk, chunk by chunk (e7-core's engine uses [`Host::collect_sockets`]; this is
+    /// for completeness of the trait). Stops where the shim refuses.
     fn for_each_socket(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
-        self.k.walk_sockets(f);
+        let mut buf = [SocketOwner::default(); WALK_CHUNK];
+        let mut from = WalkCursor::START;
+        loop {
+            let c = self.collect_sockets(from, &mut buf);
+            for &o in buf.iter().take(c.len) {
+                if f(o).is_break() {
+                    return;
+                }
+            }
+            match c.end {
+                ChunkEnd::More(next) if next != from || c.len != 0 => from = next,
+                _ => return,
+            }
+        }
+    }
+    /// One bounded chunk from the shim (no lock held: the engine merges it afterwards); none
+    /// once unload has begun, so a running slice ends at its next chunk.
+    fn collect_sockets(&self, from: WalkCursor, out: &mut [SocketOwner]) -> Chunk {
+        if self.m.is_stopping() {
+            return Chunk {
+                len: 0,
+                end: ChunkEnd::Refused,
+            };
+        }
+        self.k.collect_sockets(from, out)
+    }
+    /// Never: the hook runs under RCU (netfilter) and must stay short; a socket whose sender is
+    /// no user process is deferred to the refill work, which walks in bounded slices.
+    fn walk_inline(&self) -> bool {
+        false
     }
     /// Queues the socket for the refill work (bounded; a full queue or a busy lock just means the
     /// socket's next packet tries again) and kicks the work once.
@@ -242,9 +276,12 @@ impl<R: RawRwLock> Module<R> {
 
     // ---- work items (process context) -------------------------------------------------------
 
-    /// The refill work: identify the sockets softirq could not (e7-core walks the process table at
-    /// most once per the active-socket cache's interval) and insert them into the known-socket
-    /// cache.
+    /// The refill work (process context, no lock held): identify the sockets the hook deferred.
+    /// e7-core answers them from its caches or with ONE bounded walk slice — collected chunk by
+    /// chunk with no lock held, each chunk merged under a short lock, at most one slice per the
+    /// active-socket cache's interval, resuming where the last slice stopped — and inserts the
+    /// owners found into the known-socket cache. Sockets not answered yet (rate limit, a cycle not
+    /// yet covered) are queued again and the work re-kicked after [`REFILL_RETRY_MS`].
     pub fn work_refill<K: Kernel>(&self, k: &K) {
         self.refill_kicked.store(false, Relaxed);
         if self.is_stopping() {
@@ -252,19 +289,43 @@ impl<R: RawRwLock> Module<R> {
         }
         let mut batch = [Deferred::default(); PENDING_SOCKETS];
         let n = self.pending.write().take_all(&mut batch);
-        let mut retry = false;
         let host = Hook { m: self, k };
-        for s in batch.iter().take(n) {
-            if self.engine.identify_deferred(&host, s) == DeferredOutcome::RateLimited {
-                if let Some(mut q) = self.pending.try_write() {
+        let todo = batch.get_mut(..n).unwrap_or(&mut []);
+        let report = self.engine.identify_deferred_batch(&host, todo);
+        let retry = todo.get(..report.retry).unwrap_or(&[]);
+        if !retry.is_empty() {
+            if let Some(mut q) = self.pending.try_write() {
+                for s in retry {
                     q.push(*s);
                 }
-                retry = true;
+            }
+            if !self.is_stopping() && !self.refill_kicked.swap(true, Relaxed) {
+                k.kick_refill(REFILL_RETRY_MS);
             }
         }
-        if retry && !self.refill_kicked.swap(true, Relaxed) {
-            k.kick_refill(REFILL_RETRY_MS);
-        }
+    }
+
+    /// The walk's counters as one text line (the read-only module parameter `walk_stats`):
+    /// slices, cycles, pairs merged, the most pairs merged under one lock hold and the chunk size
+    /// (its bound), pairs the latest cycle could not record, the number of merges, and the total
+    /// and longest lock hold of a merge in nanoseconds (waiting included).
+    pub fn walk_stats(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        let w = self.engine.active.read().walk_stats();
+        let st = &self.engine.stats;
+        write!(
+            out,
+            "slices={} cycles={} merged={} max_merge={} chunk={} dropped={} merges={} \
+             total_lock_ns={} max_lock_ns={}",
+            w.slices,
+            w.cycles,
+            w.merged,
+            w.max_merge,
+            WALK_CHUNK,
+            w.dropped,
+            st.walk_merges.load(Relaxed),
+            st.walk_lock_ns_total.load(Relaxed),
+            st.walk_lock_ns_max.load(Relaxed)
+        )
     }
 
     /// Copies an event of `uid` (the packet's socket uid) into the bounded queue, fairly shared

@@ -11,10 +11,10 @@ use std::vec::Vec;
 use std::{boxed::Box, format, vec};
 
 use core::fmt;
-use core::ops::ControlFlow;
 
 use e7_core::{
-    ExeError, ExePath, Family, Packet, SockInfo, SockKind, SocketKey, SocketOwner, TaskId, Verdict,
+    Chunk, ChunkEnd, ExeError, ExePath, Family, Packet, SockInfo, SockKind, SocketKey, SocketOwner,
+    TaskId, Verdict, WalkCursor,
 };
 use e7_proto::msg::{emit_request, parse_reply, ClearSpec, Reply, Request, RuleSpec};
 use e7_proto::nla::{WriteError, Writer};
@@ -79,7 +79,14 @@ struct Fake {
     overruns: Cell<u32>,
     kicked_events: Cell<u32>,
     kicked_refill: Cell<u32>,
+    /// Walk cycles started (chunks collected from the start of the table).
     walks: Cell<u32>,
+    /// Chunks collected.
+    chunks: Cell<u32>,
+    /// Pairs per chunk at most, like the shim's per-call budget (0: the caller's buffer only).
+    chunk_budget: Cell<usize>,
+    /// Milliseconds the fake clock advances per chunk (a slow walk).
+    ms_per_chunk: Cell<u64>,
     owner_calls: Cell<u32>,
     info_calls: Cell<u32>,
     dpaths: Cell<u32>,
@@ -152,6 +159,10 @@ impl Kernel for Fake {
         self.now.get()
     }
 
+    fn now_ns(&self) -> u64 {
+        self.now.get() * 1_000_000
+    }
+
     fn log(&self, _level: Level, args: fmt::Arguments<'_>) {
         self.logs.borrow_mut().push(args.to_string());
     }
@@ -201,12 +212,43 @@ impl Kernel for Fake {
         Some(self.task_id(tgid))
     }
 
-    fn walk_sockets(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
-        self.walks.set(self.walks.get() + 1);
-        for &(inode, tgid) in self.fds.borrow().iter() {
-            if f(SocketOwner { inode, tgid }).is_break() {
-                break;
+    /// The shim's chunked walk over `fds` (the cursor is an index): like the shim, it refuses
+    /// unless called with no module lock held and bottom halves on (the context tracker), so a
+    /// walk under a lock or with BH off fails the test.
+    fn collect_sockets(&self, from: WalkCursor, out: &mut [SocketOwner]) -> Chunk {
+        assert!(
+            e7_rust::context::held() == 0 && !e7_rust::context::bh_off(),
+            "the process walk ran with {} module lock(s) held, bottom halves {}",
+            e7_rust::context::held(),
+            if e7_rust::context::bh_off() {
+                "off"
+            } else {
+                "on"
             }
+        );
+        if from == WalkCursor::START {
+            self.walks.set(self.walks.get() + 1);
+        }
+        self.chunks.set(self.chunks.get() + 1);
+        self.advance(self.ms_per_chunk.get());
+        let fds = self.fds.borrow();
+        let start = from.0 as usize;
+        let budget = match self.chunk_budget.get() {
+            0 => out.len(),
+            b => b.min(out.len()),
+        };
+        let rest = fds.get(start..).unwrap_or(&[]);
+        let n = rest.len().min(budget);
+        for (slot, &(inode, tgid)) in out.iter_mut().zip(rest.iter().take(n)) {
+            *slot = SocketOwner { inode, tgid };
+        }
+        Chunk {
+            len: n,
+            end: if start + n >= fds.len() {
+                ChunkEnd::Done
+            } else {
+                ChunkEnd::More(WalkCursor((start + n) as u64))
+            },
         }
     }
 
@@ -545,14 +587,211 @@ fn refill_respects_the_walk_rate_limit_and_retries() {
 }
 
 #[test]
-fn task_context_miss_walks_when_a_kernel_thread_sends() {
+fn a_kernel_thread_sender_is_deferred_and_only_the_refill_work_walks() {
+    // The hook never walks (it runs under RCU; a walk there would be one long atomic section):
+    // a task-context packet whose sender is no user process is dropped and deferred.
     let (m, k) = enabled();
     request(&m, &k, &rule(Action::Block, UDP, "/opt/daemon"), 1).unwrap();
+    request(&m, &k, &rule(Action::Allow, UDP, "/opt/good"), 1).unwrap();
     k.process(9, "/opt/daemon", &[777]);
+    k.process(10, "/opt/good", &[778]);
     k.current.set(None); // a kernel thread (no user process) is current
-    let sk = k.sock(1, 900, 777, SockKind::User);
-    assert_eq!(m.packet(&k, &pkt(Some(sk), UDP, true)), Verdict::Drop);
+    let bad = k.sock(1, 900, 777, SockKind::User);
+    let good = k.sock(2, 901, 778, SockKind::User);
+    assert_eq!(m.packet(&k, &pkt(Some(bad), UDP, true)), Verdict::Drop);
+    assert_eq!(
+        m.packet(&k, &pkt(Some(good), UDP, true)),
+        Verdict::Drop,
+        "deferred"
+    );
+    assert_eq!(k.walks.get(), 0, "no walk from the hook");
+    assert_eq!(k.kicked_refill.get(), 1);
+    m.work_refill(&k);
     assert_eq!(k.walks.get(), 1);
+    assert_eq!(m.packet(&k, &pkt(Some(bad), UDP, true)), Verdict::Drop);
+    assert_eq!(m.packet(&k, &pkt(Some(good), UDP, true)), Verdict::Accept);
+    // Once walked, the next unknown socket of a kernel-thread sender is answered from the
+    // active-socket table in the hook (a shared lock, no walk).
+    k.fds.borrow_mut().push((779, 10));
+    let more = k.sock(3, 902, 779, SockKind::User);
+    m.work_refill(&k); // nothing queued: no walk
+    assert_eq!(k.walks.get(), 1);
+    assert_eq!(
+        m.packet(&k, &pkt(Some(more), UDP, true)),
+        Verdict::Drop,
+        "not walked yet"
+    );
+    k.advance(100);
+    m.work_refill(&k);
+    assert_eq!(m.packet(&k, &pkt(Some(more), UDP, true)), Verdict::Accept);
+}
+
+/// `n` processes (tgid 1000..) with `per` sockets each (inode 1_000_000 + index); one of them,
+/// the last, runs `/srv/target`, the others `/usr/bin/hog`.
+fn hoard(k: &Fake, n: u32, per: u64) -> u64 {
+    let mut ino = 1_000_000u64;
+    for p in 0..n {
+        let inodes: Vec<u64> = (0..per).map(|i| ino + i).collect();
+        ino += per;
+        let exe = if p + 1 == n {
+            "/srv/target"
+        } else {
+            "/usr/bin/hog"
+        };
+        k.process(1000 + p, exe, &inodes);
+    }
+    ino - 1
+}
+
+fn walk_stat(m: &M, key: &str) -> u64 {
+    let mut line = String::new();
+    m.walk_stats(&mut line).unwrap();
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("{key} not in {line}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_walk_collects_outside_every_lock_and_merges_bounded_chunks() {
+    // 200 processes x 50 sockets: the fake kernel fails the test if any chunk is collected
+    // under a module lock or with BH off; every merge under the lock is at most one chunk.
+    let (m, k) = enabled();
+    request(&m, &k, &rule(Action::Allow, TCP, "/srv/target"), 1).unwrap();
+    let last = hoard(&k, 200, 50);
+    let sk = k.sock(1, 5, last, SockKind::User);
+    assert_eq!(m.packet(&k, &pkt(Some(sk), TCP, false)), Verdict::Drop);
+    m.work_refill(&k);
+    assert_eq!(m.packet(&k, &pkt(Some(sk), TCP, false)), Verdict::Accept);
+    assert_eq!(walk_stat(&m, "cycles"), 1);
+    assert_eq!(walk_stat(&m, "merged"), 10_000);
+    assert_eq!(walk_stat(&m, "max_merge"), e7_core::WALK_CHUNK as u64);
+    assert!(k.chunks.get() >= 10_000 / e7_core::WALK_CHUNK as u32);
+    assert_eq!(
+        walk_stat(&m, "merges"),
+        u64::from(k.chunks.get()),
+        "one merge per chunk"
+    );
+    assert_eq!(
+        walk_stat(&m, "dropped"),
+        10_000 - 1024,
+        "the table keeps 1024; the target is matched in the chunk all the same"
+    );
+}
+
+#[test]
+fn a_slice_is_bounded_and_the_next_resumes_where_it_stopped() {
+    // A slow walk (1 ms per chunk): each slice stops after WALK_SLICE_MS and keeps its cursor;
+    // the owner at the very end is still found after a few slices, none of them longer than the
+    // budget, and the socket is never declared ownerless meanwhile.
+    let (m, k) = enabled();
+    request(&m, &k, &rule(Action::Allow, TCP, "/srv/target"), 1).unwrap();
+    k.ms_per_chunk.set(1);
+    let last = hoard(&k, 100, 64); // 6400 pairs = 100 chunks
+    let sk = k.sock(1, 5, last, SockKind::User);
+    assert_eq!(m.packet(&k, &pkt(Some(sk), TCP, false)), Verdict::Drop);
+    let mut slices = 0;
+    while m.packet(&k, &pkt(Some(sk), TCP, false)) == Verdict::Drop {
+        let before = k.chunks.get();
+        m.work_refill(&k);
+        let spent = k.chunks.get() - before;
+        assert!(
+            spent as u64 <= e7_core::WALK_SLICE_MS,
+            "a slice collected {spent} chunks of 1 ms"
+        );
+        slices += 1;
+        assert!(slices < 20, "the owner was never found");
+        k.advance(e7_rust::state::REFILL_RETRY_MS.into());
+    }
+    assert!(slices >= 100 / e7_core::WALK_SLICE_MS, "{slices} slices");
+    assert_eq!(k.walks.get(), 1, "one cycle, resumed slice after slice");
+    assert_eq!(walk_stat(&m, "max_merge"), e7_core::WALK_CHUNK as u64);
+}
+
+#[test]
+fn an_owner_behind_a_resumed_cycle_is_not_declared_ownerless() {
+    // Socket B appears, and is asked for, while a cycle is paused past B's owner: that cycle
+    // cannot see B, and must not call it ownerless; the next (fresh) cycle finds it.
+    let (m, k) = enabled();
+    request(&m, &k, &rule(Action::Allow, TCP, "/srv/target"), 1).unwrap();
+    request(&m, &k, &rule(Action::Allow, TCP, "/usr/bin/hog"), 1).unwrap();
+    k.ms_per_chunk.set(1);
+    let last = hoard(&k, 30, 64); // 1920 pairs = 30 chunks: three slices
+    let a = k.sock(1, 5, last, SockKind::User);
+    m.packet(&k, &pkt(Some(a), TCP, false));
+    m.work_refill(&k); // slice 1: paused after 10 chunks
+    assert!(m.engine.active.read().in_cycle());
+    // Process 1000 (walked already) opens B; B's first packet is deferred.
+    k.fds.borrow_mut().insert(1, (2_000_000, 1000));
+    let b = k.sock(2, 6, 2_000_000, SockKind::User);
+    m.packet(&k, &pkt(Some(b), TCP, false));
+    // Slices 2-4 finish the cycle (31 chunks), slice 5 starts a fresh one.
+    for _ in 0..4 {
+        k.advance(100);
+        m.work_refill(&k);
+        assert_ne!(
+            m.engine.active.read().lookup(2_000_000, k.now.get()),
+            Some(e7_core::ActiveLookup::NotFound),
+            "a resumed cycle declared B ownerless"
+        );
+    }
+    assert_eq!(m.packet(&k, &pkt(Some(a), TCP, false)), Verdict::Accept);
+    assert_eq!(
+        m.packet(&k, &pkt(Some(b), TCP, false)),
+        Verdict::Accept,
+        "found by the next cycle, never cached as ownerless"
+    );
+    assert_eq!(k.walks.get(), 2);
+}
+
+#[test]
+fn an_ownerless_inode_is_cached_negative_and_costs_no_more_walks() {
+    // A socket no descriptor table holds (an io_uring registered file whose descriptor was
+    // closed, sending from softirq): one whole cycle, then negative until the TTL.
+    let (m, k) = enabled();
+    hoard(&k, 10, 10);
+    let lost = k.sock(1, 5, 42, SockKind::User);
+    assert_eq!(m.packet(&k, &pkt(Some(lost), TCP, false)), Verdict::Drop);
+    m.work_refill(&k);
+    assert_eq!(k.walks.get(), 1);
+    for _ in 0..10 {
+        k.advance(60);
+        assert_eq!(m.packet(&k, &pkt(Some(lost), TCP, false)), Verdict::Drop);
+        m.work_refill(&k);
+    }
+    assert_eq!(
+        k.walks.get(),
+        1,
+        "answered from the negative cache, no walk"
+    );
+    k.advance(1000);
+    m.packet(&k, &pkt(Some(lost), TCP, false));
+    m.work_refill(&k);
+    assert_eq!(
+        k.walks.get(),
+        2,
+        "after the negative TTL it is looked for again"
+    );
+}
+
+#[test]
+fn a_storm_of_fresh_inodes_costs_one_slice_per_interval() {
+    // Any user can make softirq packets miss (fresh sockets, a listener's first SYN-ACK): the
+    // refill work still runs at most one bounded slice per interval.
+    let (m, k) = enabled();
+    hoard(&k, 50, 20);
+    for i in 0..1000u64 {
+        let sk = k.sock(i as usize, 10_000 + i, 5_000_000 + i, SockKind::User);
+        m.packet(&k, &pkt(Some(sk), UDP, false));
+        m.work_refill(&k);
+        k.advance(1); // 1000 fresh inodes over one second
+    }
+    assert!(
+        walk_stat(&m, "slices") <= 21,
+        "{} slices",
+        walk_stat(&m, "slices")
+    );
 }
 
 #[test]
