@@ -39,7 +39,7 @@ fn bad_script_reports_every_error_with_its_line() {
     assert_eq!(lines, vec![3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
     let expect = [
         (3, "not absolute"),
-        (4, "`gre` is not a protocol"),
+        (4, "`grep` is not a protocol"),
         (5, "mismatched quotes"),
         (6, "`banana` is not a valid value for flag `mode`"),
         (7, "read-only"),

@@ -36,9 +36,11 @@ pub struct FlagValues {
     pub debug: bool,
     /// `fail`: verdict for a malformed packet.
     pub fail: Action,
-    /// `unkproc`: verdict when no full socket or no owning process was found.
+    /// `unkproc`: verdict when no full socket or no owning process was found (tcp, udp, icmp and
+    /// icmpv6 packets).
     pub unkproc: Action,
-    /// `unkprot`: verdict for protocols other than tcp/udp/icmp/icmpv6.
+    /// `unkprot`: verdict for packets no program owns, of protocols other than
+    /// tcp/udp/icmp/icmpv6.
     pub unkprot: Action,
     /// `norule`: emit a PENDING event for packets that match no rule.
     pub norule: bool,

@@ -100,8 +100,8 @@ impl CachedVerdict {
         )
     }
 
-    /// A decision computed under `generation` for packets of protocol `proto` (only the identified
-    /// protocols, all below 256, are ever cached).
+    /// A decision computed under `generation` for packets of protocol `proto` (an IP protocol
+    /// number, below 256).
     pub const fn for_proto(decision: Decision, generation: u32, proto: u32) -> Self {
         CachedVerdict(
             (((proto & 0xFF) as u64) << Self::PROTO_SHIFT)

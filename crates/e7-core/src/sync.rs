@@ -237,7 +237,7 @@ impl<
     }
 
     /// Decides one packet — THE packet path, for the kernel module and userspace alike: early
-    /// decision (mode, malformed, protocol), then the known-socket cache (fast path: shared lock,
+    /// decision (mode, malformed), then the known-socket cache (fast path: shared lock,
     /// atomics only, no path string), a recompute from the cached identity after a policy change,
     /// and identification through `host` on a miss. Counts `qpackets` for every packet decided
     /// while mode is not disabled; applies squelch to PENDING events.
@@ -281,7 +281,7 @@ impl<
         let gen = self.policy_generation();
 
         // Fast path (shared lock, atomics only, no flags snapshot). A verdict is cached only for a
-        // packet `decide_early` did not decide (mode enabled, identified protocol, well-formed),
+        // packet `decide_early` did not decide (mode enabled, well-formed),
         // tagged with the generation it was computed under and its protocol; so a still-valid one
         // means `decide_early` would decide nothing now either (a mode change bumps the
         // generation). Malformed packets never take it.

@@ -121,11 +121,16 @@ fn enable_query_subscribe_error_disconnect() {
 
 #[test]
 fn rule_validation_in_requests() {
-    let bad_prot = cat(&[u32a(Attr::Prot, 47), stra(Attr::Path, "/bin/x")]);
+    let bad_prot = cat(&[u32a(Attr::Prot, 256), stra(Attr::Path, "/bin/x")]);
     assert_eq!(
         req(Command::Allow, &bad_prot),
-        Err(MsgError::Protocol(ProtocolError { prot: 47 }))
+        Err(MsgError::Protocol(ProtocolError { prot: 256 }))
     );
+    // Any IP protocol number is a valid rule protocol (sctp by number, a nameless one).
+    for p in [132, 253] {
+        let ok = cat(&[u32a(Attr::Prot, p), stra(Attr::Path, "/bin/x")]);
+        assert!(req(Command::Allow, &ok).is_ok(), "{p}");
+    }
     let rel = stra(Attr::Path, "bin/x");
     assert_eq!(
         req(Command::Allow, &rel),

@@ -42,6 +42,7 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
   steal4|steal6 PROG                       PROG creates a connected UDP socket and sends first; this
                                            program takes it with pidfd_getfd(2) and sends; exit code of
                                            this program's send
+  udplite4|udplite6                        one UDP-Lite datagram to the loopback (any user)
   twophase PROTO GATEFILE [PORT]           exchange, wait until GATEFILE exists, exchange again on the SAME
                                            socket; prints `phase1 ...`, `phase2 ...`; exit code of phase 2
   storm SOCKETS PROCS [udp4|udp6|tcp4|tcp6 [PORT]]
@@ -68,6 +69,9 @@ other:
                                            reading anything, read to NLMSG_DONE; prints rules, COUNT and which
                                            messages carried NLM_F_DUMP_INTR; exit 0 when the dump ended
   as-user UID[:GID] CMD [ARG...]           drop to UID (and GID, default = UID, no supplementary groups), exec CMD
+  userns [-n] [-m SRC DST] CMD [ARG...]    enter a new user namespace (any user; uid 0 inside), with -n also a
+                                           new network namespace (loopback up), with -m a new mount namespace
+                                           where SRC is bind-mounted on DST; then exec CMD
 options:
   --timeout MS                             how long to wait for delivery (default 1000, or $E7_PROBE_TIMEOUT_MS)";
 
@@ -81,6 +85,14 @@ enum Cmd {
     Raw {
         v6: bool,
         ipproto: u8,
+    },
+    UdpLite {
+        v6: bool,
+    },
+    UserNs {
+        net: bool,
+        bind: Option<(PathBuf, PathBuf)>,
+        cmd: Vec<String>,
     },
     TwoPhase {
         proto: Proto,
@@ -311,6 +323,43 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             let fd = parse_num("FD", args.get(1), "an inherited descriptor number")?;
             no_more(args, 2)?;
             Cmd::SendFd { fd }
+        }
+        "udplite4" | "udplite6" => {
+            no_more(args, 1)?;
+            Cmd::UdpLite {
+                v6: args[0] == "udplite6",
+            }
+        }
+        "userns" => {
+            let mut rest = args.get(1..).unwrap_or(&[]);
+            let mut net = false;
+            let mut bind = None;
+            loop {
+                match rest.first().map(String::as_str) {
+                    Some("-n") => {
+                        net = true;
+                        rest = &rest[1..];
+                    }
+                    Some("-m") => {
+                        let (Some(src), Some(dst)) = (rest.get(1), rest.get(2)) else {
+                            return usage_err(
+                                "userns -m: needs SRC and DST (bind-mount SRC on DST)",
+                            );
+                        };
+                        bind = Some((PathBuf::from(src), PathBuf::from(dst)));
+                        rest = &rest[3..];
+                    }
+                    _ => break,
+                }
+            }
+            if rest.is_empty() {
+                return usage_err("userns: missing the command to run");
+            }
+            Cmd::UserNs {
+                net,
+                bind,
+                cmd: rest.to_vec(),
+            }
         }
         "twophase" => {
             let proto = parse_proto(args.get(1), &Proto::ALL, None)?;
@@ -770,6 +819,39 @@ fn as_user(uid: u32, gid: u32, cmd: &[String]) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// `userns`: a new user namespace (uid and gid 0 inside, mapped to the caller's), optionally a new
+/// network namespace with its loopback up and a new mount namespace with one bind mount, then exec.
+/// This is what any unprivileged user can do on Debian; the cases use it to try to get around e7.
+fn user_ns(net: bool, bind: Option<&(PathBuf, PathBuf)>, cmd: &[String]) -> ExitCode {
+    let Some((prog, rest)) = cmd.split_first() else {
+        println!("error: userns: missing the command to run");
+        return ExitCode::from(2);
+    };
+    if let Err(e) = sys::enter_user_ns(net, bind.is_some()) {
+        println!("error: userns: {e}");
+        return ExitCode::from(2);
+    }
+    if net {
+        if let Err(e) = sys::loopback_up() {
+            println!("error: userns: cannot bring the loopback up: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if let Some((src, dst)) = bind {
+        if let Err(e) = sys::bind_mount(src, dst) {
+            println!(
+                "error: userns: cannot bind-mount {} on {}: {e}",
+                src.display(),
+                dst.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let err = Command::new(prog).args(rest).exec();
+    println!("error: userns: cannot exec {prog}: {err}");
+    ExitCode::from(2)
+}
+
 /// Waits up to a minute for `gate` to exist.
 fn wait_gate(gate: &std::path::Path) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -807,6 +889,8 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         Cmd::SendFd { fd } => report(&uring::send_fd(fd)),
         Cmd::Steal { v6, prog } => report(&uring::steal(v6, &prog, timeout)),
         Cmd::HoldSock { v6, port } => report(&uring::hold_sock(v6, port)),
+        Cmd::UdpLite { v6 } => report(&net::udplite(v6)),
+        Cmd::UserNs { net, bind, cmd } => user_ns(net, bind.as_ref(), &cmd),
         Cmd::TwoPhase { proto, gate, port } => two_phase(proto, &gate, port, timeout),
         Cmd::Storm {
             sockets,
@@ -879,6 +963,17 @@ mod tests {
                 port: 9999
             })
         );
+        assert_eq!(p(&["udplite6"]), Ok(Cmd::UdpLite { v6: true }));
+        assert_eq!(
+            p(&["userns", "-n", "-m", "/a", "/b", "/x", "udp4"]),
+            Ok(Cmd::UserNs {
+                net: true,
+                bind: Some((PathBuf::from("/a"), PathBuf::from("/b"))),
+                cmd: vec!["/x".into(), "udp4".into()]
+            })
+        );
+        assert!(p(&["userns", "-m", "/a"]).is_err());
+        assert!(p(&["userns", "-n"]).is_err());
         assert_eq!(
             p(&["raw6", "253"]),
             Ok(Cmd::Raw {

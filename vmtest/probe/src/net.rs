@@ -548,8 +548,8 @@ fn wait_echo_reply(sock: &UdpSocket, v6: bool, seq: u16, timeout: Duration) -> i
     recv_until(sock, timeout, |d| is_echo_reply(d, v6, seq))
 }
 
-/// Sends one datagram of IP protocol `ipproto` on a raw socket (root only): the `unkprot` case's traffic,
-/// a protocol e7 does not identify.
+/// Sends one datagram of IP protocol `ipproto` on a raw socket (CAP_NET_RAW: root, or any user inside its
+/// own user and network namespace).
 pub fn raw(v6: bool, ipproto: u8) -> Outcome {
     let domain = if v6 { sys::AF_INET6 } else { sys::AF_INET };
     let sock = match sys::datagram_socket(domain, sys::SOCK_RAW, i32::from(ipproto)) {
@@ -557,6 +557,23 @@ pub fn raw(v6: bool, ipproto: u8) -> Outcome {
         Err(e) => return Outcome::Failed(format!("raw socket for IP protocol {ipproto}: {e}")),
     };
     match sock.send_to(b"e7-probe raw", SocketAddr::new(loopback(v6), 0)) {
+        Ok(_) => Outcome::Delivered(String::new()),
+        Err(e) => classify_send_error("sendto", &e),
+    }
+}
+
+/// `IPPROTO_UDPLITE`.
+const IPPROTO_UDPLITE: i32 = 136;
+
+/// Sends one UDP-Lite datagram to the loopback discard port (any user may open UDP-Lite sockets): a drop at
+/// `LOCAL_OUT` makes `sendto` fail with `EPERM`, a delivery succeeds (no receiver is needed).
+pub fn udplite(v6: bool) -> Outcome {
+    let domain = if v6 { sys::AF_INET6 } else { sys::AF_INET };
+    let sock = match sys::datagram_socket(domain, sys::SOCK_DGRAM, IPPROTO_UDPLITE) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(format!("UDP-Lite socket: {e}")),
+    };
+    match sock.send_to(b"e7-probe udplite", SocketAddr::new(loopback(v6), 9)) {
         Ok(_) => Outcome::Delivered(String::new()),
         Err(e) => classify_send_error("sendto", &e),
     }

@@ -560,16 +560,52 @@ fn kernel_detached_and_missing_sockets_get_unkproc() {
 }
 
 #[test]
-fn protocols_malformed_and_long_paths_use_their_flags() {
+fn every_protocol_is_identified_and_unkprot_decides_unowned_other_protocols() {
+    const SCTP: u32 = 132;
+    const UDPLITE: u32 = 136;
+    const GRE: u32 = 47;
     let (m, k) = enabled();
+    // unkprot at its default (allow): it must not let an identified program's packets out.
+    k.process(5, "/bin/x", &[11, 12, 13]);
+    k.current.set(Some(5));
+    // `any` covers every protocol: udplite, sctp and a raw socket of another protocol.
+    request(
+        &m,
+        &k,
+        &rule(Action::Block, Const::Any.value(), "/bin/x"),
+        1,
+    )
+    .unwrap();
+    for (i, proto) in [UDPLITE, SCTP, GRE, 253].into_iter().enumerate() {
+        let sk = k.sock(1 + i, 1 + i as u64, 11, SockKind::User);
+        assert_eq!(
+            m.packet(&k, &pkt(Some(sk), proto, true)),
+            Verdict::Drop,
+            "{proto}"
+        );
+    }
+    // A rule naming the protocol beats `any`; unkprot does not apply to an owned socket.
     set(&m, &k, Flag::UnkProt, Const::Block);
+    request(&m, &k, &rule(Action::Allow, SCTP, "/bin/x"), 1).unwrap();
+    let sk = k.sock(10, 10, 12, SockKind::User);
+    assert_eq!(m.packet(&k, &pkt(Some(sk), SCTP, true)), Verdict::Accept);
+    assert_eq!(m.packet(&k, &pkt(Some(sk), UDPLITE, true)), Verdict::Drop);
+    // No owning program: unkprot for other protocols, unkproc for tcp/udp/icmp/icmpv6.
+    let kern = k.sock(20, 20, 99, SockKind::Kernel);
+    assert_eq!(m.packet(&k, &pkt(Some(kern), GRE, false)), Verdict::Drop);
+    assert_eq!(m.packet(&k, &pkt(None, 2, false)), Verdict::Drop, "igmp");
+    assert_eq!(m.packet(&k, &pkt(None, TCP, false)), Verdict::Accept);
+    let kern2 = k.sock(21, 21, 98, SockKind::Kernel);
+    assert_eq!(m.packet(&k, &pkt(Some(kern2), TCP, false)), Verdict::Accept);
+    set(&m, &k, Flag::UnkProt, Const::Allow);
+    assert_eq!(m.packet(&k, &pkt(Some(kern), GRE, false)), Verdict::Accept);
+}
+
+#[test]
+fn malformed_and_long_paths_use_their_flags() {
+    let (m, k) = enabled();
     set(&m, &k, Flag::Fail, Const::Block);
     let sk = k.sock(1, 1, 11, SockKind::User);
-    assert_eq!(
-        m.packet(&k, &pkt(Some(sk), 132, true)),
-        Verdict::Drop,
-        "sctp → unkprot"
-    );
     let mut bad = pkt(Some(sk), TCP, true);
     bad.malformed = true;
     assert_eq!(m.packet(&k, &bad), Verdict::Drop, "malformed → fail");
@@ -1266,7 +1302,7 @@ fn protocol_only_and_bad_paths_are_refused() {
     );
     assert_eq!(r.unwrap_err().errno, 22);
     assert!(request(&m, &k, &rule(Action::Block, TCP, "relative/path"), 1).is_err());
-    assert!(request(&m, &k, &rule(Action::Block, 132, "/bin/x"), 1).is_err());
+    assert!(request(&m, &k, &rule(Action::Block, 256, "/bin/x"), 1).is_err());
     assert_eq!(m.engine.rules.read().len(), 0);
 }
 

@@ -1,0 +1,55 @@
+# `any` means any: every packet a program's socket sends is identified, whatever its IP protocol, so a
+# block rule cannot be walked around with UDP-Lite (built in, unprivileged), a raw socket of another
+# protocol (CAP_NET_RAW, which any user gets in its own user + network namespace). Before, such
+# packets got `unkprot` (allow by default) before identification.
+
+as_nobody() { "$PU" as-user "$NOBODY" "$@"; }
+
+# UDP-Lite from an unprivileged user: `block any` stops it, a rule naming udplite is more specific.
+case_any_udplite() {
+    enforce
+    must e7 block any "$PA"
+    for p in udplite4 udplite6; do
+        expect blocked "$PU" as-user "$NOBODY" "$PA" "$p"
+        expect delivered "$PU" as-user "$NOBODY" "$PB" "$p"
+    done
+    must e7 allow udplite "$PA"
+    expect_rule allow udplite "$PA"
+    expect delivered "$PU" as-user "$NOBODY" "$PA" udplite4
+    expect blocked "$PU" as-user "$NOBODY" "$PA" udp4
+    # unkrule block: no rule for /opt/b → blocked (it was `unkprot`, allow).
+    must e7 set unkrule block
+    expect blocked "$PU" as-user "$NOBODY" "$PB" udplite6
+}
+
+# Raw sockets of other IP protocols, from uid 65534 inside its own user + network namespace (the hooks
+# cover every netns), and as root in the initial one. A rule may name a protocol by name or number.
+case_any_raw_userns() {
+    enforce
+    must e7 block any "$PA"
+    for v in raw4 raw6; do
+        expect blocked "$PU" as-user "$NOBODY" "$PU" userns -n "$PA" "$v" 253
+        expect delivered "$PU" as-user "$NOBODY" "$PU" userns -n "$PB" "$v" 253
+        expect blocked "$PA" "$v" 47
+    done
+    # Specific protocol rules: gre (47) by name, 253 by number.
+    must e7 block gre "$PB"
+    must e7 block 253 "$PU"
+    expect_rule block gre "$PB"
+    expect_rule block 253 "$PU"
+    expect blocked "$PU" as-user "$NOBODY" "$PU" userns -n "$PB" raw4 47
+    expect delivered "$PU" as-user "$NOBODY" "$PU" userns -n "$PB" raw6 253
+    expect blocked "$PU" raw4 253
+    expect delivered "$PU" raw4 254
+    # `unkprot` is for packets no program owns: it does not decide an identified program's packets.
+    must e7 set unkprot block
+    expect delivered "$PU" as-user "$NOBODY" "$PU" userns -n "$PB" raw4 253
+    # The rules survive save and restore with their protocol names and numbers.
+    must e7 save /tmp/proto-rules.e7
+    run grep -c -e '^block gre /opt/b/e7-probe$' -e '^block 253 /usr/bin/e7-probe$' /tmp/proto-rules.e7
+    [ "$OUT" = 2 ] && ok "saved: gre and 253 rules" || fail "saved rules: $(short "$(cat /tmp/proto-rules.e7)")"
+    must e7 clear
+    must e7 run /tmp/proto-rules.e7
+    expect_rule block 253 "$PU"
+    expect blocked "$PU" raw4 253
+}
