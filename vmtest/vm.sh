@@ -146,9 +146,28 @@ cmd_initramfs() {
         want="$(kver)"
         [ "$vm" = "$want" ] || die "crates/e7-kmod/e7.ko is built for $vm, row $ROW boots $want (rebuild: vm.sh build)"
     fi
+    initramfs_modules "$st" sctp
     (cd "$st" && find . -print0 | sort -z | cpio --null -o -H newc --owner 0:0 --quiet) | gzip -1 >"$INITRAMFS"
     local cases=("$st"/e7/cases/*.sh)
     log "initramfs: $(du -h "$INITRAMFS" | cut -f1) (${#cases[@]} case files, $(cmd_list | wc -l) cases, row $ROW)"
+}
+
+# initramfs_modules STAGE NAME...: each NAME.ko and the modules it depends on, from the row's kernel package
+# (krow.sh modules), into STAGE/e7/modules/ with their load order in `order` (case any_sctp: `any` covers
+# SCTP; the guest has no modprobe database, so the case insmods them in that order).
+initramfs_modules() {
+    local st="$1" name dir m
+    shift
+    mkdir -p "$st/e7/modules"
+    : >"$st/e7/modules/order"
+    for name in "$@"; do
+        dir="$("$VMTEST/krow.sh" modules "$ROW" "$name")" || die "row $ROW: no $name.ko (see the krow error above)"
+        while read -r m; do
+            grep -qx "$m" "$st/e7/modules/order" && continue
+            strip --strip-debug -o "$st/e7/modules/$m.ko" "$dir/$m.ko"
+            echo "$m" >>"$st/e7/modules/order"
+        done <"$dir/order"
+    done
 }
 
 # --- qemu ---------------------------------------------------------------------------------------------

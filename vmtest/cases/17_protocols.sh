@@ -1,6 +1,6 @@
 # `any` means any: every packet a program's socket sends is identified, whatever its IP protocol, so a
 # block rule cannot be walked around with UDP-Lite (built in, unprivileged), a raw socket of another
-# protocol (CAP_NET_RAW, which any user gets in its own user + network namespace). Before, such
+# protocol (CAP_NET_RAW, which any user gets in its own user + network namespace) or SCTP. Before, such
 # packets got `unkprot` (allow by default) before identification.
 
 as_nobody() { "$PU" as-user "$NOBODY" "$@"; }
@@ -52,4 +52,29 @@ case_any_raw_userns() {
     must e7 run /tmp/proto-rules.e7
     expect_rule block 253 "$PU"
     expect blocked "$PU" raw4 253
+}
+
+# SCTP from an unprivileged user (on Debian it is autoloaded by the first socket; the guest has no module
+# database, so the case loads sctp.ko and its dependencies, shipped in the initramfs by vm.sh).
+case_any_sctp() {
+    if ! grep -q '^sctp ' /proc/modules; then
+        for m in $(cat /e7/modules/order); do insmod "/e7/modules/$m.ko" 2>/dev/null; done
+    fi
+    if ! grep -q '^sctp ' /proc/modules; then
+        fail "sctp.ko could not be loaded (is it in /e7/modules? $(ls /e7/modules 2>&1 | tr '\n' ' '))"
+        return
+    fi
+    enforce
+    for v in sctp4 sctp6; do expect delivered "$PU" as-user "$NOBODY" "$PA" "$v"; done
+    must e7 block any "$PA"
+    for v in sctp4 sctp6; do
+        expect blocked "$PU" as-user "$NOBODY" "$PA" "$v"
+        expect delivered "$PU" as-user "$NOBODY" "$PB" "$v"
+    done
+    must e7 allow sctp "$PA"
+    expect_rule allow sctp "$PA"
+    expect delivered "$PU" as-user "$NOBODY" "$PA" sctp6
+    must e7 set unkrule block
+    must e7 clear
+    expect blocked "$PU" as-user "$NOBODY" "$PB" sctp4
 }

@@ -90,7 +90,8 @@ commands:
   bye | disconnect                stop receiving kernel events
   quit | exit                     leave
   # text                          comment
-PROTO is tcp, udp, icmp, icmpv6, any or a number; PATH is absolute, a folder ends in /;
+PROTO is any IP protocol by name (tcp, udp, icmp, icmpv6, sctp, udplite, gre, ...) or number
+0-255, or any; PATH is absolute (links are resolved to the real path), a folder ends in /;
 quote paths with spaces: allow tcp \"/opt/my app/bin/run\"";
 
 /// Split a line into tokens (see the module docs). A `#` at the start of a token ends the line.

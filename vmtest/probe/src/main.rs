@@ -43,6 +43,7 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
                                            program takes it with pidfd_getfd(2) and sends; exit code of
                                            this program's send
   udplite4|udplite6                        one UDP-Lite datagram to the loopback (any user)
+  sctp4|sctp6                              one SCTP message between two sockets of this process (sctp.ko)
   twophase PROTO GATEFILE [PORT]           exchange, wait until GATEFILE exists, exchange again on the SAME
                                            socket; prints `phase1 ...`, `phase2 ...`; exit code of phase 2
   storm SOCKETS PROCS [udp4|udp6|tcp4|tcp6 [PORT]]
@@ -87,6 +88,9 @@ enum Cmd {
         ipproto: u8,
     },
     UdpLite {
+        v6: bool,
+    },
+    Sctp {
         v6: bool,
     },
     UserNs {
@@ -328,6 +332,12 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             no_more(args, 1)?;
             Cmd::UdpLite {
                 v6: args[0] == "udplite6",
+            }
+        }
+        "sctp4" | "sctp6" => {
+            no_more(args, 1)?;
+            Cmd::Sctp {
+                v6: args[0] == "sctp6",
             }
         }
         "userns" => {
@@ -890,6 +900,7 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         Cmd::Steal { v6, prog } => report(&uring::steal(v6, &prog, timeout)),
         Cmd::HoldSock { v6, port } => report(&uring::hold_sock(v6, port)),
         Cmd::UdpLite { v6 } => report(&net::udplite(v6)),
+        Cmd::Sctp { v6 } => report(&net::sctp(v6, timeout)),
         Cmd::UserNs { net, bind, cmd } => user_ns(net, bind.as_ref(), &cmd),
         Cmd::TwoPhase { proto, gate, port } => two_phase(proto, &gate, port, timeout),
         Cmd::Storm {
@@ -964,6 +975,8 @@ mod tests {
             })
         );
         assert_eq!(p(&["udplite6"]), Ok(Cmd::UdpLite { v6: true }));
+        assert_eq!(p(&["sctp4"]), Ok(Cmd::Sctp { v6: false }));
+        assert!(p(&["sctp4", "9"]).is_err());
         assert_eq!(
             p(&["userns", "-n", "-m", "/a", "/b", "/x", "udp4"]),
             Ok(Cmd::UserNs {

@@ -579,6 +579,59 @@ pub fn udplite(v6: bool) -> Outcome {
     }
 }
 
+/// `IPPROTO_SCTP`.
+const IPPROTO_SCTP: i32 = 132;
+
+/// One SCTP message over the loopback between two one-to-many sockets of this process: delivered when
+/// the listener receives it within `timeout`. A drop at `LOCAL_OUT` does not fail `sendto` (SCTP
+/// queues the message and sends the association's INIT itself), so only the receipt tells.
+pub fn sctp(v6: bool, timeout: Duration) -> Outcome {
+    let domain = if v6 { sys::AF_INET6 } else { sys::AF_INET };
+    let open = || sys::datagram_socket(domain, sys::SOCK_SEQPACKET, IPPROTO_SCTP);
+    let listener = match open() {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(format!("SCTP socket (is sctp.ko loaded?): {e}")),
+    };
+    if let Err(e) = sys::bind_loopback_and_listen(&listener, v6) {
+        return Outcome::Failed(format!("SCTP bind/listen: {e}"));
+    }
+    let dst = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => return Outcome::Failed(format!("SCTP getsockname: {e}")),
+    };
+    let sender = match open() {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(format!("SCTP socket: {e}")),
+    };
+    // sendto waits for the new association to come up (SO_SNDTIMEO, unbounded by default): bound it,
+    // or a dropped INIT would keep the probe waiting through every INIT retransmission.
+    if sender.set_write_timeout(Some(timeout)).is_err() {
+        return Outcome::Failed("SCTP: cannot set a send timeout".into());
+    }
+    if let Err(e) = sender.send_to(b"e7-probe sctp", dst) {
+        return classify_send_error("sendto", &e);
+    }
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 64];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Outcome::Blocked(format!("no SCTP message within {} ms", timeout.as_millis()));
+        }
+        if listener.set_read_timeout(Some(left)).is_err() {
+            return Outcome::Failed("SCTP: cannot set a receive timeout".into());
+        }
+        match listener.recv(&mut buf) {
+            Ok(n) if buf.get(..n) == Some(&b"e7-probe sctp"[..]) => {
+                return Outcome::Delivered(String::new())
+            }
+            Ok(_) => continue,
+            Err(e) if is_timeout(&e) => continue,
+            Err(e) => return Outcome::Failed(format!("SCTP recv: {e}")),
+        }
+    }
+}
+
 /// One short-lived socket that sends one message to `dst` (the storm's unit of work). UDP: delivered when
 /// `sendto` succeeds. TCP: delivered when the handshake completes and the write is accepted.
 pub fn one_shot(proto: Proto, dst: SocketAddr, timeout: Duration) -> Outcome {

@@ -30,6 +30,9 @@ const IPPROTO_IPV6: c_int = 41;
 /// `IPV6_DSTOPTS` (`<linux/in6.h>`): a sticky Destination Options header for every packet sent.
 const IPV6_DSTOPTS: c_int = 59;
 
+/// `SOCK_SEQPACKET`: a one-to-many SCTP socket with `IPPROTO_SCTP`.
+pub const SOCK_SEQPACKET: c_int = 5;
+
 /// `CLONE_NEWUSER`, `CLONE_NEWNET`, `CLONE_NEWNS` from `<sched.h>`.
 const CLONE_NEWUSER: c_int = 0x1000_0000;
 const CLONE_NEWNET: c_int = 0x4000_0000;
@@ -56,6 +59,10 @@ extern "C" {
         flags: std::os::raw::c_ulong,
         data: *const u8,
     ) -> c_int;
+    /// `int bind(int fd, const struct sockaddr *addr, socklen_t len)`.
+    fn bind(fd: c_int, addr: *const u8, len: u32) -> c_int;
+    /// `int listen(int fd, int backlog)`.
+    fn listen(fd: c_int, backlog: c_int) -> c_int;
     /// `int ioctl(int fd, unsigned long request, ...)`, called with a `struct ifreq *`.
     fn ioctl(fd: c_int, request: std::os::raw::c_ulong, arg: *mut u8) -> c_int;
     /// `int socket(int domain, int type, int protocol)` from the C library std links against.
@@ -154,6 +161,27 @@ pub fn enter_user_ns(net: bool, mnt: bool) -> io::Result<()> {
     std::fs::write("/proc/self/uid_map", format!("0 {uid} 1"))?;
     std::fs::write("/proc/self/gid_map", format!("0 {gid} 1"))?;
     Ok(())
+}
+
+/// Binds `sock` to the loopback address (port chosen by the kernel) and listens: the receiving end
+/// of a one-to-many SCTP exchange (std has no bind or listen for a descriptor it did not create).
+pub fn bind_loopback_and_listen(sock: &impl AsRawFd, v6: bool) -> io::Result<()> {
+    // struct sockaddr_in (16 bytes) / sockaddr_in6 (28 bytes), port 0, loopback address.
+    let mut sa = [0u8; 28];
+    let len = if v6 {
+        sa[..2].copy_from_slice(&(AF_INET6 as u16).to_ne_bytes());
+        sa[23] = 1; // ::1 (sin6_addr at offset 8)
+        28
+    } else {
+        sa[..2].copy_from_slice(&(AF_INET as u16).to_ne_bytes());
+        sa[4..8].copy_from_slice(&[127, 0, 0, 1]);
+        16
+    };
+    // SAFETY: `sa` is a live buffer of at least `len` bytes holding a valid sockaddr for the call;
+    // the kernel copies it. The descriptor is owned by `sock` and open.
+    check(unsafe { bind(sock.as_raw_fd(), sa.as_ptr(), len) })?;
+    // SAFETY: integers only; the descriptor is open.
+    check(unsafe { listen(sock.as_raw_fd(), 4) })
 }
 
 /// Sets `IFF_UP` on `lo` of the current network namespace.
