@@ -206,7 +206,8 @@ module_pkgs() {
 
 # cmd_modules ROW NAME: NAME.ko and, before it, every module its `depends=` names (recursively), plus
 # crc32c_generic when the package has it (libcrc32c asks the crypto API for "crc32c" at load time, which
-# would need modprobe). Decompressed (.ko.xz/.ko.zst), load order in `order`. Cached per kernel.
+# would need modprobe). Decompressed (.ko.xz/.ko.zst), load order in `order`. Cached per kernel (the
+# package is removed once the modules are out, as `image` does).
 cmd_modules() {
     local row="$1" name="$2" kv dir out p deb x
     kv="$(cmd_version "$row")"
@@ -245,7 +246,7 @@ cmd_modules() {
         }
         [ -z "$(find_ko crc32c_generic)" ] || add crc32c_generic
         add "$name"
-        rm -rf "$x"
+        rm -rf "$x" "$deb"
     fi
     echo "$out"
 }
