@@ -143,8 +143,9 @@ enum e7_flag {
 	E7F_STAT_PACKETS = 12, /* qpackets: Packets decided while mode was not disabled. */
 	E7F_LONGPATH_ACTION = 13, /* longpath: Verdict for a process whose executable path exceeds 255 bytes (appended). */
 	E7F_STAT_EVLOST = 14, /* evlost: Events dropped because the bounded event queue was full (appended). */
+	E7F_NSPATH_ACTION = 15, /* nspath: Verdict for a program whose executable has no verified path in the initial mount namespace and root (appended). */
 };
-#define E7_FLAG_COUNT 15
+#define E7_FLAG_COUNT 16
 #define E7F_MODE_DEFAULT E7C_DISABLED
 #define E7F_MODE_CLASS E7_CLASS_MODE
 #define E7F_DEBUG_DEFAULT E7C_DISABLED
@@ -175,6 +176,8 @@ enum e7_flag {
 #define E7F_LONGPATH_ACTION_CLASS E7_CLASS_ACTION
 #define E7F_STAT_EVLOST_DEFAULT 0u
 #define E7F_STAT_EVLOST_CLASS E7_CLASS_READONLY
+#define E7F_NSPATH_ACTION_DEFAULT E7C_BLOCK
+#define E7F_NSPATH_ACTION_CLASS E7_CLASS_ACTION
 /* u32 e7_flag_defaults[E7_FLAG_COUNT] = { E7_FLAG_DEFAULTS_INIT }; */
 #define E7_FLAG_DEFAULTS_INIT \
 	[E7F_MODE] = E7F_MODE_DEFAULT, \
@@ -191,7 +194,8 @@ enum e7_flag {
 	[E7F_STAT_UPTIME] = E7F_STAT_UPTIME_DEFAULT, \
 	[E7F_STAT_PACKETS] = E7F_STAT_PACKETS_DEFAULT, \
 	[E7F_LONGPATH_ACTION] = E7F_LONGPATH_ACTION_DEFAULT, \
-	[E7F_STAT_EVLOST] = E7F_STAT_EVLOST_DEFAULT,
+	[E7F_STAT_EVLOST] = E7F_STAT_EVLOST_DEFAULT, \
+	[E7F_NSPATH_ACTION] = E7F_NSPATH_ACTION_DEFAULT,
 
 /* module parameters: one per settable flag, X(name, MODULE_PARM_DESC text) */
 #define E7_MODULE_PARAMS(X) \
@@ -206,6 +210,7 @@ enum e7_flag {
 	X(drops, "send an event for every packet dropped by a rule: enabled or disabled (default disabled)") \
 	X(accepts, "send an event for every packet accepted by a rule: enabled or disabled (default disabled)") \
 	X(rchngq, "push a QUERY to the sender after a rule or mode change: enabled or disabled (default enabled)") \
-	X(longpath, "verdict for programs whose path exceeds 255 bytes: allow or block (default block)")
+	X(longpath, "verdict for programs whose path exceeds 255 bytes: allow or block (default block)") \
+	X(nspath, "verdict for programs without a verified path in the initial mount namespace and root: allow or block (default block)")
 
 #endif /* E7_PROTO_H */

@@ -11,7 +11,9 @@
 //! 4. no full socket / no owning process → `unkproc` for tcp, udp, icmp and icmpv6 (what the kernel
 //!    itself sends: resets, errors, echo replies), `unkprot` for every other protocol (igmp reports,
 //!    encapsulations of forwarded traffic, ...); executable path longer than 255 bytes →
-//!    `longpath` (never a silent allow);
+//!    `longpath` (never a silent allow); executable with no verified path in the initial mount
+//!    namespace and root (a bind mount in a private mount namespace) → `nspath` (no path rule
+//!    can allow a borrowed identity);
 //! 5. rule allow → accept (+ALLOW event if `accepts`); rule block → drop (+BLOCK event if `drops`);
 //!    no rule → `unkrule` (+PENDING event if `norule`, to be rate-limited by
 //!    [`Squelch`](crate::Squelch) when `squelch` is on).
@@ -124,6 +126,8 @@ pub enum Reason {
     UnknownProcess,
     /// Executable path too long → `longpath`.
     PathTooLong,
+    /// Executable without a verified path in the initial mount namespace → `nspath`.
+    NoHostPath,
     /// A rule matched.
     Rule,
     /// No rule matched → `unkrule`.
@@ -207,6 +211,7 @@ impl Decision {
             Reason::Rule => 6,
             Reason::NoRule => 7,
             Reason::Deferred => 8,
+            Reason::NoHostPath => 9,
         };
         v | (e << 1) | ((self.squelch as u8) << 3) | (r << 4)
     }
@@ -234,6 +239,7 @@ impl Decision {
             6 => Reason::Rule,
             7 => Reason::NoRule,
             8 => Reason::Deferred,
+            9 => Reason::NoHostPath,
             _ => return None,
         };
         Some(Decision {
@@ -278,6 +284,7 @@ pub fn decide(
         }
         Identity::Unknown => Decision::plain(Verdict::of(flags.unkprot), Reason::UnknownProtocol),
         Identity::PathTooLong => Decision::plain(Verdict::of(flags.longpath), Reason::PathTooLong),
+        Identity::NoHostPath => Decision::plain(Verdict::of(flags.nspath), Reason::NoHostPath),
         Identity::Exe(_) => match rule {
             Some(Action::Allow) => Decision {
                 verdict: Verdict::Accept,

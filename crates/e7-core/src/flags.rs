@@ -54,6 +54,9 @@ pub struct FlagValues {
     pub accepts: bool,
     /// `longpath`: verdict for a process whose executable path exceeds 255 bytes.
     pub longpath: Action,
+    /// `nspath`: verdict for a process whose executable has no verified path in the initial mount
+    /// namespace and root (a bind mount in a private mount namespace, a mount no one else sees).
+    pub nspath: Action,
 }
 
 impl FlagValues {
@@ -74,6 +77,7 @@ impl FlagValues {
         drops: default_bool(Flag::Drops),
         accepts: default_bool(Flag::Accepts),
         longpath: default_action(Flag::LongPath),
+        nspath: default_action(Flag::NsPath),
     };
 }
 
@@ -213,6 +217,7 @@ impl Flags {
             drops: boolean(Flag::Drops),
             accepts: boolean(Flag::Accepts),
             longpath: action(Flag::LongPath, d.longpath),
+            nspath: action(Flag::NsPath, d.nspath),
         }
     }
 }

@@ -42,6 +42,9 @@ pub enum Identity {
     Exe(ExeId),
     /// The process was found but its executable path is longer than 255 bytes (flag `longpath`).
     PathTooLong,
+    /// The process was found but its executable has no verified path in the initial mount
+    /// namespace and root (flag `nspath`): a path rule must never apply to it.
+    NoHostPath,
     /// No full socket, or no owning process (flag `unkproc`).
     Unknown,
 }

@@ -130,6 +130,9 @@ enum InTask {
     Found(Identity, TaskId),
     NoOwner,
     RateLimited,
+    /// The owner's executable path could not be verified in this context
+    /// ([`ExeError::Unverified`]): defer to the work, which can.
+    Unverified,
 }
 
 /// All engine state, shareable between CPUs (see the module docs). Capacities are the documented
@@ -411,6 +414,9 @@ impl<
             InTask::NoOwner => Found::UNCACHED,
             // Let the deferred work try after the interval.
             InTask::RateLimited => deferred(),
+            // Never decided by a path the process has not been verified to own (issue 7 hole 4):
+            // the deferred work verifies it and remembers the image.
+            InTask::Unverified => deferred(),
         }
     }
 
@@ -476,6 +482,9 @@ impl<
                 return InTask::Found(ident, task);
             }
             let r = host.sender_exe(sk, &mut path);
+            if matches!(r, Err(ExeError::Unverified(_))) {
+                return InTask::Unverified;
+            }
             if r != Err(ExeError::NoTask) {
                 bump(&self.stats.task_resolved);
                 let (ident, owner) = self.identity_of(r, &path);
@@ -489,6 +498,9 @@ impl<
         match found {
             ActiveLookup::Owner(tgid) => {
                 let r = host.task_exe(tgid, &mut path);
+                if matches!(r, Err(ExeError::Unverified(_))) {
+                    return InTask::Unverified;
+                }
                 bump(&self.stats.task_resolved);
                 let (ident, owner) = self.identity_of(r, &path);
                 InTask::Found(ident, TaskId { tgid, ..owner })
@@ -498,7 +510,7 @@ impl<
         }
     }
 
-    /// The identity for a host's executable answer (interned id, `PathTooLong`, or `Unknown`) and
+    /// The identity for a host's executable answer (interned id, `PathTooLong`, `NoHostPath` or `Unknown`) and
     /// the process's tgid; a known identity is remembered for the process image, so later misses
     /// need no path read.
     fn identity_of(&self, r: Result<TaskId, ExeError>, path: &ExePath) -> (Identity, TaskId) {
@@ -513,6 +525,9 @@ impl<
             }
             Ok(task) | Err(ExeError::NoExe(task)) => (Identity::Unknown, task),
             Err(ExeError::TooLong(task)) => (Identity::PathTooLong, task),
+            Err(ExeError::NoHostPath(task)) => (Identity::NoHostPath, task),
+            // Not remembered: the next answer (from a context that can verify) decides.
+            Err(ExeError::Unverified(task)) => return (Identity::Unknown, task),
             Err(ExeError::NoTask) => return (Identity::Unknown, TaskId::tgid_only(0)),
         };
         if ident != Identity::Unknown {

@@ -463,6 +463,9 @@ e7_schema! {
         /// Events dropped because the bounded event queue was full (appended).
         EvLost = 14, "evlost", "E7F_STAT_EVLOST", ReadOnly, default: 0,
             decides: false, param: "";
+        /// Verdict for a program whose executable has no verified path in the initial mount namespace and root (appended).
+        NsPath = 15, "nspath", "E7F_NSPATH_ACTION", Action, default: Const::Block.value(),
+            decides: true, param: "verdict for programs without a verified path in the initial mount namespace and root";
     }
 }
 

@@ -130,8 +130,9 @@ fn flags_are_indexed_as_the_original() {
         ("qpackets", "E7F_STAT_PACKETS", ReadOnly, 0),
         ("longpath", "E7F_LONGPATH_ACTION", Action, b),
         ("evlost", "E7F_STAT_EVLOST", ReadOnly, 0),
+        ("nspath", "E7F_NSPATH_ACTION", Action, b),
     ];
-    assert_eq!(Flag::COUNT, 15);
+    assert_eq!(Flag::COUNT, 16);
     for (i, (f, &(alias, id, class, default))) in Flag::ALL.iter().zip(expected).enumerate() {
         assert_eq!(f.index() as usize, i);
         assert_eq!(
@@ -161,7 +162,7 @@ fn unknown_numbers_are_rejected() {
         Attr::try_from(0x8002).is_err(),
         "flag bits are not masked by TryFrom"
     );
-    assert!(Flag::try_from(15).is_err());
+    assert!(Flag::try_from(16).is_err());
     assert!(Flag::try_from(u32::MAX).is_err());
     assert!(Const::try_from(0).is_err());
     assert!(Const::try_from(0xFF05).is_err());
@@ -172,8 +173,8 @@ fn unknown_number_messages_list_the_valid_range() {
     let m = Flag::try_from(20).unwrap_err().to_string();
     assert_eq!(
         m,
-        "flag index 20 does not exist: expected 0..=14 (mode, debug, fail, unkproc, unkprot, norule, \
-         squelch, unkrule, drops, accepts, rchngq, uptime, qpackets, longpath, evlost)"
+        "flag index 20 does not exist: expected 0..=15 (mode, debug, fail, unkproc, unkprot, norule, \
+         squelch, unkrule, drops, accepts, rchngq, uptime, qpackets, longpath, evlost, nspath)"
     );
     let m = Command::try_from(42).unwrap_err().to_string();
     assert_eq!(

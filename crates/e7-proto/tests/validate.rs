@@ -57,14 +57,15 @@ fn flag_tokens() {
     assert_eq!(parse_flag_token("mode"), Ok(Flag::Mode));
     assert_eq!(parse_flag_token("evlost"), Ok(Flag::EvLost));
     assert_eq!(parse_flag_token("7"), Ok(Flag::UnkRule));
-    assert!(parse_flag_token("15").is_err());
+    assert_eq!(parse_flag_token("15"), Ok(Flag::NsPath));
+    assert!(parse_flag_token("16").is_err());
     assert!(parse_flag_token("Mode").is_err());
     let m = parse_flag_token("verbose").unwrap_err().to_string();
     assert!(
         m.starts_with("`verbose` is not a flag: expected one of mode, debug, fail,"),
         "{m}"
     );
-    assert!(m.ends_with("evlost or an index 0..=14"), "{m}");
+    assert!(m.ends_with("evlost, nspath or an index 0..=15"), "{m}");
 }
 
 #[test]

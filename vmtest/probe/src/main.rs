@@ -70,9 +70,10 @@ other:
                                            reading anything, read to NLMSG_DONE; prints rules, COUNT and which
                                            messages carried NLM_F_DUMP_INTR; exit 0 when the dump ended
   as-user UID[:GID] CMD [ARG...]           drop to UID (and GID, default = UID, no supplementary groups), exec CMD
-  userns [-n] [-m SRC DST] CMD [ARG...]    enter a new user namespace (any user; uid 0 inside), with -n also a
-                                           new network namespace (loopback up), with -m a new mount namespace
-                                           where SRC is bind-mounted on DST; then exec CMD
+  userns [-n] [-M | -m SRC DST] CMD [ARG...]
+                                           enter a new user namespace (any user; uid 0 inside), with -n also a
+                                           new network namespace (loopback up), with -M a new mount namespace,
+                                           with -m one where SRC is bind-mounted on DST; then exec CMD
 options:
   --timeout MS                             how long to wait for delivery (default 1000, or $E7_PROBE_TIMEOUT_MS)";
 
@@ -95,6 +96,7 @@ enum Cmd {
     },
     UserNs {
         net: bool,
+        mnt: bool,
         bind: Option<(PathBuf, PathBuf)>,
         cmd: Vec<String>,
     },
@@ -343,11 +345,16 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
         "userns" => {
             let mut rest = args.get(1..).unwrap_or(&[]);
             let mut net = false;
+            let mut mnt = false;
             let mut bind = None;
             loop {
                 match rest.first().map(String::as_str) {
                     Some("-n") => {
                         net = true;
+                        rest = &rest[1..];
+                    }
+                    Some("-M") => {
+                        mnt = true;
                         rest = &rest[1..];
                     }
                     Some("-m") => {
@@ -357,6 +364,7 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
                             );
                         };
                         bind = Some((PathBuf::from(src), PathBuf::from(dst)));
+                        mnt = true;
                         rest = &rest[3..];
                     }
                     _ => break,
@@ -367,6 +375,7 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             }
             Cmd::UserNs {
                 net,
+                mnt,
                 bind,
                 cmd: rest.to_vec(),
             }
@@ -832,12 +841,12 @@ fn as_user(uid: u32, gid: u32, cmd: &[String]) -> ExitCode {
 /// `userns`: a new user namespace (uid and gid 0 inside, mapped to the caller's), optionally a new
 /// network namespace with its loopback up and a new mount namespace with one bind mount, then exec.
 /// This is what any unprivileged user can do on Debian; the cases use it to try to get around e7.
-fn user_ns(net: bool, bind: Option<&(PathBuf, PathBuf)>, cmd: &[String]) -> ExitCode {
+fn user_ns(net: bool, mnt: bool, bind: Option<&(PathBuf, PathBuf)>, cmd: &[String]) -> ExitCode {
     let Some((prog, rest)) = cmd.split_first() else {
         println!("error: userns: missing the command to run");
         return ExitCode::from(2);
     };
-    if let Err(e) = sys::enter_user_ns(net, bind.is_some()) {
+    if let Err(e) = sys::enter_user_ns(net, mnt) {
         println!("error: userns: {e}");
         return ExitCode::from(2);
     }
@@ -901,7 +910,12 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         Cmd::HoldSock { v6, port } => report(&uring::hold_sock(v6, port)),
         Cmd::UdpLite { v6 } => report(&net::udplite(v6)),
         Cmd::Sctp { v6 } => report(&net::sctp(v6, timeout)),
-        Cmd::UserNs { net, bind, cmd } => user_ns(net, bind.as_ref(), &cmd),
+        Cmd::UserNs {
+            net,
+            mnt,
+            bind,
+            cmd,
+        } => user_ns(net, mnt, bind.as_ref(), &cmd),
         Cmd::TwoPhase { proto, gate, port } => two_phase(proto, &gate, port, timeout),
         Cmd::Storm {
             sockets,
@@ -981,11 +995,21 @@ mod tests {
             p(&["userns", "-n", "-m", "/a", "/b", "/x", "udp4"]),
             Ok(Cmd::UserNs {
                 net: true,
+                mnt: true,
                 bind: Some((PathBuf::from("/a"), PathBuf::from("/b"))),
                 cmd: vec!["/x".into(), "udp4".into()]
             })
         );
         assert!(p(&["userns", "-m", "/a"]).is_err());
+        assert_eq!(
+            p(&["userns", "-M", "/x"]),
+            Ok(Cmd::UserNs {
+                net: false,
+                mnt: true,
+                bind: None,
+                cmd: vec!["/x".into()]
+            })
+        );
         assert!(p(&["userns", "-n"]).is_err());
         assert_eq!(
             p(&["raw6", "253"]),

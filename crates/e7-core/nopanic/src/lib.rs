@@ -330,6 +330,7 @@ pub extern "C" fn e7np_decide_pure(proto: u32, ident: u64, rule: u32) -> u32 {
     let ident = match e7_core::ExeId::from_u64(ident) {
         Some(id) => Identity::Exe(id),
         None if ident == 1 => Identity::PathTooLong,
+        None if ident == 2 => Identity::NoHostPath,
         None => Identity::Unknown,
     };
     let rule = Action::from_value(rule);

@@ -78,6 +78,11 @@ struct Fake {
     owner_calls: Cell<u32>,
     info_calls: Cell<u32>,
     dpaths: Cell<u32>,
+    /// tgid → what the refill work's path verification answers (0: verified, -18: no path in
+    /// the initial mount namespace); the hook gets -11 (EAGAIN) for these tgids.
+    needs_work: RefCell<HashMap<u32, i32>>,
+    /// The refill work is running (see `work`).
+    in_work: Cell<bool>,
     /// tgid → exec generation (default 1).
     execs: RefCell<HashMap<u32, u64>>,
     logs: RefCell<Vec<String>>,
@@ -127,6 +132,16 @@ impl Fake {
         self.dpaths.set(self.dpaths.get() + 1);
         out.task = self.task_id(tgid);
         out.len = 0;
+        if let Some(&verified) = self.needs_work.borrow().get(&tgid) {
+            if !self.in_work.get() {
+                out.status = -11;
+                return;
+            }
+            if verified != 0 {
+                out.status = verified;
+                return;
+            }
+        }
         match self.exes.borrow().get(&tgid) {
             Some(Ok(p)) if p.len() < out.buf.len() => {
                 out.buf[..p.len()].copy_from_slice(p);
@@ -599,6 +614,83 @@ fn every_protocol_is_identified_and_unkprot_decides_unowned_other_protocols() {
     assert_eq!(m.packet(&k, &pkt(Some(kern2), TCP, false)), Verdict::Accept);
     set(&m, &k, Flag::UnkProt, Const::Allow);
     assert_eq!(m.packet(&k, &pkt(Some(kern), GRE, false)), Verdict::Accept);
+}
+
+fn work(m: &M, k: &Fake) {
+    k.in_work.set(true);
+    m.work_refill(k);
+    k.in_work.set(false);
+}
+
+/// Issue 7 hole 4: a program exec'd from a bind mount in a private mount namespace (or a chroot)
+/// has a `d_path` that names another program's path. Its identity is only what the refill work
+/// verifies from pid 1's root; until then, and when nothing verifies, `nspath` decides and no path
+/// rule applies.
+#[test]
+fn an_unverified_path_never_matches_a_rule_and_nspath_decides() {
+    let (m, k) = enabled();
+    set(&m, &k, Flag::UnkRule, Const::Block);
+    request(
+        &m,
+        &k,
+        &rule(Action::Allow, Const::Any.value(), "/opt/a/allowed"),
+        1,
+    )
+    .unwrap();
+    request(
+        &m,
+        &k,
+        &rule(Action::Allow, UDP, "/srv/jail/opt/a/allowed"),
+        1,
+    )
+    .unwrap();
+    // Borrowed: the sender's namespace shows /opt/a/allowed, pid 1's root does not agree.
+    k.process(5, "/opt/a/allowed", &[11]);
+    k.needs_work.borrow_mut().insert(5, -18);
+    // Chroot: the real path (what the work finds) is /srv/jail/opt/a/allowed.
+    k.process(6, "/srv/jail/opt/a/allowed", &[12]);
+    k.needs_work.borrow_mut().insert(6, 0);
+    let borrowed = k.sock(1, 1, 11, SockKind::User);
+    let jailed = k.sock(2, 2, 12, SockKind::User);
+    k.current.set(Some(5));
+    assert_eq!(m.packet(&k, &pkt(Some(borrowed), UDP, true)), Verdict::Drop);
+    k.current.set(Some(6));
+    assert_eq!(
+        m.packet(&k, &pkt(Some(jailed), UDP, true)),
+        Verdict::Drop,
+        "not yet verified"
+    );
+    assert!(
+        k.kicked_refill.get() >= 1,
+        "verification is deferred to the work"
+    );
+    work(&m, &k);
+    k.current.set(Some(5));
+    assert_eq!(
+        m.packet(&k, &pkt(Some(borrowed), UDP, true)),
+        Verdict::Drop,
+        "nspath"
+    );
+    k.current.set(Some(6));
+    assert_eq!(
+        m.packet(&k, &pkt(Some(jailed), UDP, true)),
+        Verdict::Accept,
+        "real path"
+    );
+    assert_eq!(
+        m.packet(&k, &pkt(Some(jailed), TCP, true)),
+        Verdict::Drop,
+        "unkrule"
+    );
+    // nspath is the borrowed identity's only verdict: allow it, and it leaves (no rule involved).
+    set(&m, &k, Flag::NsPath, Const::Allow);
+    k.current.set(Some(5));
+    assert_eq!(
+        m.packet(&k, &pkt(Some(borrowed), TCP, true)),
+        Verdict::Accept
+    );
+    set(&m, &k, Flag::NsPath, Const::Block);
+    assert_eq!(m.packet(&k, &pkt(Some(borrowed), UDP, true)), Verdict::Drop);
 }
 
 #[test]
