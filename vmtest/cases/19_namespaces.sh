@@ -15,12 +15,13 @@ case_borrowed_identity_mountns() {
     # A folder rule is no way around it either.
     must e7 allow any /opt/
     expect blocked "$PU" as-user "$NOBODY" "$PU" userns -m "$PB" "$PA" "$PA" udp6
-    # `nspath` alone decides such a program (no path rule can allow it).
+    # `nspath` alone decides such a program (no path rule can block or allow it). Its first packet
+    # waits for the verification like any unverified image's (dropped as deferred; TCP retransmits).
     must e7 set nspath allow
     expect_flag nspath allow
     must e7 block any "$PA"
     must e7 block any /opt/
-    expect delivered "$PU" as-user "$NOBODY" "$PU" userns -m "$PB" "$PA" "$PA" udp4
+    E7_PROBE_TIMEOUT_MS=4000 expect delivered "$PU" as-user "$NOBODY" "$PU" userns -m "$PB" "$PA" "$PA" tcp4
     must e7 set nspath block
     must e7 clear
     # The real program in a private mount namespace keeps its identity once its path is verified (the
