@@ -227,7 +227,8 @@ cmd_modules() {
         x="$dir/modules/x"
         rm -rf "$x" "$out"
         mkdir -p "$x" "$out"
-        dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$x" --wildcards '*/kernel/net/*' '*/kernel/lib/*' '*/kernel/crypto/*'
+        dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$x" --wildcards '*/kernel/net/*' '*/kernel/lib/*' '*/kernel/crypto/*' \
+            '*/kernel/drivers/infiniband/*'
         # find_ko NAME: the module file (names use _ where files may use -).
         find_ko() { find "$x" -name "$1.ko*" -o -name "$(echo "$1" | tr _ -).ko*" | head -n1; }
         add() { # add NAME: its dependencies first, then itself (once)

@@ -146,15 +146,15 @@ cmd_initramfs() {
         want="$(kver)"
         [ "$vm" = "$want" ] || die "crates/e7-kmod/e7.ko is built for $vm, row $ROW boots $want (rebuild: vm.sh build)"
     fi
-    initramfs_modules "$st" sctp
+    initramfs_modules "$st" sctp smc
     (cd "$st" && find . -print0 | sort -z | cpio --null -o -H newc --owner 0:0 --quiet) | gzip -1 >"$INITRAMFS"
     local cases=("$st"/e7/cases/*.sh)
     log "initramfs: $(du -h "$INITRAMFS" | cut -f1) (${#cases[@]} case files, $(cmd_list | wc -l) cases, row $ROW)"
 }
 
 # initramfs_modules STAGE NAME...: each NAME.ko and the modules it depends on, from the row's kernel package
-# (krow.sh modules), into STAGE/e7/modules/ with their load order in `order` (case any_sctp: `any` covers
-# SCTP; the guest has no modprobe database, so the case insmods them in that order).
+# (krow.sh modules), into STAGE/e7/modules/ with their load order in `order` (cases any_sctp, smc_fallback:
+# the guest has no modprobe database, so the cases insmod them in that order).
 initramfs_modules() {
     local st="$1" name dir m
     shift

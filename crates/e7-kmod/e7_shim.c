@@ -350,6 +350,21 @@ static struct socket *e7_sk_socket(struct sock *sk, const void **file)
 	return sock;
 }
 
+/*
+ * A file-less TCP socket may carry a user's traffic (issue 7 hole 3): an AF_SMC socket without RDMA
+ * or ISM devices falls back to TCP over its internal, kernel-created TCP socket (its `clcsock`), and
+ * on the fallback SMC hands that socket the user socket's file (clcsock->file); from then on its
+ * owner is found like any user socket's, by that file. Before the fallback nothing marks it reliably
+ * (syn_smc is cleared by a SYN-ACK without the SMC option), so no file-less TCP socket's verdict is
+ * cached as a kernel socket's: its packets get `unkproc` and are decided again until a file shows up.
+ * (Kernel TCP users such as NFS, CIFS or iSCSI pay one uncached decision per packet; file-less UDP
+ * sockets -- tunnels, WireGuard -- stay cached kernel sockets.)
+ */
+static bool e7_sk_may_gain_file(const struct sock *sk)
+{
+	return sk->sk_type == SOCK_STREAM && sk->sk_protocol == IPPROTO_TCP;
+}
+
 void e7_c_sk_info(void *skv, struct e7_sockinfo *out)
 {
 	struct socket *sock;
@@ -362,7 +377,12 @@ void e7_c_sk_info(void *skv, struct e7_sockinfo *out)
 	sock = e7_sk_socket(skv, &file);
 	if (sock) {
 		out->ino = SOCK_INODE(sock)->i_ino;
-		out->kind = file ? E7_SOCK_USER : E7_SOCK_KERNEL;
+		if (file)
+			out->kind = E7_SOCK_USER;
+		else if (e7_sk_may_gain_file(skv))
+			out->kind = E7_SOCK_DETACHED; /* an owner may show up: not cached */
+		else
+			out->kind = E7_SOCK_KERNEL;
 	}
 	rcu_read_unlock();
 }

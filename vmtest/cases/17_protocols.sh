@@ -56,14 +56,20 @@ case_any_raw_userns() {
 
 # SCTP from an unprivileged user (on Debian it is autoloaded by the first socket; the guest has no module
 # database, so the case loads sctp.ko and its dependencies, shipped in the initramfs by vm.sh).
+# load_module NAME: insmod NAME.ko and what it needs from /e7/modules (vm.sh ships them in load order).
+load_module() {
+    grep -q "^$1 " /proc/modules && return 0
+    for m in $(cat /e7/modules/order); do
+        grep -q "^$m " /proc/modules || insmod "/e7/modules/$m.ko" 2>/dev/null
+        [ "$m" = "$1" ] && break
+    done
+    grep -q "^$1 " /proc/modules && return 0
+    fail "$1.ko could not be loaded (in /e7/modules: $(ls /e7/modules 2>&1 | tr '\n' ' '))"
+    return 1
+}
+
 case_any_sctp() {
-    if ! grep -q '^sctp ' /proc/modules; then
-        for m in $(cat /e7/modules/order); do insmod "/e7/modules/$m.ko" 2>/dev/null; done
-    fi
-    if ! grep -q '^sctp ' /proc/modules; then
-        fail "sctp.ko could not be loaded (is it in /e7/modules? $(ls /e7/modules 2>&1 | tr '\n' ' '))"
-        return
-    fi
+    load_module sctp || return
     enforce
     for v in sctp4 sctp6; do expect delivered "$PU" as-user "$NOBODY" "$PA" "$v"; done
     must e7 block any "$PA"

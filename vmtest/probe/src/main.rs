@@ -44,6 +44,8 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
                                            this program's send
   udplite4|udplite6                        one UDP-Lite datagram to the loopback (any user)
   sctp4|sctp6                              one SCTP message between two sockets of this process (sctp.ko)
+  smc4|smc6                                one message from an AF_SMC socket to a TCP listener (smc.ko)
+  mptcp4|mptcp6                            one message from an MPTCP socket to a TCP listener
   twophase PROTO GATEFILE [PORT]           exchange, wait until GATEFILE exists, exchange again on the SAME
                                            socket; prints `phase1 ...`, `phase2 ...`; exit code of phase 2
   storm SOCKETS PROCS [udp4|udp6|tcp4|tcp6 [PORT]]
@@ -92,6 +94,12 @@ enum Cmd {
         v6: bool,
     },
     Sctp {
+        v6: bool,
+    },
+    Smc {
+        v6: bool,
+    },
+    Mptcp {
         v6: bool,
     },
     UserNs {
@@ -340,6 +348,18 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             no_more(args, 1)?;
             Cmd::Sctp {
                 v6: args[0] == "sctp6",
+            }
+        }
+        "smc4" | "smc6" => {
+            no_more(args, 1)?;
+            Cmd::Smc {
+                v6: args[0] == "smc6",
+            }
+        }
+        "mptcp4" | "mptcp6" => {
+            no_more(args, 1)?;
+            Cmd::Mptcp {
+                v6: args[0] == "mptcp6",
             }
         }
         "userns" => {
@@ -910,6 +930,8 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         Cmd::HoldSock { v6, port } => report(&uring::hold_sock(v6, port)),
         Cmd::UdpLite { v6 } => report(&net::udplite(v6)),
         Cmd::Sctp { v6 } => report(&net::sctp(v6, timeout)),
+        Cmd::Smc { v6 } => report(&net::smc(v6, timeout)),
+        Cmd::Mptcp { v6 } => report(&net::mptcp(v6, timeout)),
         Cmd::UserNs {
             net,
             mnt,
@@ -990,6 +1012,7 @@ mod tests {
         );
         assert_eq!(p(&["udplite6"]), Ok(Cmd::UdpLite { v6: true }));
         assert_eq!(p(&["sctp4"]), Ok(Cmd::Sctp { v6: false }));
+        assert_eq!(p(&["smc6"]), Ok(Cmd::Smc { v6: true }));
         assert!(p(&["sctp4", "9"]).is_err());
         assert_eq!(
             p(&["userns", "-n", "-m", "/a", "/b", "/x", "udp4"]),

@@ -579,6 +579,86 @@ pub fn udplite(v6: bool) -> Outcome {
     }
 }
 
+/// `SMCPROTO_SMC` / `SMCPROTO_SMC6`: the protocol argument of an `AF_SMC` socket.
+const SMCPROTO_SMC: i32 = 0;
+const SMCPROTO_SMC6: i32 = 1;
+
+/// `EINPROGRESS`.
+const EINPROGRESS: i32 = 115;
+
+/// `IPPROTO_MPTCP`.
+const IPPROTO_MPTCP: i32 = 262;
+
+/// One message from a stream socket of `domain`/`protocol` to a plain TCP listener of this process
+/// over the loopback: delivered when the listener reads it within `timeout`.
+fn stream_via(domain: i32, protocol: i32, v6: bool, what: &str, timeout: Duration) -> Outcome {
+    let listener = match TcpListener::bind((loopback(v6), 0)) {
+        Ok(l) => l,
+        Err(e) => return Outcome::Failed(format!("bind: {e}")),
+    };
+    let dst = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => return Outcome::Failed(format!("getsockname: {e}")),
+    };
+    let mut stream = match sys::stream_connect(domain, protocol, dst, timeout) {
+        Ok(s) => s,
+        // A blocking connect that runs into SO_SNDTIMEO fails with EINPROGRESS.
+        Err(e) if is_timeout(&e) || e.raw_os_error() == Some(EINPROGRESS) => {
+            return Outcome::Blocked(format!(
+                "no {what} handshake within {} ms",
+                timeout.as_millis()
+            ))
+        }
+        Err(e) => return classify_send_error(&format!("{what} socket/connect"), &e),
+    };
+    let msg = b"e7-probe stream\n";
+    if let Err(e) = stream.write_all(msg) {
+        return classify_send_error("send", &e);
+    }
+    let mut conn = match accept_within(&listener, timeout) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while !got.ends_with(b"\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+            return Outcome::Blocked(format!(
+                "no data over {what} within {} ms",
+                timeout.as_millis()
+            ));
+        }
+        match conn.read(&mut buf) {
+            Ok(0) => return Outcome::Failed(format!("{what} peer closed without data")),
+            Ok(n) => got.extend_from_slice(buf.get(..n).unwrap_or(&[])),
+            Err(e) if is_timeout(&e) => continue,
+            Err(e) => return Outcome::Failed(format!("read: {e}")),
+        }
+    }
+    if got == msg {
+        Outcome::Delivered(String::new())
+    } else {
+        Outcome::Failed(format!("unexpected data {got:?}"))
+    }
+}
+
+/// One message over MPTCP (`IPPROTO_MPTCP`, built in, any user) to a plain TCP listener: the kernel
+/// carries it on subflow sockets it creates itself.
+pub fn mptcp(v6: bool, timeout: Duration) -> Outcome {
+    let domain = if v6 { sys::AF_INET6 } else { sys::AF_INET };
+    stream_via(domain, IPPROTO_MPTCP, v6, "MPTCP", timeout)
+}
+
+/// One message from an `AF_SMC` socket to a plain TCP listener of this process over the loopback.
+/// Without RDMA or ISM devices SMC falls back to TCP over its internal, kernel-created TCP socket
+/// (`clcsock`); delivered when the listener reads the message within `timeout`.
+pub fn smc(v6: bool, timeout: Duration) -> Outcome {
+    let proto = if v6 { SMCPROTO_SMC6 } else { SMCPROTO_SMC };
+    stream_via(sys::AF_SMC, proto, v6, "SMC", timeout)
+}
+
 /// `IPPROTO_SCTP`.
 const IPPROTO_SCTP: i32 = 132;
 

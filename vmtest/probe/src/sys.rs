@@ -30,6 +30,11 @@ const IPPROTO_IPV6: c_int = 41;
 /// `IPV6_DSTOPTS` (`<linux/in6.h>`): a sticky Destination Options header for every packet sent.
 const IPV6_DSTOPTS: c_int = 59;
 
+/// `AF_SMC` from `<sys/socket.h>`: SMC sockets (they take `AF_INET`/`AF_INET6` addresses).
+pub const AF_SMC: c_int = 43;
+/// `SOCK_STREAM`.
+pub const SOCK_STREAM: c_int = 1;
+
 /// `SOCK_SEQPACKET`: a one-to-many SCTP socket with `IPPROTO_SCTP`.
 pub const SOCK_SEQPACKET: c_int = 5;
 
@@ -61,6 +66,8 @@ extern "C" {
     ) -> c_int;
     /// `int bind(int fd, const struct sockaddr *addr, socklen_t len)`.
     fn bind(fd: c_int, addr: *const u8, len: u32) -> c_int;
+    /// `int connect(int fd, const struct sockaddr *addr, socklen_t len)`.
+    fn connect(fd: c_int, addr: *const u8, len: u32) -> c_int;
     /// `int listen(int fd, int backlog)`.
     fn listen(fd: c_int, backlog: c_int) -> c_int;
     /// `int ioctl(int fd, unsigned long request, ...)`, called with a `struct ifreq *`.
@@ -166,22 +173,59 @@ pub fn enter_user_ns(net: bool, mnt: bool) -> io::Result<()> {
 /// Binds `sock` to the loopback address (port chosen by the kernel) and listens: the receiving end
 /// of a one-to-many SCTP exchange (std has no bind or listen for a descriptor it did not create).
 pub fn bind_loopback_and_listen(sock: &impl AsRawFd, v6: bool) -> io::Result<()> {
-    // struct sockaddr_in (16 bytes) / sockaddr_in6 (28 bytes), port 0, loopback address.
-    let mut sa = [0u8; 28];
-    let len = if v6 {
-        sa[..2].copy_from_slice(&(AF_INET6 as u16).to_ne_bytes());
-        sa[23] = 1; // ::1 (sin6_addr at offset 8)
-        28
+    let lo: std::net::IpAddr = if v6 {
+        std::net::Ipv6Addr::LOCALHOST.into()
     } else {
-        sa[..2].copy_from_slice(&(AF_INET as u16).to_ne_bytes());
-        sa[4..8].copy_from_slice(&[127, 0, 0, 1]);
-        16
+        std::net::Ipv4Addr::LOCALHOST.into()
     };
+    let (sa, len) = sockaddr(std::net::SocketAddr::new(lo, 0));
     // SAFETY: `sa` is a live buffer of at least `len` bytes holding a valid sockaddr for the call;
     // the kernel copies it. The descriptor is owned by `sock` and open.
     check(unsafe { bind(sock.as_raw_fd(), sa.as_ptr(), len) })?;
     // SAFETY: integers only; the descriptor is open.
     check(unsafe { listen(sock.as_raw_fd(), 4) })
+}
+
+/// A `struct sockaddr_in` / `sockaddr_in6` for `addr`, and its length.
+fn sockaddr(addr: std::net::SocketAddr) -> ([u8; 28], u32) {
+    let mut sa = [0u8; 28];
+    match addr {
+        std::net::SocketAddr::V4(a) => {
+            sa[..2].copy_from_slice(&(AF_INET as u16).to_ne_bytes());
+            sa[2..4].copy_from_slice(&a.port().to_be_bytes());
+            sa[4..8].copy_from_slice(&a.ip().octets());
+            (sa, 16)
+        }
+        std::net::SocketAddr::V6(a) => {
+            sa[..2].copy_from_slice(&(AF_INET6 as u16).to_ne_bytes());
+            sa[2..4].copy_from_slice(&a.port().to_be_bytes());
+            sa[8..24].copy_from_slice(&a.ip().octets());
+            (sa, 28)
+        }
+    }
+}
+
+/// Opens `socket(domain, SOCK_STREAM, protocol)` (an SMC socket: `AF_SMC`) and connects it to
+/// `addr` within the socket's send timeout `timeout` (SO_SNDTIMEO bounds a blocking connect).
+pub fn stream_connect(
+    domain: c_int,
+    protocol: c_int,
+    addr: std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> io::Result<std::net::TcpStream> {
+    // SAFETY: integers only; returns a new descriptor or -1.
+    let fd = unsafe { socket(domain, SOCK_STREAM | SOCK_CLOEXEC, protocol) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by a successful `socket` call and is owned by nothing else.
+    let stream = std::net::TcpStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    stream.set_write_timeout(Some(timeout))?;
+    let (sa, len) = sockaddr(addr);
+    // SAFETY: `sa` holds a valid sockaddr of `len` bytes for the call; the kernel copies it. The
+    // descriptor is owned by `stream` and open.
+    check(unsafe { connect(stream.as_raw_fd(), sa.as_ptr(), len) })?;
+    Ok(stream)
 }
 
 /// Sets `IFF_UP` on `lo` of the current network namespace.
