@@ -5,20 +5,22 @@
 # clcsock is not cached before the fallback, and after it (SMC gives it the user socket's file) its packets
 # are the program's.
 
+# The listener is another program (`$PU sink4|sink6`, allowed), so only the SMC side's packets are judged.
 case_smc_fallback() {
     load_module smc || return
     enforce
-    for v in smc4 smc6; do expect delivered "$PU" as-user "$NOBODY" "$PA" "$v"; done
+    must e7 allow any "$PU"
+    for v in smc4 smc6; do expect delivered "$PU" as-user "$NOBODY" "$PA" "$v" "$PU"; done
     must e7 block any "$PA"
     for v in smc4 smc6; do
-        expect blocked "$PU" as-user "$NOBODY" "$PA" "$v"
-        expect delivered "$PU" as-user "$NOBODY" "$PB" "$v"
+        expect blocked "$PU" as-user "$NOBODY" "$PA" "$v" "$PU"
+        expect delivered "$PU" as-user "$NOBODY" "$PB" "$v" "$PU"
     done
     # unkrule block: a program without a rule gets nothing through SMC either.
     must e7 set unkrule block
-    expect blocked "$PU" as-user "$NOBODY" "$PB" smc4
+    expect blocked "$PU" as-user "$NOBODY" "$PB" smc4 "$PU"
     must e7 allow tcp "$PB"
-    expect delivered "$PU" as-user "$NOBODY" "$PB" smc6
+    expect delivered "$PU" as-user "$NOBODY" "$PB" smc6 "$PU"
 }
 
 # MPTCP (built in, any user) carries a socket's traffic on subflow sockets the kernel creates itself. They

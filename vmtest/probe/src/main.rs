@@ -44,7 +44,10 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
                                            this program's send
   udplite4|udplite6                        one UDP-Lite datagram to the loopback (any user)
   sctp4|sctp6                              one SCTP message between two sockets of this process (sctp.ko)
-  smc4|smc6                                one message from an AF_SMC socket to a TCP listener (smc.ko)
+  smc4|smc6 SINK                           one message from an AF_SMC socket to a TCP listener in another
+                                           program, SINK (run as `SINK sink4|sink6`; needs smc.ko)
+  sink4|sink6                              listen on the loopback, print `port N`, read one connection's line;
+                                           exit 0 when it is the probe's message, 1 when none came in time
   mptcp4|mptcp6                            one message from an MPTCP socket to a TCP listener
   twophase PROTO GATEFILE [PORT]           exchange, wait until GATEFILE exists, exchange again on the SAME
                                            socket; prints `phase1 ...`, `phase2 ...`; exit code of phase 2
@@ -97,6 +100,10 @@ enum Cmd {
         v6: bool,
     },
     Smc {
+        v6: bool,
+        sink: String,
+    },
+    Sink {
         v6: bool,
     },
     Mptcp {
@@ -351,9 +358,22 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             }
         }
         "smc4" | "smc6" => {
-            no_more(args, 1)?;
+            let Some(sink) = args.get(1) else {
+                return usage_err(format!(
+                    "{}: missing SINK (the program that listens: runs `SINK sink4|sink6`)",
+                    args[0]
+                ));
+            };
+            no_more(args, 2)?;
             Cmd::Smc {
                 v6: args[0] == "smc6",
+                sink: sink.clone(),
+            }
+        }
+        "sink4" | "sink6" => {
+            no_more(args, 1)?;
+            Cmd::Sink {
+                v6: args[0] == "sink6",
             }
         }
         "mptcp4" | "mptcp6" => {
@@ -930,7 +950,8 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         Cmd::HoldSock { v6, port } => report(&uring::hold_sock(v6, port)),
         Cmd::UdpLite { v6 } => report(&net::udplite(v6)),
         Cmd::Sctp { v6 } => report(&net::sctp(v6, timeout)),
-        Cmd::Smc { v6 } => report(&net::smc(v6, timeout)),
+        Cmd::Smc { v6, sink } => report(&net::smc(v6, &sink, timeout)),
+        Cmd::Sink { v6 } => net::sink(v6, timeout),
         Cmd::Mptcp { v6 } => report(&net::mptcp(v6, timeout)),
         Cmd::UserNs {
             net,
@@ -1012,7 +1033,13 @@ mod tests {
         );
         assert_eq!(p(&["udplite6"]), Ok(Cmd::UdpLite { v6: true }));
         assert_eq!(p(&["sctp4"]), Ok(Cmd::Sctp { v6: false }));
-        assert_eq!(p(&["smc6"]), Ok(Cmd::Smc { v6: true }));
+        assert_eq!(
+            p(&["smc6", "/x"]),
+            Ok(Cmd::Smc {
+                v6: true,
+                sink: "/x".into()
+            })
+        );
         assert!(p(&["sctp4", "9"]).is_err());
         assert_eq!(
             p(&["userns", "-n", "-m", "/a", "/b", "/x", "udp4"]),

@@ -651,12 +651,100 @@ pub fn mptcp(v6: bool, timeout: Duration) -> Outcome {
     stream_via(domain, IPPROTO_MPTCP, v6, "MPTCP", timeout)
 }
 
-/// One message from an `AF_SMC` socket to a plain TCP listener of this process over the loopback.
+/// One message from an `AF_SMC` socket to a plain TCP listener in another program over the loopback.
 /// Without RDMA or ISM devices SMC falls back to TCP over its internal, kernel-created TCP socket
-/// (`clcsock`); delivered when the listener reads the message within `timeout`.
-pub fn smc(v6: bool, timeout: Duration) -> Outcome {
+/// (`clcsock`); delivered when the listener (`SINK sink4|sink6`, whose verdicts are its own, so only
+/// the SMC side's packets are judged) reads the message within `timeout`.
+pub fn smc(v6: bool, sink: &str, timeout: Duration) -> Outcome {
+    use std::io::BufRead;
     let proto = if v6 { SMCPROTO_SMC6 } else { SMCPROTO_SMC };
-    stream_via(sys::AF_SMC, proto, v6, "SMC", timeout)
+    let mut child = match std::process::Command::new(sink)
+        .arg(if v6 { "sink6" } else { "sink4" })
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(format!("cannot run the sink {sink}: {e}")),
+    };
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    let Some(port) = line
+        .trim()
+        .strip_prefix("port ")
+        .and_then(|p| p.parse::<u16>().ok())
+    else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Outcome::Failed(format!("sink said {line:?}, expected `port N`"));
+    };
+    let dst = SocketAddr::new(loopback(v6), port);
+    let sent = match sys::stream_connect(sys::AF_SMC, proto, dst, timeout) {
+        Ok(mut stream) => stream.write_all(b"e7-probe stream\n").map(|()| stream),
+        Err(e) => Err(e),
+    };
+    let status = child.wait();
+    match (sent, status) {
+        (Ok(_), Ok(st)) if st.success() => Outcome::Delivered(String::new()),
+        (Ok(_), Ok(_)) => Outcome::Blocked(format!(
+            "the sink read nothing within {} ms",
+            timeout.as_millis()
+        )),
+        (Err(e), _) if is_timeout(&e) || e.raw_os_error() == Some(EINPROGRESS) => Outcome::Blocked(
+            format!("no SMC handshake within {} ms", timeout.as_millis()),
+        ),
+        (Err(e), _) => classify_send_error("SMC socket/connect/send", &e),
+        (_, Err(e)) => Outcome::Failed(format!("sink: {e}")),
+    }
+}
+
+/// The other end of [`smc`]: a loopback TCP listener that first sends one UDP datagram (so the
+/// firewall knows this process image and decides its SYN-ACK, sent from softirq, at once), prints
+/// `port N`, and reads one connection's line. Exit 0: the probe's message arrived; 1: nothing in
+/// time; 2: anything else.
+pub fn sink(v6: bool, timeout: Duration) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    if let Ok(u) = std::net::UdpSocket::bind((loopback(v6), 0)) {
+        let _ = u.send_to(b"e7-probe warm-up", (loopback(v6), 9));
+    }
+    let listener = match TcpListener::bind((loopback(v6), 0)) {
+        Ok(l) => l,
+        Err(e) => {
+            println!("error: bind: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Ok(port) = listener.local_addr().map(|a| a.port()) else {
+        println!("error: getsockname");
+        return ExitCode::from(2);
+    };
+    println!("port {port}");
+    let _ = std::io::stdout().flush();
+    let mut conn = match accept_within(&listener, timeout) {
+        Ok(c) => c,
+        Err(_) => return ExitCode::from(1),
+    };
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while !got.ends_with(b"\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+            return ExitCode::from(1);
+        }
+        match conn.read(&mut buf) {
+            Ok(0) => return ExitCode::from(1),
+            Ok(n) => got.extend_from_slice(buf.get(..n).unwrap_or(&[])),
+            Err(e) if is_timeout(&e) => continue,
+            Err(_) => return ExitCode::from(2),
+        }
+    }
+    if got == b"e7-probe stream\n" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
 }
 
 /// `IPPROTO_SCTP`.
