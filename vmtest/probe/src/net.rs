@@ -699,15 +699,15 @@ pub fn smc(v6: bool, sink: &str, timeout: Duration) -> Outcome {
     }
 }
 
-/// The other end of [`smc`]: a loopback TCP listener that first sends one UDP datagram (so the
-/// firewall knows this process image and decides its SYN-ACK, sent from softirq, at once), prints
-/// `port N`, and reads one connection's line. Exit 0: the probe's message arrived; 1: nothing in
-/// time; 2: anything else.
+/// The other end of [`smc`]: a loopback TCP listener that first connects to itself once (its own
+/// SYN leaves in task context and identifies this process image; the listener's SYN-ACK is then
+/// decided in softirq by that known image and the listener is cached), so a client's SYN-ACK is
+/// decided at once (a listener no one has seen loses its first SYN-ACK to deferred identification,
+/// and an SMC client whose handshake is delayed by a second fails with EPROTO). Prints `port N` and
+/// reads one connection's line. Exit 0: the probe's message arrived; 1: nothing in time; 2: anything
+/// else.
 pub fn sink(v6: bool, timeout: Duration) -> std::process::ExitCode {
     use std::process::ExitCode;
-    if let Ok(u) = std::net::UdpSocket::bind((loopback(v6), 0)) {
-        let _ = u.send_to(b"e7-probe warm-up", (loopback(v6), 9));
-    }
     let listener = match TcpListener::bind((loopback(v6), 0)) {
         Ok(l) => l,
         Err(e) => {
@@ -715,10 +715,15 @@ pub fn sink(v6: bool, timeout: Duration) -> std::process::ExitCode {
             return ExitCode::from(2);
         }
     };
-    let Ok(port) = listener.local_addr().map(|a| a.port()) else {
+    let Ok(addr) = listener.local_addr() else {
         println!("error: getsockname");
         return ExitCode::from(2);
     };
+    let port = addr.port();
+    if let Ok(own) = TcpStream::connect_timeout(&addr, timeout) {
+        drop(own);
+        let _ = accept_within(&listener, timeout);
+    }
     println!("port {port}");
     let _ = std::io::stdout().flush();
     let mut conn = match accept_within(&listener, timeout) {
