@@ -7,7 +7,7 @@ as_nobody() { "$PU" as-user "$NOBODY" "$@"; }
 
 # UDP-Lite from an unprivileged user: `block any` stops it, a rule naming udplite is more specific.
 case_any_udplite() {
-    # UDP-Lite was removed from the kernel after 6.12 (the sid row has none): then there is nothing to get
+    # A kernel built without UDP-Lite (the sid row's 7.x has none) leaves nothing to get
     # around, and the case says so.
     run "$PA" udplite4
     if printf '%s' "$OUT" | grep -q 'Protocol not supported'; then
