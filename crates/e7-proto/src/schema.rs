@@ -635,12 +635,16 @@ impl Action {
     pub const fn alias(self) -> &'static str {
         self.to_const().alias()
     }
-    /// The action whose wire value is `value`.
+    /// The action whose wire value is `value`. (Compared with the two values directly rather than
+    /// through [`Const::from_value`], whose match over every constant is not inlined: the flags
+    /// snapshot of every packet decision calls this once per action flag.)
     pub const fn from_value(value: u32) -> Option<Action> {
-        match Const::from_value(value) {
-            Some(Const::Allow) => Some(Action::Allow),
-            Some(Const::Block) => Some(Action::Block),
-            _ => None,
+        if value == Const::Allow.value() {
+            Some(Action::Allow)
+        } else if value == Const::Block.value() {
+            Some(Action::Block)
+        } else {
+            None
         }
     }
     /// The action named exactly `alias`.
@@ -677,13 +681,16 @@ impl Mode {
     pub const fn alias(self) -> &'static str {
         self.to_const().alias()
     }
-    /// The mode whose wire value is `value`.
+    /// The mode whose wire value is `value` (direct comparisons, as [`Action::from_value`]).
     pub const fn from_value(value: u32) -> Option<Mode> {
-        match Const::from_value(value) {
-            Some(Const::Enabled) => Some(Mode::Enabled),
-            Some(Const::Disabled) => Some(Mode::Disabled),
-            Some(Const::Block) => Some(Mode::Block),
-            _ => None,
+        if value == Const::Enabled.value() {
+            Some(Mode::Enabled)
+        } else if value == Const::Disabled.value() {
+            Some(Mode::Disabled)
+        } else if value == Const::Block.value() {
+            Some(Mode::Block)
+        } else {
+            None
         }
     }
 }
