@@ -5,6 +5,8 @@
 #   krow.sh version ROW        the row's kernel ABI, newest available now (e.g. 6.12.95+deb12-amd64)
 #   krow.sh image ROW          fetch the row's kernel image; print the path of its vmlinuz (config next to it)
 #   krow.sh headers ROW        fetch + unpack the row's headers; check its kbuild tools run; print KDIR
+#   krow.sh modules ROW NAME   NAME.ko and the modules it depends on, from the row's kernel package, decompressed
+#                              into .vm/kernel/KVER/modules/NAME/ with their load order in `order`; print it
 #   krow.sh chroot ROW         the build root whose tools run the row's kbuild ("/" = this host), created
 #                              (and cached under .vm/) if needed
 #   krow.sh apt ROW ARGS...    run apt-get/apt-cache (first of ARGS) with the row's private apt configuration
@@ -195,6 +197,61 @@ cmd_image() {
     echo "$vmlinuz"
 }
 
+# --- modules ------------------------------------------------------------------------------------------
+# The packages that carry the modules for ABI $1: the image package on Debian 12 and the backports,
+# linux-modules-ABI in newer suites.
+module_pkgs() {
+    echo "linux-image-$1-unsigned linux-modules-$1"
+}
+
+# cmd_modules ROW NAME: NAME.ko and, before it, every module its `depends=` names (recursively), plus
+# crc32c_generic when the package has it (libcrc32c asks the crypto API for "crc32c" at load time, which
+# would need modprobe). Decompressed (.ko.xz/.ko.zst), load order in `order`. Cached per kernel (the
+# package is removed once the modules are out, as `image` does).
+cmd_modules() {
+    local row="$1" name="$2" kv dir out p deb x
+    kv="$(cmd_version "$row")"
+    dir="$VM/kernel/$kv"
+    out="$dir/modules/$name"
+    if [ ! -f "$out/order" ]; then
+        apt_ready "$row"
+        deb=""
+        for p in $(module_pkgs "$kv"); do
+            if compgen -G "$dir/${p}_*.deb" >/dev/null || pkg_exists "$row" "$p"; then
+                download "$row" "$dir" "$p"
+                deb="$(compgen -G "$dir/${p}_*.deb" | head -n1)"
+                break
+            fi
+        done
+        [ -n "$deb" ] || die "row $row: none of $(module_pkgs "$kv") can be fetched (for $name.ko)"
+        x="$dir/modules/x"
+        rm -rf "$x" "$out"
+        mkdir -p "$x" "$out"
+        dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$x" --wildcards '*/kernel/net/*' '*/kernel/lib/*' '*/kernel/crypto/*' \
+            '*/kernel/drivers/infiniband/*'
+        # find_ko NAME: the module file (names use _ where files may use -).
+        find_ko() { find "$x" -name "$1.ko*" -o -name "$(echo "$1" | tr _ -).ko*" | head -n1; }
+        add() { # add NAME: its dependencies first, then itself (once)
+            local f d
+            grep -qx "$1" "$out/order" 2>/dev/null && return 0
+            f="$(find_ko "$1")"
+            [ -n "$f" ] || die "row $row: module $1 (for $name.ko) is not in $deb"
+            for d in $(modinfo -F depends "$f" | tr , ' '); do add "$d"; done
+            case "$f" in
+                *.ko.xz) xz -dc "$f" >"$out/$1.ko" ;;
+                *.ko.zst) zstd -qdc "$f" >"$out/$1.ko" ;;
+                *.ko.gz) gzip -dc "$f" >"$out/$1.ko" ;;
+                *) cp "$f" "$out/$1.ko" ;;
+            esac
+            echo "$1" >>"$out/order"
+        }
+        [ -z "$(find_ko crc32c_generic)" ] || add crc32c_generic
+        add "$name"
+        rm -rf "$x" "$deb"
+    fi
+    echo "$out"
+}
+
 # --- build root ---------------------------------------------------------------------------------------
 # Prints "/" for rows whose kbuild runs on this (Debian 12) host, else the sid build root's path, creating it
 # on first use: mmdebstrap --variant=minbase of sid plus the row's compiler and kbuild's runtime libraries.
@@ -295,12 +352,17 @@ check_kbuild_tools() {
     done
 }
 
-[ $# -ge 1 ] || die "usage: krow.sh rows | version|image|headers|chroot ROW | apt ROW TOOL ARGS..."
+[ $# -ge 1 ] || die "usage: krow.sh rows | version|image|headers|chroot ROW | modules ROW NAME | apt ROW TOOL ARGS..."
 mkdir -p "$VM"
 cmd="$1"
 shift
 case "$cmd" in
     rows) printf '%s\n' "${ROWS[@]}" ;;
+    modules)
+        [ $# -eq 2 ] || die "usage: krow.sh modules ROW NAME (rows: ${ROWS[*]})"
+        check_row "$1"
+        cmd_modules "$1" "$2"
+        ;;
     version | image | headers | chroot)
         [ $# -eq 1 ] || die "usage: krow.sh $cmd ROW (rows: ${ROWS[*]})"
         check_row "$1"
@@ -312,5 +374,5 @@ case "$cmd" in
         apt_ready "$1"
         apt_run "$@"
         ;;
-    *) die "unknown subcommand '$cmd' (rows, version, image, headers, chroot, apt)" ;;
+    *) die "unknown subcommand '$cmd' (rows, version, image, headers, chroot, modules, apt)" ;;
 esac

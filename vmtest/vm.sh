@@ -146,9 +146,39 @@ cmd_initramfs() {
         want="$(kver)"
         [ "$vm" = "$want" ] || die "crates/e7-kmod/e7.ko is built for $vm, row $ROW boots $want (rebuild: vm.sh build)"
     fi
+    initramfs_modules "$st" sctp:IP_SCTP smc:SMC
     (cd "$st" && find . -print0 | sort -z | cpio --null -o -H newc --owner 0:0 --quiet) | gzip -1 >"$INITRAMFS"
     local cases=("$st"/e7/cases/*.sh)
     log "initramfs: $(du -h "$INITRAMFS" | cut -f1) (${#cases[@]} case files, $(cmd_list | wc -l) cases, row $ROW)"
+}
+
+# initramfs_modules STAGE NAME:CONFIG...: each module NAME.ko and the modules it depends on, from the row's
+# kernel package (krow.sh modules), into STAGE/e7/modules/ with their load order in `order` (cases any_sctp,
+# smc_fallback: the guest has no modprobe database, so the cases insmod them in that order). A module whose
+# CONFIG_ symbol the row's kernel does not set (sid has no SMC) is listed in `absent`, and its case says so.
+initramfs_modules() {
+    local st="$1" name sym dir m cfg
+    shift
+    cfg="$VM/kernel/$(kver)/config-$(kver)"
+    mkdir -p "$st/e7/modules"
+    : >"$st/e7/modules/order"
+    : >"$st/e7/modules/absent"
+    for name in "$@"; do
+        sym="${name#*:}"
+        name="${name%%:*}"
+        if [ -f "$cfg" ] && ! grep -q "^CONFIG_$sym=[my]" "$cfg"; then
+            log "row $ROW: CONFIG_$sym is not set: no $name.ko (its case reports it)"
+            echo "$name" >>"$st/e7/modules/absent"
+            continue
+        fi
+        grep -q "^CONFIG_$sym=y" "$cfg" 2>/dev/null && continue
+        dir="$("$VMTEST/krow.sh" modules "$ROW" "$name")" || die "row $ROW: no $name.ko (see the krow error above)"
+        while read -r m; do
+            grep -qx "$m" "$st/e7/modules/order" && continue
+            strip --strip-debug -o "$st/e7/modules/$m.ko" "$dir/$m.ko"
+            echo "$m" >>"$st/e7/modules/order"
+        done <"$dir/order"
+    done
 }
 
 # --- qemu ---------------------------------------------------------------------------------------------

@@ -17,13 +17,29 @@
 #define E7C_IP_ICMP 0x00000001u /* icmp: IPPROTO_ICMP. */
 #define E7C_IP_TCP 0x00000006u /* tcp: IPPROTO_TCP. */
 #define E7C_IP_UDP 0x00000011u /* udp: IPPROTO_UDP. */
-#define E7C_IP_ANY 0xFFFFFFFFu /* any: Wildcard protocol: a rule with it matches every identified protocol. */
+#define E7C_IP_ANY 0xFFFFFFFFu /* any: Wildcard protocol: a rule with it matches packets of every IP protocol. */
 #define E7C_BLOCK 0x0000FF00u /* block: Drop: a rule state, an action-flag value and a mode. */
 #define E7C_ALLOW 0x0000FF01u /* allow: Accept: a rule state and an action-flag value. */
 #define E7C_PENDING 0x0000FF02u /* pending: Event state of a packet that matched no rule. */
 #define E7C_ENABLED 0x0000FF03u /* enabled: Boolean on; the filtering mode. */
 #define E7C_DISABLED 0x0000FF04u /* disabled: Boolean off; the pass-everything mode. */
 #define E7C_IP_ICMPV6 0x0000003Au /* icmpv6: IPPROTO_ICMPV6 (appended). */
+#define E7C_IP_IGMP 0x00000002u /* igmp: IPPROTO_IGMP (appended). */
+#define E7C_IP_IPIP 0x00000004u /* ipip: IPPROTO_IPIP: IPv4 in IPv4 (appended). */
+#define E7C_IP_DCCP 0x00000021u /* dccp: IPPROTO_DCCP (appended). */
+#define E7C_IP_IPV6 0x00000029u /* ipv6: IPPROTO_IPV6: IPv6 in IPv4, 6in4 (appended). */
+#define E7C_IP_RSVP 0x0000002Eu /* rsvp: IPPROTO_RSVP (appended). */
+#define E7C_IP_GRE 0x0000002Fu /* gre: IPPROTO_GRE (appended). */
+#define E7C_IP_ESP 0x00000032u /* esp: IPPROTO_ESP: IPsec payload (appended). */
+#define E7C_IP_AH 0x00000033u /* ah: IPPROTO_AH: IPsec authentication header (appended). */
+#define E7C_IP_OSPF 0x00000059u /* ospf: IPPROTO_OSPF (appended). */
+#define E7C_IP_PIM 0x00000067u /* pim: IPPROTO_PIM (appended). */
+#define E7C_IP_VRRP 0x00000070u /* vrrp: IPPROTO_VRRP (appended). */
+#define E7C_IP_L2TP 0x00000073u /* l2tp: IPPROTO_L2TP: L2TPv3 over IP (appended). */
+#define E7C_IP_SCTP 0x00000084u /* sctp: IPPROTO_SCTP (appended). */
+#define E7C_IP_UDPLITE 0x00000088u /* udplite: IPPROTO_UDPLITE (appended). */
+#define E7C_IP_MPLS 0x00000089u /* mpls: IPPROTO_MPLS: MPLS in IP (appended). */
+#define E7C_IP_ETHERNET 0x0000008Fu /* ethernet: IPPROTO_ETHERNET: Ethernet in IP (appended). */
 
 /* commands (genlmsghdr.cmd); 0 is reserved */
 enum e7_command {
@@ -116,7 +132,7 @@ enum e7_flag {
 	E7F_DEBUG = 1, /* debug: Rate-limited decision logging. */
 	E7F_FAILPATH_ACTION = 2, /* fail: Verdict when the packet cannot be inspected at all. */
 	E7F_UNKN_PROCESS_ACTION = 3, /* unkproc: Verdict when the sending process cannot be identified. */
-	E7F_UNKN_PROTOCOL_ACTION = 4, /* unkprot: Verdict for protocols other than tcp, udp, icmp and icmpv6. */
+	E7F_UNKN_PROTOCOL_ACTION = 4, /* unkprot: Verdict for packets no program owns whose protocol is not tcp, udp, icmp or icmpv6. */
 	E7F_NORULE_NOTIFY = 5, /* norule: Send a pending event for packets that match no rule. */
 	E7F_NORULE_SQUELCH = 6, /* squelch: Rate-limit pending events per (protocol, program). */
 	E7F_NORULE_ACTION = 7, /* unkrule: Verdict for identified packets that match no rule. */
@@ -127,8 +143,9 @@ enum e7_flag {
 	E7F_STAT_PACKETS = 12, /* qpackets: Packets decided while mode was not disabled. */
 	E7F_LONGPATH_ACTION = 13, /* longpath: Verdict for a process whose executable path exceeds 255 bytes (appended). */
 	E7F_STAT_EVLOST = 14, /* evlost: Events dropped because the bounded event queue was full (appended). */
+	E7F_NSPATH_ACTION = 15, /* nspath: Verdict for a program whose executable has no verified path in the initial mount namespace and root (appended). */
 };
-#define E7_FLAG_COUNT 15
+#define E7_FLAG_COUNT 16
 #define E7F_MODE_DEFAULT E7C_DISABLED
 #define E7F_MODE_CLASS E7_CLASS_MODE
 #define E7F_DEBUG_DEFAULT E7C_DISABLED
@@ -159,6 +176,8 @@ enum e7_flag {
 #define E7F_LONGPATH_ACTION_CLASS E7_CLASS_ACTION
 #define E7F_STAT_EVLOST_DEFAULT 0u
 #define E7F_STAT_EVLOST_CLASS E7_CLASS_READONLY
+#define E7F_NSPATH_ACTION_DEFAULT E7C_BLOCK
+#define E7F_NSPATH_ACTION_CLASS E7_CLASS_ACTION
 /* u32 e7_flag_defaults[E7_FLAG_COUNT] = { E7_FLAG_DEFAULTS_INIT }; */
 #define E7_FLAG_DEFAULTS_INIT \
 	[E7F_MODE] = E7F_MODE_DEFAULT, \
@@ -175,21 +194,23 @@ enum e7_flag {
 	[E7F_STAT_UPTIME] = E7F_STAT_UPTIME_DEFAULT, \
 	[E7F_STAT_PACKETS] = E7F_STAT_PACKETS_DEFAULT, \
 	[E7F_LONGPATH_ACTION] = E7F_LONGPATH_ACTION_DEFAULT, \
-	[E7F_STAT_EVLOST] = E7F_STAT_EVLOST_DEFAULT,
+	[E7F_STAT_EVLOST] = E7F_STAT_EVLOST_DEFAULT, \
+	[E7F_NSPATH_ACTION] = E7F_NSPATH_ACTION_DEFAULT,
 
 /* module parameters: one per settable flag, X(name, MODULE_PARM_DESC text) */
 #define E7_MODULE_PARAMS(X) \
 	X(mode, "the firewall mode at load: enabled, disabled or block (default disabled)") \
 	X(debug, "rate-limited decision logging: enabled or disabled (default disabled)") \
 	X(fail, "verdict for packets that cannot be inspected (malformed): allow or block (default allow)") \
-	X(unkproc, "verdict when no owning process is found: allow or block (default allow)") \
-	X(unkprot, "verdict for protocols other than tcp/udp/icmp/icmpv6: allow or block (default allow)") \
+	X(unkproc, "verdict when no owning process is found (tcp, udp, icmp, icmpv6): allow or block (default allow)") \
+	X(unkprot, "verdict when no owning process is found, other protocols (igmp, tunnels, ...): allow or block (default allow)") \
 	X(norule, "send a pending event for packets matching no rule: enabled or disabled (default enabled)") \
 	X(squelch, "rate-limit pending events to one per program and protocol per second: enabled or disabled (default enabled)") \
 	X(unkrule, "verdict for identified programs without a rule: allow or block (default allow)") \
 	X(drops, "send an event for every packet dropped by a rule: enabled or disabled (default disabled)") \
 	X(accepts, "send an event for every packet accepted by a rule: enabled or disabled (default disabled)") \
 	X(rchngq, "push a QUERY to the sender after a rule or mode change: enabled or disabled (default enabled)") \
-	X(longpath, "verdict for programs whose path exceeds 255 bytes: allow or block (default block)")
+	X(longpath, "verdict for programs whose path exceeds 255 bytes: allow or block (default block)") \
+	X(nspath, "verdict for programs without a verified path in the initial mount namespace and root: allow or block (default block)")
 
 #endif /* E7_PROTO_H */

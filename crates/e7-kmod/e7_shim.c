@@ -77,6 +77,9 @@
 /* below this section knows kernel versions. Supported: Debian's 6.1, 6.12 (+ PREEMPT_RT), sid. */
 
 #include <linux/version.h>
+#include <linux/fs_struct.h>
+#include <linux/namei.h>
+#include <linux/path.h>
 
 /*
  * 6.7 made struct file SLAB_TYPESAFE_BY_RCU: get_file_rcu() now takes the RCU-protected pointer
@@ -96,6 +99,36 @@ static inline struct file *e7_get_file_rcu(struct file __rcu **fp)
 	return f && get_file_rcu(f) ? f : NULL;
 #endif
 }
+
+/*
+ * fs_struct's lock: a spinlock_t `lock` (plus a seqcount) up to 6.12, a seqlock_t `seq` on sid's 7.x
+ * (the rows bracket the change; the release that made it, taken here as 6.15, was not verified on
+ * a row of its own). e7_fs_root_peek copies a task's root WITHOUT taking references (the caller
+ * holds RCU: dentries and mounts are freed only after a grace period), so the hook never has to
+ * drop one (path_put may sleep).
+ */
+#define E7_FS_STRUCT_SEQLOCK (LINUX_VERSION_CODE >= KERNEL_VERSION(6, 15, 0))
+
+static inline void e7_fs_root_peek(struct fs_struct *fs, struct path *root)
+{
+#if E7_FS_STRUCT_SEQLOCK
+	read_seqlock_excl(&fs->seq);
+	*root = fs->root;
+	read_sequnlock_excl(&fs->seq);
+#else
+	spin_lock(&fs->lock);
+	*root = fs->root;
+	spin_unlock(&fs->lock);
+#endif
+}
+
+/*
+ * vfs_path_lookup is exported on every row (EXPORT_SYMBOL in fs/namei.c) but 6.1 declares it only
+ * in fs/internal.h; 6.12 and later declare it in <linux/namei.h>. Redeclaring it with the same
+ * signature is harmless where the header has it.
+ */
+extern int vfs_path_lookup(struct dentry *dentry, struct vfsmount *mnt, const char *name,
+			   unsigned int flags, struct path *path);
 
 /*
  * PREEMPT_RT (a configuration, not a version: Debian's -rt flavour) makes rwlock_t an rt_mutex-
@@ -357,6 +390,21 @@ static struct socket *e7_sk_socket(struct sock *sk, const void **file)
 	return sock;
 }
 
+/*
+ * A file-less TCP socket may carry a user's traffic (issue 7 hole 3): an AF_SMC socket without RDMA
+ * or ISM devices falls back to TCP over its internal, kernel-created TCP socket (its `clcsock`), and
+ * on the fallback SMC hands that socket the user socket's file (clcsock->file); from then on its
+ * owner is found like any user socket's, by that file. Before the fallback nothing marks it reliably
+ * (syn_smc is cleared by a SYN-ACK without the SMC option), so no file-less TCP socket's verdict is
+ * cached as a kernel socket's: its packets get `unkproc` and are decided again until a file shows up.
+ * (Kernel TCP users such as NFS, CIFS or iSCSI pay one uncached decision per packet; file-less UDP
+ * sockets -- tunnels, WireGuard -- stay cached kernel sockets.)
+ */
+static bool e7_sk_may_gain_file(const struct sock *sk)
+{
+	return sk->sk_type == SOCK_STREAM && sk->sk_protocol == IPPROTO_TCP;
+}
+
 void e7_c_sk_info(void *skv, struct e7_sockinfo *out)
 {
 	struct socket *sock;
@@ -369,7 +417,12 @@ void e7_c_sk_info(void *skv, struct e7_sockinfo *out)
 	sock = e7_sk_socket(skv, &file);
 	if (sock) {
 		out->ino = SOCK_INODE(sock)->i_ino;
-		out->kind = file ? E7_SOCK_USER : E7_SOCK_KERNEL;
+		if (file)
+			out->kind = E7_SOCK_USER;
+		else if (e7_sk_may_gain_file(skv))
+			out->kind = E7_SOCK_DETACHED; /* an owner may show up: not cached */
+		else
+			out->kind = E7_SOCK_KERNEL;
 	}
 	rcu_read_unlock();
 }
@@ -384,15 +437,148 @@ static void e7_task_id_of(struct task_struct *p, struct e7_task_id *id)
 }
 
 /*
- * Executable path of task P: task_lock keeps p->mm stable, mm->exe_file is RCU-protected and
- * pinned with get_file_rcu; d_path runs after task_unlock on the pinned file. No reference is
- * leaked (the original's B6). Process context only.
+ * The task running the refill work, while it runs: the only caller of e7_exe_of that may sleep
+ * (a path lookup may). The hook runs under RCU and must not; it answers -EAGAIN instead when a
+ * path needs that lookup, and the refill work verifies it (issue 7 hole 4).
+ */
+static struct task_struct *e7_refill_task;
+
+static bool e7_may_sleep(void)
+{
+	return READ_ONCE(e7_refill_task) == current && e7_may_lock_tasks();
+}
+
+/* Pid 1 of the initial pid namespace, referenced, or NULL. */
+static struct task_struct *e7_get_init_task(void)
+{
+	struct task_struct *init;
+
+	rcu_read_lock();
+	init = pid_task(find_pid_ns(1, &init_pid_ns), PIDTYPE_PID);
+	if (init)
+		get_task_struct(init);
+	rcu_read_unlock();
+	return init;
+}
+
+/*
+ * Without sleeping (hook, task context): is the path d_path gives for EXE the path in the initial
+ * mount namespace and root? Yes when the current task's root is pid 1's root and EXE's mount is in
+ * the mount tree under that root (a mount of a private mount namespace, and a file reached through
+ * a chroot, are not). The roots are copied under the fs lock without references: their dentries and
+ * mounts are freed only after an RCU grace period, and we hold RCU throughout. Lock order
+ * task_lock -> fs's lock is the kernel's own (chroot_fs_refs); mount_lock (path_is_under) is taken
+ * with nothing of ours held.
+ */
+static bool e7_fast_verified(const struct path *exe)
+{
+	struct task_struct *init = e7_get_init_task();
+	struct fs_struct *fs;
+	struct path init_root = {}, cur_root = {};
+	bool ok = false;
+
+	if (!init)
+		return false;
+	rcu_read_lock();
+	task_lock(init);
+	fs = init->fs;
+	if (fs)
+		e7_fs_root_peek(fs, &init_root);
+	task_unlock(init);
+	fs = current->fs; /* current's own fs: only current changes it */
+	if (fs)
+		e7_fs_root_peek(fs, &cur_root);
+	if (init_root.mnt && cur_root.mnt && path_equal(&init_root, &cur_root))
+		ok = path_is_under(exe, &init_root);
+	rcu_read_unlock();
+	put_task_struct(init);
+	return ok;
+}
+
+/* d_path of F (relative to the current root) moved to the start of BUF, NUL-terminated. */
+static int e7_d_path(const struct path *f, char *buf, size_t size, size_t *len)
+{
+	char *s = d_path(f, buf, size);
+
+	if (IS_ERR(s))
+		return PTR_ERR(s);
+	*len = strnlen(s, buf + size - s);
+	memmove(buf, s, *len);
+	buf[*len] = '\0'; /* d_path's NUL was inside BUF, so *len < size */
+	return 0;
+}
+
+/* Does NAME, looked up from ROOT without following any symbolic link, name the inode of WANT? */
+static bool e7_lookup_is(const struct path *root, const char *name, struct dentry *want)
+{
+	struct path found;
+	bool same;
+
+	if (vfs_path_lookup(root->dentry, root->mnt, name,
+			    LOOKUP_NO_SYMLINKS | LOOKUP_NO_MAGICLINKS, &found))
+		return false;
+	same = d_inode(found.dentry) == d_inode(want);
+	path_put(&found);
+	return same;
+}
+
+/*
+ * Process context that may sleep (the refill work): verify OUT's path (d_path from the worker's
+ * root, in the executable's own mount namespace) from pid 1's root: it must name the very inode
+ * that runs, with no symbolic link on the way (so the string is also canonical there). A deleted
+ * executable (replaced by an upgrade, or removed) keeps its old path when that path's directory
+ * is still the directory it was deleted from. Anything else has no path in the initial mount
+ * namespace and root: -EXDEV, the `nspath` flag decides.
+ */
+static int e7_verify_exe(const struct path *exe, struct e7_exe *out)
+{
+	static const char deleted[] = " (deleted)";
+	const size_t dlen = sizeof(deleted) - 1;
+	struct task_struct *init = e7_get_init_task();
+	struct path root = {};
+	struct dentry *parent;
+	char *slash;
+	bool ok = false;
+
+	if (!init)
+		return -EXDEV;
+	task_lock(init);
+	if (init->fs)
+		get_fs_root(init->fs, &root);
+	task_unlock(init);
+	put_task_struct(init);
+	if (!root.mnt)
+		return -EXDEV;
+	if (!d_unlinked(exe->dentry)) {
+		ok = e7_lookup_is(&root, out->buf, exe->dentry);
+	} else if (out->len > dlen && !strcmp(out->buf + out->len - dlen, deleted)) {
+		slash = strrchr(out->buf, '/');
+		parent = dget_parent(exe->dentry);
+		if (slash && slash != out->buf) {
+			*slash = '\0';
+			ok = e7_lookup_is(&root, out->buf, parent);
+			*slash = '/';
+		} else if (slash) {
+			ok = e7_lookup_is(&root, "/", parent);
+		}
+		dput(parent);
+	}
+	path_put(&root);
+	return ok ? 0 : -EXDEV;
+}
+
+/*
+ * Executable path of task P, as the initial mount namespace and root see it: task_lock keeps
+ * p->mm stable, mm->exe_file is RCU-protected and pinned with get_file_rcu; d_path runs after
+ * task_unlock on the pinned file. No reference is leaked (the original's B6). Process context
+ * only. Status -EAGAIN: the path must be verified by the refill work (see e7_fast_verified);
+ * -EXDEV: no verified path (see e7_verify_exe).
  */
 static int e7_exe_of(struct task_struct *p, struct e7_exe *out)
 {
 	struct file *exe = NULL;
-	char *s;
-	size_t len;
+	size_t len = 0;
+	int rc;
 
 	out->len = 0;
 	rcu_read_lock(); /* group_leader */
@@ -409,14 +595,23 @@ static int e7_exe_of(struct task_struct *p, struct e7_exe *out)
 		out->status = -ENOENT;
 		return out->status;
 	}
-	s = d_path(&exe->f_path, out->buf, sizeof(out->buf));
-	fput(exe);
-	if (IS_ERR(s)) {
-		out->status = PTR_ERR(s); /* -ENAMETOOLONG: the `longpath` flag decides */
-		return out->status;
+	if (e7_may_sleep()) {
+		rc = e7_d_path(&exe->f_path, out->buf, sizeof(out->buf), &len);
+		out->len = len;
+		if (!rc)
+			rc = e7_verify_exe(&exe->f_path, out);
+	} else if (e7_fast_verified(&exe->f_path)) {
+		rc = e7_d_path(&exe->f_path, out->buf, sizeof(out->buf), &len);
+	} else {
+		rc = -EAGAIN;
 	}
-	len = strnlen(s, out->buf + sizeof(out->buf) - s);
-	memmove(out->buf, s, len);
+	fput(exe);
+	if (rc) {
+		/* -ENAMETOOLONG: the `longpath` flag decides; -EXDEV: `nspath`; -EAGAIN: deferred */
+		out->len = 0;
+		out->status = rc;
+		return rc;
+	}
 	out->len = len;
 	out->status = 0;
 	return 0;
@@ -672,7 +867,9 @@ static void e7_event_work_fn(struct work_struct *work)
 
 static void e7_refill_work_fn(struct work_struct *work)
 {
+	WRITE_ONCE(e7_refill_task, current);
 	e7_work_refill();
+	WRITE_ONCE(e7_refill_task, NULL);
 }
 
 void e7_c_kick_events(void)

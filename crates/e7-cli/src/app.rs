@@ -148,7 +148,7 @@ fn check(files: &[String]) -> u8 {
         match Script::load(file) {
             Ok(s) => {
                 let diags = s.check();
-                for d in &diags {
+                for d in diags.iter().chain(&s.notes()) {
                     eprintln!("{d}");
                 }
                 code = code.max(script::check_exit_code(&diags));

@@ -59,7 +59,7 @@ pub enum Cmd {
     Shell,
     /// Add an allow rule: `e7 allow [PROTO] PATH`. With no argument: set mode disabled.
     Allow {
-        /// Optional protocol (tcp, udp, icmp, icmpv6, any or a number), then the absolute path
+        /// Optional protocol (tcp, udp, icmp, icmpv6, sctp, ..., any or a number 0-255), then the absolute path
         /// of the program, or a folder ending in `/`.
         #[arg(value_name = "PROTO|PATH", num_args = 0..=2)]
         args: Vec<String>,

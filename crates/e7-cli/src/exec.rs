@@ -55,7 +55,18 @@ pub enum Report {
 }
 
 /// Run one statement. `Quit` and `Empty` do nothing here (the caller decides about quitting).
+///
+/// A rule path that leads through a symbolic link is first resolved to the path the kernel sees
+/// ([`crate::resolve`]); the note saying so goes to stderr, and the report shows the rule as sent.
 pub fn execute(kernel: &mut dyn Kernel, stmt: &Statement) -> Result<Report, CliError> {
+    let resolved = crate::resolve::statement(stmt).map(|(s, note)| {
+        eprintln!("e7: {note}");
+        s
+    });
+    execute_resolved(kernel, resolved.as_ref().unwrap_or(stmt))
+}
+
+fn execute_resolved(kernel: &mut dyn Kernel, stmt: &Statement) -> Result<Report, CliError> {
     match stmt {
         Statement::Empty | Statement::Quit => Ok(Report::Nothing),
         Statement::Help => Ok(Report::Help),

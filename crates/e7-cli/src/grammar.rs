@@ -90,7 +90,8 @@ commands:
   bye | disconnect                stop receiving kernel events
   quit | exit                     leave
   # text                          comment
-PROTO is tcp, udp, icmp, icmpv6, any or a number; PATH is absolute, a folder ends in /;
+PROTO is any IP protocol by name (tcp, udp, icmp, icmpv6, sctp, udplite, gre, ...) or number
+0-255, or any; PATH is absolute (links are resolved to the real path), a folder ends in /;
 quote paths with spaces: allow tcp \"/opt/my app/bin/run\"";
 
 /// Split a line into tokens (see the module docs). A `#` at the start of a token ends the line.
@@ -319,7 +320,8 @@ fn parse_clear(args: &[&str]) -> Result<Statement, SyntaxError> {
     }
 }
 
-/// The protocol aliases a rule may name, from e7-proto (`tcp, udp, icmp, icmpv6, any`).
+/// The protocol names a rule may use, from the e7-proto schema (`icmp, tcp, udp, ..., any`); any
+/// other IP protocol is named by its number 0..=255.
 pub fn rule_protocol_aliases() -> Vec<&'static str> {
     e7_proto::validate::RULE_PROTOCOLS
         .iter()
@@ -339,8 +341,8 @@ pub fn parse_protocol(token: &str) -> Result<u32, SyntaxError> {
     let value = e7_proto::parse_protocol_token(&lower).map_err(|e| {
         if !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
             SyntaxError::new(format!(
-                "protocol number `{token}` is too large (at most {})",
-                u32::MAX
+                "protocol number `{token}` is too large: IP protocol numbers are 0..={}",
+                e7_proto::MAX_IP_PROTOCOL
             ))
         } else {
             SyntaxError::new(e.to_string())
@@ -685,6 +687,37 @@ mod tests {
     }
 
     #[test]
+    fn any_ip_protocol_by_name_or_number() {
+        for (line, prot) in [
+            ("block sctp /x", 132),
+            ("block SCTP /x", 132),
+            ("block udplite /x", 136),
+            ("block gre /x", 47),
+            ("block 47 /x", 47),
+            ("block 253 /x", 253),
+            ("block 0 /x", 0),
+            ("block 255 /x", 255),
+        ] {
+            assert_eq!(
+                parse_line(line),
+                Ok(rule(Action::Block, prot, "/x")),
+                "{line}"
+            );
+        }
+        // Saved with the name when the schema has one, else the number; both parse back.
+        assert_eq!(rule_line(Action::Block, 132, "/x"), "block sctp /x");
+        assert_eq!(rule_line(Action::Allow, 253, "/x"), "allow 253 /x");
+        for prot in 0..=255u32 {
+            let line = rule_line(Action::Allow, prot, "/x");
+            assert_eq!(
+                parse_line(&line),
+                Ok(rule(Action::Allow, prot, "/x")),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_words_name_the_valid_ones() {
         let e = err("allow foo /x");
         assert!(
@@ -693,8 +726,11 @@ mod tests {
         );
         let e = err("allow block /x");
         assert!(e.contains("`block` is not a protocol"), "{e}");
-        let e = err("allow 47 /x");
-        assert!(e.contains("protocol 47 cannot be used in a rule"), "{e}");
+        let e = err("allow 256 /x");
+        assert!(
+            e.contains("protocol 256 does not exist") && e.contains("0..=255"),
+            "{e}"
+        );
         let e = err("allow 99999999999 /x");
         assert!(e.contains("too large"), "{e}");
         let e = err("allow udp usr/bin/ping");

@@ -7,6 +7,7 @@
 //! - [`kernel`]: the small [`kernel::Kernel`] trait between the logic and the kernel;
 //! - [`fake`]: an in-memory kernel for tests;
 //! - [`exec`]: executing statements and rendering results (text and `--json`);
+//! - [`resolve`]: rule paths resolved to the executable path the kernel sees (symbolic links);
 //! - [`script`]: `e7 check` and `e7 run`, with `FILE:LINE: message` diagnostics;
 //! - [`save`]: `e7 save`, an exact, atomically written restore script;
 //! - [`shell`]: the interactive console;
@@ -28,6 +29,7 @@ pub mod fake;
 pub mod grammar;
 pub mod kernel;
 pub mod netlink;
+pub mod resolve;
 pub mod save;
 pub mod script;
 pub mod shell;

@@ -149,6 +149,24 @@ impl Script {
         self.parse().err().unwrap_or_default()
     }
 
+    /// `e7 check`'s notes: rule paths that lead through a symbolic link and will be sent as the
+    /// path the kernel sees ([`crate::resolve`]). Notes do not make a script invalid.
+    pub fn notes(&self) -> Vec<Diagnostic> {
+        let Ok(statements) = self.parse() else {
+            return Vec::new();
+        };
+        statements
+            .iter()
+            .filter_map(|(line, stmt)| {
+                crate::resolve::statement(stmt).map(|(_, note)| Diagnostic {
+                    file: self.name.clone(),
+                    line: *line,
+                    message: note,
+                })
+            })
+            .collect()
+    }
+
     /// `e7 run`: check everything, then execute line by line, stopping at the first failure.
     /// `quit` ends the script early (successfully). `report` receives each line's result.
     pub fn run(

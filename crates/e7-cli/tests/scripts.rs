@@ -39,7 +39,7 @@ fn bad_script_reports_every_error_with_its_line() {
     assert_eq!(lines, vec![3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
     let expect = [
         (3, "not absolute"),
-        (4, "`gre` is not a protocol"),
+        (4, "`grep` is not a protocol"),
         (5, "mismatched quotes"),
         (6, "`banana` is not a valid value for flag `mode`"),
         (7, "read-only"),
@@ -94,7 +94,13 @@ fn check_binary_prints_file_line_messages_and_exits_2() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.stderr.is_empty() && out.stdout.is_empty());
+    // The original README's `/bin/...` lines get a note on merged-/usr hosts, nothing else.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().all(|l| l.contains(": note: `/bin/")),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
 
     // From stdin, and a missing file.
     let mut child = e7()
@@ -241,7 +247,8 @@ fn run_of_the_readme_script_stops_at_quit() {
             Rule {
                 action: Action::Allow,
                 prot: ANY,
-                path: "/bin/".into()
+                // `/usr/bin/` on a merged-/usr host (`/bin -> usr/bin`), else `/bin/`.
+                path: e7_cli::resolve::rule_path("/bin/").path
             },
             Rule {
                 action: Action::Block,
@@ -295,4 +302,52 @@ fn quiet_run_reports_only_reading_lines() {
         reading,
         vec!["mode disabled", "mode disabled\nallow udp /x"]
     );
+}
+
+/// Issue 7 hole 8: a rule on a symbolic link path (merged /usr: `/bin -> usr/bin`) is sent as the
+/// path the kernel sees, and `e7 check` says so (a note, exit 0).
+#[test]
+fn symlinked_rule_paths_are_resolved_for_run_and_noted_by_check() {
+    let base = std::fs::canonicalize(std::env::temp_dir()).unwrap();
+    let dir = base.join(format!("e7-scripts-symlink-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("usr/bin")).unwrap();
+    std::fs::write(dir.join("usr/bin/telnet"), b"").unwrap();
+    std::os::unix::fs::symlink("usr/bin", dir.join("bin")).unwrap();
+    let d = dir.display();
+    let text = format!("block any {d}/bin/telnet\nallow tcp {d}/bin/\nclear tcp {d}/bin/\n");
+    let file = dir.join("rules.e7");
+    std::fs::write(&file, &text).unwrap();
+
+    let out = e7().arg("check").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(lines[0].starts_with(&format!("{}:1: note: `{d}/bin/telnet`", file.display())));
+    assert!(
+        lines[0].contains(&format!("`{d}/usr/bin/telnet`")),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(&format!("`{d}/usr/bin/`")),
+        "{}",
+        lines[1]
+    );
+
+    let script = Script::load(file.to_str().unwrap()).unwrap();
+    let mut k = FakeKernel::new();
+    script.run(&mut k, &mut |_| {}).unwrap();
+    let ops = &k.log;
+    assert!(ops.contains(&Op::Change(Change::AddRule {
+        action: Action::Block,
+        prot: ANY,
+        path: format!("{d}/usr/bin/telnet"),
+    })));
+    assert!(ops.contains(&Op::Change(Change::Clear(ClearSpec::Rule {
+        prot: 6,
+        path: format!("{d}/usr/bin/"),
+    }))));
+    let _ = std::fs::remove_dir_all(&dir);
 }

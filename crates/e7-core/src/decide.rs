@@ -6,20 +6,25 @@
 //! Order of the checks (the original's order, with its bugs fixed):
 //! 1. mode `disabled` → accept, no work; mode `block` → drop everything (B1 fixed: it really drops);
 //! 2. malformed packet → `fail`;
-//! 3. protocol other than tcp/udp/icmp/icmpv6 → `unkprot`;
-//! 4. no full socket / no owning process → `unkproc`; executable path longer than 255 bytes →
-//!    `longpath` (never a silent allow);
+//! 3. packets are identified whatever their IP protocol (udplite, sctp, raw sockets of any protocol:
+//!    `block any /x` covers them all);
+//! 4. no full socket / no owning process → `unkproc` for tcp, udp, icmp and icmpv6 (what the kernel
+//!    itself sends: resets, errors, echo replies), `unkprot` for every other protocol (igmp reports,
+//!    encapsulations of forwarded traffic, ...); executable path longer than 255 bytes →
+//!    `longpath` (never a silent allow); executable with no verified path in the initial mount
+//!    namespace and root (a bind mount in a private mount namespace) → `nspath` (no path rule
+//!    can allow a borrowed identity);
 //! 5. rule allow → accept (+ALLOW event if `accepts`); rule block → drop (+BLOCK event if `drops`);
 //!    no rule → `unkrule` (+PENDING event if `norule`, to be rate-limited by
 //!    [`Squelch`](crate::Squelch) when `squelch` is on).
 //!
-//! Steps 1–3 need no identification: [`decide_early`] lets the kernel stop before looking at the
+//! Steps 1–2 need no identification: [`decide_early`] lets the kernel stop before looking at the
 //! socket at all. Events name (state, protocol, [`ExeId`]); the caller copies the path out of the
 //! executable table only when an event is actually emitted.
 
 use crate::exe::ExeId;
 use crate::flags::{Action, FlagValues, Mode};
-use crate::schema::{is_identified_protocol, Const};
+use crate::schema::{is_common_protocol, Const};
 use crate::socket::Identity;
 
 /// The address family of a packet.
@@ -115,12 +120,14 @@ pub enum Reason {
     BlockMode,
     /// Malformed packet → `fail`.
     Malformed,
-    /// Unidentified protocol → `unkprot`.
+    /// No owning program, protocol other than tcp/udp/icmp/icmpv6 → `unkprot`.
     UnknownProtocol,
-    /// No full socket or no process → `unkproc`.
+    /// No full socket or no process, protocol tcp/udp/icmp/icmpv6 → `unkproc`.
     UnknownProcess,
     /// Executable path too long → `longpath`.
     PathTooLong,
+    /// Executable without a verified path in the initial mount namespace → `nspath`.
+    NoHostPath,
     /// A rule matched.
     Rule,
     /// No rule matched → `unkrule`.
@@ -204,6 +211,7 @@ impl Decision {
             Reason::Rule => 6,
             Reason::NoRule => 7,
             Reason::Deferred => 8,
+            Reason::NoHostPath => 9,
         };
         v | (e << 1) | ((self.squelch as u8) << 3) | (r << 4)
     }
@@ -231,6 +239,7 @@ impl Decision {
             6 => Reason::Rule,
             7 => Reason::NoRule,
             8 => Reason::Deferred,
+            9 => Reason::NoHostPath,
             _ => return None,
         };
         Some(Decision {
@@ -242,8 +251,8 @@ impl Decision {
     }
 }
 
-/// The part of the decision that needs no identification: `Some` for mode disabled/block, malformed
-/// packets and unidentified protocols. `None` means "identify the process, look up the rule, then
+/// The part of the decision that needs no identification: `Some` for mode disabled/block and
+/// malformed packets. `None` means "identify the process, look up the rule, then
 /// call [`decide`]".
 pub fn decide_early(flags: &FlagValues, facts: &PacketFacts) -> Option<Decision> {
     match flags.mode {
@@ -253,12 +262,6 @@ pub fn decide_early(flags: &FlagValues, facts: &PacketFacts) -> Option<Decision>
     }
     if facts.malformed {
         return Some(Decision::plain(Verdict::of(flags.fail), Reason::Malformed));
-    }
-    if !is_identified_protocol(facts.proto) {
-        return Some(Decision::plain(
-            Verdict::of(flags.unkprot),
-            Reason::UnknownProtocol,
-        ));
     }
     None
 }
@@ -276,8 +279,12 @@ pub fn decide(
         return d;
     }
     match ident {
-        Identity::Unknown => Decision::plain(Verdict::of(flags.unkproc), Reason::UnknownProcess),
+        Identity::Unknown if is_common_protocol(facts.proto) => {
+            Decision::plain(Verdict::of(flags.unkproc), Reason::UnknownProcess)
+        }
+        Identity::Unknown => Decision::plain(Verdict::of(flags.unkprot), Reason::UnknownProtocol),
         Identity::PathTooLong => Decision::plain(Verdict::of(flags.longpath), Reason::PathTooLong),
+        Identity::NoHostPath => Decision::plain(Verdict::of(flags.nspath), Reason::NoHostPath),
         Identity::Exe(_) => match rule {
             Some(Action::Allow) => Decision {
                 verdict: Verdict::Accept,

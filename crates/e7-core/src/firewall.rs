@@ -57,19 +57,48 @@ impl<T: ProcessTable> ProcHost<T> {
     }
 }
 
-/// Reads `/proc/<tgid>/exe` into `out`.
+/// Reads `/proc/<tgid>/exe` into `out`, verified: the path must name, in this process's own mount
+/// namespace and root (the embedder's "initial" one) and with no symbolic link on the way, the very
+/// file that runs (same device and inode). A program bind-mounted over an allowed path in a private
+/// mount namespace, or run from a chroot, is seen by its own process at a path that here names
+/// another file or none: [`ExeError::NoHostPath`]. A deleted executable keeps its stripped path
+/// unverified (the file is gone; the kernel module verifies its directory instead).
 fn proc_exe(tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
     let task = TaskId::tgid_only(tgid);
-    let target = std::fs::read_link(format!("/proc/{tgid}/exe")).map_err(|_| ExeError::NoTask)?;
-    let bytes = strip_deleted(target.as_os_str().as_encoded_bytes());
+    let link = format!("/proc/{tgid}/exe");
+    let target = std::fs::read_link(&link).map_err(|_| ExeError::NoTask)?;
+    let raw = target.as_os_str().as_encoded_bytes();
+    let bytes = strip_deleted(raw);
     if bytes.len() > MAX_PATH_LEN {
         return Err(ExeError::TooLong(task));
+    }
+    if bytes.len() == raw.len() && !same_file_here(&link, &target) {
+        return Err(ExeError::NoHostPath(task));
     }
     match out.set(bytes) {
         Ok(()) => Ok(task),
         Err(PathError::TooLong { .. }) => Err(ExeError::TooLong(task)),
         Err(_) => Err(ExeError::NoExe(task)),
     }
+}
+
+/// Does `path`, with no symbolic link in it, name the file `/proc/<tgid>/exe` (`link`) runs?
+#[cfg(unix)]
+fn same_file_here(link: &str, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(running), Ok(named), Ok(canonical)) = (
+        std::fs::metadata(link),
+        std::fs::symlink_metadata(path),
+        std::fs::canonicalize(path),
+    ) else {
+        return false;
+    };
+    canonical == path && running.dev() == named.dev() && running.ino() == named.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file_here(_link: &str, _path: &std::path::Path) -> bool {
+    true
 }
 
 impl<T: ProcessTable> Host for ProcHost<T> {

@@ -36,9 +36,11 @@ pub struct FlagValues {
     pub debug: bool,
     /// `fail`: verdict for a malformed packet.
     pub fail: Action,
-    /// `unkproc`: verdict when no full socket or no owning process was found.
+    /// `unkproc`: verdict when no full socket or no owning process was found (tcp, udp, icmp and
+    /// icmpv6 packets).
     pub unkproc: Action,
-    /// `unkprot`: verdict for protocols other than tcp/udp/icmp/icmpv6.
+    /// `unkprot`: verdict for packets no program owns, of protocols other than
+    /// tcp/udp/icmp/icmpv6.
     pub unkprot: Action,
     /// `norule`: emit a PENDING event for packets that match no rule.
     pub norule: bool,
@@ -52,6 +54,9 @@ pub struct FlagValues {
     pub accepts: bool,
     /// `longpath`: verdict for a process whose executable path exceeds 255 bytes.
     pub longpath: Action,
+    /// `nspath`: verdict for a process whose executable has no verified path in the initial mount
+    /// namespace and root (a bind mount in a private mount namespace, a mount no one else sees).
+    pub nspath: Action,
 }
 
 impl FlagValues {
@@ -72,6 +77,7 @@ impl FlagValues {
         drops: default_bool(Flag::Drops),
         accepts: default_bool(Flag::Accepts),
         longpath: default_action(Flag::LongPath),
+        nspath: default_action(Flag::NsPath),
     };
 }
 
@@ -211,6 +217,7 @@ impl Flags {
             drops: boolean(Flag::Drops),
             accepts: boolean(Flag::Accepts),
             longpath: action(Flag::LongPath, d.longpath),
+            nspath: action(Flag::NsPath, d.nspath),
         }
     }
 }

@@ -44,14 +44,20 @@ pub const PATHS: [&[u8]; 16] = [
     b"/usr/bin",
 ];
 
-const PROTOS: [u32; 6] = [
+/// Protocols the harness uses: the common four, `any`, sctp (named by the schema), gre by number,
+/// and 256, which is no IP protocol and must be refused.
+const PROTOS: [u32; 8] = [
     PROTO_TCP,
     PROTO_UDP,
     PROTO_ICMP,
     PROTO_ICMPV6,
     PROTO_ANY,
+    132,
     47,
+    NOT_A_PROTOCOL,
 ];
+
+const NOT_A_PROTOCOL: u32 = 256;
 
 /// Ring capacity used by the harness.
 pub const RULES: usize = 16;
@@ -116,7 +122,7 @@ struct Harness {
     rules: RuleRing<RULES>,
     model_rules: [Option<ModelRule>; RULES],
     exes: ExeTable<EXES>,
-    exe_ids: [(u32, usize); MODEL_EXE_IDS],
+    exe_ids: [(u64, usize); MODEL_EXE_IDS],
     exe_ids_len: usize,
     sockets: SocketCache<SETS, WAYS>,
     model_socks: [Option<ModelSock>; SETS * WAYS],
@@ -260,15 +266,15 @@ impl Harness {
         let rule = match Rule::new(proto, PATHS.get(path).copied().unwrap_or(b""), action) {
             Ok(rule) => rule,
             Err(_) => {
-                return if proto == 47 {
+                return if proto == NOT_A_PROTOCOL {
                     Ok(())
                 } else {
                     Err("valid rule refused")
                 };
             }
         };
-        if proto == 47 {
-            return Err("protocol 47 accepted in a rule");
+        if proto == NOT_A_PROTOCOL {
+            return Err("protocol 256 accepted in a rule");
         }
         let len = self.model_rule_len();
         let existing = self
@@ -382,7 +388,12 @@ impl Harness {
             return Ok(());
         };
         let exe = PATHS.get(path_of(p)).copied().unwrap_or(b"/");
-        let proto = PROTOS.get(usize::from(q) % 4).copied().unwrap_or(PROTO_TCP);
+        // Packet protocols: the common four, sctp and gre (never `any` or 256).
+        let packet_protos = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6, 132, 47];
+        let proto = packet_protos
+            .get(usize::from(q) % packet_protos.len())
+            .copied()
+            .unwrap_or(PROTO_TCP);
         let Ok(path) = ExePath::new(exe) else {
             return Err("dictionary path invalid");
         };
@@ -419,7 +430,7 @@ impl Harness {
         }
         let slot = self.exe_ids_len % MODEL_EXE_IDS;
         if let Some(s) = self.exe_ids.get_mut(slot) {
-            *s = (id.to_u32(), path);
+            *s = (id.to_u64(), path);
         }
         self.exe_ids_len = self.exe_ids_len.wrapping_add(1);
         self.check_exes()
@@ -434,7 +445,7 @@ impl Harness {
             .iter()
             .take(self.exe_ids_len.min(MODEL_EXE_IDS))
         {
-            let Some(id) = ExeId::from_u32(raw) else {
+            let Some(id) = ExeId::from_u64(raw) else {
                 return Err("issued id does not round-trip");
             };
             if let Some(p) = self.exes.get(id) {
@@ -639,7 +650,7 @@ impl Harness {
         let (Some(a), Some(b)) = (r.byte(), r.byte()) else {
             return Ok(());
         };
-        let Some(exe) = ExeId::from_u32(0x0001_0000 | u32::from(a % 8)) else {
+        let Some(exe) = ExeId::from_u64(0x0001_0000 | u64::from(a % 8)) else {
             return Err("id construction");
         };
         let proto = if b & 1 == 0 { PROTO_TCP } else { PROTO_UDP };

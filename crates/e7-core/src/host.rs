@@ -77,6 +77,15 @@ pub enum ExeError {
     NoExe(TaskId),
     /// The executable path is longer than 255 bytes (flag `longpath`).
     TooLong(TaskId),
+    /// The executable has no verified path in the initial mount namespace and root (a file only
+    /// a private mount namespace has, such as a bind mount over an allowed path): flag `nspath`.
+    /// The path the process itself sees must never be used for it.
+    NoHostPath(TaskId),
+    /// Not known yet in this context: the path the process sees may not be its path in the
+    /// initial mount namespace and root (a private mount namespace, a chroot), and verifying it
+    /// needs a lookup this context may not do (the kernel hook cannot sleep). The packet path
+    /// defers the socket; the deferred work asks again where the host can verify.
+    Unverified(TaskId),
 }
 
 /// A socket the packet path could not identify in its context, handed to the host's deferred work
@@ -137,9 +146,13 @@ pub trait Host {
     /// `None` for kernel threads and exiting tasks: the owner is then looked up instead.
     fn sender(&self, sk: Self::Sock<'_>) -> Option<TaskId>;
     /// Task context only: the executable path of the task [`Host::sender`] names into `out`, and
-    /// its process image.
+    /// its process image. The path is the executable's path in the initial mount namespace and
+    /// root, verified to name the file that runs ([`ExeError::NoHostPath`] if it has none,
+    /// [`ExeError::Unverified`] if this context cannot tell), never merely the path the process
+    /// sees.
     fn sender_exe(&self, sk: Self::Sock<'_>, out: &mut ExePath) -> Result<TaskId, ExeError>;
-    /// Task context only: the executable path of process `tgid` into `out`.
+    /// Task context only: the executable path of process `tgid` into `out` (verified as for
+    /// [`Host::sender_exe`]; from deferred work the host must be able to verify it).
     fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError>;
     /// Task context only: every (socket inode, owner) pair of every process; `f` may stop early.
     fn for_each_socket(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>);

@@ -1,7 +1,7 @@
 //! The rule ring: allow/block rules by (protocol, executable path or folder), in insertion order,
 //! with O(1) lookup in the number of rules.
 //!
-//! **Rules.** A rule names a protocol (`tcp`, `udp`, `icmp`, `icmpv6` or `any`), an absolute canonical
+//! **Rules.** A rule names an IP protocol (0–255: `tcp`, `udp`, `sctp`, ...) or `any`, an absolute canonical
 //! path, and an action. A path ending in `/` is a *folder rule*.
 //!
 //! **Order and edits** (the original's ring semantics, bugs B3/B10/B14 fixed): rules are kept in

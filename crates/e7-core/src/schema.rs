@@ -22,8 +22,11 @@ pub const PROTO_ICMPV6: u32 = Const::Icmpv6.value();
 /// The `any` protocol wildcard of rules.
 pub const PROTO_ANY: u32 = Const::Any.value();
 
-/// True for the protocols e7 identifies (tcp, udp, icmp, icmpv6); packets of any other protocol get
-/// the `unkprot` action without identification.
-pub const fn is_identified_protocol(p: u32) -> bool {
+/// True for the protocols whose packets the kernel itself commonly sends without a program
+/// (tcp resets, icmp and icmpv6 errors and replies, udp from kernel sockets): a packet that no
+/// program owns gets the `unkproc` action when its protocol is one of these, and the `unkprot`
+/// action otherwise (igmp reports, tunnel encapsulations of forwarded traffic, ...). Packets a
+/// program's socket sends are identified whatever their protocol.
+pub const fn is_common_protocol(p: u32) -> bool {
     p == PROTO_TCP || p == PROTO_UDP || p == PROTO_ICMP || p == PROTO_ICMPV6
 }

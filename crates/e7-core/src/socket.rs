@@ -42,6 +42,9 @@ pub enum Identity {
     Exe(ExeId),
     /// The process was found but its executable path is longer than 255 bytes (flag `longpath`).
     PathTooLong,
+    /// The process was found but its executable has no verified path in the initial mount
+    /// namespace and root (flag `nspath`): a path rule must never apply to it.
+    NoHostPath,
     /// No full socket, or no owning process (flag `unkproc`).
     Unknown,
 }
@@ -100,8 +103,8 @@ impl CachedVerdict {
         )
     }
 
-    /// A decision computed under `generation` for packets of protocol `proto` (only the identified
-    /// protocols, all below 256, are ever cached).
+    /// A decision computed under `generation` for packets of protocol `proto` (an IP protocol
+    /// number, below 256).
     pub const fn for_proto(decision: Decision, generation: u32, proto: u32) -> Self {
         CachedVerdict(
             (((proto & 0xFF) as u64) << Self::PROTO_SHIFT)

@@ -21,8 +21,11 @@
 //! by `slot % SLOTS`: a busy shared entry then suppresses the newcomer until the next second
 //! (counted in [`Squelch::pressure`]) rather than breaking the one-per-second promise.
 //!
-//! An entry packs `exe id (32) | second (24)`. Seconds are compared modulo 2²⁴ (194 days): a key idle
-//! for exactly a multiple of that loses one event, which is harmless.
+//! An entry packs `exe id digest (32) | second (24)`. The digest is the slot and the low 16 bits of
+//! the id's 40-bit generation ([`ExeId::digest32`]): two ids of one slot 65,536 generations apart
+//! share a key, which at worst delays one event (events never decide a verdict). Seconds are
+//! compared modulo 2²⁴ (194 days): a key idle for exactly a multiple of that loses one event, which
+//! is harmless.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
@@ -71,7 +74,7 @@ impl<const SLOTS: usize> Squelch<SLOTS> {
     /// True if an event for `(proto, exe)` may be sent now; records it. At most one `true` per key
     /// per second (`now_ms / 1000`); other executables never make it `false`.
     pub fn permit(&self, proto: u32, exe: ExeId, now_ms: u64) -> bool {
-        let key = u64::from(exe.to_u32());
+        let key = u64::from(exe.digest32());
         let sec = (now_ms / 1000) & SEC_MASK;
         let fresh = (key << SEC_BITS) | sec;
         let slot = usize::from(exe.slot()) % SLOTS;
@@ -87,17 +90,16 @@ impl<const SLOTS: usize> Squelch<SLOTS> {
                     return false;
                 }
             } else if busy {
-                // Another id fired here this second.
-                let Some(other) = u32::try_from(owner).ok().and_then(ExeId::from_u32) else {
-                    return false;
-                };
-                if other.slot() != exe.slot() {
+                // Another id fired here this second: its digest is `gen (low 16) | slot (16)`.
+                let other_slot = (owner & 0xFFFF) as u16;
+                let other_gen = ((owner >> 16) & 0xFFFF) as u16;
+                if other_slot != exe.slot() {
                     // Only when SLOTS is smaller than the executable table: a shared entry.
                     self.pressure.fetch_add(1, Relaxed);
                     return false;
                 }
                 // The same table slot, another generation: the newer id owns it.
-                if (exe.gen().wrapping_sub(other.gen()) as i16) <= 0 {
+                if ((exe.gen() as u16).wrapping_sub(other_gen) as i16) <= 0 {
                     return false;
                 }
             }

@@ -189,6 +189,9 @@ enum InTask {
     Found(Identity, TaskId),
     NoOwner,
     RateLimited,
+    /// The owner's executable path could not be verified in this context
+    /// ([`ExeError::Unverified`]): defer to the work, which can.
+    Unverified,
 }
 
 /// All engine state, shareable between CPUs (see the module docs). Capacities are the documented
@@ -296,7 +299,7 @@ impl<
     }
 
     /// Decides one packet — THE packet path, for the kernel module and userspace alike: early
-    /// decision (mode, malformed, protocol), then the known-socket cache (fast path: shared lock,
+    /// decision (mode, malformed), then the known-socket cache (fast path: shared lock,
     /// atomics only, no path string), a recompute from the cached identity after a policy change,
     /// and identification through `host` on a miss. Counts `qpackets` for every packet decided
     /// while mode is not disabled; applies squelch to PENDING events.
@@ -340,7 +343,7 @@ impl<
         let gen = self.policy_generation();
 
         // Fast path (shared lock, atomics only, no flags snapshot). A verdict is cached only for a
-        // packet `decide_early` did not decide (mode enabled, identified protocol, well-formed),
+        // packet `decide_early` did not decide (mode enabled, well-formed),
         // tagged with the generation it was computed under and its protocol; so a still-valid one
         // means `decide_early` would decide nothing now either (a mode change bumps the
         // generation). Malformed packets never take it.
@@ -470,6 +473,9 @@ impl<
             InTask::NoOwner => Found::UNCACHED,
             // Let the deferred work try after the interval.
             InTask::RateLimited => deferred(),
+            // Never decided by a path the process has not been verified to own (issue 7 hole 4):
+            // the deferred work verifies it and remembers the image.
+            InTask::Unverified => deferred(),
         }
     }
 
@@ -535,6 +541,9 @@ impl<
                 return InTask::Found(ident, task);
             }
             let r = host.sender_exe(sk, &mut path);
+            if matches!(r, Err(ExeError::Unverified(_))) {
+                return InTask::Unverified;
+            }
             if r != Err(ExeError::NoTask) {
                 bump(&self.stats.task_resolved);
                 let (ident, owner) = self.identity_of(r, &path);
@@ -551,6 +560,9 @@ impl<
         match found {
             ActiveLookup::Owner(tgid) => {
                 let r = host.task_exe(tgid, &mut path);
+                if matches!(r, Err(ExeError::Unverified(_))) {
+                    return InTask::Unverified;
+                }
                 bump(&self.stats.task_resolved);
                 let (ident, owner) = self.identity_of(r, &path);
                 InTask::Found(ident, TaskId { tgid, ..owner })
@@ -560,7 +572,7 @@ impl<
         }
     }
 
-    /// The identity for a host's executable answer (interned id, `PathTooLong`, or `Unknown`) and
+    /// The identity for a host's executable answer (interned id, `PathTooLong`, `NoHostPath` or `Unknown`) and
     /// the process's tgid; a known identity is remembered for the process image, so later misses
     /// need no path read.
     fn identity_of(&self, r: Result<TaskId, ExeError>, path: &ExePath) -> (Identity, TaskId) {
@@ -575,6 +587,9 @@ impl<
             }
             Ok(task) | Err(ExeError::NoExe(task)) => (Identity::Unknown, task),
             Err(ExeError::TooLong(task)) => (Identity::PathTooLong, task),
+            Err(ExeError::NoHostPath(task)) => (Identity::NoHostPath, task),
+            // Not remembered: the next answer (from a context that can verify) decides.
+            Err(ExeError::Unverified(task)) => return (Identity::Unknown, task),
             Err(ExeError::NoTask) => return (Identity::Unknown, TaskId::tgid_only(0)),
         };
         if ident != Identity::Unknown {

@@ -153,26 +153,50 @@ fn malformed_gets_fail_action() {
 }
 
 #[test]
-fn unknown_protocol_gets_unkprot_before_identification() {
+fn every_protocol_is_identified_and_unkprot_decides_unowned_packets_of_other_protocols() {
     for (unkprot, v) in [
         (Action::Allow, Verdict::Accept),
         (Action::Block, Verdict::Drop),
     ] {
         let flags = FlagValues {
             unkprot,
+            unkproc: unkprot.opposite_for_test(),
             ..enabled()
         };
-        for proto in [0, 2, 47, 132, 255, 0xFFFF_FFFF] {
+        for proto in [0, 2, 47, 132, 136, 255] {
             let facts = PacketFacts::new(proto, Family::Ipv4);
-            let d = decide_early(&flags, &facts).unwrap();
-            assert_eq!((d.verdict, d.reason), (v, Reason::UnknownProtocol));
+            // No early decision: the socket's owner is identified, whatever the protocol.
+            assert_eq!(decide_early(&flags, &facts), None, "{proto}");
+            // No owner: unkprot, not unkproc.
+            let d = decide(&flags, &facts, &Identity::Unknown, None);
+            assert_eq!(
+                (d.verdict, d.reason),
+                (v, Reason::UnknownProtocol),
+                "{proto}"
+            );
+            // An identified program: its rule decides, unkprot does not.
+            for rule in [Action::Allow, Action::Block] {
+                let d = decide(&flags, &facts, &Identity::Exe(exe()), Some(rule));
+                assert_eq!((d.verdict, d.reason), (Verdict::of(rule), Reason::Rule));
+            }
         }
     }
     for proto in [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6] {
+        let facts = PacketFacts::new(proto, Family::Ipv6);
         assert_eq!(
-            decide_early(&enabled(), &PacketFacts::new(proto, Family::Ipv6)),
+            decide_early(&enabled(), &facts),
             None,
             "{proto} is identified"
+        );
+        let flags = FlagValues {
+            unkprot: Action::Block,
+            ..enabled()
+        };
+        let d = decide(&flags, &facts, &Identity::Unknown, None);
+        assert_eq!(
+            (d.verdict, d.reason),
+            (Verdict::Accept, Reason::UnknownProcess),
+            "{proto} without owner: unkproc"
         );
     }
 }
@@ -366,8 +390,8 @@ fn a_flooder_cycling_protocols_costs_only_itself() {
 #[test]
 fn a_reused_table_slot_belongs_to_the_newer_executable() {
     let s: Squelch<4> = Squelch::new();
-    let old = ExeId::from_u32(0x0001_0002).unwrap();
-    let new = ExeId::from_u32(0x0002_0002).unwrap();
+    let old = ExeId::from_u64(0x0001_0002).unwrap();
+    let new = ExeId::from_u64(0x0002_0002).unwrap();
     assert!(s.permit(PROTO_TCP, old, 1_000));
     assert!(
         s.permit(PROTO_TCP, new, 1_100),

@@ -45,6 +45,10 @@ struct Fake {
     deferred: RefCell<Vec<Deferred>>,
     /// Called with the running count before every host call (interleaving tests).
     hook: RefCell<Option<Interleave>>,
+    /// tgid → whether its executable's path verifies in the initial mount namespace and root;
+    /// listed tgids are `Unverified` outside deferred work (`in_work`), as in the kernel's hook.
+    verify: RefCell<HashMap<u32, bool>>,
+    in_work: Cell<bool>,
     calls: Cell<usize>,
 }
 
@@ -73,6 +77,11 @@ impl Fake {
     fn exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
         self.resolves.set(self.resolves.get() + 1);
         let task = self.task(tgid);
+        match self.verify.borrow().get(&tgid) {
+            Some(_) if !self.in_work.get() => return Err(ExeError::Unverified(task)),
+            Some(false) => return Err(ExeError::NoHostPath(task)),
+            _ => {}
+        }
         match self.exes.borrow().get(&tgid) {
             Some(p) if p.len() > 255 => Err(ExeError::TooLong(task)),
             Some(p) => out.set(p).map(|()| task).map_err(|_| ExeError::NoExe(task)),
@@ -688,6 +697,63 @@ fn an_owner_not_found_right_now_is_dropped_never_unkproc() {
         assert_eq!(
             e.decide(fake, &softirq(2, 600)).decision.verdict,
             Verdict::Accept
+        );
+    });
+}
+
+#[test]
+fn a_borrowed_path_never_matches_a_rule_and_nspath_decides() {
+    // Issue 7, hole #4: a program bind-mounted over an allowed path in a private mount namespace
+    // sees that path. Until the deferred work verifies it, its packets are dropped as deferred;
+    // verified to have no path of its own, `nspath` alone decides it (no path rule). A chrooted
+    // program is known by its real path once verified.
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.flags.set(Flag::UnkRule, BLOCK).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Allow).unwrap()))
+            .unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/opt/tool", Action::Allow).unwrap()))
+            .unwrap();
+        fake.verify.borrow_mut().insert(50, false); // borrowed: /usr/bin/wget is not its file
+        fake.verify.borrow_mut().insert(60, true); // chroot: /opt/tool is its real path
+        for (tgid, key, inode) in [(50, 1, 500), (60, 2, 600)] {
+            fake.sender.set(Some(tgid));
+            let out = run(e, fake, PROTO_UDP, key, inode, 0);
+            assert_eq!(
+                (out.decision.verdict, out.decision.reason),
+                (Verdict::Drop, Reason::Deferred),
+                "tgid {tgid}: not verified yet"
+            );
+        }
+        let queued = fake.deferred.borrow().clone();
+        assert_eq!(queued.len(), 2);
+        fake.in_work.set(true);
+        for (i, q) in queued.iter().enumerate() {
+            fake.now.set(1_000 * (i as u64 + 1)); // past the walk interval
+            e.identify_deferred(fake, q);
+        }
+        fake.in_work.set(false);
+        fake.sender.set(Some(50));
+        let out = run(e, fake, PROTO_UDP, 1, 500, 5_000);
+        assert_eq!(
+            (out.decision.verdict, out.decision.reason),
+            (Verdict::Drop, Reason::NoHostPath)
+        );
+        fake.sender.set(Some(60));
+        let out = run(e, fake, PROTO_UDP, 2, 600, 5_000);
+        assert_eq!(
+            (out.decision.verdict, out.decision.reason),
+            (Verdict::Accept, Reason::Rule)
+        );
+        // `nspath` is the borrowed identity's only verdict, whatever the rules say.
+        e.flags.set(Flag::NsPath, Const::Allow.value()).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Block).unwrap()))
+            .ok();
+        fake.sender.set(Some(50));
+        let out = run(e, fake, PROTO_UDP, 1, 500, 6_000);
+        assert_eq!(
+            (out.decision.verdict, out.decision.reason),
+            (Verdict::Accept, Reason::NoHostPath)
         );
     });
 }

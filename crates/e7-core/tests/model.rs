@@ -249,7 +249,7 @@ proptest! {
         for (k, udp, dt) in ops {
             now += dt;
             let key = (k % 2, udp);
-            let id = ExeId::from_u32(0x0001_0000 | u32::from(key.0)).unwrap();
+            let id = ExeId::from_u64(0x0001_0000 | u64::from(key.0)).unwrap();
             let proto = if udp { PROTO_UDP } else { PROTO_TCP };
             let want = last.get(&key) != Some(&(now / 1000));
             prop_assert_eq!(s.permit(proto, id, now), want);

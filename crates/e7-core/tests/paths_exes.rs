@@ -1,7 +1,7 @@
 //! ExePath validation/ancestors and ExeTable interning, generations, LRU eviction.
 
 use e7_core::path::{check_rule_path, hash_bytes, strip_deleted, MAX_DEPTH};
-use e7_core::{ExePath, ExeTable, PathError};
+use e7_core::{ExeId, ExePath, ExeTable, PathError};
 
 #[test]
 fn exe_path_validation() {
@@ -199,8 +199,77 @@ fn generation_never_zero_and_stale_ids_never_resolve_over_wrap() {
         assert_eq!(t.get(last), None);
         last = id;
     }
-    assert!(e7_core::ExeId::from_u32(last.to_u32()) == Some(last));
-    assert_eq!(e7_core::ExeId::from_u32(5), None);
+    assert!(e7_core::ExeId::from_u64(last.to_u64()) == Some(last));
+    assert_eq!(e7_core::ExeId::from_u64(5), None);
+}
+
+/// Issue 7 hole 9: with 16-bit generations, an id kept while its slot was reused 65,535 times named
+/// another path (on the kernel module: a blocked program's cached id resolved to an allowed one).
+/// Every id ever issued must resolve to its own path or to nothing.
+#[test]
+fn an_old_id_never_names_another_path_after_many_slot_reuses() {
+    // Seven paths through four slots: every intern evicts (LRU), each slot is reused every 4
+    // interns and gets the path 4 places further in the cycle. After 65,535 reuses (where a u16
+    // generation came back) a slot holds another path than at the start (65,535 × 4 mod 7 = 4).
+    const PATHS: [&[u8]; 7] = [
+        b"/usr/bin/a",
+        b"/usr/bin/b",
+        b"/usr/bin/c",
+        b"/usr/bin/d",
+        b"/usr/bin/e",
+        b"/usr/bin/f",
+        b"/usr/bin/g",
+    ];
+    let mut t: ExeTable<4> = ExeTable::new();
+    // One id per slot, from the first round (the ones a long-lived socket would hold).
+    let mut kept = Vec::new();
+    for (i, p) in PATHS.iter().enumerate().take(4) {
+        kept.push((t.intern(p).unwrap(), i));
+    }
+    for round in 0..40_000usize {
+        for (i, p) in PATHS.iter().enumerate() {
+            let id = t.intern(p).unwrap();
+            assert_eq!(t.get(id).map(|x| x.as_bytes()), Some(*p));
+            if round % 1024 == 0 && i == 0 {
+                kept.push((id, i));
+            }
+        }
+        for &(id, i) in &kept {
+            if let Some(got) = t.get(id) {
+                assert_eq!(
+                    got.as_bytes(),
+                    PATHS[i],
+                    "round {round}: an id issued for {:?} names another path (generation {})",
+                    String::from_utf8_lossy(PATHS[i]),
+                    id.gen()
+                );
+            }
+        }
+    }
+    assert!(kept.iter().any(|(id, _)| id.gen() > u64::from(u16::MAX)));
+}
+
+/// A slot at its last generation is retired: never reused, so no id can come back.
+#[test]
+fn a_slot_at_its_last_generation_is_retired() {
+    use e7_core::exe::MAX_GENERATION;
+    let mut t: ExeTable<2> = ExeTable::new();
+    t.set_free_slot_generation(0, MAX_GENERATION - 1);
+    let a = t.intern(b"/a").unwrap();
+    assert_eq!((a.slot(), a.gen()), (0, MAX_GENERATION));
+    let b = t.intern(b"/b").unwrap();
+    assert_eq!(b.slot(), 1);
+    // Full: the LRU victim would be slot 0 (/a), but it is at its last generation: slot 1 goes.
+    let c = t.intern(b"/c").unwrap();
+    assert_eq!(c.slot(), 1);
+    assert_eq!(t.get(a).map(|p| p.as_bytes()), Some(&b"/a"[..]));
+    assert_eq!(t.get(b), None);
+    // Removed, slot 0 stays free forever.
+    assert!(t.remove(a));
+    let d = t.intern(b"/d").unwrap();
+    assert_eq!(d.slot(), 1);
+    assert_eq!(t.get(a), None);
+    assert_eq!(ExeId::from_u64(a.to_u64()), Some(a));
 }
 
 #[test]

@@ -28,11 +28,26 @@ use Action::{Allow, Block};
 
 #[test]
 fn rule_validation() {
-    assert_eq!(
-        Rule::new(2, b"/bin/x", Allow).unwrap_err(),
-        RuleError::Protocol(ProtocolError { prot: 2 })
-    );
-    for p in [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6, PROTO_ANY] {
+    for p in [256, 0xFF00, u32::MAX - 1] {
+        assert_eq!(
+            Rule::new(p, b"/bin/x", Allow).unwrap_err(),
+            RuleError::Protocol(ProtocolError { prot: p })
+        );
+    }
+    // Every IP protocol number can be named: every packet a socket sends is identified.
+    for p in [
+        PROTO_TCP,
+        PROTO_UDP,
+        PROTO_ICMP,
+        PROTO_ICMPV6,
+        PROTO_ANY,
+        0,
+        2,
+        47,
+        132,
+        136,
+        255,
+    ] {
         assert!(Rule::new(p, b"/bin/x", Allow).is_ok());
     }
     assert_eq!(
@@ -47,8 +62,8 @@ fn rule_validation() {
         Rule::new(PROTO_TCP, b"/a//b", Allow).unwrap_err(),
         RuleError::Path(PathError::EmptyComponent { offset: 2 })
     ));
-    let msg = RuleError::Protocol(ProtocolError { prot: 47 }).to_string();
-    assert!(msg.contains("47") && msg.contains("unkprot"), "{msg}");
+    let msg = RuleError::Protocol(ProtocolError { prot: 256 }).to_string();
+    assert!(msg.contains("256") && msg.contains("0..=255"), "{msg}");
 }
 
 #[test]

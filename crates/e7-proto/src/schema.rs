@@ -262,10 +262,14 @@ macro_rules! e7_schema {
     };
 }
 
+/// The highest IP protocol number (the protocol field of IPv4, the next header of IPv6, is 8 bits).
+pub const MAX_IP_PROTOCOL: u32 = 255;
+
 /// Is this constant an IP protocol (usable as PROT) or a state/switch word?
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ConstKind {
-    /// An IP protocol number, or the `any` wildcard.
+    /// An IP protocol number (0..=255), or the `any` wildcard. The constants of this kind are the
+    /// one table of protocol names users may type (`tcp`, `sctp`, `gre`, ...).
     Protocol,
     /// A rule state, event state or flag value (`allow`, `enabled`, ...).
     Word,
@@ -308,7 +312,7 @@ e7_schema! {
         Tcp = 6, "tcp", "E7C_IP_TCP", Protocol;
         /// IPPROTO_UDP.
         Udp = 17, "udp", "E7C_IP_UDP", Protocol;
-        /// Wildcard protocol: a rule with it matches every identified protocol.
+        /// Wildcard protocol: a rule with it matches packets of every IP protocol.
         Any = 0xFFFF_FFFF, "any", "E7C_IP_ANY", Protocol;
         /// Drop: a rule state, an action-flag value and a mode.
         Block = 0xFF00, "block", "E7C_BLOCK", Word;
@@ -322,6 +326,38 @@ e7_schema! {
         Disabled = 0xFF04, "disabled", "E7C_DISABLED", Word;
         /// IPPROTO_ICMPV6 (appended).
         Icmpv6 = 58, "icmpv6", "E7C_IP_ICMPV6", Protocol;
+        /// IPPROTO_IGMP (appended).
+        Igmp = 2, "igmp", "E7C_IP_IGMP", Protocol;
+        /// IPPROTO_IPIP: IPv4 in IPv4 (appended).
+        Ipip = 4, "ipip", "E7C_IP_IPIP", Protocol;
+        /// IPPROTO_DCCP (appended).
+        Dccp = 33, "dccp", "E7C_IP_DCCP", Protocol;
+        /// IPPROTO_IPV6: IPv6 in IPv4, 6in4 (appended).
+        Ipv6 = 41, "ipv6", "E7C_IP_IPV6", Protocol;
+        /// IPPROTO_RSVP (appended).
+        Rsvp = 46, "rsvp", "E7C_IP_RSVP", Protocol;
+        /// IPPROTO_GRE (appended).
+        Gre = 47, "gre", "E7C_IP_GRE", Protocol;
+        /// IPPROTO_ESP: IPsec payload (appended).
+        Esp = 50, "esp", "E7C_IP_ESP", Protocol;
+        /// IPPROTO_AH: IPsec authentication header (appended).
+        Ah = 51, "ah", "E7C_IP_AH", Protocol;
+        /// IPPROTO_OSPF (appended).
+        Ospf = 89, "ospf", "E7C_IP_OSPF", Protocol;
+        /// IPPROTO_PIM (appended).
+        Pim = 103, "pim", "E7C_IP_PIM", Protocol;
+        /// IPPROTO_VRRP (appended).
+        Vrrp = 112, "vrrp", "E7C_IP_VRRP", Protocol;
+        /// IPPROTO_L2TP: L2TPv3 over IP (appended).
+        L2tp = 115, "l2tp", "E7C_IP_L2TP", Protocol;
+        /// IPPROTO_SCTP (appended).
+        Sctp = 132, "sctp", "E7C_IP_SCTP", Protocol;
+        /// IPPROTO_UDPLITE (appended).
+        Udplite = 136, "udplite", "E7C_IP_UDPLITE", Protocol;
+        /// IPPROTO_MPLS: MPLS in IP (appended).
+        Mpls = 137, "mpls", "E7C_IP_MPLS", Protocol;
+        /// IPPROTO_ETHERNET: Ethernet in IP (appended).
+        Ethernet = 143, "ethernet", "E7C_IP_ETHERNET", Protocol;
     }
 
     commands {
@@ -393,10 +429,10 @@ e7_schema! {
             decides: true, param: "verdict for packets that cannot be inspected (malformed)";
         /// Verdict when the sending process cannot be identified.
         UnkProc = 3, "unkproc", "E7F_UNKN_PROCESS_ACTION", Action, default: Const::Allow.value(),
-            decides: true, param: "verdict when no owning process is found";
-        /// Verdict for protocols other than tcp, udp, icmp and icmpv6.
+            decides: true, param: "verdict when no owning process is found (tcp, udp, icmp, icmpv6)";
+        /// Verdict for packets no program owns whose protocol is not tcp, udp, icmp or icmpv6.
         UnkProt = 4, "unkprot", "E7F_UNKN_PROTOCOL_ACTION", Action, default: Const::Allow.value(),
-            decides: true, param: "verdict for protocols other than tcp/udp/icmp/icmpv6";
+            decides: true, param: "verdict when no owning process is found, other protocols (igmp, tunnels, ...)";
         /// Send a pending event for packets that match no rule.
         NoRule = 5, "norule", "E7F_NORULE_NOTIFY", Boolean, default: Const::Enabled.value(),
             decides: true, param: "send a pending event for packets matching no rule";
@@ -427,6 +463,9 @@ e7_schema! {
         /// Events dropped because the bounded event queue was full (appended).
         EvLost = 14, "evlost", "E7F_STAT_EVLOST", ReadOnly, default: 0,
             decides: false, param: "";
+        /// Verdict for a program whose executable has no verified path in the initial mount namespace and root (appended).
+        NsPath = 15, "nspath", "E7F_NSPATH_ACTION", Action, default: Const::Block.value(),
+            decides: true, param: "verdict for programs without a verified path in the initial mount namespace and root";
     }
 }
 
@@ -482,6 +521,18 @@ const _: () = {
         assert!(
             !(read_only && f.affects_decisions()),
             "a statistic cannot affect decisions"
+        );
+        i += 1;
+    }
+    // Protocol constants name IP protocol numbers (0..=255), except the `any` wildcard.
+    let mut i = 0;
+    while i < Const::ALL.len() {
+        let c = Const::ALL[i];
+        assert!(
+            !matches!(c.kind(), ConstKind::Protocol)
+                || c.value() <= MAX_IP_PROTOCOL
+                || c.value() == Const::Any.value(),
+            "a protocol constant must be an IP protocol number 0..=255 or `any`"
         );
         i += 1;
     }
@@ -584,12 +635,16 @@ impl Action {
     pub const fn alias(self) -> &'static str {
         self.to_const().alias()
     }
-    /// The action whose wire value is `value`.
+    /// The action whose wire value is `value`. (Compared with the two values directly rather than
+    /// through [`Const::from_value`], whose match over every constant is not inlined: the flags
+    /// snapshot of every packet decision calls this once per action flag.)
     pub const fn from_value(value: u32) -> Option<Action> {
-        match Const::from_value(value) {
-            Some(Const::Allow) => Some(Action::Allow),
-            Some(Const::Block) => Some(Action::Block),
-            _ => None,
+        if value == Const::Allow.value() {
+            Some(Action::Allow)
+        } else if value == Const::Block.value() {
+            Some(Action::Block)
+        } else {
+            None
         }
     }
     /// The action named exactly `alias`.
@@ -626,13 +681,16 @@ impl Mode {
     pub const fn alias(self) -> &'static str {
         self.to_const().alias()
     }
-    /// The mode whose wire value is `value`.
+    /// The mode whose wire value is `value` (direct comparisons, as [`Action::from_value`]).
     pub const fn from_value(value: u32) -> Option<Mode> {
-        match Const::from_value(value) {
-            Some(Const::Enabled) => Some(Mode::Enabled),
-            Some(Const::Disabled) => Some(Mode::Disabled),
-            Some(Const::Block) => Some(Mode::Block),
-            _ => None,
+        if value == Const::Enabled.value() {
+            Some(Mode::Enabled)
+        } else if value == Const::Disabled.value() {
+            Some(Mode::Disabled)
+        } else if value == Const::Block.value() {
+            Some(Mode::Block)
+        } else {
+            None
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use core::fmt;
 
-use crate::schema::{Const, ConstKind, Flag, ValueClass, MAX_PATH_LEN};
+use crate::schema::{Const, ConstKind, Flag, ValueClass, MAX_IP_PROTOCOL, MAX_PATH_LEN};
 
 // ---- flag values --------------------------------------------------------------------------------
 
@@ -184,7 +184,7 @@ impl fmt::Display for TokenError<'_> {
             Expected::Protocol => {
                 write!(f, "`{}` is not a protocol: expected one of ", self.token)?;
                 write_alias_list(f, RULE_PROTOCOLS)?;
-                f.write_str(" or a decimal protocol number")
+                write!(f, " or a protocol number 0..={MAX_IP_PROTOCOL}")
             }
             Expected::Flag => {
                 write!(f, "`{}` is not a flag: expected one of ", self.token)?;
@@ -202,8 +202,8 @@ impl fmt::Display for TokenError<'_> {
 
 impl core::error::Error for TokenError<'_> {}
 
-/// Parses a protocol token: a protocol alias (`tcp`, `udp`, `icmp`, `icmpv6`, `any`) or a decimal
-/// number. The result is not yet checked with [`validate_rule_protocol`].
+/// Parses a protocol token: a protocol name from the schema (`tcp`, `sctp`, `any`, ...) or a
+/// decimal number. The result is not yet checked with [`validate_rule_protocol`].
 pub fn parse_protocol_token(token: &str) -> Result<u32, TokenError<'_>> {
     match Const::from_alias(token) {
         Some(c) if c.kind() == ConstKind::Protocol => Ok(c.value()),
@@ -232,16 +232,43 @@ pub fn parse_flag_token(token: &str) -> Result<Flag, TokenError<'_>> {
 
 // ---- rule protocols -----------------------------------------------------------------------------
 
-/// The protocols a rule may name, in the order they are listed to users.
-pub const RULE_PROTOCOLS: &[Const] = &[
-    Const::Tcp,
-    Const::Udp,
-    Const::Icmp,
-    Const::Icmpv6,
-    Const::Any,
-];
+const fn count_protocols() -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < Const::ALL.len() {
+        if matches!(Const::ALL[i].kind(), ConstKind::Protocol) {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
 
-/// The alias of a protocol a rule may name (`tcp`, `udp`, `icmp`, `icmpv6`, `any`).
+const N_PROTOCOLS: usize = count_protocols();
+
+const fn collect_protocols() -> [Const; N_PROTOCOLS] {
+    let mut out = [Const::Any; N_PROTOCOLS];
+    let mut n = 0;
+    let mut i = 0;
+    // The schema's protocol constants in table order, `any` last.
+    while i < Const::ALL.len() {
+        let c = Const::ALL[i];
+        if matches!(c.kind(), ConstKind::Protocol) && c.value() != Const::Any.value() {
+            out[n] = c;
+            n += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The protocol names a rule may use, in the order they are listed to users: every
+/// [`ConstKind::Protocol`] constant of the schema (the one table of protocol names), `any` last.
+/// Any other IP protocol is named by its number.
+pub const RULE_PROTOCOLS: &[Const] = &collect_protocols();
+
+/// The name of protocol `p` (`tcp`, `sctp`, `any`, ...), or `None` for a number without a name
+/// (it is then written as the number) or a value that is not a protocol.
 pub fn protocol_name(p: u32) -> Option<&'static str> {
     RULE_PROTOCOLS
         .iter()
@@ -260,37 +287,30 @@ impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match Const::from_value(self.prot) {
             Some(c) if c.kind() == ConstKind::Word => {
-                write!(
-                    f,
-                    "{} ({}) is not a protocol: expected one of ",
-                    self.prot,
-                    c.alias()
-                )?;
-                write_alias_list(f, RULE_PROTOCOLS)
+                write!(f, "{} ({}) is not a protocol", self.prot, c.alias())?;
             }
-            _ => {
-                write!(
-                    f,
-                    "protocol {} cannot be used in a rule: e7 identifies tcp, udp, icmp and icmpv6; \
-                     packets of other protocols get the `unkprot` action (expected one of ",
-                    self.prot
-                )?;
-                write_alias_list(f, RULE_PROTOCOLS)?;
-                f.write_str(")")
-            }
+            _ => write!(
+                f,
+                "protocol {} does not exist: IP protocol numbers are 0..={MAX_IP_PROTOCOL}",
+                self.prot
+            )?,
         }
+        f.write_str(": expected a protocol name (")?;
+        write_alias_list(f, RULE_PROTOCOLS)?;
+        write!(f, ") or a number 0..={MAX_IP_PROTOCOL}")
     }
 }
 
 impl core::error::Error for ProtocolError {}
 
-/// Checks that a rule may name protocol `p`: tcp (6), udp (17), icmp (1), icmpv6 (58) or any
-/// (0xFFFFFFFF). Packets of other protocols never reach rule lookup, so a rule for them could
-/// never match.
+/// Checks that a rule may name protocol `p`: any IP protocol number 0..=255, or `any`
+/// (0xFFFFFFFF). Every packet a socket sends is identified whatever its protocol, so a rule for
+/// any protocol can match.
 pub fn validate_rule_protocol(p: u32) -> Result<(), ProtocolError> {
-    match protocol_name(p) {
-        Some(_) => Ok(()),
-        None => Err(ProtocolError { prot: p }),
+    if p <= MAX_IP_PROTOCOL || p == Const::Any.value() {
+        Ok(())
+    } else {
+        Err(ProtocolError { prot: p })
     }
 }
 

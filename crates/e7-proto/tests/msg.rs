@@ -121,11 +121,16 @@ fn enable_query_subscribe_error_disconnect() {
 
 #[test]
 fn rule_validation_in_requests() {
-    let bad_prot = cat(&[u32a(Attr::Prot, 47), stra(Attr::Path, "/bin/x")]);
+    let bad_prot = cat(&[u32a(Attr::Prot, 256), stra(Attr::Path, "/bin/x")]);
     assert_eq!(
         req(Command::Allow, &bad_prot),
-        Err(MsgError::Protocol(ProtocolError { prot: 47 }))
+        Err(MsgError::Protocol(ProtocolError { prot: 256 }))
     );
+    // Any IP protocol number is a valid rule protocol (sctp by number, a nameless one).
+    for p in [132, 253] {
+        let ok = cat(&[u32a(Attr::Prot, p), stra(Attr::Path, "/bin/x")]);
+        assert!(req(Command::Allow, &ok).is_ok(), "{p}");
+    }
     let rel = stra(Attr::Path, "bin/x");
     assert_eq!(
         req(Command::Allow, &rel),
@@ -280,7 +285,7 @@ fn set_requires_flag_and_valid_value() {
         req(s, &body),
         Err(MsgError::Value(ValueError::ReadOnly { flag: Flag::Uptime }))
     );
-    let body = cat(&[u32a(Attr::Flag, 15), u32a(Attr::Value, 0)]);
+    let body = cat(&[u32a(Attr::Flag, 16), u32a(Attr::Value, 0)]);
     assert!(matches!(req(s, &body), Err(MsgError::UnknownFlag(_))));
     assert_eq!(
         req(s, &u32a(Attr::Flag, 0)).unwrap_err().to_string(),

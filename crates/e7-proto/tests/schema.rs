@@ -13,7 +13,7 @@ fn family() {
 }
 
 #[test]
-fn constants_are_the_originals_plus_icmpv6() {
+fn constants_are_the_originals_then_appended_ones() {
     let expected: &[(u32, &str, &str)] = &[
         (1, "icmp", "E7C_IP_ICMP"),
         (6, "tcp", "E7C_IP_TCP"),
@@ -25,6 +25,22 @@ fn constants_are_the_originals_plus_icmpv6() {
         (0xFF03, "enabled", "E7C_ENABLED"),
         (0xFF04, "disabled", "E7C_DISABLED"),
         (58, "icmpv6", "E7C_IP_ICMPV6"),
+        (2, "igmp", "E7C_IP_IGMP"),
+        (4, "ipip", "E7C_IP_IPIP"),
+        (33, "dccp", "E7C_IP_DCCP"),
+        (41, "ipv6", "E7C_IP_IPV6"),
+        (46, "rsvp", "E7C_IP_RSVP"),
+        (47, "gre", "E7C_IP_GRE"),
+        (50, "esp", "E7C_IP_ESP"),
+        (51, "ah", "E7C_IP_AH"),
+        (89, "ospf", "E7C_IP_OSPF"),
+        (103, "pim", "E7C_IP_PIM"),
+        (112, "vrrp", "E7C_IP_VRRP"),
+        (115, "l2tp", "E7C_IP_L2TP"),
+        (132, "sctp", "E7C_IP_SCTP"),
+        (136, "udplite", "E7C_IP_UDPLITE"),
+        (137, "mpls", "E7C_IP_MPLS"),
+        (143, "ethernet", "E7C_IP_ETHERNET"),
     ];
     assert_eq!(Const::ALL.len(), expected.len());
     for (c, &(value, alias, id)) in Const::ALL.iter().zip(expected) {
@@ -37,7 +53,13 @@ fn constants_are_the_originals_plus_icmpv6() {
         .filter(|c| c.kind() == ConstKind::Protocol)
         .map(|c| c.alias())
         .collect();
-    assert_eq!(protocols, ["icmp", "tcp", "udp", "any", "icmpv6"]);
+    assert_eq!(
+        protocols,
+        [
+            "icmp", "tcp", "udp", "any", "icmpv6", "igmp", "ipip", "dccp", "ipv6", "rsvp", "gre",
+            "esp", "ah", "ospf", "pim", "vrrp", "l2tp", "sctp", "udplite", "mpls", "ethernet"
+        ]
+    );
 }
 
 #[test]
@@ -108,8 +130,9 @@ fn flags_are_indexed_as_the_original() {
         ("qpackets", "E7F_STAT_PACKETS", ReadOnly, 0),
         ("longpath", "E7F_LONGPATH_ACTION", Action, b),
         ("evlost", "E7F_STAT_EVLOST", ReadOnly, 0),
+        ("nspath", "E7F_NSPATH_ACTION", Action, b),
     ];
-    assert_eq!(Flag::COUNT, 15);
+    assert_eq!(Flag::COUNT, 16);
     for (i, (f, &(alias, id, class, default))) in Flag::ALL.iter().zip(expected).enumerate() {
         assert_eq!(f.index() as usize, i);
         assert_eq!(
@@ -139,7 +162,7 @@ fn unknown_numbers_are_rejected() {
         Attr::try_from(0x8002).is_err(),
         "flag bits are not masked by TryFrom"
     );
-    assert!(Flag::try_from(15).is_err());
+    assert!(Flag::try_from(16).is_err());
     assert!(Flag::try_from(u32::MAX).is_err());
     assert!(Const::try_from(0).is_err());
     assert!(Const::try_from(0xFF05).is_err());
@@ -150,8 +173,8 @@ fn unknown_number_messages_list_the_valid_range() {
     let m = Flag::try_from(20).unwrap_err().to_string();
     assert_eq!(
         m,
-        "flag index 20 does not exist: expected 0..=14 (mode, debug, fail, unkproc, unkprot, norule, \
-         squelch, unkrule, drops, accepts, rchngq, uptime, qpackets, longpath, evlost)"
+        "flag index 20 does not exist: expected 0..=15 (mode, debug, fail, unkproc, unkprot, norule, \
+         squelch, unkrule, drops, accepts, rchngq, uptime, qpackets, longpath, evlost, nspath)"
     );
     let m = Command::try_from(42).unwrap_err().to_string();
     assert_eq!(

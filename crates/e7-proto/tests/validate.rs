@@ -42,9 +42,13 @@ fn protocol_tokens() {
             "{bad:?}"
         );
     }
+    assert_eq!(parse_protocol_token("sctp"), Ok(132));
+    assert_eq!(parse_protocol_token("udplite"), Ok(136));
     assert_eq!(
-        parse_protocol_token("sctp").unwrap_err().to_string(),
-        "`sctp` is not a protocol: expected one of tcp, udp, icmp, icmpv6, any or a decimal protocol number"
+        parse_protocol_token("stcp").unwrap_err().to_string(),
+        "`stcp` is not a protocol: expected one of icmp, tcp, udp, icmpv6, igmp, ipip, dccp, ipv6, \
+         rsvp, gre, esp, ah, ospf, pim, vrrp, l2tp, sctp, udplite, mpls, ethernet, any or a protocol \
+         number 0..=255"
     );
 }
 
@@ -53,38 +57,66 @@ fn flag_tokens() {
     assert_eq!(parse_flag_token("mode"), Ok(Flag::Mode));
     assert_eq!(parse_flag_token("evlost"), Ok(Flag::EvLost));
     assert_eq!(parse_flag_token("7"), Ok(Flag::UnkRule));
-    assert!(parse_flag_token("15").is_err());
+    assert_eq!(parse_flag_token("15"), Ok(Flag::NsPath));
+    assert!(parse_flag_token("16").is_err());
     assert!(parse_flag_token("Mode").is_err());
     let m = parse_flag_token("verbose").unwrap_err().to_string();
     assert!(
         m.starts_with("`verbose` is not a flag: expected one of mode, debug, fail,"),
         "{m}"
     );
-    assert!(m.ends_with("evlost or an index 0..=14"), "{m}");
+    assert!(m.ends_with("evlost, nspath or an index 0..=15"), "{m}");
 }
 
 #[test]
 fn rule_protocols() {
-    assert_eq!(RULE_PROTOCOLS.len(), 5);
-    for p in [1u32, 6, 17, 58, u32::MAX] {
+    // The schema's protocol constants, `any` last: the one table of names.
+    let names: Vec<_> = RULE_PROTOCOLS.iter().map(|c| c.alias()).collect();
+    assert_eq!(
+        names,
+        [
+            "icmp", "tcp", "udp", "icmpv6", "igmp", "ipip", "dccp", "ipv6", "rsvp", "gre", "esp",
+            "ah", "ospf", "pim", "vrrp", "l2tp", "sctp", "udplite", "mpls", "ethernet", "any"
+        ]
+    );
+    for p in [1u32, 6, 17, 58, 132, 136, u32::MAX] {
         assert_eq!(validate_rule_protocol(p), Ok(()));
         assert!(protocol_name(p).is_some());
     }
     assert_eq!(protocol_name(58), Some("icmpv6"));
+    assert_eq!(protocol_name(132), Some("sctp"));
+    assert_eq!(protocol_name(136), Some("udplite"));
+    assert_eq!(protocol_name(47), Some("gre"));
     assert_eq!(protocol_name(u32::MAX), Some("any"));
-    for p in [0u32, 2, 47, 132, 255, 256, 0xFF00, 0xFF03, u32::MAX - 1] {
+    // Every IP protocol number is valid; numbers without a name have no name.
+    for p in 0u32..=255 {
+        assert_eq!(validate_rule_protocol(p), Ok(()), "{p}");
+    }
+    for p in [0u32, 3, 253, 255] {
+        assert_eq!(protocol_name(p), None);
+    }
+    for p in [256u32, 0xFF00, 0xFF03, u32::MAX - 1] {
         assert_eq!(validate_rule_protocol(p), Err(ProtocolError { prot: p }));
         assert_eq!(protocol_name(p), None);
     }
+    let list =
+        "icmp, tcp, udp, icmpv6, igmp, ipip, dccp, ipv6, rsvp, gre, esp, ah, ospf, pim, vrrp, \
+                l2tp, sctp, udplite, mpls, ethernet, any";
     assert_eq!(
-        validate_rule_protocol(47).unwrap_err().to_string(),
-        "protocol 47 cannot be used in a rule: e7 identifies tcp, udp, icmp and icmpv6; packets of other \
-         protocols get the `unkprot` action (expected one of tcp, udp, icmp, icmpv6, any)"
+        validate_rule_protocol(256).unwrap_err().to_string(),
+        format!(
+            "protocol 256 does not exist: IP protocol numbers are 0..=255: expected a protocol \
+             name ({list}) or a number 0..=255"
+        )
     );
     assert_eq!(
         validate_rule_protocol(0xFF00).unwrap_err().to_string(),
-        "65280 (block) is not a protocol: expected one of tcp, udp, icmp, icmpv6, any"
+        format!(
+            "65280 (block) is not a protocol: expected a protocol name ({list}) or a number 0..=255"
+        )
     );
+    assert_eq!(parse_protocol_token("sctp"), Ok(132));
+    assert_eq!(parse_protocol_token("253"), Ok(253));
 }
 
 #[test]

@@ -42,6 +42,13 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
   steal4|steal6 PROG                       PROG creates a connected UDP socket and sends first; this
                                            program takes it with pidfd_getfd(2) and sends; exit code of
                                            this program's send
+  udplite4|udplite6                        one UDP-Lite datagram to the loopback (any user)
+  sctp4|sctp6                              one SCTP message between two sockets of this process (sctp.ko)
+  smc4|smc6 SINK                           one message from an AF_SMC socket to a TCP listener in another
+                                           program, SINK (run as `SINK sink4|sink6`; needs smc.ko)
+  sink4|sink6                              listen on the loopback, print `port N`, read one connection's line;
+                                           exit 0 when it is the probe's message, 1 when none came in time
+  mptcp4|mptcp6                            one message from an MPTCP socket to a TCP listener
   twophase PROTO GATEFILE [PORT]           exchange, wait until GATEFILE exists, exchange again on the SAME
                                            socket; prints `phase1 ...`, `phase2 ...`; exit code of phase 2
   storm SOCKETS PROCS [udp4|udp6|tcp4|tcp6 [PORT]]
@@ -73,6 +80,10 @@ other:
                                            reading anything, read to NLMSG_DONE; prints rules, COUNT and which
                                            messages carried NLM_F_DUMP_INTR; exit 0 when the dump ended
   as-user UID[:GID] CMD [ARG...]           drop to UID (and GID, default = UID, no supplementary groups), exec CMD
+  userns [-n] [-M | -m SRC DST] CMD [ARG...]
+                                           enter a new user namespace (any user; uid 0 inside), with -n also a
+                                           new network namespace (loopback up), with -M a new mount namespace,
+                                           with -m one where SRC is bind-mounted on DST; then exec CMD
 options:
   --timeout MS                             how long to wait for delivery (default 1000, or $E7_PROBE_TIMEOUT_MS)";
 
@@ -94,6 +105,28 @@ enum Cmd {
     Raw {
         v6: bool,
         ipproto: u8,
+    },
+    UdpLite {
+        v6: bool,
+    },
+    Sctp {
+        v6: bool,
+    },
+    Smc {
+        v6: bool,
+        sink: String,
+    },
+    Sink {
+        v6: bool,
+    },
+    Mptcp {
+        v6: bool,
+    },
+    UserNs {
+        net: bool,
+        mnt: bool,
+        bind: Option<(PathBuf, PathBuf)>,
+        cmd: Vec<String>,
     },
     TwoPhase {
         proto: Proto,
@@ -324,6 +357,81 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             let fd = parse_num("FD", args.get(1), "an inherited descriptor number")?;
             no_more(args, 2)?;
             Cmd::SendFd { fd }
+        }
+        "udplite4" | "udplite6" => {
+            no_more(args, 1)?;
+            Cmd::UdpLite {
+                v6: args[0] == "udplite6",
+            }
+        }
+        "sctp4" | "sctp6" => {
+            no_more(args, 1)?;
+            Cmd::Sctp {
+                v6: args[0] == "sctp6",
+            }
+        }
+        "smc4" | "smc6" => {
+            let Some(sink) = args.get(1) else {
+                return usage_err(format!(
+                    "{}: missing SINK (the program that listens: runs `SINK sink4|sink6`)",
+                    args[0]
+                ));
+            };
+            no_more(args, 2)?;
+            Cmd::Smc {
+                v6: args[0] == "smc6",
+                sink: sink.clone(),
+            }
+        }
+        "sink4" | "sink6" => {
+            no_more(args, 1)?;
+            Cmd::Sink {
+                v6: args[0] == "sink6",
+            }
+        }
+        "mptcp4" | "mptcp6" => {
+            no_more(args, 1)?;
+            Cmd::Mptcp {
+                v6: args[0] == "mptcp6",
+            }
+        }
+        "userns" => {
+            let mut rest = args.get(1..).unwrap_or(&[]);
+            let mut net = false;
+            let mut mnt = false;
+            let mut bind = None;
+            loop {
+                match rest.first().map(String::as_str) {
+                    Some("-n") => {
+                        net = true;
+                        rest = &rest[1..];
+                    }
+                    Some("-M") => {
+                        mnt = true;
+                        rest = &rest[1..];
+                    }
+                    Some("-m") => {
+                        let (Some(src), Some(dst)) = (rest.get(1), rest.get(2)) else {
+                            return usage_err(
+                                "userns -m: needs SRC and DST (bind-mount SRC on DST)",
+                            );
+                        };
+                        bind = Some((PathBuf::from(src), PathBuf::from(dst)));
+                        mnt = true;
+                        rest = &rest[3..];
+                    }
+                    _ => break,
+                }
+            }
+            if rest.is_empty() {
+                return usage_err("userns: missing the command to run");
+            }
+            Cmd::UserNs {
+                net,
+                mnt,
+                bind,
+                cmd: rest.to_vec(),
+            }
         }
         "twophase" => {
             let proto = parse_proto(args.get(1), &Proto::ALL, None)?;
@@ -885,6 +993,39 @@ fn as_user(uid: u32, gid: u32, cmd: &[String]) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// `userns`: a new user namespace (uid and gid 0 inside, mapped to the caller's), optionally a new
+/// network namespace with its loopback up and a new mount namespace with one bind mount, then exec.
+/// This is what any unprivileged user can do on Debian; the cases use it to try to get around e7.
+fn user_ns(net: bool, mnt: bool, bind: Option<&(PathBuf, PathBuf)>, cmd: &[String]) -> ExitCode {
+    let Some((prog, rest)) = cmd.split_first() else {
+        println!("error: userns: missing the command to run");
+        return ExitCode::from(2);
+    };
+    if let Err(e) = sys::enter_user_ns(net, mnt) {
+        println!("error: userns: {e}");
+        return ExitCode::from(2);
+    }
+    if net {
+        if let Err(e) = sys::loopback_up() {
+            println!("error: userns: cannot bring the loopback up: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if let Some((src, dst)) = bind {
+        if let Err(e) = sys::bind_mount(src, dst) {
+            println!(
+                "error: userns: cannot bind-mount {} on {}: {e}",
+                src.display(),
+                dst.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let err = Command::new(prog).args(rest).exec();
+    println!("error: userns: cannot exec {prog}: {err}");
+    ExitCode::from(2)
+}
+
 /// Waits up to a minute for `gate` to exist.
 fn wait_gate(gate: &std::path::Path) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -922,6 +1063,17 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         Cmd::SendFd { fd } => report(&uring::send_fd(fd)),
         Cmd::Steal { v6, prog } => report(&uring::steal(v6, &prog, timeout)),
         Cmd::HoldSock { v6, port } => report(&uring::hold_sock(v6, port)),
+        Cmd::UdpLite { v6 } => report(&net::udplite(v6)),
+        Cmd::Sctp { v6 } => report(&net::sctp(v6, timeout)),
+        Cmd::Smc { v6, sink } => report(&net::smc(v6, &sink, timeout)),
+        Cmd::Sink { v6 } => net::sink(v6, timeout),
+        Cmd::Mptcp { v6 } => report(&net::mptcp(v6, timeout)),
+        Cmd::UserNs {
+            net,
+            mnt,
+            bind,
+            cmd,
+        } => user_ns(net, mnt, bind.as_ref(), &cmd),
         Cmd::TwoPhase { proto, gate, port } => two_phase(proto, &gate, port, timeout),
         Cmd::Storm {
             sockets,
@@ -997,6 +1149,36 @@ mod tests {
                 port: 9999
             })
         );
+        assert_eq!(p(&["udplite6"]), Ok(Cmd::UdpLite { v6: true }));
+        assert_eq!(p(&["sctp4"]), Ok(Cmd::Sctp { v6: false }));
+        assert_eq!(
+            p(&["smc6", "/x"]),
+            Ok(Cmd::Smc {
+                v6: true,
+                sink: "/x".into()
+            })
+        );
+        assert!(p(&["sctp4", "9"]).is_err());
+        assert_eq!(
+            p(&["userns", "-n", "-m", "/a", "/b", "/x", "udp4"]),
+            Ok(Cmd::UserNs {
+                net: true,
+                mnt: true,
+                bind: Some((PathBuf::from("/a"), PathBuf::from("/b"))),
+                cmd: vec!["/x".into(), "udp4".into()]
+            })
+        );
+        assert!(p(&["userns", "-m", "/a"]).is_err());
+        assert_eq!(
+            p(&["userns", "-M", "/x"]),
+            Ok(Cmd::UserNs {
+                net: false,
+                mnt: true,
+                bind: None,
+                cmd: vec!["/x".into()]
+            })
+        );
+        assert!(p(&["userns", "-n"]).is_err());
         assert_eq!(
             p(&["raw6", "253"]),
             Ok(Cmd::Raw {

@@ -548,8 +548,8 @@ fn wait_echo_reply(sock: &UdpSocket, v6: bool, seq: u16, timeout: Duration) -> i
     recv_until(sock, timeout, |d| is_echo_reply(d, v6, seq))
 }
 
-/// Sends one datagram of IP protocol `ipproto` on a raw socket (root only): the `unkprot` case's traffic,
-/// a protocol e7 does not identify.
+/// Sends one datagram of IP protocol `ipproto` on a raw socket (CAP_NET_RAW: root, or any user inside its
+/// own user and network namespace).
 pub fn raw(v6: bool, ipproto: u8) -> Outcome {
     let domain = if v6 { sys::AF_INET6 } else { sys::AF_INET };
     let sock = match sys::datagram_socket(domain, sys::SOCK_RAW, i32::from(ipproto)) {
@@ -559,6 +559,249 @@ pub fn raw(v6: bool, ipproto: u8) -> Outcome {
     match sock.send_to(b"e7-probe raw", SocketAddr::new(loopback(v6), 0)) {
         Ok(_) => Outcome::Delivered(String::new()),
         Err(e) => classify_send_error("sendto", &e),
+    }
+}
+
+/// `IPPROTO_UDPLITE`.
+const IPPROTO_UDPLITE: i32 = 136;
+
+/// Sends one UDP-Lite datagram to the loopback discard port (any user may open UDP-Lite sockets): a drop at
+/// `LOCAL_OUT` makes `sendto` fail with `EPERM`, a delivery succeeds (no receiver is needed).
+pub fn udplite(v6: bool) -> Outcome {
+    let domain = if v6 { sys::AF_INET6 } else { sys::AF_INET };
+    let sock = match sys::datagram_socket(domain, sys::SOCK_DGRAM, IPPROTO_UDPLITE) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(format!("UDP-Lite socket: {e}")),
+    };
+    match sock.send_to(b"e7-probe udplite", SocketAddr::new(loopback(v6), 9)) {
+        Ok(_) => Outcome::Delivered(String::new()),
+        Err(e) => classify_send_error("sendto", &e),
+    }
+}
+
+/// `SMCPROTO_SMC` / `SMCPROTO_SMC6`: the protocol argument of an `AF_SMC` socket.
+const SMCPROTO_SMC: i32 = 0;
+const SMCPROTO_SMC6: i32 = 1;
+
+/// `EINPROGRESS`.
+const EINPROGRESS: i32 = 115;
+
+/// `IPPROTO_MPTCP`.
+const IPPROTO_MPTCP: i32 = 262;
+
+/// One message from a stream socket of `domain`/`protocol` to a plain TCP listener of this process
+/// over the loopback: delivered when the listener reads it within `timeout`.
+fn stream_via(domain: i32, protocol: i32, v6: bool, what: &str, timeout: Duration) -> Outcome {
+    let listener = match TcpListener::bind((loopback(v6), 0)) {
+        Ok(l) => l,
+        Err(e) => return Outcome::Failed(format!("bind: {e}")),
+    };
+    let dst = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => return Outcome::Failed(format!("getsockname: {e}")),
+    };
+    let mut stream = match sys::stream_connect(domain, protocol, dst, timeout) {
+        Ok(s) => s,
+        // A blocking connect that runs into SO_SNDTIMEO fails with EINPROGRESS.
+        Err(e) if is_timeout(&e) || e.raw_os_error() == Some(EINPROGRESS) => {
+            return Outcome::Blocked(format!(
+                "no {what} handshake within {} ms",
+                timeout.as_millis()
+            ))
+        }
+        Err(e) => return classify_send_error(&format!("{what} socket/connect"), &e),
+    };
+    let msg = b"e7-probe stream\n";
+    if let Err(e) = stream.write_all(msg) {
+        return classify_send_error("send", &e);
+    }
+    let mut conn = match accept_within(&listener, timeout) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while !got.ends_with(b"\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+            return Outcome::Blocked(format!(
+                "no data over {what} within {} ms",
+                timeout.as_millis()
+            ));
+        }
+        match conn.read(&mut buf) {
+            Ok(0) => return Outcome::Failed(format!("{what} peer closed without data")),
+            Ok(n) => got.extend_from_slice(buf.get(..n).unwrap_or(&[])),
+            Err(e) if is_timeout(&e) => continue,
+            Err(e) => return Outcome::Failed(format!("read: {e}")),
+        }
+    }
+    if got == msg {
+        Outcome::Delivered(String::new())
+    } else {
+        Outcome::Failed(format!("unexpected data {got:?}"))
+    }
+}
+
+/// One message over MPTCP (`IPPROTO_MPTCP`, built in, any user) to a plain TCP listener: the kernel
+/// carries it on subflow sockets it creates itself.
+pub fn mptcp(v6: bool, timeout: Duration) -> Outcome {
+    let domain = if v6 { sys::AF_INET6 } else { sys::AF_INET };
+    stream_via(domain, IPPROTO_MPTCP, v6, "MPTCP", timeout)
+}
+
+/// One message from an `AF_SMC` socket to a plain TCP listener in another program over the loopback.
+/// Without RDMA or ISM devices SMC falls back to TCP over its internal, kernel-created TCP socket
+/// (`clcsock`); delivered when the listener (`SINK sink4|sink6`, whose verdicts are its own, so only
+/// the SMC side's packets are judged) reads the message within `timeout`.
+pub fn smc(v6: bool, sink: &str, timeout: Duration) -> Outcome {
+    use std::io::BufRead;
+    let proto = if v6 { SMCPROTO_SMC6 } else { SMCPROTO_SMC };
+    let mut child = match std::process::Command::new(sink)
+        .arg(if v6 { "sink6" } else { "sink4" })
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(format!("cannot run the sink {sink}: {e}")),
+    };
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    let Some(port) = line
+        .trim()
+        .strip_prefix("port ")
+        .and_then(|p| p.parse::<u16>().ok())
+    else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Outcome::Failed(format!("sink said {line:?}, expected `port N`"));
+    };
+    let dst = SocketAddr::new(loopback(v6), port);
+    let sent = match sys::stream_connect(sys::AF_SMC, proto, dst, timeout) {
+        Ok(mut stream) => stream.write_all(b"e7-probe stream\n").map(|()| stream),
+        Err(e) => Err(e),
+    };
+    let status = child.wait();
+    match (sent, status) {
+        (Ok(_), Ok(st)) if st.success() => Outcome::Delivered(String::new()),
+        (Ok(_), Ok(_)) => Outcome::Blocked(format!(
+            "the sink read nothing within {} ms",
+            timeout.as_millis()
+        )),
+        (Err(e), _) if is_timeout(&e) || e.raw_os_error() == Some(EINPROGRESS) => Outcome::Blocked(
+            format!("no SMC handshake within {} ms", timeout.as_millis()),
+        ),
+        (Err(e), _) => classify_send_error("SMC socket/connect/send", &e),
+        (_, Err(e)) => Outcome::Failed(format!("sink: {e}")),
+    }
+}
+
+/// The other end of [`smc`]: a loopback TCP listener that first connects to itself once (its own
+/// SYN leaves in task context and identifies this process image; the listener's SYN-ACK is then
+/// decided in softirq by that known image and the listener is cached), so a client's SYN-ACK is
+/// decided at once (a listener no one has seen loses its first SYN-ACK to deferred identification,
+/// and an SMC client whose handshake is delayed by a second fails with EPROTO). Prints `port N` and
+/// reads one connection's line. Exit 0: the probe's message arrived; 1: nothing in time; 2: anything
+/// else.
+pub fn sink(v6: bool, timeout: Duration) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let listener = match TcpListener::bind((loopback(v6), 0)) {
+        Ok(l) => l,
+        Err(e) => {
+            println!("error: bind: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Ok(addr) = listener.local_addr() else {
+        println!("error: getsockname");
+        return ExitCode::from(2);
+    };
+    let port = addr.port();
+    if let Ok(own) = TcpStream::connect_timeout(&addr, timeout) {
+        drop(own);
+        let _ = accept_within(&listener, timeout);
+    }
+    println!("port {port}");
+    let _ = std::io::stdout().flush();
+    let mut conn = match accept_within(&listener, timeout) {
+        Ok(c) => c,
+        Err(_) => return ExitCode::from(1),
+    };
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while !got.ends_with(b"\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+            return ExitCode::from(1);
+        }
+        match conn.read(&mut buf) {
+            Ok(0) => return ExitCode::from(1),
+            Ok(n) => got.extend_from_slice(buf.get(..n).unwrap_or(&[])),
+            Err(e) if is_timeout(&e) => continue,
+            Err(_) => return ExitCode::from(2),
+        }
+    }
+    if got == b"e7-probe stream\n" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+/// `IPPROTO_SCTP`.
+const IPPROTO_SCTP: i32 = 132;
+
+/// One SCTP message over the loopback between two one-to-many sockets of this process: delivered when
+/// the listener receives it within `timeout`. A drop at `LOCAL_OUT` does not fail `sendto` (SCTP
+/// queues the message and sends the association's INIT itself), so only the receipt tells.
+pub fn sctp(v6: bool, timeout: Duration) -> Outcome {
+    let domain = if v6 { sys::AF_INET6 } else { sys::AF_INET };
+    let open = || sys::datagram_socket(domain, sys::SOCK_SEQPACKET, IPPROTO_SCTP);
+    let listener = match open() {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(format!("SCTP socket (is sctp.ko loaded?): {e}")),
+    };
+    if let Err(e) = sys::bind_loopback_and_listen(&listener, v6) {
+        return Outcome::Failed(format!("SCTP bind/listen: {e}"));
+    }
+    let dst = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => return Outcome::Failed(format!("SCTP getsockname: {e}")),
+    };
+    let sender = match open() {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(format!("SCTP socket: {e}")),
+    };
+    // sendto waits for the new association to come up (SO_SNDTIMEO, unbounded by default): bound it,
+    // or a dropped INIT would keep the probe waiting through every INIT retransmission.
+    if sender.set_write_timeout(Some(timeout)).is_err() {
+        return Outcome::Failed("SCTP: cannot set a send timeout".into());
+    }
+    if let Err(e) = sender.send_to(b"e7-probe sctp", dst) {
+        return classify_send_error("sendto", &e);
+    }
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 64];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Outcome::Blocked(format!("no SCTP message within {} ms", timeout.as_millis()));
+        }
+        if listener.set_read_timeout(Some(left)).is_err() {
+            return Outcome::Failed("SCTP: cannot set a receive timeout".into());
+        }
+        match listener.recv(&mut buf) {
+            Ok(n) if buf.get(..n) == Some(&b"e7-probe sctp"[..]) => {
+                return Outcome::Delivered(String::new())
+            }
+            Ok(_) => continue,
+            Err(e) if is_timeout(&e) => continue,
+            Err(e) => return Outcome::Failed(format!("SCTP recv: {e}")),
+        }
     }
 }
 

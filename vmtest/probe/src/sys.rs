@@ -1,4 +1,5 @@
-//! The probe's only FFI: `socket(2)` for the socket kinds std cannot create, and one `setsockopt(2)`.
+//! The probe's only FFI: `socket(2)` for the socket kinds std cannot create, one `setsockopt(2)`, and the
+//! namespace calls of `userns` (`unshare(2)`, `mount(2)`, the loopback's `SIOCSIFFLAGS`).
 //!
 //! std opens TCP and UDP sockets, but not ICMP "ping" sockets (`SOCK_DGRAM` + `IPPROTO_ICMP(V6)`) nor raw IP
 //! sockets, and the ICMP and `unkprot` cases need both. Once the descriptor exists it is an ordinary datagram
@@ -29,7 +30,48 @@ const IPPROTO_IPV6: c_int = 41;
 /// `IPV6_DSTOPTS` (`<linux/in6.h>`): a sticky Destination Options header for every packet sent.
 const IPV6_DSTOPTS: c_int = 59;
 
+/// `AF_SMC` from `<sys/socket.h>`: SMC sockets (they take `AF_INET`/`AF_INET6` addresses).
+pub const AF_SMC: c_int = 43;
+/// `SOCK_STREAM`.
+pub const SOCK_STREAM: c_int = 1;
+
+/// `SOCK_SEQPACKET`: a one-to-many SCTP socket with `IPPROTO_SCTP`.
+pub const SOCK_SEQPACKET: c_int = 5;
+
+/// `CLONE_NEWUSER`, `CLONE_NEWNET`, `CLONE_NEWNS` from `<sched.h>`.
+const CLONE_NEWUSER: c_int = 0x1000_0000;
+const CLONE_NEWNET: c_int = 0x4000_0000;
+const CLONE_NEWNS: c_int = 0x0002_0000;
+/// `MS_BIND` from `<sys/mount.h>`.
+const MS_BIND: std::os::raw::c_ulong = 4096;
+/// `SIOCGIFFLAGS`, `SIOCSIFFLAGS` from `<linux/sockios.h>`; `IFF_UP`.
+const SIOCGIFFLAGS: std::os::raw::c_ulong = 0x8913;
+const SIOCSIFFLAGS: std::os::raw::c_ulong = 0x8914;
+const IFF_UP: i16 = 1;
+
 extern "C" {
+    /// `int unshare(int flags)`.
+    fn unshare(flags: c_int) -> c_int;
+    /// `uid_t getuid(void)`, `gid_t getgid(void)`.
+    fn getuid() -> u32;
+    fn getgid() -> u32;
+    /// `int mount(const char *src, const char *dst, const char *fstype, unsigned long flags,
+    /// const void *data)`.
+    fn mount(
+        src: *const std::os::raw::c_char,
+        dst: *const std::os::raw::c_char,
+        fstype: *const std::os::raw::c_char,
+        flags: std::os::raw::c_ulong,
+        data: *const u8,
+    ) -> c_int;
+    /// `int bind(int fd, const struct sockaddr *addr, socklen_t len)`.
+    fn bind(fd: c_int, addr: *const u8, len: u32) -> c_int;
+    /// `int connect(int fd, const struct sockaddr *addr, socklen_t len)`.
+    fn connect(fd: c_int, addr: *const u8, len: u32) -> c_int;
+    /// `int listen(int fd, int backlog)`.
+    fn listen(fd: c_int, backlog: c_int) -> c_int;
+    /// `int ioctl(int fd, unsigned long request, ...)`, called with a `struct ifreq *`.
+    fn ioctl(fd: c_int, request: std::os::raw::c_ulong, arg: *mut u8) -> c_int;
     /// `int socket(int domain, int type, int protocol)` from the C library std links against.
     fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
     /// `int setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen)`.
@@ -97,6 +139,129 @@ pub fn set_ipv6_dstopts(sock: &impl AsRawFd) -> io::Result<()> {
     } else {
         Ok(())
     }
+}
+
+fn check(rc: c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Enters a new user namespace (and a new network and/or mount namespace owned by it) and maps uid and
+/// gid 0 inside to the caller's ids, so the process holds every capability over the new namespaces.
+/// The process must be single-threaded (it is: the probe starts no thread before this).
+pub fn enter_user_ns(net: bool, mnt: bool) -> io::Result<()> {
+    // SAFETY: getuid/getgid have no preconditions and cannot fail.
+    let (uid, gid) = unsafe { (getuid(), getgid()) };
+    let mut flags = CLONE_NEWUSER;
+    if net {
+        flags |= CLONE_NEWNET;
+    }
+    if mnt {
+        flags |= CLONE_NEWNS;
+    }
+    // SAFETY: unshare takes an integer flag set and touches no memory of ours.
+    check(unsafe { unshare(flags) })?;
+    std::fs::write("/proc/self/setgroups", "deny")?;
+    std::fs::write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+    std::fs::write("/proc/self/gid_map", format!("0 {gid} 1"))?;
+    Ok(())
+}
+
+/// Binds `sock` to the loopback address (port chosen by the kernel) and listens: the receiving end
+/// of a one-to-many SCTP exchange (std has no bind or listen for a descriptor it did not create).
+pub fn bind_loopback_and_listen(sock: &impl AsRawFd, v6: bool) -> io::Result<()> {
+    let lo: std::net::IpAddr = if v6 {
+        std::net::Ipv6Addr::LOCALHOST.into()
+    } else {
+        std::net::Ipv4Addr::LOCALHOST.into()
+    };
+    let (sa, len) = sockaddr(std::net::SocketAddr::new(lo, 0));
+    // SAFETY: `sa` is a live buffer of at least `len` bytes holding a valid sockaddr for the call;
+    // the kernel copies it. The descriptor is owned by `sock` and open.
+    check(unsafe { bind(sock.as_raw_fd(), sa.as_ptr(), len) })?;
+    // SAFETY: integers only; the descriptor is open.
+    check(unsafe { listen(sock.as_raw_fd(), 4) })
+}
+
+/// A `struct sockaddr_in` / `sockaddr_in6` for `addr`, and its length.
+fn sockaddr(addr: std::net::SocketAddr) -> ([u8; 28], u32) {
+    let mut sa = [0u8; 28];
+    match addr {
+        std::net::SocketAddr::V4(a) => {
+            sa[..2].copy_from_slice(&(AF_INET as u16).to_ne_bytes());
+            sa[2..4].copy_from_slice(&a.port().to_be_bytes());
+            sa[4..8].copy_from_slice(&a.ip().octets());
+            (sa, 16)
+        }
+        std::net::SocketAddr::V6(a) => {
+            sa[..2].copy_from_slice(&(AF_INET6 as u16).to_ne_bytes());
+            sa[2..4].copy_from_slice(&a.port().to_be_bytes());
+            sa[8..24].copy_from_slice(&a.ip().octets());
+            (sa, 28)
+        }
+    }
+}
+
+/// Opens `socket(domain, SOCK_STREAM, protocol)` (an SMC socket: `AF_SMC`) and connects it to
+/// `addr` within the socket's send timeout `timeout` (SO_SNDTIMEO bounds a blocking connect).
+pub fn stream_connect(
+    domain: c_int,
+    protocol: c_int,
+    addr: std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> io::Result<std::net::TcpStream> {
+    // SAFETY: integers only; returns a new descriptor or -1.
+    let fd = unsafe { socket(domain, SOCK_STREAM | SOCK_CLOEXEC, protocol) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by a successful `socket` call and is owned by nothing else.
+    let stream = std::net::TcpStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    stream.set_write_timeout(Some(timeout))?;
+    let (sa, len) = sockaddr(addr);
+    // SAFETY: `sa` holds a valid sockaddr of `len` bytes for the call; the kernel copies it. The
+    // descriptor is owned by `stream` and open.
+    check(unsafe { connect(stream.as_raw_fd(), sa.as_ptr(), len) })?;
+    Ok(stream)
+}
+
+/// Sets `IFF_UP` on `lo` of the current network namespace.
+pub fn loopback_up() -> io::Result<()> {
+    let sock = datagram_socket(AF_INET, SOCK_DGRAM, 0)?;
+    // struct ifreq: 16-byte name, then a union whose first member is `short ifr_flags`; 40 bytes.
+    let mut ifr = [0u8; 40];
+    ifr[..2].copy_from_slice(b"lo");
+    // SAFETY: `ifr` is a live, writable 40-byte `struct ifreq` for the duration of each call; the kernel
+    // copies it in and out and keeps no pointer. The descriptor is owned by `sock` and open.
+    check(unsafe { ioctl(sock.as_raw_fd(), SIOCGIFFLAGS, ifr.as_mut_ptr()) })?;
+    let flags = i16::from_ne_bytes([ifr[16], ifr[17]]) | IFF_UP;
+    ifr[16..18].copy_from_slice(&flags.to_ne_bytes());
+    // SAFETY: as above.
+    check(unsafe { ioctl(sock.as_raw_fd(), SIOCSIFFLAGS, ifr.as_mut_ptr()) })
+}
+
+/// Bind-mounts `src` on `dst` (in the current mount namespace).
+pub fn bind_mount(src: &std::path::Path, dst: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &std::path::Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+    };
+    let (src, dst) = (c(src)?, c(dst)?);
+    // SAFETY: `src` and `dst` are NUL-terminated strings alive for the call; fstype and data may be NULL
+    // for MS_BIND; the kernel copies the strings and keeps no pointer.
+    check(unsafe {
+        mount(
+            src.as_ptr(),
+            dst.as_ptr(),
+            std::ptr::null(),
+            MS_BIND,
+            std::ptr::null(),
+        )
+    })
 }
 
 #[cfg(test)]

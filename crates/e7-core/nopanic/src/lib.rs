@@ -264,18 +264,18 @@ pub extern "C" fn e7np_get_flag(index: u32) -> u32 {
 }
 
 #[no_mangle]
-pub extern "C" fn e7np_intern(len: usize) -> u32 {
+pub extern "C" fn e7np_intern(len: usize) -> u64 {
     ENGINE
         .exes
         .write()
         .intern(bytes(len))
-        .map_or(0, |id| id.to_u32())
+        .map_or(0, |id| id.to_u64())
 }
 
 #[no_mangle]
-pub extern "C" fn e7np_exe_path(id: u32, out_len: &mut usize) -> bool {
+pub extern "C" fn e7np_exe_path(id: u64, out_len: &mut usize) -> bool {
     let mut p = ExePath::EMPTY;
-    let ok = e7_core::ExeId::from_u32(id).is_some_and(|id| ENGINE.exe_path(id, &mut p));
+    let ok = e7_core::ExeId::from_u64(id).is_some_and(|id| ENGINE.exe_path(id, &mut p));
     *out_len = p.len();
     ok
 }
@@ -320,16 +320,17 @@ pub extern "C" fn e7np_active_find(inode: u64, now: u64) -> u32 {
 }
 
 #[no_mangle]
-pub extern "C" fn e7np_squelch(proto: u32, id: u32, now: u64) -> bool {
-    e7_core::ExeId::from_u32(id).is_some_and(|id| ENGINE.squelch.permit(proto, id, now))
+pub extern "C" fn e7np_squelch(proto: u32, id: u64, now: u64) -> bool {
+    e7_core::ExeId::from_u64(id).is_some_and(|id| ENGINE.squelch.permit(proto, id, now))
 }
 
 #[no_mangle]
-pub extern "C" fn e7np_decide_pure(proto: u32, ident: u32, rule: u32) -> u32 {
+pub extern "C" fn e7np_decide_pure(proto: u32, ident: u64, rule: u32) -> u32 {
     let flags = ENGINE.flags.snapshot();
-    let ident = match e7_core::ExeId::from_u32(ident) {
+    let ident = match e7_core::ExeId::from_u64(ident) {
         Some(id) => Identity::Exe(id),
         None if ident == 1 => Identity::PathTooLong,
+        None if ident == 2 => Identity::NoHostPath,
         None => Identity::Unknown,
     };
     let rule = Action::from_value(rule);

@@ -6,7 +6,7 @@
 use e7_core::path::strip_deleted;
 use e7_core::{ExeError, ExePath, PathError, TaskId};
 
-use crate::errno::{ENAMETOOLONG, ENOENT};
+use crate::errno::{EAGAIN, ENAMETOOLONG, ENOENT, EXDEV};
 
 /// `E7_EXE_BUF`: 255 path bytes + NUL + room for d_path's `" (deleted)"` suffix.
 pub const EXE_BUF: usize = 272;
@@ -106,6 +106,10 @@ impl E7Exe {
             },
             ENAMETOOLONG => Err(ExeError::TooLong(task)),
             ENOENT => Err(ExeError::NoExe(task)),
+            // Not under pid 1's root as the hook sees it: the refill work verifies it.
+            EAGAIN => Err(ExeError::Unverified(task)),
+            // Verified: no path in the initial mount namespace and root names this file.
+            EXDEV => Err(ExeError::NoHostPath(task)),
             // ESRCH (no such task / not the holder), EPERM (refused outside task context).
             _ => Err(ExeError::NoTask),
         }

@@ -73,7 +73,9 @@ fn extack_for(e: &MsgError) -> &'static CStr {
         MsgError::Path(_) | MsgError::PathNotUtf8 => {
             c"e7: invalid rule path (absolute, at most 255 bytes, no //, /./ or /../)"
         }
-        MsgError::Protocol(_) => c"e7: a rule names tcp, udp, icmp, icmpv6 or any",
+        MsgError::Protocol(_) => {
+            c"e7: a rule names an IP protocol 0..255 (tcp, udp, sctp, ...) or any"
+        }
         MsgError::ProtocolOnlyRule { .. } => {
             c"e7: a rule needs a PATH (protocol-only rules never match)"
         }

@@ -12,13 +12,16 @@ pub const EPERM: u32 = 1;
 pub const ENOENT: u32 = 2;
 /// `ESRCH`: no such process (or the current task does not hold the socket).
 pub const ESRCH: u32 = 3;
+/// `EXDEV`: the executable has no verified path in the initial mount namespace and root.
+pub const EXDEV: u32 = 18;
 /// `EINVAL`: invalid argument.
 pub const EINVAL: u32 = 22;
 /// `ENAMETOOLONG`: the executable path does not fit.
 pub const ENAMETOOLONG: u32 = 36;
 /// `ECONNREFUSED`: nobody listens on a netlink port.
 pub const ECONNREFUSED: u32 = 111;
-/// `EAGAIN`: try again (a netlink receive buffer is full).
+/// `EAGAIN`: try again (a netlink receive buffer is full; an executable path the hook cannot
+/// verify, for the refill work to verify).
 pub const EAGAIN: u32 = 11;
 /// `ENOMEM`: out of memory.
 pub const ENOMEM: u32 = 12;

@@ -258,6 +258,7 @@ impl<R: RawRwLock> Module<R> {
             Identity::Exe(id) if self.engine.exe_path(id, &mut path) => path.as_bytes(),
             Identity::Exe(_) => b"(evicted)",
             Identity::PathTooLong => b"(path too long)",
+            Identity::NoHostPath => b"(no path in the initial mount namespace)",
             Identity::Unknown => b"(unknown)",
         };
         k.log(

@@ -90,6 +90,11 @@ struct Fake {
     owner_calls: Cell<u32>,
     info_calls: Cell<u32>,
     dpaths: Cell<u32>,
+    /// tgid → what the refill work's path verification answers (0: verified, -18: no path in
+    /// the initial mount namespace); the hook gets -11 (EAGAIN) for these tgids.
+    needs_work: RefCell<HashMap<u32, i32>>,
+    /// The refill work is running (see `work`).
+    in_work: Cell<bool>,
     /// tgid → exec generation (default 1).
     execs: RefCell<HashMap<u32, u64>>,
     logs: RefCell<Vec<String>>,
@@ -139,6 +144,16 @@ impl Fake {
         self.dpaths.set(self.dpaths.get() + 1);
         out.task = self.task_id(tgid);
         out.len = 0;
+        if let Some(&verified) = self.needs_work.borrow().get(&tgid) {
+            if !self.in_work.get() {
+                out.status = -11;
+                return;
+            }
+            if verified != 0 {
+                out.status = verified;
+                return;
+            }
+        }
         match self.exes.borrow().get(&tgid) {
             Some(Ok(p)) if p.len() < out.buf.len() => {
                 out.buf[..p.len()].copy_from_slice(p);
@@ -816,16 +831,129 @@ fn kernel_detached_and_missing_sockets_get_unkproc() {
 }
 
 #[test]
-fn protocols_malformed_and_long_paths_use_their_flags() {
+fn every_protocol_is_identified_and_unkprot_decides_unowned_other_protocols() {
+    const SCTP: u32 = 132;
+    const UDPLITE: u32 = 136;
+    const GRE: u32 = 47;
     let (m, k) = enabled();
+    // unkprot at its default (allow): it must not let an identified program's packets out.
+    k.process(5, "/bin/x", &[11, 12, 13]);
+    k.current.set(Some(5));
+    // `any` covers every protocol: udplite, sctp and a raw socket of another protocol.
+    request(
+        &m,
+        &k,
+        &rule(Action::Block, Const::Any.value(), "/bin/x"),
+        1,
+    )
+    .unwrap();
+    for (i, proto) in [UDPLITE, SCTP, GRE, 253].into_iter().enumerate() {
+        let sk = k.sock(1 + i, 1 + i as u64, 11, SockKind::User);
+        assert_eq!(
+            m.packet(&k, &pkt(Some(sk), proto, true)),
+            Verdict::Drop,
+            "{proto}"
+        );
+    }
+    // A rule naming the protocol beats `any`; unkprot does not apply to an owned socket.
     set(&m, &k, Flag::UnkProt, Const::Block);
+    request(&m, &k, &rule(Action::Allow, SCTP, "/bin/x"), 1).unwrap();
+    let sk = k.sock(10, 10, 12, SockKind::User);
+    assert_eq!(m.packet(&k, &pkt(Some(sk), SCTP, true)), Verdict::Accept);
+    assert_eq!(m.packet(&k, &pkt(Some(sk), UDPLITE, true)), Verdict::Drop);
+    // No owning program: unkprot for other protocols, unkproc for tcp/udp/icmp/icmpv6.
+    let kern = k.sock(20, 20, 99, SockKind::Kernel);
+    assert_eq!(m.packet(&k, &pkt(Some(kern), GRE, false)), Verdict::Drop);
+    assert_eq!(m.packet(&k, &pkt(None, 2, false)), Verdict::Drop, "igmp");
+    assert_eq!(m.packet(&k, &pkt(None, TCP, false)), Verdict::Accept);
+    let kern2 = k.sock(21, 21, 98, SockKind::Kernel);
+    assert_eq!(m.packet(&k, &pkt(Some(kern2), TCP, false)), Verdict::Accept);
+    set(&m, &k, Flag::UnkProt, Const::Allow);
+    assert_eq!(m.packet(&k, &pkt(Some(kern), GRE, false)), Verdict::Accept);
+}
+
+fn work(m: &M, k: &Fake) {
+    k.in_work.set(true);
+    m.work_refill(k);
+    k.in_work.set(false);
+}
+
+/// Issue 7 hole 4: a program exec'd from a bind mount in a private mount namespace (or a chroot)
+/// has a `d_path` that names another program's path. Its identity is only what the refill work
+/// verifies from pid 1's root; until then, and when nothing verifies, `nspath` decides and no path
+/// rule applies.
+#[test]
+fn an_unverified_path_never_matches_a_rule_and_nspath_decides() {
+    let (m, k) = enabled();
+    set(&m, &k, Flag::UnkRule, Const::Block);
+    request(
+        &m,
+        &k,
+        &rule(Action::Allow, Const::Any.value(), "/opt/a/allowed"),
+        1,
+    )
+    .unwrap();
+    request(
+        &m,
+        &k,
+        &rule(Action::Allow, UDP, "/srv/jail/opt/a/allowed"),
+        1,
+    )
+    .unwrap();
+    // Borrowed: the sender's namespace shows /opt/a/allowed, pid 1's root does not agree.
+    k.process(5, "/opt/a/allowed", &[11]);
+    k.needs_work.borrow_mut().insert(5, -18);
+    // Chroot: the real path (what the work finds) is /srv/jail/opt/a/allowed.
+    k.process(6, "/srv/jail/opt/a/allowed", &[12]);
+    k.needs_work.borrow_mut().insert(6, 0);
+    let borrowed = k.sock(1, 1, 11, SockKind::User);
+    let jailed = k.sock(2, 2, 12, SockKind::User);
+    k.current.set(Some(5));
+    assert_eq!(m.packet(&k, &pkt(Some(borrowed), UDP, true)), Verdict::Drop);
+    k.current.set(Some(6));
+    assert_eq!(
+        m.packet(&k, &pkt(Some(jailed), UDP, true)),
+        Verdict::Drop,
+        "not yet verified"
+    );
+    assert!(
+        k.kicked_refill.get() >= 1,
+        "verification is deferred to the work"
+    );
+    work(&m, &k);
+    k.current.set(Some(5));
+    assert_eq!(
+        m.packet(&k, &pkt(Some(borrowed), UDP, true)),
+        Verdict::Drop,
+        "nspath"
+    );
+    k.current.set(Some(6));
+    assert_eq!(
+        m.packet(&k, &pkt(Some(jailed), UDP, true)),
+        Verdict::Accept,
+        "real path"
+    );
+    assert_eq!(
+        m.packet(&k, &pkt(Some(jailed), TCP, true)),
+        Verdict::Drop,
+        "unkrule"
+    );
+    // nspath is the borrowed identity's only verdict: allow it, and it leaves (no rule involved).
+    set(&m, &k, Flag::NsPath, Const::Allow);
+    k.current.set(Some(5));
+    assert_eq!(
+        m.packet(&k, &pkt(Some(borrowed), TCP, true)),
+        Verdict::Accept
+    );
+    set(&m, &k, Flag::NsPath, Const::Block);
+    assert_eq!(m.packet(&k, &pkt(Some(borrowed), UDP, true)), Verdict::Drop);
+}
+
+#[test]
+fn malformed_and_long_paths_use_their_flags() {
+    let (m, k) = enabled();
     set(&m, &k, Flag::Fail, Const::Block);
     let sk = k.sock(1, 1, 11, SockKind::User);
-    assert_eq!(
-        m.packet(&k, &pkt(Some(sk), 132, true)),
-        Verdict::Drop,
-        "sctp → unkprot"
-    );
     let mut bad = pkt(Some(sk), TCP, true);
     bad.malformed = true;
     assert_eq!(m.packet(&k, &bad), Verdict::Drop, "malformed → fail");
@@ -1640,7 +1768,7 @@ fn protocol_only_and_bad_paths_are_refused() {
     );
     assert_eq!(r.unwrap_err().errno, 22);
     assert!(request(&m, &k, &rule(Action::Block, TCP, "relative/path"), 1).is_err());
-    assert!(request(&m, &k, &rule(Action::Block, 132, "/bin/x"), 1).is_err());
+    assert!(request(&m, &k, &rule(Action::Block, 256, "/bin/x"), 1).is_err());
     assert_eq!(m.engine.rules.read().len(), 0);
 }
 
