@@ -3,7 +3,7 @@
 # benches/README.md. Fails when the guest reported an error, the instruction clock is not 1 ns per
 # instruction, the hook missed a packet (module qpackets < kernel OutRequests), or a round is missing.
 set -euo pipefail
-[ $# = 1 ] && [ -f "$1" ] || { echo "usage: bench-report.sh LOG" >&2; exit 2; }
+if [ $# != 1 ] || [ ! -f "$1" ]; then echo "usage: bench-report.sh LOG" >&2; exit 2; fi
 awk '
 function min_add(key, v) { if (!(key in best) || v < best[key]) best[key] = v }
 { t = $1; $1 = ""; sub(/^ /, "") }

@@ -52,6 +52,7 @@
 #include <linux/pid_namespace.h>
 #include <linux/spinlock.h>
 #include <linux/workqueue.h>
+#include <linux/percpu.h>
 #include <linux/timekeeping.h>
 #include <linux/sock_diag.h>
 #include <linux/uidgid.h>
@@ -214,6 +215,38 @@ void e7_c_log(__u32 level, const char *msg, __u32 len)
 __u64 e7_c_now_ms(void)
 {
 	return div_u64(ktime_get_boottime_ns(), NSEC_PER_MSEC);
+}
+
+__u64 e7_c_now_secs(void)
+{
+	return ktime_get_seconds();
+}
+
+/* The packet path's counters, one set per CPU: a packet increments its own CPU's copy (one
+ * `inc %gs:` on x86, IRQ-safe), so no cache line is written by two CPUs; reads (a GET of
+ * `qpackets`) add up every CPU's. Allocated before anything can count, freed after the hooks,
+ * the work items and the family are gone. */
+struct e7_pcpu_stats {
+	u64 c[E7_STATS];
+};
+static struct e7_pcpu_stats __percpu *e7_stats __read_mostly;
+
+void e7_c_stat_inc(__u32 idx)
+{
+	if (idx < E7_STATS)
+		this_cpu_inc(e7_stats->c[idx]);
+}
+
+__u64 e7_c_stat_sum(__u32 idx)
+{
+	u64 sum = 0;
+	int cpu;
+
+	if (idx >= E7_STATS)
+		return 0;
+	for_each_possible_cpu(cpu)
+		sum += per_cpu_ptr(e7_stats, cpu)->c[idx];
+	return sum;
 }
 
 /* Kernel rwlocks stored inline in Rust statics (rust/src/klock.rs) back Rust's
@@ -835,11 +868,19 @@ static bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto)
 	}
 }
 
-static unsigned int e7_nf_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
+/* The mode flag's value inside the Rust state (e7_rust_mode_word), set before the hooks exist. */
+static const __u32 *e7_mode_word __read_mostly;
+
+/* Everything after the mode check, out of line: the disabled path then sets up no stack frame
+ * (no stack protector, no e7_pkt to zero). */
+static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_hook_state *state)
 {
 	struct e7_pkt pkt = { .family = state->pf == NFPROTO_IPV6 ? 6 : 4 };
 	struct sock *sk;
+	__u32 r;
 
+	/* `qpackets`, on this CPU (Rust's Kernel::stat_inc knows the hook counts it). */
+	this_cpu_inc(e7_stats->c[E7_STAT_PACKETS]);
 	if (!e7_l4_proto(skb, state->pf, &pkt.proto))
 		pkt.flags |= E7_PKT_MALFORMED;
 	/* Not in_task(): a process-context transmit with BH disabled (tcp_release_cb under the
@@ -853,7 +894,19 @@ static unsigned int e7_nf_hook(void *priv, struct sk_buff *skb, const struct nf_
 		pkt.sk = sk;
 		pkt.uid = from_kuid_munged(&init_user_ns, sk->sk_uid);
 	}
-	return e7_hook(&pkt) ? NF_ACCEPT : NF_DROP;
+	r = e7_hook(&pkt);
+	if (r & E7_HOOK_CACHED)
+		this_cpu_inc(e7_stats->c[E7_STAT_HITS]);
+	return (r & E7_HOOK_ACCEPT) ? NF_ACCEPT : NF_DROP;
+}
+
+static unsigned int e7_nf_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
+{
+	/* Mode first: `mode disabled` costs this load and nothing else. The value is Rust's own
+	 * flag (no copy that could lag a SET): `set mode enabled` applies to the very next packet. */
+	if (READ_ONCE(*e7_mode_word) == E7C_DISABLED)
+		return NF_ACCEPT;
+	return e7_nf_decide(skb, state);
 }
 
 static const struct nf_hook_ops e7_nf_ops[] = {
@@ -900,11 +953,18 @@ static int __init e7_init(void)
 	rc = e7_apply_params();
 	if (rc)
 		return rc;
+	e7_stats = alloc_percpu(struct e7_pcpu_stats);
+	if (!e7_stats) {
+		pr_err("e7: cannot allocate the per-CPU statistics\n");
+		return -ENOMEM;
+	}
 	e7_rust_init();
+	e7_mode_word = e7_rust_mode_word();
 
 	wq = alloc_ordered_workqueue("e7", 0);
 	if (!wq) {
 		pr_err("e7: cannot allocate the e7 workqueue\n");
+		free_percpu(e7_stats);
 		return -ENOMEM;
 	}
 	WRITE_ONCE(e7_wq, wq);
@@ -948,6 +1008,7 @@ err_wq:
 	cancel_work_sync(&e7_event_work);
 	cancel_delayed_work_sync(&e7_refill_work);
 	destroy_workqueue(wq);
+	free_percpu(e7_stats);
 	return rc;
 }
 
@@ -973,6 +1034,7 @@ static void __exit e7_exit(void)
 	cancel_work_sync(&e7_event_work);
 	cancel_delayed_work_sync(&e7_refill_work);
 	destroy_workqueue(wq);
+	free_percpu(e7_stats);
 	pr_info("e7: unloaded\n");
 }
 

@@ -85,7 +85,7 @@ pub use decide::{
 };
 pub use exe::{ExeId, ExeTable};
 pub use flags::{policy_generation, Action, FlagValues, Flags, Mode};
-pub use host::{Deferred, ExeError, Host, Packet, SockInfo, SockKind, TaskId};
+pub use host::{Deferred, ExeError, Host, Packet, SockInfo, SockKind, Stat, TaskId};
 pub use image::ImageCache;
 pub use path::{ExePath, PathError, MAX_PATH_LEN};
 pub use rules::{AddOutcome, Full, MatchKind, Rule, RuleError, RuleMatch, RuleRing};

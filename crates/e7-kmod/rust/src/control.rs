@@ -236,6 +236,12 @@ impl<R: RawRwLock> Module<R> {
             self.engine.flags.set_stat(cf, secs);
             return secs;
         }
+        if cf == e7_core::Flag::QPackets {
+            // Counted per CPU when the kernel can (wrapping at 2^32, as the u32 flag did).
+            if let Some(n) = k.stat_sum(e7_core::Stat::Packets) {
+                return n as u32;
+            }
+        }
         self.engine.flags.get(cf)
     }
 

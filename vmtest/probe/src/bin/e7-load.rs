@@ -34,7 +34,12 @@ const WARMUP: u32 = 64;
 fn out_requests() -> io::Result<u64> {
     let snmp = std::fs::read_to_string("/proc/net/snmp")?;
     let mut ip = snmp.lines().filter(|l| l.starts_with("Ip: "));
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "no Ip: OutRequests in /proc/net/snmp");
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no Ip: OutRequests in /proc/net/snmp",
+        )
+    };
     let (Some(names), Some(values)) = (ip.next(), ip.next()) else {
         return Err(bad());
     };
