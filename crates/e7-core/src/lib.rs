@@ -19,7 +19,7 @@
 //!   locks ([`sync`]).
 //!
 //! # Map
-//! - [`path`]: [`ExePath`] (≤ 255 bytes, inline), CRC-32 hashing, ancestor directories;
+//! - [`path`]: [`ExePath`] (≤ 255 bytes, inline), table-free path hashing, ancestor directories;
 //! - [`exe`]: [`ExeTable`] interning paths behind generation-checked [`ExeId`]s;
 //! - [`socket`]: [`SocketCache`], the set-associative known-socket cache;
 //! - [`active`]: [`ActiveCache`], inode → owner from process-table walks ([`ProcessTable`]);

@@ -19,18 +19,17 @@
 //!   path) is unique, these three rules always pick exactly one rule — insertion order never matters
 //!   for matching.
 //!
-//! **Index.** Exact lookups use a hash index over path CRCs in a fixed array: `N` buckets of two
+//! **Index.** Exact lookups use a hash index over path hashes ([`PathHash`], table-free) in a fixed array: `N` buckets of two
 //! entries (open addressing with linear probing over buckets, load factor ≤ ½), each entry a 16-bit
 //! hash tag plus the rule's position. A folder lookup probes the executable's ancestor directories
 //! (`/usr/bin/wget` → `/usr/bin/`, `/usr/`, `/`) in the same index, skipping lengths at which no
-//! folder rule exists (a 256-bit set of folder-rule lengths); the CRC of every ancestor and of the
+//! folder rule exists (a 256-bit set of folder-rule lengths); the hash of every ancestor and of the
 //! whole path come from one incremental pass over the bytes. The cost depends on the path, not on
 //! the number of rules. Removal shifts the later rules down (order-preserving) and rebuilds the index
 //! in O(N); edits are rare admin operations, lookups are per packet.
 
-use crate::crc::Crc32;
 use crate::flags::Action;
-use crate::path::{check_rule_path, hash_bytes, ExePath, PathError};
+use crate::path::{check_rule_path, hash_bytes, ExePath, PathError, PathHash};
 use crate::schema::{validate_rule_protocol, ProtocolError, PROTO_ANY};
 use core::fmt;
 
@@ -356,11 +355,11 @@ impl<const N: usize> RuleRing<N> {
         if self.folder_lens == [0; 4] {
             return None;
         }
-        // One pass over the path: the CRC is extended segment by segment, so every ancestor
+        // One pass over the path: the hash is extended segment by segment, so every ancestor
         // directory's hash is available when its `/` is reached. Ancestors are probed (shallow to
         // deep; the deepest hit is kept) only at lengths where some folder rule exists, so most
         // paths probe once or not at all.
-        let mut crc = Crc32::new();
+        let mut h = PathHash::new();
         let mut folder: Option<RuleMatch> = None;
         let last = bytes.len().saturating_sub(1);
         let mut start = 0usize;
@@ -373,12 +372,12 @@ impl<const N: usize> RuleRing<N> {
                 break;
             }
             let len = slash.saturating_add(1);
-            crc.update(rest.get(..=off).unwrap_or(&[]));
+            h.update(rest.get(..=off).unwrap_or(&[]));
             start = len;
             if self.has_folder_len(len) {
                 let prefix = bytes.get(..len).unwrap_or(&[]);
                 let kind = MatchKind::Folder { depth_len: len };
-                if let Some(m) = self.find_best(proto, prefix, crc.finalize(), kind) {
+                if let Some(m) = self.find_best(proto, prefix, h.finalize(), kind) {
                     folder = Some(m);
                 }
             }
