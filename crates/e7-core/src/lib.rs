@@ -88,7 +88,10 @@ pub use flags::{policy_generation, Action, FlagValues, Flags, Mode};
 pub use host::{Deferred, ExeError, Host, Packet, SockInfo, SockKind, Stat, TaskId};
 pub use image::ImageCache;
 pub use path::{ExePath, PathError, MAX_PATH_LEN};
-pub use rules::{AddOutcome, Full, MatchKind, Rule, RuleError, RuleMatch, RuleRing};
+pub use rules::{
+    AddOutcome, Full, MatchKind, Rule, RuleError, RuleMatch, RulePath, RuleRef, RuleRing,
+    PATH_BYTES_PER_RULE,
+};
 pub use schema::{
     Const, Flag, ProtocolError, ValueClass, ValueError, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6,
     PROTO_TCP, PROTO_UDP,

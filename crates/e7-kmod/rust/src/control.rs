@@ -27,7 +27,7 @@ use core::ffi::CStr;
 use core::fmt;
 
 use e7_core::sync::RawRwLock;
-use e7_core::{Rule, RuleError};
+use e7_core::{Rule, RuleError, RuleRef};
 use e7_proto::msg::{
     emit_error, emit_error_display, emit_get_reply, emit_query_chain, emit_query_dump,
     parse_request, ClearSpec, MsgError, QueryHeader, Request, RuleSpec,
@@ -114,7 +114,7 @@ fn core_flag(f: Flag) -> Option<e7_core::Flag> {
 }
 
 /// A rule as the wire sees it. Rule paths came from validated (UTF-8) requests.
-fn spec_of(r: &Rule) -> Option<RuleSpec<'_>> {
+fn spec_of(r: RuleRef<'_>) -> Option<RuleSpec<'_>> {
     Some(RuleSpec {
         prot: r.proto(),
         path: core::str::from_utf8(r.path().as_bytes()).ok()?,
