@@ -307,6 +307,12 @@ impl<const N: usize> RuleRing<N> {
         N
     }
 
+    /// Path storage: (bytes used, bytes available) of the arena (`N` × [`PATH_BYTES_PER_RULE`]).
+    /// [`RuleRing::add`] fails when either the rules or these bytes run out.
+    pub fn path_bytes(&self) -> (usize, usize) {
+        (self.used, N.saturating_mul(PATH_BYTES_PER_RULE))
+    }
+
     /// Number of rules.
     pub fn len(&self) -> usize {
         self.len

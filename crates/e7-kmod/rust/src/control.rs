@@ -251,16 +251,17 @@ impl<R: RawRwLock> Module<R> {
             Err(e) => return Err(self.refuse(k, dest, EINVAL, &e, rule_extack(&e))),
         };
         let added = self.engine.edit_rules(|ring| {
-            let cap = ring.capacity();
-            ring.add(rule).map(|_| ()).map_err(|_| cap)
+            let full = (ring.len(), ring.capacity(), ring.path_bytes());
+            ring.add(rule).map(|_| ()).map_err(|_| full)
         });
-        if let Err(cap) = added {
+        if let Err((len, cap, (used, bytes))) = added {
             return Err(self.refuse(
                 k,
                 dest,
                 ENOSPC,
                 &format_args!(
-                    "the rule table is full ({cap} rules): cannot add {} {} {}; clear rules first",
+                    "the rule table is full ({len} of {cap} rules, {used} of {bytes} bytes of rule \
+                     paths): cannot add {} {} {}; clear rules first",
                     spec.action.alias(),
                     Proto(spec.prot),
                     spec.path
