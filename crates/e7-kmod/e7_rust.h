@@ -102,6 +102,9 @@ E7_RUST_EXPORT int e7_rust_init(void);
 /* The mode flag's value (Rust's atomic u32, the mode's one home), valid until unload: the hook
  * reads it first and accepts without any other work while it is E7C_DISABLED. */
 E7_RUST_EXPORT const __u32 *e7_rust_mode_word(void);
+/* The netfilter hooks could not be registered: set the mode to `disabled` (what the kernel then
+ * does), so no reader believes it enforces. Process context. */
+E7_RUST_EXPORT void e7_rust_mode_failsafe(void);
 /* Stop kicking work and queuing events (module unload has begun). */
 E7_RUST_EXPORT void e7_rust_stop(void);
 /* The per-packet decision: E7_HOOK_ACCEPT set = NF_ACCEPT, clear = NF_DROP; E7_HOOK_CACHED:

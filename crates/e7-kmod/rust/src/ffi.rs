@@ -320,6 +320,16 @@ pub extern "C" fn e7_rust_mode_word() -> *const u32 {
     E7.engine.flags.mode_word().as_ptr()
 }
 
+/// The shim could not register its netfilter hooks for an enforcing mode: the mode becomes
+/// `disabled`, which is what the kernel then does (no reader may believe it enforces).
+#[no_mangle]
+pub extern "C" fn e7_rust_mode_failsafe() {
+    let _ = E7
+        .engine
+        .flags
+        .set(e7_core::Flag::Mode, e7_proto::Const::Disabled.value());
+}
+
 /// Unload has begun.
 #[no_mangle]
 pub extern "C" fn e7_rust_stop() {
