@@ -49,6 +49,7 @@ fn decision(c: &mut Criterion) {
         "decide",
         &[
             ("cached".into(), Scenario::DecideCached),
+            ("norule".into(), Scenario::DecideNoRule),
             ("recompute".into(), Scenario::DecideRecompute),
             ("pure".into(), Scenario::DecidePure),
         ],

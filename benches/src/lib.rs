@@ -63,8 +63,12 @@ pub enum Scenario {
     ActiveRefill,
     /// One rule lookup in a ring of `n` rules.
     RuleLookup(LookupKind, usize),
-    /// The whole decision for a packet of a known socket (engine, shared locks, cached verdict).
+    /// The whole decision for a packet of a known socket whose program has a rule allowing it
+    /// (engine, shared locks, cached verdict: the allowed fast path).
     DecideCached,
+    /// The same for a program with no rule for the protocol: cached no-rule verdict, a pending
+    /// event squelched (the host wants events) — the no-rule fast path.
+    DecideNoRule,
     /// The whole decision after a policy change: cached identity, rule lookup, verdict store.
     DecideRecompute,
     /// The pure decision function alone.
@@ -86,6 +90,7 @@ impl Scenario {
         }
         v.extend([
             Scenario::DecideCached,
+            Scenario::DecideNoRule,
             Scenario::DecideRecompute,
             Scenario::DecidePure,
         ]);
@@ -100,6 +105,7 @@ impl Scenario {
             Scenario::ActiveRefill => "active_refill".into(),
             Scenario::RuleLookup(k, n) => format!("rule_{}_{n}", k.name()),
             Scenario::DecideCached => "decide_cached".into(),
+            Scenario::DecideNoRule => "decide_norule".into(),
             Scenario::DecideRecompute => "decide_recompute".into(),
             Scenario::DecidePure => "decide_pure".into(),
         }
@@ -158,11 +164,18 @@ impl Scenario {
                 };
                 Prepared::Rules { rules, exe }
             }
-            Scenario::DecideCached | Scenario::DecideRecompute => {
+            Scenario::DecideCached | Scenario::DecideNoRule | Scenario::DecideRecompute => {
                 let e = new_engine();
                 let _ = e.flags.set(Flag::Mode, e7_core::Const::Enabled.value());
                 e.edit_rules(|r| fill(r, 128));
-                let host = BenchHost::new(0);
+                // prog6 has an allowing tcp rule (exact, 6 % 3 == 0: tcp, 6 % 5 != 0: allow);
+                // prog4 only a udp rule, so its tcp packets match no rule.
+                let exe: &'static [u8] = if self == Scenario::DecideCached {
+                    ALLOWED_EXE
+                } else {
+                    NORULE_EXE
+                };
+                let host = BenchHost::with_exe(0, exe);
                 // Warm: identify once.
                 let _ = e.decide_packet(&host, &packet());
                 Prepared::Engine {
@@ -311,14 +324,24 @@ impl ProcessTable for FakeTable {
     }
 }
 
-/// A fake host: process 77 sends on every socket and runs `/usr/bin/prog4`; walks see a
-/// [`FakeTable`].
-pub struct BenchHost(RefCell<FakeTable>);
+/// The executable of the decision scenarios whose tcp packets a rule allows.
+pub const ALLOWED_EXE: &[u8] = b"/usr/bin/prog6";
+/// The executable of the decision scenarios whose tcp packets match no rule.
+pub const NORULE_EXE: &[u8] = b"/usr/bin/prog4";
+
+/// A fake host: process 77 sends on every socket and runs one executable (default
+/// [`NORULE_EXE`]); walks see a [`FakeTable`].
+pub struct BenchHost(RefCell<FakeTable>, &'static [u8]);
 
 impl BenchHost {
-    /// A host whose process table has `n` sockets.
+    /// A host whose process table has `n` sockets, running [`NORULE_EXE`].
     pub fn new(n: u64) -> Self {
-        BenchHost(RefCell::new(FakeTable::new(n)))
+        Self::with_exe(n, NORULE_EXE)
+    }
+
+    /// A host whose process table has `n` sockets and whose sender runs `exe`.
+    pub fn with_exe(n: u64, exe: &'static [u8]) -> Self {
+        BenchHost(RefCell::new(FakeTable::new(n)), exe)
     }
 }
 
@@ -350,13 +373,13 @@ impl Host for BenchHost {
         Some(SENDER)
     }
     fn sender_exe(&self, _sk: BenchSock, out: &mut ExePath) -> Result<TaskId, ExeError> {
-        out.set(b"/usr/bin/prog4")
+        out.set(self.1)
             .map(|()| SENDER)
             .map_err(|_| ExeError::NoExe(SENDER))
     }
     fn task_exe(&self, tgid: u32, out: &mut ExePath) -> Result<TaskId, ExeError> {
         let task = TaskId { tgid, ..SENDER };
-        out.set(b"/usr/bin/prog4")
+        out.set(self.1)
             .map(|()| task)
             .map_err(|_| ExeError::NoExe(task))
     }

@@ -64,6 +64,27 @@ fn lookup<const N: usize>(n: usize, exe: &ExePath) -> Option<MatchKind> {
 }
 
 #[test]
+fn decide_cached_is_the_allowed_path_and_decide_norule_the_no_rule_path() {
+    use e7_core::{Decision, Reason, Verdict};
+    let mut allowed = Scenario::DecideCached.setup();
+    let mut norule = Scenario::DecideNoRule.setup();
+    let (a, n) = (allowed.op(), norule.op());
+    assert_eq!(a & 1, 1, "served from the cache");
+    assert_eq!(n & 1, 1, "served from the cache");
+    let a = Decision::from_bits((a >> 1) as u8).expect("decision bits");
+    let n = Decision::from_bits((n >> 1) as u8).expect("decision bits");
+    assert_eq!(
+        (a.verdict, a.reason, a.event),
+        (Verdict::Accept, Reason::Rule, None)
+    );
+    assert_eq!(n.reason, Reason::NoRule);
+    assert!(
+        n.event.is_some() && n.squelch,
+        "a squelched pending event: {n:?}"
+    );
+}
+
+#[test]
 fn decide_cached_is_served_from_the_cache_and_recompute_is_not() {
     let mut cached = Scenario::DecideCached.setup();
     let mut recompute = Scenario::DecideRecompute.setup();

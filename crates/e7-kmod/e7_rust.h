@@ -119,9 +119,18 @@ struct e7_sock_owner {
 E7_RUST_EXPORT int e7_param_set(const char *name, const char *val, char *err, __u32 err_len);
 /* Load-time initialisation (clock origin); returns 0. */
 E7_RUST_EXPORT int e7_rust_init(void);
+/* The mode flag's value (Rust's atomic u32, the mode's one home), valid until unload: the hook
+ * reads it first and accepts without any other work while it is E7C_DISABLED. */
+E7_RUST_EXPORT const __u32 *e7_rust_mode_word(void);
+/* The netfilter hooks could not be registered: set the mode to `disabled` (what the kernel then
+ * does), so no reader believes it enforces. Process context. */
+E7_RUST_EXPORT void e7_rust_mode_failsafe(void);
 /* Stop kicking work and queuing events (module unload has begun). */
 E7_RUST_EXPORT void e7_rust_stop(void);
-/* The per-packet decision: returns 1 (NF_ACCEPT) or 0 (NF_DROP). */
+/* The per-packet decision: E7_HOOK_ACCEPT set = NF_ACCEPT, clear = NF_DROP; E7_HOOK_CACHED:
+ * the verdict came from a still-valid cached one (the hook counts the hit per CPU). */
+#define E7_HOOK_ACCEPT 0x1u
+#define E7_HOOK_CACHED 0x2u
 E7_RUST_EXPORT __u32 e7_hook(const struct e7_pkt *pkt);
 /* e7_genl_doit's answer "start the chain-shaped QUERY reply as a dump" (no ack). */
 #define E7_DOIT_QUERY_CHAIN 1
@@ -177,6 +186,18 @@ E7_C_EXPORT void e7_c_kick_refill(__u32 delay_ms);
 E7_C_EXPORT void *e7_c_msg_new(__u8 cmd, const struct e7_dest *dest, __u8 **buf, __u32 *room);
 E7_C_EXPORT int e7_c_msg_send(void *msg, __u32 used, __u32 portid);
 E7_C_EXPORT void e7_c_msg_free(void *msg);
+/* Seconds of CLOCK_MONOTONIC (the timekeeper's own field: no clock read, no division). Any
+ * context. */
+E7_C_EXPORT __u64 e7_c_now_secs(void);
+/* Per-CPU statistics (alloc_percpu): E7_STATS counters indexed by e7-core's Stat::index. inc:
+ * this CPU's counter, any context, no shared cache line written; sum: every possible CPU's. */
+#define E7_STATS 8
+/* Stat::Packets (`qpackets`): counted by the hook itself, inline, for every packet past the mode check. */
+#define E7_STAT_PACKETS 0
+/* Stat::Hits: counted by the hook from e7_hook's E7_HOOK_CACHED bit. */
+#define E7_STAT_HITS 1
+E7_C_EXPORT void e7_c_stat_inc(__u32 idx);
+E7_C_EXPORT __u64 e7_c_stat_sum(__u32 idx);
 /* Kernel rwlock_t stored inline in Rust statics (rust/src/klock.rs): LOCK points at 8 zeroed,
  * 8-aligned bytes, which is an unlocked rwlock_t on this kernel configuration (checked at build
  * time by size and at load time by content). Readers run in softirq, writers in process context,

@@ -54,6 +54,8 @@
 #include <linux/pid_namespace.h>
 #include <linux/spinlock.h>
 #include <linux/workqueue.h>
+#include <linux/mutex.h>
+#include <linux/percpu.h>
 #include <linux/timekeeping.h>
 #include <linux/sock_diag.h>
 #include <linux/uidgid.h>
@@ -287,6 +289,38 @@ __u64 e7_c_now_ms(void)
 __u64 e7_c_now_ns(void)
 {
 	return ktime_get_boottime_ns();
+}
+
+__u64 e7_c_now_secs(void)
+{
+	return ktime_get_seconds();
+}
+
+/* The packet path's counters, one set per CPU: a packet increments its own CPU's copy (one
+ * `inc %gs:` on x86, IRQ-safe), so no cache line is written by two CPUs; reads (a GET of
+ * `qpackets`) add up every CPU's. Allocated before anything can count, freed after the hooks,
+ * the work items and the family are gone. */
+struct e7_pcpu_stats {
+	u64 c[E7_STATS];
+};
+static struct e7_pcpu_stats __percpu *e7_stats __read_mostly;
+
+void e7_c_stat_inc(__u32 idx)
+{
+	if (idx < E7_STATS)
+		this_cpu_inc(e7_stats->c[idx]);
+}
+
+__u64 e7_c_stat_sum(__u32 idx)
+{
+	u64 sum = 0;
+	int cpu;
+
+	if (idx >= E7_STATS)
+		return 0;
+	for_each_possible_cpu(cpu)
+		sum += per_cpu_ptr(e7_stats, cpu)->c[idx];
+	return sum;
 }
 
 /* Kernel rwlocks stored inline in Rust statics (rust/src/klock.rs) back Rust's
@@ -1038,6 +1072,8 @@ static int e7_start_query_chain(struct sk_buff *skb, struct genl_info *info)
 	return rc; /* -EINTR: started, the genl core sends no ack */
 }
 
+static int e7_sync_hooks(void); /* netfilter section: hooks follow the mode */
+
 static int e7_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct e7_dest dest = { .portid = info->snd_portid, .seq = info->snd_seq };
@@ -1053,6 +1089,12 @@ static int e7_doit(struct sk_buff *skb, struct genl_info *info)
 		info->extack->_msg = msg;
 	if (rc == E7_DOIT_QUERY_CHAIN)
 		return e7_start_query_chain(skb, info);
+	/* The request may have changed the mode: hooks follow before the ack (see e7_sync_hooks). */
+	if (e7_sync_hooks()) {
+		if (info->extack)
+			info->extack->_msg = "e7: cannot register the netfilter hooks; mode is disabled";
+		return rc ? rc : -ENOMEM;
+	}
 	return rc;
 }
 
@@ -1145,11 +1187,19 @@ static bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto)
 	}
 }
 
-static unsigned int e7_nf_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
+/* The mode flag's value inside the Rust state (e7_rust_mode_word), set before the hooks exist. */
+static const __u32 *e7_mode_word __read_mostly;
+
+/* Everything after the mode check, out of line: the disabled path then sets up no stack frame
+ * (no stack protector, no e7_pkt to zero). */
+static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_hook_state *state)
 {
 	struct e7_pkt pkt = { .family = state->pf == NFPROTO_IPV6 ? 6 : 4 };
 	struct sock *sk;
+	__u32 r;
 
+	/* `qpackets`, on this CPU (Rust's Kernel::stat_inc knows the hook counts it). */
+	this_cpu_inc(e7_stats->c[E7_STAT_PACKETS]);
 	if (!e7_l4_proto(skb, state->pf, &pkt.proto))
 		pkt.flags |= E7_PKT_MALFORMED;
 	/* Not in_task(): a process-context transmit with BH disabled (tcp_release_cb under the
@@ -1163,7 +1213,19 @@ static unsigned int e7_nf_hook(void *priv, struct sk_buff *skb, const struct nf_
 		pkt.sk = sk;
 		pkt.uid = from_kuid_munged(&init_user_ns, sk->sk_uid);
 	}
-	return e7_hook(&pkt) ? NF_ACCEPT : NF_DROP;
+	r = e7_hook(&pkt);
+	if (r & E7_HOOK_CACHED)
+		this_cpu_inc(e7_stats->c[E7_STAT_HITS]);
+	return (r & E7_HOOK_ACCEPT) ? NF_ACCEPT : NF_DROP;
+}
+
+static unsigned int e7_nf_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
+{
+	/* Mode first: `mode disabled` costs this load and nothing else. The value is Rust's own
+	 * flag (no copy that could lag a SET): `set mode enabled` applies to the very next packet. */
+	if (READ_ONCE(*e7_mode_word) == E7C_DISABLED)
+		return NF_ACCEPT;
+	return e7_nf_decide(skb, state);
 }
 
 static const struct nf_hook_ops e7_nf_ops[] = {
@@ -1196,6 +1258,56 @@ static struct pernet_operations e7_net_ops = {
 	.exit = e7_net_exit,
 };
 
+/*
+ * The hooks are registered only while the mode is not `disabled`: a disabled firewall then costs
+ * the packet path nothing at all (a registered hook, even one that returns at once, costs every
+ * packet netfilter's dispatch). e7_sync_hooks() makes the registration follow the mode; it runs
+ * at load and after every request (e7_doit, process context, genl_mutex held: mode changes come
+ * only from requests, which genl_mutex serialises), so `set mode enabled` is acknowledged only
+ * once the hooks are in every namespace: no window in which enforcing is silently off. Until
+ * then (and while they are being removed) the hook's own mode check decides as before. If the
+ * hooks cannot be registered the mode is put back to `disabled` (what the kernel really does)
+ * and the request fails. e7_hooks_shutdown() removes them for good (unload, failed load).
+ */
+static DEFINE_MUTEX(e7_hooks_mutex);
+static bool e7_hooks_on;
+static bool e7_hooks_final;
+
+static int e7_sync_hooks(void)
+{
+	int rc = 0;
+
+	mutex_lock(&e7_hooks_mutex);
+	if (!e7_hooks_final) {
+		bool want = READ_ONCE(*e7_mode_word) != E7C_DISABLED;
+
+		if (want && !e7_hooks_on) {
+			rc = register_pernet_subsys(&e7_net_ops);
+			if (rc) {
+				pr_err("e7: cannot register netfilter hooks: %d; mode set to disabled\n", rc);
+				e7_rust_mode_failsafe();
+			} else {
+				e7_hooks_on = true;
+			}
+		} else if (!want && e7_hooks_on) {
+			unregister_pernet_subsys(&e7_net_ops);
+			e7_hooks_on = false;
+		}
+	}
+	mutex_unlock(&e7_hooks_mutex);
+	return rc;
+}
+
+static void e7_hooks_shutdown(void)
+{
+	mutex_lock(&e7_hooks_mutex);
+	e7_hooks_final = true;
+	if (e7_hooks_on)
+		unregister_pernet_subsys(&e7_net_ops); /* waits for running hooks */
+	e7_hooks_on = false;
+	mutex_unlock(&e7_hooks_mutex);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Load and unload                                                                             */
 
@@ -1210,11 +1322,18 @@ static int __init e7_init(void)
 	rc = e7_apply_params();
 	if (rc)
 		return rc;
+	e7_stats = alloc_percpu(struct e7_pcpu_stats);
+	if (!e7_stats) {
+		pr_err("e7: cannot allocate the per-CPU statistics\n");
+		return -ENOMEM;
+	}
 	e7_rust_init();
+	e7_mode_word = e7_rust_mode_word();
 
 	wq = alloc_ordered_workqueue("e7", 0);
 	if (!wq) {
 		pr_err("e7: cannot allocate the e7 workqueue\n");
+		free_percpu(e7_stats);
 		return -ENOMEM;
 	}
 	WRITE_ONCE(e7_wq, wq);
@@ -1230,21 +1349,21 @@ static int __init e7_init(void)
 		pr_err("e7: cannot register generic netlink family %s: %d\n", E7_FAMILY_NAME, rc);
 		goto err_notifier;
 	}
-	/* Hooks last: the first packet must find everything ready. */
-	rc = register_pernet_subsys(&e7_net_ops);
-	if (rc) {
-		pr_err("e7: cannot register netfilter hooks: %d\n", rc);
+	/* Hooks last (if the mode parameter enforces): the first packet must find everything
+	 * ready. A request may have registered them already (the family is up). */
+	rc = e7_sync_hooks();
+	if (rc)
 		goto err_genl;
-	}
 	pr_info("e7: loaded, version %s\n", E7_MOD_VERSION);
 	return 0;
 
-	/* Reverse order. register_pernet_subsys may have registered hooks in some namespaces
-	 * (init_net first) before failing; it unregistered them again, waiting for running hooks,
-	 * but a hook may have queued work meanwhile. So, as at unload: stop, cancel the work (it
+	/* Reverse order. The hooks may be registered (by a request) or have been registered in
+	 * some namespaces before a failure (undone, waiting for running hooks), and a hook may have
+	 * queued work meanwhile: shut them out for good first. So, as at unload: stop, cancel the work (it
 	 * sees `stopping`), tell subscribers (a client may have talked to the family meanwhile),
 	 * then let genl wait for running requests. */
 err_genl:
+	e7_hooks_shutdown();
 	e7_rust_stop();
 	cancel_work_sync(&e7_event_work);
 	cancel_delayed_work_sync(&e7_refill_work);
@@ -1258,6 +1377,7 @@ err_wq:
 	cancel_work_sync(&e7_event_work);
 	cancel_delayed_work_sync(&e7_refill_work);
 	destroy_workqueue(wq);
+	free_percpu(e7_stats);
 	return rc;
 }
 
@@ -1265,15 +1385,16 @@ static void __exit e7_exit(void)
 {
 	struct workqueue_struct *wq = e7_wq;
 
-	/* 1. No new events, refills or subscriptions; 2. hooks gone in every netns (waits for
-	 * running hooks, the only place that queues work); 3. cancel the work items (they see
+	/* 1. No new events, refills or subscriptions; 2. hooks gone in every netns for good (a
+	 * request cannot register them again; waits for running hooks, the only place that queues
+	 * work); 3. cancel the work items (they see
 	 * `stopping` and return; queued events are dropped, so the DISCONNECT is not behind them);
 	 * 4. DISCONNECT to subscribers (non-blocking; losses counted and logged); 5. family gone
 	 * (waits for running doits; they cannot subscribe any more); 6. the URELEASE notifier goes
 	 * (the chain's rwsem waits for a running callback); 7. nothing can queue work any more:
 	 * cancel again (defensive, no-ops) and destroy the queue. After this no code of ours runs. */
 	e7_rust_stop();
-	unregister_pernet_subsys(&e7_net_ops);
+	e7_hooks_shutdown();
 	cancel_work_sync(&e7_event_work);
 	cancel_delayed_work_sync(&e7_refill_work);
 	e7_rust_disconnect_all();
@@ -1283,6 +1404,7 @@ static void __exit e7_exit(void)
 	cancel_work_sync(&e7_event_work);
 	cancel_delayed_work_sync(&e7_refill_work);
 	destroy_workqueue(wq);
+	free_percpu(e7_stats);
 	pr_info("e7: unloaded\n");
 }
 

@@ -61,3 +61,21 @@ case_mode_invalid_value() {
         || fail "e7 set mode 12345 -> rc $RC, want 1 or 2; output: $(short "$OUT")"
     expect_flag mode disabled
 }
+
+# The hook reads the mode before anything else and lets every packet through while it is `disabled`
+# (the cheap path). That must never leave a window: the first packet after `set mode enabled` (or
+# `block`) is decided, for an unprivileged sender too, however often the mode flips.
+case_mode_enable_next_packet() {
+    must e7 block udp "$PA"
+    must e7 block tcp "$PA"
+    for i in 1 2 3 4 5; do
+        must e7 set mode disabled
+        expect delivered "$PU" as-user "$NOBODY" "$PA" udp4
+        must e7 set mode enabled
+        expect blocked "$PU" as-user "$NOBODY" "$PA" udp4
+        expect blocked "$PU" as-user "$NOBODY" "$PA" tcp4
+        must e7 set mode disabled
+        must e7 set mode block
+        expect blocked "$PU" as-user "$NOBODY" "$PU" udp6
+    done
+}

@@ -165,3 +165,22 @@ case_flag_debug() {
     [ "$n1" -le 100 ] && ok "debug log is rate-limited ($n1 lines for 501 drops)" \
         || fail "debug log not rate-limited: $n1 lines for 501 drops"
 }
+
+# qpackets is counted per CPU and summed when read: packets sent from either CPU are all counted, and
+# exactly once (the IPv4 OutRequests of the kernel move by the same amount: nothing else sends).
+case_flags_qpackets_per_cpu() {
+    enforce
+    outreq() { awk '/^Ip: /{ if (h) { print $(c); exit } for (i = 1; i <= NF; i++) if ($i == "OutRequests") c = i; h = 1 }' /proc/net/snmp; }
+    qp() { e7 --json get qpackets | tr -d ' \n' | sed -n 's/.*"raw":\([0-9]*\).*/\1/p'; }
+    q1=$(qp)
+    o1=$(outreq)
+    for cpu in 0 1 0 1; do
+        for i in 1 2 3; do taskset -c "$cpu" "$PA" udp4 >/dev/null || fail "udp4 on cpu $cpu not delivered"; done
+    done
+    q2=$(qp)
+    o2=$(outreq)
+    dq=$((q2 - q1))
+    dout=$((o2 - o1))
+    [ "$dout" -ge 12 ] && [ "$dq" = "$dout" ] && ok "qpackets +$dq = OutRequests +$dout (12 exchanges on cpus 0 and 1)" \
+        || fail "qpackets +$dq, OutRequests +$dout (want equal, at least 12)"
+}

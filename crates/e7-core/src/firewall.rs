@@ -192,7 +192,9 @@ impl fmt::Display for FirewallError {
             FirewallError::Rule(e) => e.fmt(f),
             FirewallError::Full { capacity } => write!(
                 f,
-                "rule table is full ({capacity} rules): remove a rule before adding another"
+                "rule table is full ({capacity} rules, whose paths average at most {} bytes): \
+                 remove a rule before adding another",
+                crate::PATH_BYTES_PER_RULE
             ),
         }
     }

@@ -195,6 +195,15 @@ impl Flags {
         self.generation.store(v, Release);
     }
 
+    /// The atomic holding the `mode` flag: the one home of the mode, which a host may read directly
+    /// before anything else on its packet path (the kernel module's hook reads it first, so a
+    /// disabled firewall costs one load). Write it only through [`Flags::set`].
+    pub fn mode_word(&self) -> &AtomicU32 {
+        const { assert!(Flag::Mode.index() == 0, "mode is the first flag") };
+        let [mode, ..] = &self.values;
+        mode
+    }
+
     /// The mode alone (cheapest check: the disabled-mode gate needs only this load).
     pub fn mode(&self) -> Mode {
         mode_of(self.get(Flag::Mode))

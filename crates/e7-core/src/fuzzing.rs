@@ -658,7 +658,7 @@ impl Harness {
         let idx = usize::from(a % 8)
             .wrapping_mul(2)
             .wrapping_add(usize::from(b & 1));
-        let permitted = self.squelch.permit(proto, exe, self.now_ms);
+        let permitted = self.squelch.permit(proto, exe, sec);
         if let Some(m) = self.squelch_model.get_mut(idx) {
             if permitted {
                 if m.1 == sec {

@@ -119,6 +119,47 @@ pub struct Packet<S> {
     pub in_task: bool,
 }
 
+/// A counter the packet path bumps ([`Host::count`]): `qpackets` and the [`PathStats`] fields.
+///
+/// [`PathStats`]: crate::PathStats
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stat {
+    /// A packet decided while mode was not disabled (the `qpackets` flag).
+    Packets,
+    /// [`PathStats::hits`](crate::PathStats::hits).
+    Hits,
+    /// [`PathStats::task_resolved`](crate::PathStats::task_resolved).
+    TaskResolved,
+    /// [`PathStats::image_resolved`](crate::PathStats::image_resolved).
+    ImageResolved,
+    /// [`PathStats::deferred`](crate::PathStats::deferred).
+    Deferred,
+    /// [`PathStats::resent`](crate::PathStats::resent).
+    Resent,
+    /// [`PathStats::refilled`](crate::PathStats::refilled).
+    Refilled,
+}
+
+impl Stat {
+    /// Every counter, in index order ([`Stat::index`]).
+    pub const ALL: [Stat; 7] = [
+        Stat::Packets,
+        Stat::Hits,
+        Stat::TaskResolved,
+        Stat::ImageResolved,
+        Stat::Deferred,
+        Stat::Resent,
+        Stat::Refilled,
+    ];
+    /// How many counters there are.
+    pub const COUNT: usize = Stat::ALL.len();
+
+    /// Dense index `0..COUNT` (a host's per-CPU array slot).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// The services the packet path needs from its host (see the module docs).
 ///
 /// Context rules: [`Host::sender_exe`] and [`Host::task_exe`] are only called for packets with
@@ -132,6 +173,22 @@ pub trait Host {
 
     /// Monotonic milliseconds.
     fn now_ms(&self) -> u64;
+    /// Monotonic whole seconds, for the squelch's once-per-second window; called per no-rule
+    /// packet, so a host should answer from a coarse clock it keeps anyway (the kernel: the
+    /// timekeeper's seconds, one load) rather than read a clock and divide.
+    fn now_secs(&self) -> u64 {
+        self.now_ms() / 1000
+    }
+    /// Counts one `stat` in the host's own (e.g. per-CPU) counters and returns true; the default
+    /// returns false and the engine counts in its shared atomics ([`PathStats`], the `qpackets`
+    /// flag) instead. A host that counts must also answer reads of them (the kernel module sums
+    /// its per-CPU counters when `qpackets` is read).
+    ///
+    /// [`PathStats`]: crate::PathStats
+    fn count(&self, stat: Stat) -> bool {
+        let _ = stat;
+        false
+    }
     /// The socket's cache key: unique for the socket's life, never reused (kernel: the cookie).
     fn sock_key(&self, sk: Self::Sock<'_>) -> SocketKey;
     /// The socket's inode and backing.

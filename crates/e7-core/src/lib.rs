@@ -19,7 +19,7 @@
 //!   locks ([`sync`]).
 //!
 //! # Map
-//! - [`path`]: [`ExePath`] (≤ 255 bytes, inline), CRC-32 hashing, ancestor directories;
+//! - [`path`]: [`ExePath`] (≤ 255 bytes, inline), table-free path hashing, ancestor directories;
 //! - [`exe`]: [`ExeTable`] interning paths behind generation-checked [`ExeId`]s;
 //! - [`socket`]: [`SocketCache`], the set-associative known-socket cache;
 //! - [`active`]: [`ActiveCache`], inode → owner from process-table walks ([`ProcessTable`]);
@@ -88,10 +88,13 @@ pub use decide::{
 };
 pub use exe::{ExeId, ExeTable};
 pub use flags::{policy_generation, Action, FlagValues, Flags, Mode};
-pub use host::{Deferred, ExeError, Host, Packet, SockInfo, SockKind, TaskId};
+pub use host::{Deferred, ExeError, Host, Packet, SockInfo, SockKind, Stat, TaskId};
 pub use image::ImageCache;
 pub use path::{ExePath, PathError, MAX_PATH_LEN};
-pub use rules::{AddOutcome, Full, MatchKind, Rule, RuleError, RuleMatch, RuleRing};
+pub use rules::{
+    AddOutcome, Full, MatchKind, Rule, RuleError, RuleMatch, RulePath, RuleRef, RuleRing,
+    PATH_BYTES_PER_RULE,
+};
 pub use schema::{
     Const, Flag, ProtocolError, ValueClass, ValueError, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6,
     PROTO_TCP, PROTO_UDP,

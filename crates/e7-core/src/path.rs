@@ -5,8 +5,8 @@
 //! executable path is *not* truncated or silently allowed: the kernel reports it as
 //! [`Identity::PathTooLong`](crate::Identity::PathTooLong) and the `longpath` flag decides.
 //!
-//! Hashing is CRC-32 ([`crate::crc`], identical to crc32fast's output, panic-free), used by the
-//! executable table and the rule index. Folder lookup needs the hash of every ancestor directory of a path (`/usr/bin/wget` →
+//! Hashing is [`PathHash`] (table-free FNV-1a with a finaliser), used by the executable table and
+//! the rule index. Folder lookup needs the hash of every ancestor directory of a path (`/usr/bin/wget` →
 //! `/usr/bin/`, `/usr/`, `/`): [`ExePath::ancestor_hashes`] computes all of them in one pass.
 
 use core::fmt;
@@ -82,7 +82,7 @@ impl ExePath {
         self.as_bytes().last() == Some(&b'/')
     }
 
-    /// CRC-32 of the path bytes.
+    /// The path's hash ([`hash_bytes`]).
     pub fn hash(&self) -> u32 {
         hash_bytes(self.as_bytes())
     }
@@ -98,13 +98,13 @@ impl ExePath {
         }
     }
 
-    /// Fills `out` with `(prefix_len, crc32)` of every ancestor directory, **deepest first**, in one
+    /// Fills `out` with `(prefix_len, hash)` of every ancestor directory, **deepest first**, in one
     /// pass over the bytes; returns how many were written. Used by the rule index so that folder
-    /// lookup costs one CRC pass however deep the path is.
+    /// lookup costs one hashing pass however deep the path is.
     pub fn ancestor_hashes(&self, out: &mut [(u8, u32); MAX_DEPTH]) -> usize {
         let b = self.as_bytes();
         let last = b.len().saturating_sub(1);
-        let mut h = crate::crc::Crc32::new();
+        let mut h = PathHash::new();
         let mut n = 0usize;
         let mut start = 0usize;
         for (i, &c) in (0..b.len()).zip(b.iter()) {
@@ -181,9 +181,54 @@ impl<'a> Iterator for Ancestors<'a> {
     }
 }
 
-/// CRC-32 of arbitrary bytes (the hash used by every path index in e7-core).
+/// The hash of every path index in e7-core (rules, executables): [`PathHash`] over `b`.
 pub fn hash_bytes(b: &[u8]) -> u32 {
-    crate::crc::crc32(b)
+    let mut h = PathHash::new();
+    h.update(b);
+    h.finalize()
+}
+
+/// Incremental path hash: FNV-1a over the bytes, then murmur3's 32-bit finaliser so that the
+/// index's low bits (the bucket) and high bits (the tag) both depend on every byte.
+///
+/// Why not the CRC-32 (`crc.rs`) it replaced: the CRC's slicing-by-8 tables are 8 KiB, 28 cache lines
+/// a cold rule lookup had to bring in before comparing a single path; this hash has no table at all
+/// (a multiply per byte). It is never on the wire, only an index. Feeding a path in pieces gives the
+/// same value as feeding it at once, which the folder lookup relies on (one pass over the path
+/// yields every ancestor directory's hash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathHash(u32);
+
+impl Default for PathHash {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PathHash {
+    /// The hash of nothing yet.
+    pub const fn new() -> Self {
+        PathHash(0x811C_9DC5)
+    }
+
+    /// Feeds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for &c in bytes {
+            h = (h ^ u32::from(c)).wrapping_mul(0x0100_0193);
+        }
+        self.0 = h;
+    }
+
+    /// The hash of everything fed so far.
+    pub const fn finalize(self) -> u32 {
+        let mut h = self.0;
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85EB_CA6B);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xC2B2_AE35);
+        h ^ (h >> 16)
+    }
 }
 
 /// Removes a trailing `" (deleted)"` that the kernel's `d_path` appends for unlinked files.

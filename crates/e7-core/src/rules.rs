@@ -19,18 +19,25 @@
 //!   path) is unique, these three rules always pick exactly one rule — insertion order never matters
 //!   for matching.
 //!
-//! **Index.** Exact lookups use a hash index over path CRCs in a fixed array: `N` buckets of two
+//! **Index.** Exact lookups use a hash index over path hashes ([`PathHash`], table-free) in a fixed array: `N` buckets of two
 //! entries (open addressing with linear probing over buckets, load factor ≤ ½), each entry a 16-bit
 //! hash tag plus the rule's position. A folder lookup probes the executable's ancestor directories
 //! (`/usr/bin/wget` → `/usr/bin/`, `/usr/`, `/`) in the same index, skipping lengths at which no
-//! folder rule exists (a 256-bit set of folder-rule lengths); the CRC of every ancestor and of the
+//! folder rule exists (a 256-bit set of folder-rule lengths); the hash of every ancestor and of the
 //! whole path come from one incremental pass over the bytes. The cost depends on the path, not on
 //! the number of rules. Removal shifts the later rules down (order-preserving) and rebuilds the index
 //! in O(N); edits are rare admin operations, lookups are per packet.
+//!
+//! **Storage.** Paths are not stored inline (a 256-byte buffer per rule made the default ring
+//! 276 KiB). Each rule is 16 bytes of metadata; its path lives in a byte arena of
+//! `N` × [`PATH_BYTES_PER_RULE`] (80) bytes, back to back in insertion order, so a ring of capacity
+//! `N` holds `N` rules whose paths average at most 80 bytes (fewer when they are longer: 321
+//! rules of the longest, 255-byte paths), 104 bytes a rule in all. When either the rule slots or
+//! the arena run out, [`RuleRing::add`] hands the rule back in [`Full`]. Removal compacts the
+//! arena.
 
-use crate::crc::Crc32;
 use crate::flags::Action;
-use crate::path::{check_rule_path, hash_bytes, ExePath, PathError};
+use crate::path::{check_rule_path, hash_bytes, ExePath, PathError, PathHash};
 use crate::schema::{validate_rule_protocol, ProtocolError, PROTO_ANY};
 use core::fmt;
 
@@ -61,12 +68,6 @@ impl fmt::Display for RuleError {
 }
 
 impl Rule {
-    const EMPTY: Rule = Rule {
-        proto: 0,
-        path: ExePath::EMPTY,
-        action: Action::Allow,
-    };
-
     /// Validates and builds a rule.
     pub fn new(proto: u32, path: &[u8], action: Action) -> Result<Rule, RuleError> {
         validate_rule_protocol(proto).map_err(RuleError::Protocol)?;
@@ -119,7 +120,7 @@ impl fmt::Display for Full {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "rule table is full: remove a rule (clear) before adding {}",
+            "rule table is full (or its path storage is): remove a rule (clear) before adding {}",
             self.0.path
         )
     }
@@ -150,12 +151,117 @@ pub struct RuleMatch {
     pub kind: MatchKind,
 }
 
+/// Path arena bytes per rule of capacity (see the module docs): a ring of `N` rules stores
+/// `N × 80` bytes of paths.
+pub const PATH_BYTES_PER_RULE: usize = 80;
+
+/// One stored rule without its path (16 bytes).
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    hash: u32,
+    proto: u32,
+    /// Offset of the path in the arena.
+    start: u32,
+    /// Path length in bytes (1..=255).
+    len: u8,
+    action: Action,
+}
+
+impl Meta {
+    const EMPTY: Meta = Meta {
+        hash: 0,
+        proto: 0,
+        start: 0,
+        len: 0,
+        action: Action::Allow,
+    };
+}
+
+/// A stored rule, borrowed from the ring ([`RuleRing::iter`], [`RuleRing::get`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleRef<'a> {
+    proto: u32,
+    action: Action,
+    path: RulePath<'a>,
+}
+
+impl<'a> RuleRef<'a> {
+    /// The protocol (6, 17, 1, 58 or `any` = 0xFFFF_FFFF).
+    pub fn proto(&self) -> u32 {
+        self.proto
+    }
+    /// The path.
+    pub fn path(&self) -> RulePath<'a> {
+        self.path
+    }
+    /// The action.
+    pub fn action(&self) -> Action {
+        self.action
+    }
+    /// True for a folder rule (path ends in `/`).
+    pub fn is_folder(&self) -> bool {
+        self.path.is_folder()
+    }
+    /// An owned copy (for example to add it to another ring).
+    pub fn to_rule(&self) -> Rule {
+        Rule {
+            proto: self.proto,
+            path: ExePath::new(self.path.0).unwrap_or(ExePath::EMPTY),
+            action: self.action,
+        }
+    }
+}
+
+/// A rule's path as stored in the ring: validated bytes (absolute, canonical, ≤ 255).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RulePath<'a>(&'a [u8]);
+
+impl<'a> RulePath<'a> {
+    /// The bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// True for an empty path (never stored; for completeness).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// True for a folder path (ends in `/`).
+    pub fn is_folder(&self) -> bool {
+        self.0.last() == Some(&b'/')
+    }
+}
+
+impl fmt::Display for RulePath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for chunk in self.0.utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            if !chunk.invalid().is_empty() {
+                f.write_str("\u{FFFD}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RulePath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RulePath(\"{self}\")")
+    }
+}
+
 /// Ordered rule set of capacity `N` (default 1024; power of two, at most 32768) with a hash index.
 ///
-/// Memory ≈ `N × 276` bytes (≈ 276 KiB for 1024). Constructible in a `static`.
+/// Memory ≈ `N × 104` bytes (≈ 104 KiB for 1024): 16 bytes of metadata, 8 of index and 80 of path
+/// arena per rule. Constructible in a `static`.
 pub struct RuleRing<const N: usize = 1024> {
-    rules: [Rule; N],
-    hashes: [u32; N],
+    meta: [Meta; N],
+    arena: [[u8; PATH_BYTES_PER_RULE]; N],
+    /// Arena bytes in use (the paths of rules `0..len`, in order, back to back).
+    used: usize,
     /// Entry = `(hash >> 16) << 16 | (position + 1)`; 0 = empty.
     index: [[u32; 2]; N],
     len: usize,
@@ -185,8 +291,9 @@ impl<const N: usize> RuleRing<N> {
     pub const fn new() -> Self {
         let () = Self::CHECK;
         RuleRing {
-            rules: [const { Rule::EMPTY }; N],
-            hashes: [0; N],
+            meta: [Meta::EMPTY; N],
+            arena: [[0; PATH_BYTES_PER_RULE]; N],
+            used: 0,
             index: [[0; 2]; N],
             len: 0,
             exact_count: 0,
@@ -198,6 +305,12 @@ impl<const N: usize> RuleRing<N> {
     /// Capacity N.
     pub const fn capacity(&self) -> usize {
         N
+    }
+
+    /// Path storage: (bytes used, bytes available) of the arena (`N` × [`PATH_BYTES_PER_RULE`]).
+    /// [`RuleRing::add`] fails when either the rules or these bytes run out.
+    pub fn path_bytes(&self) -> (usize, usize) {
+        (self.used, N.saturating_mul(PATH_BYTES_PER_RULE))
     }
 
     /// Number of rules.
@@ -230,13 +343,37 @@ impl<const N: usize> RuleRing<N> {
     }
 
     /// The rules in insertion order (QUERY: `iter().skip(cursor)`).
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Rule> + '_ {
-        self.rules.get(..self.len).unwrap_or(&[]).iter()
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = RuleRef<'_>> + '_ {
+        self.meta
+            .get(..self.len)
+            .unwrap_or(&[])
+            .iter()
+            .map(|m| self.view(m))
     }
 
     /// The rule at `position` in insertion order.
-    pub fn get(&self, position: usize) -> Option<&Rule> {
-        self.rules.get(..self.len)?.get(position)
+    pub fn get(&self, position: usize) -> Option<RuleRef<'_>> {
+        self.meta
+            .get(..self.len)?
+            .get(position)
+            .map(|m| self.view(m))
+    }
+
+    fn view<'s>(&'s self, m: &Meta) -> RuleRef<'s> {
+        RuleRef {
+            proto: m.proto,
+            action: m.action,
+            path: RulePath(self.path_of(m)),
+        }
+    }
+
+    /// The stored path of `m`.
+    fn path_of(&self, m: &Meta) -> &[u8] {
+        let start = m.start as usize;
+        self.arena
+            .as_flattened()
+            .get(start..start.saturating_add(usize::from(m.len)))
+            .unwrap_or(&[])
     }
 
     /// Adds a rule (see the module docs for duplicate/flip/full behaviour).
@@ -248,32 +385,48 @@ impl<const N: usize> RuleRing<N> {
         let bytes = rule.path.as_bytes();
         let hash = hash_bytes(bytes);
         if let Some(pos) = self.find_exact(rule.proto, bytes, hash) {
-            return match self.rules.get_mut(pos) {
-                Some(r) if r.action == rule.action => Ok(AddOutcome::Unchanged),
-                Some(r) => {
-                    r.action = rule.action;
+            return match self.meta.get_mut(pos) {
+                Some(m) if m.action == rule.action => Ok(AddOutcome::Unchanged),
+                Some(m) => {
+                    m.action = rule.action;
                     self.bump();
                     Ok(AddOutcome::Flipped)
                 }
                 None => Err(Full(rule)),
             };
         }
-        if self.len >= N {
+        let (Ok(len), false) = (u8::try_from(bytes.len()), bytes.is_empty()) else {
+            return Err(Full(rule));
+        };
+        let meta = Meta {
+            hash,
+            proto: rule.proto,
+            start: u32::try_from(self.used).unwrap_or(u32::MAX),
+            len,
+            action: rule.action,
+        };
+        let need = bytes.len();
+        if self.len >= N || self.used.saturating_add(need) > N.saturating_mul(PATH_BYTES_PER_RULE) {
             return Err(Full(rule));
         }
-        let pos = self.len;
-        let folder = rule.is_folder();
-        let plen = rule.path.len();
-        match (self.rules.get_mut(pos), self.hashes.get_mut(pos)) {
-            (Some(slot), Some(h)) => {
-                *slot = rule;
-                *h = hash;
-            }
-            _ => return Err(Full(rule)),
+        let at = self.used;
+        let (Some(dst), Some(slot)) = (
+            self.arena
+                .as_flattened_mut()
+                .get_mut(at..at.saturating_add(bytes.len())),
+            self.meta.get_mut(self.len),
+        ) else {
+            return Err(Full(rule));
+        };
+        for (d, b) in dst.iter_mut().zip(bytes) {
+            *d = *b;
         }
+        *slot = meta;
+        let pos = self.len;
+        self.used = self.used.saturating_add(need);
         self.len = self.len.saturating_add(1);
         self.index_insert(pos, hash);
-        self.note_kind(folder, plen);
+        self.note_kind(rule.is_folder(), bytes.len());
         self.bump();
         Ok(AddOutcome::Added)
     }
@@ -284,27 +437,58 @@ impl<const N: usize> RuleRing<N> {
         let Some(pos) = self.find_exact(proto, path, hash_bytes(path)) else {
             return false;
         };
-        // Shift the later rules down by one, pairwise, without panicking indexing.
-        let mut i = pos;
-        while i.saturating_add(1) < self.len {
-            if let Some([a, b]) = self.rules.get_mut(i..i.saturating_add(2)) {
-                core::mem::swap(a, b);
-            }
-            if let Some([a, b]) = self.hashes.get_mut(i..i.saturating_add(2)) {
-                core::mem::swap(a, b);
-            }
-            i = i.wrapping_add(1);
-        }
-        self.len = self.len.saturating_sub(1);
+        self.compact(|p, _| p != pos);
         self.rebuild_index();
         self.bump();
         true
+    }
+
+    /// Keeps the rules for which `keep(position, rule)` is true, in order, moving their metadata
+    /// and arena chunks down over the removed ones; returns how many were removed. (No copy of
+    /// the tables: this runs on a kernel stack.)
+    fn compact(&mut self, mut keep: impl FnMut(usize, &Meta) -> bool) -> usize {
+        let mut w = 0usize;
+        let mut cursor = 0usize;
+        for r in 0..self.len {
+            let Some(m) = self.meta.get(r).copied() else {
+                break;
+            };
+            if !keep(r, &m) {
+                continue;
+            }
+            let need = usize::from(m.len);
+            let from = m.start as usize;
+            if from != cursor {
+                // Forward, byte by byte: the destination is always below the source, and this
+                // cannot panic (no `copy_within` bounds assertion in the kernel object).
+                let arena = self.arena.as_flattened_mut();
+                for i in 0..need {
+                    let byte = arena.get(from.wrapping_add(i)).copied().unwrap_or(0);
+                    if let Some(d) = arena.get_mut(cursor.wrapping_add(i)) {
+                        *d = byte;
+                    }
+                }
+            }
+            if let Some(slot) = self.meta.get_mut(w) {
+                *slot = Meta {
+                    start: u32::try_from(cursor).unwrap_or(u32::MAX),
+                    ..m
+                };
+            }
+            cursor = cursor.saturating_add(need);
+            w = w.wrapping_add(1);
+        }
+        let removed = self.len.saturating_sub(w);
+        self.len = w;
+        self.used = cursor;
+        removed
     }
 
     /// Removes every rule. Returns how many were removed.
     pub fn clear(&mut self) -> usize {
         let n = self.len;
         self.len = 0;
+        self.used = 0;
         self.rebuild_index();
         if n > 0 {
             self.bump();
@@ -315,23 +499,7 @@ impl<const N: usize> RuleRing<N> {
     /// Removes every rule with `action`, keeping the order of the rest (B10 fixed: every matching
     /// rule is removed). Returns how many were removed.
     pub fn clear_action(&mut self, action: Action) -> usize {
-        let mut w = 0usize;
-        for r in 0..self.len {
-            let keep = self.rules.get(r).is_some_and(|x| x.action != action);
-            if keep {
-                if r != w {
-                    if let Some([a, .., b]) = self.rules.get_mut(w..=r) {
-                        core::mem::swap(a, b);
-                    }
-                    if let Some([a, .., b]) = self.hashes.get_mut(w..=r) {
-                        core::mem::swap(a, b);
-                    }
-                }
-                w = w.wrapping_add(1);
-            }
-        }
-        let removed = self.len.saturating_sub(w);
-        self.len = w;
+        let removed = self.compact(|_, m| m.action != action);
         if removed > 0 {
             self.rebuild_index();
             self.bump();
@@ -356,11 +524,11 @@ impl<const N: usize> RuleRing<N> {
         if self.folder_lens == [0; 4] {
             return None;
         }
-        // One pass over the path: the CRC is extended segment by segment, so every ancestor
+        // One pass over the path: the hash is extended segment by segment, so every ancestor
         // directory's hash is available when its `/` is reached. Ancestors are probed (shallow to
         // deep; the deepest hit is kept) only at lengths where some folder rule exists, so most
         // paths probe once or not at all.
-        let mut crc = Crc32::new();
+        let mut h = PathHash::new();
         let mut folder: Option<RuleMatch> = None;
         let last = bytes.len().saturating_sub(1);
         let mut start = 0usize;
@@ -373,12 +541,12 @@ impl<const N: usize> RuleRing<N> {
                 break;
             }
             let len = slash.saturating_add(1);
-            crc.update(rest.get(..=off).unwrap_or(&[]));
+            h.update(rest.get(..=off).unwrap_or(&[]));
             start = len;
             if self.has_folder_len(len) {
                 let prefix = bytes.get(..len).unwrap_or(&[]);
                 let kind = MatchKind::Folder { depth_len: len };
-                if let Some(m) = self.find_best(proto, prefix, crc.finalize(), kind) {
+                if let Some(m) = self.find_best(proto, prefix, h.finalize(), kind) {
                     folder = Some(m);
                 }
             }
@@ -424,7 +592,7 @@ impl<const N: usize> RuleRing<N> {
     }
 
     /// Calls `f(position, rule)` for every rule whose path equals `path`, until `f` returns true.
-    fn probe<'s>(&'s self, path: &[u8], hash: u32, mut f: impl FnMut(usize, &'s Rule) -> bool) {
+    fn probe<'s>(&'s self, path: &[u8], hash: u32, mut f: impl FnMut(usize, &'s Meta) -> bool) {
         let mut b = hash as usize;
         for _ in 0..N {
             let Some(bucket) = self.index.get(b & Self::MASK) else {
@@ -438,8 +606,8 @@ impl<const N: usize> RuleRing<N> {
                     continue;
                 }
                 let pos = ((e & 0xFFFF) as usize).wrapping_sub(1);
-                if let (Some(r), Some(&h)) = (self.rules.get(pos), self.hashes.get(pos)) {
-                    if h == hash && r.path.as_bytes() == path && f(pos, r) {
+                if let Some(m) = self.meta.get(pos) {
+                    if m.hash == hash && self.path_of(m) == path && f(pos, m) {
                         return;
                     }
                 }
@@ -487,12 +655,12 @@ impl<const N: usize> RuleRing<N> {
         self.exact_count = 0;
         self.folder_lens = [0; 4];
         for pos in 0..self.len {
-            let (Some(r), Some(&h)) = (self.rules.get(pos), self.hashes.get(pos)) else {
+            let Some(m) = self.meta.get(pos).copied() else {
                 continue;
             };
-            let (folder, plen) = (r.is_folder(), r.path.len());
-            self.index_insert(pos, h);
-            self.note_kind(folder, plen);
+            let folder = self.path_of(&m).last() == Some(&b'/');
+            self.index_insert(pos, m.hash);
+            self.note_kind(folder, usize::from(m.len));
         }
     }
 }

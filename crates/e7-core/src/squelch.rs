@@ -4,7 +4,8 @@
 //! the path string per packet into a 64-slot table where colliding keys let each other through. Here
 //! the key is `(proto, ExeId)` — no path hashing on the packet path — and two promises hold:
 //!
-//! - a key gets **at most one** permit per wall-clock second (`now_ms / 1000`), even under races (each
+//! - a key gets **at most one** permit per second of the host's coarse clock
+//!   ([`Host::now_secs`](crate::Host::now_secs): no clock read and no division per packet), even under races (each
 //!   entry is one `AtomicU64` updated by compare-exchange, so [`Squelch::permit`] takes `&self`);
 //! - **a flood costs only the flooder**: the limiter is indexed by the executable's slot in the
 //!   [`ExeTable`](crate::ExeTable) (`SLOTS` = the table's size, 256 by default) and a protocol class
@@ -72,10 +73,11 @@ impl<const SLOTS: usize> Squelch<SLOTS> {
     }
 
     /// True if an event for `(proto, exe)` may be sent now; records it. At most one `true` per key
-    /// per second (`now_ms / 1000`); other executables never make it `false`.
-    pub fn permit(&self, proto: u32, exe: ExeId, now_ms: u64) -> bool {
+    /// per second (`now_secs`: the host's monotonic seconds); other executables never make it
+    /// `false`.
+    pub fn permit(&self, proto: u32, exe: ExeId, now_secs: u64) -> bool {
         let key = u64::from(exe.digest32());
-        let sec = (now_ms / 1000) & SEC_MASK;
+        let sec = now_secs & SEC_MASK;
         let fresh = (key << SEC_BITS) | sec;
         let slot = usize::from(exe.slot()) % SLOTS;
         let Some(a) = self.entries.get(slot).and_then(|e| e.get(class(proto))) else {

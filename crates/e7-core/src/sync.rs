@@ -26,7 +26,7 @@ use crate::active::{
 use crate::decide::{decide, decide_early, Decision, Event, PacketFacts, Reason, Verdict};
 use crate::exe::{ExeId, ExeTable};
 use crate::flags::{policy_generation, Action, FlagValues, Flags, Mode};
-use crate::host::{Deferred, ExeError, Host, Packet, SockKind, TaskId};
+use crate::host::{Deferred, ExeError, Host, Packet, SockKind, Stat, TaskId};
 use crate::image::ImageCache;
 use crate::path::ExePath;
 use crate::rules::RuleRing;
@@ -118,7 +118,8 @@ impl Walked {
     }
 }
 
-/// Counters of the packet path (diagnostics and tests; not on the wire).
+/// Counters of the packet path (diagnostics and tests; not on the wire), for hosts that do not
+/// count themselves ([`Host::count`]; the kernel module counts per CPU and leaves these at 0).
 #[derive(Debug, Default)]
 pub struct PathStats {
     /// Packets answered from a still-valid cached decision.
@@ -163,6 +164,21 @@ impl PathStats {
 
 fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl PathStats {
+    /// The shared counter for `s` (`None` for [`Stat::Packets`], which is the `qpackets` flag).
+    fn counter(&self, s: Stat) -> Option<&AtomicU64> {
+        match s {
+            Stat::Packets => None,
+            Stat::Hits => Some(&self.hits),
+            Stat::TaskResolved => Some(&self.task_resolved),
+            Stat::ImageResolved => Some(&self.image_resolved),
+            Stat::Deferred => Some(&self.deferred),
+            Stat::Resent => Some(&self.resent),
+            Stat::Refilled => Some(&self.refilled),
+        }
+    }
 }
 
 /// Identification of a socket missed in the known-socket cache.
@@ -289,6 +305,17 @@ impl<
         }
     }
 
+    /// Counts `s` in the host's counters, or else in the engine's shared ones.
+    fn count<H: Host>(&self, host: &H, s: Stat) {
+        if host.count(s) {
+            return;
+        }
+        match self.stats.counter(s) {
+            Some(c) => bump(c),
+            None => self.flags.count(Flag::QPackets),
+        }
+    }
+
     /// Forgets every cached socket and executable (e.g. on module reset), in place.
     pub fn clear_caches(&self) {
         self.sockets.write().clear();
@@ -331,7 +358,7 @@ impl<
                 reason: Reason::Disabled,
             });
         }
-        self.flags.count(Flag::QPackets);
+        self.count(host, Stat::Packets);
         let facts = if pkt.malformed {
             PacketFacts::malformed(pkt.family)
         } else {
@@ -359,9 +386,9 @@ impl<
                     || known.owner.tgid == 0
                     || host.sender(sk).is_none_or(|t| t == known.owner);
                 if !same_sender {
-                    bump(&self.stats.resent);
+                    self.count(host, Stat::Resent);
                 } else if let Some(d) = cv.get_for(gen, facts.proto) {
-                    bump(&self.stats.hits);
+                    self.count(host, Stat::Hits);
                     return self.finish(host, &facts, known.exe, d, true);
                 }
                 hit = Some((key, known, same_sender));
@@ -511,12 +538,12 @@ impl<
 
     /// The identity already known for process image `task`, unless its executable id went stale
     /// (its rule lookup would read as "no rule").
-    fn known_image(&self, task: &TaskId) -> Option<Identity> {
+    fn known_image<H: Host>(&self, host: &H, task: &TaskId) -> Option<Identity> {
         let ident = self.images.read().get(task)?;
         if let Identity::Exe(e) = ident {
             self.exes.read().get(e)?;
         }
-        bump(&self.stats.image_resolved);
+        self.count(host, Stat::ImageResolved);
         Some(ident)
     }
 
@@ -528,7 +555,7 @@ impl<
         sk: H::Sock<'s>,
     ) -> Option<(Identity, TaskId)> {
         let task = host.sender_holds(sk)?;
-        Some((self.known_image(&task)?, task))
+        Some((self.known_image(host, &task)?, task))
     }
 
     /// Task context: the sender (its known image, else its executable), whether or not a
@@ -537,7 +564,7 @@ impl<
     fn identify_in_task<'s, H: Host>(&self, host: &H, sk: H::Sock<'s>, inode: u64) -> InTask {
         let mut path = ExePath::EMPTY;
         if let Some(task) = host.sender(sk) {
-            if let Some(ident) = self.known_image(&task) {
+            if let Some(ident) = self.known_image(host, &task) {
                 return InTask::Found(ident, task);
             }
             let r = host.sender_exe(sk, &mut path);
@@ -545,7 +572,7 @@ impl<
                 return InTask::Unverified;
             }
             if r != Err(ExeError::NoTask) {
-                bump(&self.stats.task_resolved);
+                self.count(host, Stat::TaskResolved);
                 let (ident, owner) = self.identity_of(r, &path);
                 return InTask::Found(ident, owner);
             }
@@ -563,7 +590,7 @@ impl<
                 if matches!(r, Err(ExeError::Unverified(_))) {
                     return InTask::Unverified;
                 }
-                bump(&self.stats.task_resolved);
+                self.count(host, Stat::TaskResolved);
                 let (ident, owner) = self.identity_of(r, &path);
                 InTask::Found(ident, TaskId { tgid, ..owner })
             }
@@ -599,7 +626,7 @@ impl<
     }
 
     fn defer<H: Host>(&self, host: &H, s: Deferred) {
-        bump(&self.stats.deferred);
+        self.count(host, Stat::Deferred);
         host.defer(s);
     }
 
@@ -801,7 +828,7 @@ impl<
                 exe: ident,
             },
         );
-        bump(&self.stats.refilled);
+        self.count(host, Stat::Refilled);
         DeferredOutcome::Inserted
     }
 
@@ -818,7 +845,7 @@ impl<
         if let Some(e) = decision.event_record(facts, &ident) {
             // Nobody listens: nothing to squelch or return.
             if host.wants_events()
-                && (!decision.squelch || self.squelch.permit(e.proto, e.exe, host.now_ms()))
+                && (!decision.squelch || self.squelch.permit(e.proto, e.exe, host.now_secs()))
             {
                 event = Some(e);
             }

@@ -301,18 +301,23 @@ fn no_event_without_an_identified_executable() {
     assert_eq!(d.event_record(&tcp(), &Identity::Unknown), None);
 }
 
+/// The squelch counts whole seconds of the host's clock; these tests think in milliseconds.
+fn secs(ms: u64) -> u64 {
+    ms / 1000
+}
+
 #[test]
 fn squelch_one_event_per_key_per_second() {
     let s: Squelch = Squelch::new();
     let a = exe();
-    assert!(s.permit(PROTO_TCP, a, 1_000));
-    assert!(!s.permit(PROTO_TCP, a, 1_500));
-    assert!(!s.permit(PROTO_TCP, a, 1_999));
-    assert!(s.permit(PROTO_UDP, a, 1_999), "per protocol");
-    assert!(s.permit(PROTO_TCP, a, 2_000), "next second");
-    assert!(!s.permit(PROTO_TCP, a, 2_001));
+    assert!(s.permit(PROTO_TCP, a, secs(1_000)));
+    assert!(!s.permit(PROTO_TCP, a, secs(1_500)));
+    assert!(!s.permit(PROTO_TCP, a, secs(1_999)));
+    assert!(s.permit(PROTO_UDP, a, secs(1_999)), "per protocol");
+    assert!(s.permit(PROTO_TCP, a, secs(2_000)), "next second");
+    assert!(!s.permit(PROTO_TCP, a, secs(2_001)));
     s.clear();
-    assert!(s.permit(PROTO_TCP, a, 2_002));
+    assert!(s.permit(PROTO_TCP, a, secs(2_002)));
 }
 
 #[test]
@@ -326,7 +331,7 @@ fn squelch_never_lets_a_key_through_twice_in_a_second_under_pressure() {
     let mut permits = vec![0; 6];
     for round in 0..10 {
         for (i, id) in ids.iter().enumerate() {
-            if s.permit(PROTO_TCP, *id, 5_000 + round) {
+            if s.permit(PROTO_TCP, *id, secs(5_000 + round)) {
                 permits[i] += 1;
             }
         }
@@ -335,7 +340,7 @@ fn squelch_never_lets_a_key_through_twice_in_a_second_under_pressure() {
     assert_eq!(permits.iter().sum::<i32>(), 4);
     assert!(s.pressure() > 0);
     // Next second, the suppressed keys get their turn.
-    assert!(s.permit(PROTO_TCP, ids[5], 6_000));
+    assert!(s.permit(PROTO_TCP, ids[5], secs(6_000)));
 }
 
 #[test]
@@ -353,21 +358,21 @@ fn a_flood_of_other_executables_never_mutes_a_victims_events() {
             let now = 10_000 + second * 1000 + step * 10;
             for id in &attackers {
                 for proto in [PROTO_TCP, PROTO_UDP, 1, 58, 132] {
-                    s.permit(proto, *id, now);
+                    s.permit(proto, *id, secs(now));
                 }
             }
         }
         let now = 10_000 + second * 1000 + 500;
         assert!(
-            s.permit(PROTO_UDP, victim, now),
+            s.permit(PROTO_UDP, victim, secs(now)),
             "second {second}: victim muted"
         );
         assert!(
-            s.permit(PROTO_TCP, victim, now),
+            s.permit(PROTO_TCP, victim, secs(now)),
             "second {second}: victim muted"
         );
         assert!(
-            !s.permit(PROTO_UDP, victim, now + 1),
+            !s.permit(PROTO_UDP, victim, secs(now + 1)),
             "still one per second"
         );
     }
@@ -381,10 +386,10 @@ fn a_flooder_cycling_protocols_costs_only_itself() {
     let flooder = t.intern(b"/tmp/f").unwrap();
     let other = t.intern(b"/usr/bin/o").unwrap();
     // Protocols outside tcp/udp/icmp/icmpv6 share one entry per executable.
-    assert!(s.permit(132, flooder, 1_000));
-    assert!(!s.permit(136, flooder, 1_100));
-    assert!(s.permit(132, other, 1_200));
-    assert!(s.permit(136, flooder, 2_000));
+    assert!(s.permit(132, flooder, secs(1_000)));
+    assert!(!s.permit(136, flooder, secs(1_100)));
+    assert!(s.permit(132, other, secs(1_200)));
+    assert!(s.permit(136, flooder, secs(2_000)));
 }
 
 #[test]
@@ -392,17 +397,17 @@ fn a_reused_table_slot_belongs_to_the_newer_executable() {
     let s: Squelch<4> = Squelch::new();
     let old = ExeId::from_u64(0x0001_0002).unwrap();
     let new = ExeId::from_u64(0x0002_0002).unwrap();
-    assert!(s.permit(PROTO_TCP, old, 1_000));
+    assert!(s.permit(PROTO_TCP, old, secs(1_000)));
     assert!(
-        s.permit(PROTO_TCP, new, 1_100),
+        s.permit(PROTO_TCP, new, secs(1_100)),
         "the newer generation takes the entry"
     );
     assert!(
-        !s.permit(PROTO_TCP, old, 1_200),
+        !s.permit(PROTO_TCP, old, secs(1_200)),
         "a stale id cannot take it back"
     );
     assert!(
-        !s.permit(PROTO_TCP, new, 1_300),
+        !s.permit(PROTO_TCP, new, secs(1_300)),
         "one per second for the new owner"
     );
 }
@@ -416,7 +421,7 @@ fn squelch_is_exact_across_threads() {
         for _ in 0..4 {
             sc.spawn(|| {
                 for _ in 0..10_000 {
-                    if s.permit(PROTO_TCP, a, 42_000) {
+                    if s.permit(PROTO_TCP, a, secs(42_000)) {
                         total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                 }

@@ -240,7 +240,7 @@ fn precedence_exact_over_folder_deeper_over_shallower_specific_over_any() {
     // Insertion order does not matter: the same rules reversed give the same answers.
     let mut rev: RuleRing<16> = RuleRing::new();
     for x in r.iter().collect::<Vec<_>>().into_iter().rev() {
-        rev.add(x.clone()).unwrap();
+        rev.add(x.to_rule()).unwrap();
     }
     for p in [
         "/usr/bin/wget",
@@ -328,4 +328,51 @@ fn generation_wraps() {
     r.set_generation(u32::MAX);
     r.add(rule(PROTO_TCP, "/a", Allow)).unwrap();
     assert_eq!(r.generation(), 0);
+}
+
+#[test]
+fn the_path_arena_bounds_long_paths_and_compacts_on_removal() {
+    // 16 rules × 80 bytes of path storage: five 255-byte paths fit (1275 bytes), a sixth does not.
+    let long = |c: char| format!("/{}", c.to_string().repeat(254));
+    let mut r: RuleRing<16> = RuleRing::new();
+    for c in ['a', 'b', 'c', 'd', 'e'] {
+        assert_eq!(
+            r.add(rule(PROTO_TCP, &long(c), Allow)),
+            Ok(AddOutcome::Added)
+        );
+    }
+    assert!(matches!(
+        r.add(rule(PROTO_TCP, &long('f'), Allow)),
+        Err(Full(_))
+    ));
+    // Short paths still fit in what is left (1280 - 1275 = 5 bytes: "/x" and "/y").
+    assert_eq!(r.add(rule(PROTO_UDP, "/x", Block)), Ok(AddOutcome::Added));
+    assert_eq!(r.add(rule(PROTO_UDP, "/y", Block)), Ok(AddOutcome::Added));
+    assert!(matches!(r.add(rule(PROTO_UDP, "/zz", Block)), Err(Full(_))));
+    // Removing a long path in the middle moves the later paths down; all still match.
+    assert!(r.remove(PROTO_TCP, long('b').as_bytes()));
+    assert_eq!(
+        r.add(rule(PROTO_TCP, &long('f'), Block)),
+        Ok(AddOutcome::Added)
+    );
+    for (c, want) in [
+        ('a', Allow),
+        ('c', Allow),
+        ('d', Allow),
+        ('e', Allow),
+        ('f', Block),
+    ] {
+        assert_eq!(look(&r, PROTO_TCP, &long(c)), Some(want), "{c}");
+    }
+    assert_eq!(look(&r, PROTO_TCP, &long('b')), None);
+    assert_eq!(look(&r, PROTO_UDP, "/y"), Some(Block));
+    let paths: Vec<String> = order(&r)
+        .into_iter()
+        .map(|(_, p, _)| p[..2].to_string())
+        .collect();
+    assert_eq!(paths, ["/a", "/c", "/d", "/e", "/x", "/y", "/f"]);
+    // Clearing by action compacts too.
+    assert_eq!(r.clear_action(Block), 3);
+    assert_eq!(look(&r, PROTO_TCP, &long('e')), Some(Allow));
+    assert_eq!(r.len(), 4);
 }

@@ -20,6 +20,22 @@ pub const SOCK_DETACHED: u32 = 0;
 pub const SOCK_KERNEL: u32 = 1;
 /// `E7_SOCK_USER`: a `struct socket` with a file (a userspace descriptor exists).
 pub const SOCK_USER: u32 = 2;
+/// `E7_STATS`: per-CPU counter slots in the shim (e7-core's `Stat::COUNT` must fit).
+pub const STATS: usize = 8;
+const _: () = assert!(
+    e7_core::Stat::COUNT <= STATS,
+    "E7_STATS too small for e7-core's Stat"
+);
+/// `E7_STAT_PACKETS`: the slot the hook itself increments (inline) for every packet it decides.
+pub const STAT_PACKETS: usize = 0;
+const _: () = assert!(e7_core::Stat::Packets.index() == STAT_PACKETS);
+/// `E7_STAT_HITS`: the slot the hook increments (inline) when `e7_hook` reports a cached hit.
+pub const STAT_HITS: usize = 1;
+const _: () = assert!(e7_core::Stat::Hits.index() == STAT_HITS);
+/// `E7_HOOK_ACCEPT`: bit of `e7_hook`'s result: accept the packet (clear: drop).
+pub const HOOK_ACCEPT: u32 = 1;
+/// `E7_HOOK_CACHED`: bit of `e7_hook`'s result: the verdict was a still-valid cached one.
+pub const HOOK_CACHED: u32 = 2;
 /// `E7_DOIT_QUERY_CHAIN`: `e7_genl_doit`'s "start the chain-shaped QUERY dump" (no ack).
 pub const DOIT_QUERY_CHAIN: i32 = 1;
 /// `E7_RWLOCK_BYTES`: inline storage of one kernel lock (the shim's choice of lock type, which

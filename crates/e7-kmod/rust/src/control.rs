@@ -28,7 +28,7 @@ use core::ffi::CStr;
 use core::fmt;
 
 use e7_core::sync::RawRwLock;
-use e7_core::{Rule, RuleError};
+use e7_core::{Rule, RuleError, RuleRef};
 use e7_proto::msg::{
     emit_error, emit_error_display, emit_get_reply, emit_query_chain, emit_query_dump,
     parse_request, ClearSpec, MsgError, QueryHeader, Request, RuleSpec,
@@ -108,7 +108,7 @@ fn core_flag(f: Flag) -> Option<e7_core::Flag> {
 }
 
 /// A rule as the wire sees it. Rule paths came from validated (UTF-8) requests.
-fn spec_of(r: &Rule) -> Option<RuleSpec<'_>> {
+fn spec_of(r: RuleRef<'_>) -> Option<RuleSpec<'_>> {
     Some(RuleSpec {
         prot: r.proto(),
         path: core::str::from_utf8(r.path().as_bytes()).ok()?,
@@ -230,6 +230,12 @@ impl<R: RawRwLock> Module<R> {
             self.engine.flags.set_stat(cf, secs);
             return secs;
         }
+        if cf == e7_core::Flag::QPackets {
+            // Counted per CPU when the kernel can (wrapping at 2^32, as the u32 flag did).
+            if let Some(n) = k.stat_sum(e7_core::Stat::Packets) {
+                return n as u32;
+            }
+        }
         self.engine.flags.get(cf)
     }
 
@@ -239,16 +245,17 @@ impl<R: RawRwLock> Module<R> {
             Err(e) => return Err(self.refuse(k, dest, EINVAL, &e, rule_extack(&e))),
         };
         let added = self.engine.edit_rules(|ring| {
-            let cap = ring.capacity();
-            ring.add(rule).map(|_| ()).map_err(|_| cap)
+            let full = (ring.len(), ring.capacity(), ring.path_bytes());
+            ring.add(rule).map(|_| ()).map_err(|_| full)
         });
-        if let Err(cap) = added {
+        if let Err((len, cap, (used, bytes))) = added {
             return Err(self.refuse(
                 k,
                 dest,
                 ENOSPC,
                 &format_args!(
-                    "the rule table is full ({cap} rules): cannot add {} {} {}; clear rules first",
+                    "the rule table is full ({len} of {cap} rules, {used} of {bytes} bytes of rule \
+                     paths): cannot add {} {} {}; clear rules first",
                     spec.action.alias(),
                     Proto(spec.prot),
                     spec.path

@@ -15,13 +15,14 @@ use core::ptr::NonNull;
 
 use e7_core::{
     Chunk, ChunkEnd, ExeError, ExePath, Family, Packet, SockInfo, SockKind, SocketKey, SocketOwner,
-    TaskId, Verdict, WalkCursor,
+    Stat, TaskId, Verdict, WalkCursor,
 };
 use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
 use crate::abi::{
-    E7Dest, E7Exe, E7Pkt, E7SockInfo, E7WalkPos, PKT_IN_TASK, PKT_MALFORMED, SOCK_KERNEL, SOCK_USER,
+    E7Dest, E7Exe, E7Pkt, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED, PKT_IN_TASK,
+    PKT_MALFORMED, SOCK_KERNEL, SOCK_USER,
 };
 use crate::control::Handled;
 use crate::errno::EINVAL;
@@ -49,6 +50,9 @@ extern "C" {
     fn e7_c_log(level: u32, msg: *const u8, len: u32);
     fn e7_c_now_ms() -> u64;
     fn e7_c_now_ns() -> u64;
+    fn e7_c_now_secs() -> u64;
+    fn e7_c_stat_inc(idx: u32);
+    fn e7_c_stat_sum(idx: u32) -> u64;
     fn e7_c_sk_cookie(sk: *mut c_void) -> u64;
     fn e7_c_sk_info(sk: *mut c_void, out: *mut E7SockInfo);
     fn e7_c_current_task(out: *mut TaskId) -> i32;
@@ -102,6 +106,28 @@ impl Kernel for Shim {
     fn now_ns(&self) -> u64 {
         // SAFETY: no arguments; callable in any context.
         unsafe { e7_c_now_ns() }
+    }
+
+    fn now_secs(&self) -> u64 {
+        // SAFETY: no arguments; callable in any context.
+        unsafe { e7_c_now_secs() }
+    }
+
+    fn stat_inc(&self, stat: Stat) -> bool {
+        if stat.index() == crate::abi::STAT_PACKETS || stat.index() == crate::abi::STAT_HITS {
+            // The hook counts these itself, inline: packets right after its mode check
+            // (e7_nf_decide: the same "mode not disabled" condition, read a moment earlier),
+            // hits from e7_hook's HOOK_CACHED bit.
+            return true;
+        }
+        // SAFETY: an integer argument (the shim ignores an index >= E7_STATS); any context.
+        unsafe { e7_c_stat_inc(stat.index() as u32) };
+        true
+    }
+
+    fn stat_sum(&self, stat: Stat) -> Option<u64> {
+        // SAFETY: an integer argument; reads per-CPU counters only (process context here).
+        Some(unsafe { e7_c_stat_sum(stat.index() as u32) })
     }
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
@@ -300,13 +326,32 @@ pub extern "C" fn e7_rust_init() -> i32 {
     0
 }
 
+/// The address of the `mode` flag's value (the engine's own atomic, the mode's one home), for
+/// the hook's first check: a disabled firewall is decided by one load in C, before any packet
+/// parsing. The static lives as long as the module, so the pointer never dangles.
+#[no_mangle]
+pub extern "C" fn e7_rust_mode_word() -> *const u32 {
+    E7.engine.flags.mode_word().as_ptr()
+}
+
+/// The shim could not register its netfilter hooks for an enforcing mode: the mode becomes
+/// `disabled`, which is what the kernel then does (no reader may believe it enforces).
+#[no_mangle]
+pub extern "C" fn e7_rust_mode_failsafe() {
+    let _ = E7
+        .engine
+        .flags
+        .set(e7_core::Flag::Mode, e7_proto::Const::Disabled.value());
+}
+
 /// Unload has begun.
 #[no_mangle]
 pub extern "C" fn e7_rust_stop() {
     E7.stop();
 }
 
-/// The netfilter decision: 1 = NF_ACCEPT, 0 = NF_DROP.
+/// The netfilter decision: bit [`HOOK_ACCEPT`] set = NF_ACCEPT, clear = NF_DROP; bit
+/// [`HOOK_CACHED`]: a cached-verdict hit (the shim counts it per CPU).
 ///
 /// # Safety
 /// `pkt` points to a valid `e7_pkt` whose `sk` (if not null) is a full socket valid for the call.
@@ -331,9 +376,15 @@ pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt) -> u32 {
         malformed: p.flags & PKT_MALFORMED != 0,
         in_task: p.flags & PKT_IN_TASK != 0,
     };
-    match E7.packet(&Shim, &input) {
-        Verdict::Accept => 1,
+    let (verdict, cached) = E7.packet_cached(&Shim, &input);
+    let accept = match verdict {
+        Verdict::Accept => HOOK_ACCEPT,
         Verdict::Drop => 0,
+    };
+    if cached {
+        accept | HOOK_CACHED
+    } else {
+        accept
     }
 }
 

@@ -7,7 +7,10 @@
 #![forbid(unsafe_code)]
 
 use core::fmt;
-use e7_core::{Chunk, ExeError, ExePath, SockInfo, SocketKey, SocketOwner, TaskId, WalkCursor};
+
+use e7_core::{
+    Chunk, ExeError, ExePath, SockInfo, SocketKey, SocketOwner, Stat, TaskId, WalkCursor,
+};
 use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
@@ -57,6 +60,21 @@ pub trait Kernel {
     fn now_ms(&self) -> u64;
     /// Monotonic nanoseconds (boot time), for lock-hold statistics. Atomic-safe.
     fn now_ns(&self) -> u64;
+    /// Monotonic whole seconds from a coarse clock (one load, no division). Atomic-safe.
+    fn now_secs(&self) -> u64 {
+        self.now_ms() / 1000
+    }
+    /// Counts `stat` in per-CPU counters and returns true, or returns false (the default: the
+    /// engine then counts in its shared atomics). Atomic-safe.
+    fn stat_inc(&self, stat: Stat) -> bool {
+        let _ = stat;
+        false
+    }
+    /// The sum of `stat`'s per-CPU counters, or `None` when [`Kernel::stat_inc`] does not count.
+    fn stat_sum(&self, stat: Stat) -> Option<u64> {
+        let _ = stat;
+        None
+    }
     /// Logs one line (rate-limited). Atomic-safe.
     fn log(&self, level: Level, args: fmt::Arguments<'_>);
     /// The socket's cookie: 64-bit, assigned once, never reused, kept when the socket is orphaned.

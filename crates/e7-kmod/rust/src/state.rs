@@ -27,7 +27,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use e7_core::sync::{RawRwLock, RwLock};
 use e7_core::{
     Chunk, ChunkEnd, Deferred, Engine, ExeError, ExeId, ExePath, Flag, Host, Identity, Outcome,
-    Packet, SockInfo, SocketKey, SocketOwner, TaskId, Verdict, WalkCursor, WALK_CHUNK,
+    Packet, SockInfo, SocketKey, SocketOwner, Stat, TaskId, Verdict, WalkCursor, WALK_CHUNK,
 };
 
 use crate::abi::E7Dest;
@@ -74,6 +74,13 @@ impl<R: RawRwLock, K: Kernel> Host for Hook<'_, R, K> {
     }
     fn now_ns(&self) -> u64 {
         self.k.now_ns()
+    }
+    fn now_secs(&self) -> u64 {
+        self.k.now_secs()
+    }
+    /// Per-CPU in the kernel (no shared cache line written per packet).
+    fn count(&self, stat: Stat) -> bool {
+        self.k.stat_inc(stat)
     }
     fn sock_key(&self, sk: K::Sock<'_>) -> SocketKey {
         self.k.sk_cookie(sk)
@@ -238,6 +245,12 @@ impl<R: RawRwLock> Module<R> {
     /// Decides one packet (any context) with e7-core's packet path; queues its event and logs it
     /// (flag `debug`).
     pub fn packet<'s, K: Kernel>(&self, k: &K, p: &Packet<K::Sock<'s>>) -> Verdict {
+        self.packet_cached(k, p).0
+    }
+
+    /// [`Module::packet`], also telling whether the verdict was a still-valid cached one (the
+    /// hook counts those hits in its per-CPU statistics itself, without another call).
+    pub fn packet_cached<'s, K: Kernel>(&self, k: &K, p: &Packet<K::Sock<'s>>) -> (Verdict, bool) {
         let out = self.engine.decide_packet(&Hook { m: self, k }, p);
         if let Some(ev) = out.event {
             self.queue_event(k, p.uid, ev.kind.state(), ev.proto, ev.exe);
@@ -245,7 +258,7 @@ impl<R: RawRwLock> Module<R> {
         if self.engine.flags.get(Flag::Debug) == e7_proto::Const::Enabled.value() {
             self.debug_log(k, p, &out);
         }
-        out.decision.verdict
+        (out.decision.verdict, out.cached)
     }
 
     fn debug_log<S>(&self, k: &impl Kernel, p: &Packet<S>, out: &Outcome) {
