@@ -146,7 +146,7 @@ impl fmt::Display for ExePath {
 }
 
 /// Displays bytes as UTF-8 with invalid sequences replaced, without allocating.
-struct Lossy<'a>(&'a [u8]);
+pub(crate) struct Lossy<'a>(pub(crate) &'a [u8]);
 impl fmt::Display for Lossy<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for chunk in self.0.utf8_chunks() {

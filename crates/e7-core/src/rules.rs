@@ -237,13 +237,7 @@ impl<'a> RulePath<'a> {
 
 impl fmt::Display for RulePath<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for chunk in self.0.utf8_chunks() {
-            f.write_str(chunk.valid())?;
-            if !chunk.invalid().is_empty() {
-                f.write_str("\u{FFFD}")?;
-            }
-        }
-        Ok(())
+        fmt::Display::fmt(&crate::path::Lossy(self.0), f)
     }
 }
 
