@@ -21,9 +21,11 @@
 //! A line starting with `!` is the console's own, not the firewall grammar's: `!COMMAND` runs
 //! COMMAND with `/bin/sh -c` and comes back, `!` alone starts an interactive shell (`$SHELL`, else
 //! `/bin/sh`) until it exits — run a program and watch its events, or read a file, without leaving
-//! the console. On a terminal the command gets the terminal as its own foreground process group,
-//! so Ctrl-C ends the command and not the console, and events keep arriving above it. It runs as
-//! whoever runs the console (no privilege is added). From a pipe its stdin is empty (it cannot eat
+//! the console. On a terminal the command gets the terminal as its own foreground process group
+//! ([`crate::foreground`]), so Ctrl-C ends the command and not the console. Events keep arriving
+//! during a `!COMMAND`; during an interactive shell they are held (so they do not write over its
+//! prompt) and shown with their counts when it exits (`e7 monitor` in the shell shows them live).
+//! It runs as whoever runs the console (no privilege is added). From a pipe its stdin is empty (it cannot eat
 //! the following lines) and `!` alone is refused, as there is no terminal to give it.
 
 use crate::error::{CliError, EXIT_OK};
@@ -32,6 +34,7 @@ use crate::grammar::{self, Statement};
 use crate::kernel::{Kernel, Notice, Op};
 use crate::throttle::{print_notices, CONSOLE_WINDOW};
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
 /// The console's own lines, printed after the grammar's `help`.
@@ -39,6 +42,10 @@ pub const CONSOLE_HELP: &str = "\
 console only:
   !COMMAND                        run COMMAND in /bin/sh and come back: !cat /etc/hostname
   !                               an interactive shell ($SHELL or /bin/sh); `exit` comes back";
+
+/// Set while an interactive `!` shell runs: the console's event printer holds events until the
+/// shell exits (see [`crate::throttle`]).
+static HOLD_EVENTS: AtomicBool = AtomicBool::new(false);
 
 /// The command of a console line that starts with `!` (after optional blanks): `Some("")` for
 /// `!` alone, `None` for a line of the firewall grammar.
@@ -67,10 +74,26 @@ pub fn run_bang(command: &str, on_terminal: bool, where_: &str, err: &mut dyn Wr
     } else {
         vec!["/bin/sh".as_ref(), "-c".as_ref(), command.as_ref()]
     };
-    let what = if command.is_empty() { "the shell" } else { command };
+    let what = if command.is_empty() {
+        "the shell"
+    } else {
+        command
+    };
+    let interactive = command.is_empty();
+    if interactive {
+        HOLD_EVENTS.store(true, Ordering::Relaxed);
+    }
     let result = crate::foreground::run(&argv, on_terminal);
+    if interactive {
+        HOLD_EVENTS.store(false, Ordering::Relaxed);
+    }
     match result {
         Ok(crate::foreground::Ended::Exited(0)) => Step::Continue,
+        // Ctrl-C on the terminal: the user stopped it, as Ctrl-C abandons a console line.
+        Ok(crate::foreground::Ended::Signaled(sig)) if on_terminal && sig == "SIGINT" => {
+            let _ = writeln!(err);
+            Step::Continue
+        }
         Ok(ended) => {
             let _ = writeln!(err, "{where_}`{what}` {ended}");
             Step::Failed(crate::error::EXIT_FAILED)
@@ -219,7 +242,7 @@ fn spawn_printer(
 ) {
     let _ = std::thread::Builder::new()
         .name("e7-events".into())
-        .spawn(move || print_notices(notices, json, CONSOLE_WINDOW, &mut print));
+        .spawn(move || print_notices(notices, json, CONSOLE_WINDOW, &HOLD_EVENTS, &mut print));
 }
 
 /// The console. Uses rustyline on a terminal, plain lines otherwise. Sends DISCONNECT on exit.

@@ -528,7 +528,11 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
         }
         "beat" => {
             let proto = parse_proto(args.get(1), &Proto::ALL, None)?;
-            let ms: u64 = parse_num("MS", args.get(2), "milliseconds between exchanges, e.g. 2000")?;
+            let ms: u64 = parse_num(
+                "MS",
+                args.get(2),
+                "milliseconds between exchanges, e.g. 2000",
+            )?;
             if ms == 0 {
                 return usage_err("beat: MS must be at least 1 (milliseconds between exchanges)");
             }
@@ -1026,7 +1030,13 @@ fn outcome_word(o: &Outcome) -> &'static str {
 /// exchange every `every` (start to start), nothing on stdout or stderr (the console shares the
 /// terminal); the running counts go to `tally`, replaced whole after each exchange (written next to
 /// it, then renamed) so a reader never sees half a line. `rounds` 0 runs until killed.
-fn beat(proto: Proto, every: Duration, tally: &std::path::Path, rounds: u64, timeout: Duration) -> ExitCode {
+fn beat(
+    proto: Proto,
+    every: Duration,
+    tally: &std::path::Path,
+    rounds: u64,
+    timeout: Duration,
+) -> ExitCode {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "e7-probe".to_string());
@@ -1042,7 +1052,10 @@ fn beat(proto: Proto, every: Duration, tally: &std::path::Path, rounds: u64, tim
         done += 1;
         let line = beat_line(&exe, proto, done, &t, &o);
         if let Err(e) = std::fs::write(&tmp, line).and_then(|()| std::fs::rename(&tmp, tally)) {
-            println!("error: beat: cannot write the tally {}: {e}", tally.display());
+            println!(
+                "error: beat: cannot write the tally {}: {e}",
+                tally.display()
+            );
             return ExitCode::from(2);
         }
         if rounds != 0 && done >= rounds {
@@ -1462,7 +1475,20 @@ mod tests {
         assert_eq!(Tally::parse(&text).map(|t| t.delivered), Some(3));
         assert!(!dir.join("tally.new").exists(), "renamed into place");
         let _ = std::fs::remove_dir_all(&dir);
-        let line = beat_line("/p", Proto::Tcp4, 2, &Tally { delivered: 1, blocked: 1, errors: 0 }, &Outcome::Blocked("x".into()));
-        assert_eq!(line, "/p tcp4: rounds=2 delivered=1 blocked=1 errors=0 last=blocked\n");
+        let line = beat_line(
+            "/p",
+            Proto::Tcp4,
+            2,
+            &Tally {
+                delivered: 1,
+                blocked: 1,
+                errors: 0,
+            },
+            &Outcome::Blocked("x".into()),
+        );
+        assert_eq!(
+            line,
+            "/p tcp4: rounds=2 delivered=1 blocked=1 errors=0 last=blocked\n"
+        );
     }
 }
