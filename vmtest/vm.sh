@@ -259,8 +259,10 @@ cmd_demo() {
     local vmlinuz
     vmlinuz="$(cmd_kernel)"
     [ -f "$INITRAMFS" ] || die "no ${INITRAMFS#"$ROOT"/} (run: E7_KROW=$ROW vm.sh initramfs)"
-    echo "e7 demo: booting a throwaway VM ($(pick_accel)); type e7 commands (help, allow udp /usr/bin/e7-probe," \
-        "query, set mode enabled ...); 'quit' or Ctrl-D powers it off (Ctrl-A x kills qemu)."
+    echo "e7 demo: booting a throwaway VM ($(pick_accel)); the e7 console comes up with three programs sending"
+    echo "  in the background. Type e7 commands (help, set mode enabled, block udp /opt/a/e7-probe, query ...);"
+    echo "  '!' opens a shell in the VM to run programs and e7 commands ('exit' returns to the console), '!CMD'"
+    echo "  runs one command; 'quit' or Ctrl-D powers the VM off (Ctrl-A x kills qemu)."
     # shellcheck disable=SC2046
     exec qemu-system-x86_64 $(qemu_args "$vmlinuz") -append "$cmdline_base quiet e7mode=demo"
 }
@@ -323,7 +325,9 @@ cmd_demo_check() {
     # console (e7-probe beat writes `PROG PROTO: rounds=N delivered=D blocked=B errors=E last=WORD`).
     tally() { console | grep -a "^$1 [a-z0-9]*: rounds=" | tail -n1 | sed -n "s/.* $2=\([a-z0-9]*\).*/\1/p"; }
     # read_tally NAME PROG: show the source's tally file on the console (`!cat`), wait for the new line.
-    read_tally() { say "!cat /run/e7-demo/$1" "$2 [a-z0-9]*: rounds="; }
+    local dir
+    dir="$(sed -n 's/^E7_DEMO_DIR=//p' "$VMTEST/guest/lib.sh")"
+    read_tally() { say "!cat $dir/$1" "$2 [a-z0-9]*: rounds="; }
     # until_tally NAME PROG FIELD MIN SECS: read the tally until FIELD >= MIN; fails after SECS.
     until_tally() {
         local end=$(($(date +%s) + $5)) v
@@ -335,7 +339,8 @@ cmd_demo_check() {
             sleep 1
         done
     }
-    local pa=/opt/a/e7-probe pb=/opt/b/e7-probe pu=/usr/bin/e7-probe n t_on t_events d0 b0 d1 b1 t_block t_clear
+    # The sources (guest/init): /opt/a udp4, /opt/b tcp4, /usr/bin icmp4, tallies in E7_DEMO_DIR (guest/lib.sh).
+    local pa=/opt/a/e7-probe pb=/opt/b/e7-probe pu=/usr/bin/e7-probe n t_on t_events b0 d1 b1 t_block t_clear
     if [ -n "$(last_line 'e7> ')" ] && [ "$(last_line 'e7> ')" != 0 ]; then
         sleep 0.5
         # Disabled: the sources send (their tally grows), and no event is shown.
