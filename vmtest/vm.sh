@@ -282,6 +282,9 @@ cmd_demo_check() {
     rm -f "$fifo"
     mkfifo "$fifo"
     exec 3<>"$fifo"
+    # Emptied first: the wait for the prompt below must not find the previous run's (qemu's redirection
+    # happens in the background job, after that wait may have started).
+    : >"$logf"
     start=$(date +%s)
     # shellcheck disable=SC2046
     timeout -k 5 "${E7_VM_TIMEOUT:-900}" qemu-system-x86_64 $(qemu_args "$vmlinuz") \
