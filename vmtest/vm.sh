@@ -259,10 +259,11 @@ cmd_demo() {
     local vmlinuz
     vmlinuz="$(cmd_kernel)"
     [ -f "$INITRAMFS" ] || die "no ${INITRAMFS#"$ROOT"/} (run: E7_KROW=$ROW vm.sh initramfs)"
-    echo "e7 demo: booting a throwaway VM ($(pick_accel)); the e7 console comes up with three programs sending"
-    echo "  in the background. Type e7 commands (help, set mode enabled, block udp /opt/a/e7-probe, query ...);"
-    echo "  '!' opens a shell in the VM to run programs and e7 commands ('exit' returns to the console), '!CMD'"
-    echo "  runs one command; 'quit' or Ctrl-D powers the VM off (Ctrl-A x kills qemu)."
+    echo "e7 demo: booting a throwaway VM ($(pick_accel)). The e7 console comes up with three programs"
+    echo "  sending in the background; type e7 commands (help, set mode enabled, query,"
+    echo "  block udp /opt/a/e7-probe ...). '!' opens a shell in the VM to run programs and e7"
+    echo "  commands ('exit' returns to the console), '!CMD' runs one command. 'quit' or Ctrl-D"
+    echo "  powers the VM off (Ctrl-A x kills qemu)."
     # shellcheck disable=SC2046
     exec qemu-system-x86_64 $(qemu_args "$vmlinuz") -append "$cmdline_base quiet e7mode=demo"
 }

@@ -248,6 +248,8 @@ pub fn print_notices(
             None => notices.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         let now = Instant::now();
+        // Looked at again: the hold may have begun while this thread waited.
+        let holding = hold.load(Ordering::Relaxed);
         match next {
             Ok(Notice::Event(event)) if holding => held.add(event),
             Ok(notice) if holding => held.notices.push(notice),
