@@ -14,9 +14,9 @@
 //! background) or not on a terminal, the child shares its group and gets an empty stdin.
 
 use nix::errno::Errno;
+use nix::spawn::{posix_spawnp, PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
 use nix::sys::signal::{killpg, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::spawn::{posix_spawnp, PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
 use nix::unistd::{getpgrp, tcgetpgrp, tcsetpgrp, Pid};
 use std::ffi::{CString, OsStr};
 use std::fmt;

@@ -162,11 +162,17 @@ fn bang_lines_run_a_command_that_cannot_eat_the_script() {
     assert_eq!(lines.len(), 3, "{err}");
     assert_eq!(lines[0], "<stdin>:1: `exit 3` exited with status 3");
     assert!(
-        lines[1].starts_with("<stdin>:2: `!` alone starts an interactive shell, which needs a terminal"),
+        lines[1].starts_with(
+            "<stdin>:2: `!` alone starts an interactive shell, which needs a terminal"
+        ),
         "{}",
         lines[1]
     );
     assert!(lines[2].starts_with("<stdin>:3: "), "{}", lines[2]);
     // None of it reached the firewall.
-    assert!(k.log.iter().all(|op| matches!(op, Op::Get(_))), "{:?}", k.log);
+    assert!(
+        k.log.iter().all(|op| matches!(op, Op::Get(_))),
+        "{:?}",
+        k.log
+    );
 }

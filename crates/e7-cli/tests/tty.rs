@@ -267,7 +267,10 @@ fn bang_commands_run_and_ctrl_c_stops_only_them() {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the console did not reach `quit`; terminal: {:?}", transcript(&seen));
+            panic!(
+                "the console did not reach `quit`; terminal: {:?}",
+                transcript(&seen)
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
