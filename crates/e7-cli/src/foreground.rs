@@ -28,8 +28,8 @@ use std::os::unix::ffi::OsStrExt;
 pub enum Ended {
     /// It exited with this status.
     Exited(i32),
-    /// A signal ended it (the signal's name).
-    Signaled(String),
+    /// A signal ended it.
+    Signaled(Signal),
 }
 
 impl fmt::Display for Ended {
@@ -101,7 +101,7 @@ pub fn run(argv: &[&OsStr], on_terminal: bool) -> std::io::Result<Ended> {
     let ended = loop {
         match waitpid(pid, Some(WaitPidFlag::WUNTRACED)) {
             Ok(WaitStatus::Exited(_, code)) => break Ok(Ended::Exited(code)),
-            Ok(WaitStatus::Signaled(_, sig, _)) => break Ok(Ended::Signaled(sig.to_string())),
+            Ok(WaitStatus::Signaled(_, sig, _)) => break Ok(Ended::Signaled(sig)),
             Ok(WaitStatus::Stopped(..)) => {
                 let _ = if foreground {
                     killpg(pid, Signal::SIGCONT)
@@ -147,7 +147,7 @@ mod tests {
     fn exit_codes_and_signals_are_named() {
         assert_eq!(sh("exit 3").unwrap(), Ended::Exited(3));
         let ended = sh("kill -TERM $$").unwrap();
-        assert_eq!(ended, Ended::Signaled("SIGTERM".into()));
+        assert_eq!(ended, Ended::Signaled(Signal::SIGTERM));
         assert_eq!(ended.to_string(), "was ended by SIGTERM");
         assert_eq!(Ended::Exited(1).to_string(), "exited with status 1");
         assert!(run(&[OsStr::new("/nonexistent/e7-test")], false).is_err());

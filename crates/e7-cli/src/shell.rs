@@ -25,14 +25,17 @@
 //! ([`crate::foreground`]), so Ctrl-C ends the command and not the console. Events keep arriving
 //! during a `!COMMAND`; during an interactive shell they are held (so they do not write over its
 //! prompt) and shown with their counts when it exits (`e7 monitor` in the shell shows them live).
-//! It runs as whoever runs the console (no privilege is added). From a pipe its stdin is empty (it cannot eat
-//! the following lines) and `!` alone is refused, as there is no terminal to give it.
+//! It runs as whoever runs the console (no privilege is added). From a pipe its stdin is empty
+//! (it cannot eat the following lines) and `!` alone is refused, as there is no terminal to give
+//! it. An interactive shell's exit status is its last command's, so it is not reported.
 
 use crate::error::{CliError, EXIT_OK};
 use crate::exec;
+use crate::foreground::Ended;
 use crate::grammar::{self, Statement};
 use crate::kernel::{Kernel, Notice, Op};
 use crate::throttle::{print_notices, CONSOLE_WINDOW};
+use nix::sys::signal::Signal;
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
@@ -88,9 +91,10 @@ pub fn run_bang(command: &str, on_terminal: bool, where_: &str, err: &mut dyn Wr
         HOLD_EVENTS.store(false, Ordering::Relaxed);
     }
     match result {
-        Ok(crate::foreground::Ended::Exited(0)) => Step::Continue,
+        Ok(Ended::Exited(0)) => Step::Continue,
+        Ok(Ended::Exited(_)) if interactive => Step::Continue,
         // Ctrl-C on the terminal: the user stopped it, as Ctrl-C abandons a console line.
-        Ok(crate::foreground::Ended::Signaled(sig)) if on_terminal && sig == "SIGINT" => {
+        Ok(Ended::Signaled(Signal::SIGINT)) if on_terminal => {
             let _ = writeln!(err);
             Step::Continue
         }
