@@ -1028,7 +1028,7 @@ fn outcome_word(o: &Outcome) -> &'static str {
 
 /// `beat`: what the demo VM runs in the background so the console has traffic to show. One
 /// exchange every `every` (start to start), nothing on stdout or stderr (the console shares the
-/// terminal); the running counts go to `tally`, replaced whole after each exchange (written next to
+/// terminal) unless the tally cannot be written, which ends it; the running counts go to `tally`, replaced whole after each exchange (written next to
 /// it, then renamed) so a reader never sees half a line. `rounds` 0 runs until killed.
 fn beat(
     proto: Proto,
