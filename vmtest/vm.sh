@@ -259,14 +259,20 @@ cmd_demo() {
     local vmlinuz
     vmlinuz="$(cmd_kernel)"
     [ -f "$INITRAMFS" ] || die "no ${INITRAMFS#"$ROOT"/} (run: E7_KROW=$ROW vm.sh initramfs)"
-    echo "e7 demo: booting a throwaway VM ($(pick_accel)); type e7 commands (help, allow udp /usr/bin/e7-probe," \
-        "query, set mode enabled ...); 'quit' or Ctrl-D powers it off (Ctrl-A x kills qemu)."
+    echo "e7 demo: booting a throwaway VM ($(pick_accel)). The e7 console comes up with three programs"
+    echo "  sending in the background; type e7 commands (help, set mode enabled, query,"
+    echo "  block udp /opt/a/e7-probe ...). '!' opens a shell in the VM to run programs and e7"
+    echo "  commands ('exit' returns to the console), '!CMD' runs one command. 'quit' or Ctrl-D"
+    echo "  powers the VM off (Ctrl-A x kills qemu)."
     # shellcheck disable=SC2046
     exec qemu-system-x86_64 $(qemu_args "$vmlinuz") -append "$cmdline_base quiet e7mode=demo"
 }
 
-# Drives the demo like a user would, through a FIFO on qemu's stdin: wait for the console prompt, type a few
-# commands and `quit`, then require the answers on the console and a clean power-off.
+# Drives the demo like a user would, through a FIFO on qemu's stdin, and proves that it shows enforcement
+# live: no event while the mode is disabled; after `set mode enabled` pending events of the three background
+# sources within seconds; after `block udp /opt/a/e7-probe` block events for it while the others go on, and its
+# own tally (read back with the console's `!cat`) counts only blocked sends; after `clear` it delivers again;
+# `quit` powers off. Every wait is for a line, bounded by a timeout (TCG is slow), never a fixed sleep.
 cmd_demo_check() {
     local vmlinuz fifo logf qpid i rc=0 start
     vmlinuz="$(cmd_kernel)"
@@ -277,6 +283,9 @@ cmd_demo_check() {
     rm -f "$fifo"
     mkfifo "$fifo"
     exec 3<>"$fifo"
+    # Emptied first: the wait for the prompt below must not find the previous run's (qemu's redirection
+    # happens in the background job, after that wait may have started).
+    : >"$logf"
     start=$(date +%s)
     # shellcheck disable=SC2046
     timeout -k 5 "${E7_VM_TIMEOUT:-900}" qemu-system-x86_64 $(qemu_args "$vmlinuz") \
@@ -287,30 +296,92 @@ cmd_demo_check() {
         kill -0 "$qpid" 2>/dev/null || break
         sleep 0.5
     done
-    # One line at a time, each retried until its answer shows. e7's console keeps typed-ahead input (pty test
-    # crates/e7-cli/tests/tty.rs), but now and then the first bytes written into this FIFO never reach the
-    # guest's serial port (the guest's /proc/tty/driver/serial rx count is short by exactly those bytes), a
-    # host/qemu-side loss; every line here is idempotent, so it is retyped and counted.
-    # `answer LINE-START` counts answer lines on the cleaned console.
-    answers() { tr -d '\r' <"$logf" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' | grep -ac "^$1" || true; }
-    local step line want before tries retries=0
-    for step in 'set mode enabled=mode enabled' 'block udp /opt/a/e7-probe=block udp /opt/a/e7-probe' \
-        'get mode=mode enabled' 'query=block udp /opt/a/e7-probe'; do
-        line="${step%%=*}"
-        want="${step#*=}"
-        before=$(answers "$want")
+    local booted=$(($(date +%s) - start)) fail="" retries=0
+    # The console as lines: carriage returns end lines too (the line editor redraws its prompt after an
+    # event with one), terminal escapes removed.
+    console() { tr '\r' '\n' <"$logf" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g'; }
+    # last_line RE: the number of the last console line starting with RE (0: none).
+    last_line() { console | grep -an "^$1" | tail -n1 | cut -d: -f1 | grep . || echo 0; }
+    # wait_after N RE SECS: wait until a line starting with RE appears after line N; fails after SECS.
+    wait_after() {
+        local end=$(($(date +%s) + $3))
+        while [ "$(last_line "$2")" -le "$1" ]; do
+            [ "$(date +%s)" -lt "$end" ] && kill -0 "$qpid" 2>/dev/null || return 1
+            sleep 0.25
+        done
+    }
+    # say LINE ANSWER-RE: type LINE until a line starting with ANSWER-RE appears after it. Now and then the
+    # first bytes written into this FIFO never reach the guest's serial port (a host/qemu-side loss: the
+    # guest's /proc/tty/driver/serial rx count is short by exactly those bytes); every line typed here is
+    # idempotent, so it is retyped (up to four times) and counted.
+    say() {
+        local before tries
+        before=$(last_line "$2")
         for ((tries = 1; tries <= 4; tries++)); do
-            sleep 0.5
-            printf '%s\n' "$line" >&3
-            for ((i = 0; i < 24; i++)); do
-                [ "$(answers "$want")" -gt "$before" ] && break 2
-                sleep 0.25
-            done
+            printf '%s\n' "$1" >&3
+            wait_after "$before" "$2" 6 && return 0
             retries=$((retries + 1))
         done
-    done
-    for ((tries = 1; tries <= 4; tries++)); do
+        fail="${fail:-no answer $2 to: $1}"
+        return 1
+    }
+    # tally PROG FIELD: FIELD (rounds, delivered, blocked, errors, last) of PROG's newest tally line on the
+    # console (e7-probe beat writes `PROG PROTO: rounds=N delivered=D blocked=B errors=E last=WORD`).
+    tally() { console | grep -a "^$1 [a-z0-9]*: rounds=" | tail -n1 | sed -n "s/.* $2=\([a-z0-9]*\).*/\1/p"; }
+    # read_tally NAME PROG: show the source's tally file on the console (`!cat`), wait for the new line.
+    local dir
+    dir="$(sed -n 's/^E7_DEMO_DIR=//p' "$VMTEST/guest/lib.sh")"
+    read_tally() { say "!cat $dir/$1" "$2 [a-z0-9]*: rounds="; }
+    # until_tally NAME PROG FIELD MIN SECS: read the tally until FIELD >= MIN; fails after SECS.
+    until_tally() {
+        local end=$(($(date +%s) + $5)) v
+        while :; do
+            read_tally "$1" "$2" || return 1
+            v="$(tally "$2" "$3")"
+            [ "${v:-0}" -ge "$4" ] && return 0
+            [ "$(date +%s)" -lt "$end" ] || { fail="${fail:-$2: $3 stayed at ${v:-?} (wanted >= $4) for $5 s}"; return 1; }
+            sleep 1
+        done
+    }
+    # The sources (guest/init): /opt/a udp4, /opt/b tcp4, /usr/bin icmp4, tallies in E7_DEMO_DIR (guest/lib.sh).
+    local pa=/opt/a/e7-probe pb=/opt/b/e7-probe pu=/usr/bin/e7-probe n t_on t_events b0 d1 b1 t_block t_clear
+    if [ -n "$(last_line 'e7> ')" ] && [ "$(last_line 'e7> ')" != 0 ]; then
         sleep 0.5
+        # Disabled: the sources send (their tally grows), and no event is shown.
+        until_tally opt-a "$pa" rounds 1 30 &&
+            { [ "$(last_line 'event ')" = 0 ] || fail="${fail:-an event while the mode is disabled}"; } &&
+            t_on=$(date +%s) &&
+            say 'set mode enabled' 'mode enabled' &&
+            n=$(last_line 'mode enabled') &&
+            { wait_after "$n" "event pending udp $pa\$" 30 || fail="${fail:-no pending event of $pa within 30 s of enabling}"; } &&
+            { wait_after "$n" "event pending tcp $pb" 30 || fail="${fail:-no pending event of $pb within 30 s}"; } &&
+            { wait_after "$n" "event pending icmp $pu" 30 || fail="${fail:-no pending event of $pu within 30 s}"; } &&
+            t_events=$(($(date +%s) - t_on)) &&
+            read_tally opt-a "$pa" && b0="$(tally "$pa" blocked)" &&
+            t_block=$(date +%s) &&
+            say "block udp $pa" "block udp $pa\$" &&
+            n=$(last_line "block udp $pa\$") &&
+            { wait_after "$n" "event block udp $pa" 30 || fail="${fail:-no block event of $pa within 30 s of the rule}"; } &&
+            { wait_after "$n" "event pending tcp $pb" 30 || fail="${fail:-no more events of $pb after the block of $pa}"; } &&
+            # The first blocked send recorded: every later round started under the rule. From then on
+            # the tally's delivered count must stand still while blocked grows.
+            until_tally opt-a "$pa" blocked $((b0 + 1)) 30 &&
+            d1="$(tally "$pa" delivered)" && b1="$(tally "$pa" blocked)" &&
+            until_tally opt-a "$pa" blocked $((b1 + 2)) 30 &&
+            { [ "$(tally "$pa" delivered)" = "$d1" ] && [ "$(tally "$pa" last)" = blocked ] ||
+                fail="${fail:-$pa delivered under the block: delivered $d1 -> $(tally "$pa" delivered), last $(tally "$pa" last)}"; } &&
+            t_block=$(($(date +%s) - t_block)) &&
+            t_clear=$(date +%s) &&
+            say 'clear' 'cleared all rules' &&
+            n=$(last_line 'cleared all rules') &&
+            { wait_after "$n" "event pending udp $pa\$" 30 || fail="${fail:-no pending event of $pa within 30 s of clear}"; } &&
+            until_tally opt-a "$pa" delivered $((d1 + 1)) 30 &&
+            t_clear=$(($(date +%s) - t_clear))
+    else
+        fail="no console prompt"
+    fi
+    local tries
+    for ((tries = 1; tries <= 4; tries++)); do
         printf 'quit\n' >&3
         for ((i = 0; i < 40; i++)); do
             kill -0 "$qpid" 2>/dev/null || break 2
@@ -323,19 +394,18 @@ cmd_demo_check() {
     rm -f "$fifo"
     for want in 'e7 console' 'console closed, powering off' 'reboot: Power down'; do
         if ! tr -d '\r' <"$logf" | grep -aqF -- "$want"; then
-            echo "demo-check: FAIL: '$want' not on the console (qemu exit $rc); log: $logf"
-            tail -n 20 "$logf" | sed 's/^/    | /'
-            return 1
+            fail="${fail:-not on the console: $want (qemu exit $rc)}"
         fi
     done
-    # Answers: `mode enabled` to set and get, the rule confirmed and then listed by `query`.
-    if [ "$(answers 'mode enabled')" -lt 2 ] || [ "$(answers 'block udp /opt/a/e7-probe')" -lt 2 ]; then
-        echo "demo-check: FAIL: the console did not answer set/block/get/query; log: $logf"
-        tail -n 20 "$logf" | sed 's/^/    | /'
+    [ "$rc" = 0 ] || fail="${fail:-qemu exit $rc}"
+    if [ -n "$fail" ]; then
+        echo "demo-check: FAIL: $fail; log: $logf"
+        console | grep -av '^$' | tail -n 25 | sed 's/^/    | /'
         return 1
     fi
-    [ "$rc" = 0 ] || { echo "demo-check: FAIL: qemu exit $rc; log: $logf"; return 1; }
-    echo "demo-check: PASS (row $ROW, console answered, quit powered off, $(($(date +%s) - start))s; lines retyped: $retries)"
+    echo "demo-check: PASS (row $ROW, $(($(date +%s) - start))s: prompt after ${booted}s, events of all three" \
+        "sources ${t_events}s after enabling, block seen and held in ${t_block}s, flowing again ${t_clear}s after" \
+        "clear, quit powered off; lines retyped: $retries)"
 }
 
 cmd_list() {

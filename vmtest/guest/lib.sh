@@ -9,6 +9,9 @@ E7_KO=/e7/e7.ko
 PA=/opt/a/e7-probe            # program "a"
 PB=/opt/b/e7-probe            # program "b": byte-identical copy of a, different path
 PU=/usr/bin/e7-probe          # a third copy, used as "some other program"
+# The demo's background sources (guest/init, e7mode=demo): their tally files and period.
+E7_DEMO_DIR=/run/e7-demo
+E7_DEMO_EVERY_MS=2000
 # A directory whose probe path is 311 bytes (> 255, the longest path a rule can name).
 E7_LONG_DIR=/opt/long/$(printf 'd%.0s' $(seq 60))/$(printf 'e%.0s' $(seq 60))/$(printf 'f%.0s' $(seq 60))/$(printf 'g%.0s' $(seq 60))/$(printf 'h%.0s' $(seq 50))
 PL=$E7_LONG_DIR/e7-probe

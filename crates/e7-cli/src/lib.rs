@@ -10,7 +10,8 @@
 //! - [`resolve`]: rule paths resolved to the executable path the kernel sees (symbolic links);
 //! - [`script`]: `e7 check` and `e7 run`, with `FILE:LINE: message` diagnostics;
 //! - [`save`]: `e7 save`, an exact, atomically written restore script;
-//! - [`shell`]: the interactive console;
+//! - [`shell`]: the interactive console; [`throttle`]: its event lines, one per program and
+//!   second; [`foreground`]: its `!` commands, run as the terminal's foreground job;
 //! - [`netlink`]: the real kernel over generic netlink (neli socket, e7-proto messages);
 //! - [`cli`], [`app`]: the clap command line and the dispatch;
 //! - [`error`]: errors and the exit-code contract (0 ok, 1 refused/failed, 2 usage, 3 module not
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod error;
 pub mod exec;
 pub mod fake;
+pub mod foreground;
 pub mod grammar;
 pub mod kernel;
 pub mod netlink;
@@ -34,3 +36,4 @@ pub mod save;
 pub mod script;
 pub mod shell;
 pub mod signals;
+pub mod throttle;

@@ -13,13 +13,101 @@
 //! `e7 shell < script` output is just the commands' output. Errors are then reported as
 //! `<stdin>:LINE: message`, processing continues (it is a console, not `e7 run`), and the exit
 //! code is that of the first failing line.
+//!
+//! Events are printed as they arrive, at most one line per (state, protocol, program) per second
+//! ([`crate::throttle`]: the rest of that second is one `(N more)` line), so a busy program cannot
+//! bury the prompt.
+//!
+//! A line starting with `!` is the console's own, not the firewall grammar's: `!COMMAND` runs
+//! COMMAND with `/bin/sh -c` and comes back, `!` alone starts an interactive shell (`$SHELL`, else
+//! `/bin/sh`) until it exits — run a program and watch its events, or read a file, without leaving
+//! the console. On a terminal the command gets the terminal as its own foreground process group
+//! ([`crate::foreground`]), so Ctrl-C ends the command and not the console. Events keep arriving
+//! during a `!COMMAND`; during an interactive shell they are held (so they do not write over its
+//! prompt) and shown with their counts when it exits (`e7 monitor` in the shell shows them live).
+//! It runs as whoever runs the console (no privilege is added). From a pipe its stdin is empty
+//! (it cannot eat the following lines) and `!` alone is refused, as there is no terminal to give
+//! it. An interactive shell's exit status is its last command's, so it is not reported.
 
 use crate::error::{CliError, EXIT_OK};
-use crate::exec::{self, render_notice};
+use crate::exec;
+use crate::foreground::Ended;
 use crate::grammar::{self, Statement};
 use crate::kernel::{Kernel, Notice, Op};
+use crate::throttle::{print_notices, CONSOLE_WINDOW};
+use nix::sys::signal::Signal;
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
+
+/// The console's own lines, printed after the grammar's `help`.
+pub const CONSOLE_HELP: &str = "\
+console only:
+  !COMMAND                        run COMMAND in /bin/sh and come back: !cat /etc/hostname
+  !                               an interactive shell ($SHELL or /bin/sh); `exit` comes back";
+
+/// Set while an interactive `!` shell runs: the console's event printer holds events until the
+/// shell exits (see [`crate::throttle`]).
+static HOLD_EVENTS: AtomicBool = AtomicBool::new(false);
+
+/// The command of a console line that starts with `!` (after optional blanks): `Some("")` for
+/// `!` alone, `None` for a line of the firewall grammar.
+pub fn bang(line: &str) -> Option<&str> {
+    line.trim_start().strip_prefix('!').map(str::trim)
+}
+
+/// Run a `!` line's command (see the module docs): `on_terminal` gives it the terminal (and its
+/// own process group), else its stdin is empty and an empty command is refused. Problems and a
+/// non-zero exit are reported on `err` with `where_` in front, and make the line fail.
+pub fn run_bang(command: &str, on_terminal: bool, where_: &str, err: &mut dyn Write) -> Step {
+    let shell;
+    let argv: Vec<&std::ffi::OsStr> = if command.is_empty() {
+        if !on_terminal {
+            let _ = writeln!(
+                err,
+                "{where_}`!` alone starts an interactive shell, which needs a terminal; \
+                 give the command to run: !COMMAND"
+            );
+            return Step::Failed(crate::error::EXIT_USAGE);
+        }
+        shell = std::env::var_os("SHELL")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "/bin/sh".into());
+        vec![shell.as_os_str()]
+    } else {
+        vec!["/bin/sh".as_ref(), "-c".as_ref(), command.as_ref()]
+    };
+    let what = if command.is_empty() {
+        "the shell"
+    } else {
+        command
+    };
+    let interactive = command.is_empty();
+    if interactive {
+        HOLD_EVENTS.store(true, Ordering::Relaxed);
+    }
+    let result = crate::foreground::run(&argv, on_terminal);
+    if interactive {
+        HOLD_EVENTS.store(false, Ordering::Relaxed);
+    }
+    match result {
+        Ok(Ended::Exited(0)) => Step::Continue,
+        Ok(Ended::Exited(_)) if interactive => Step::Continue,
+        // Ctrl-C on the terminal: the user stopped it, as Ctrl-C abandons a console line.
+        Ok(Ended::Signaled(Signal::SIGINT)) if on_terminal => {
+            let _ = writeln!(err);
+            Step::Continue
+        }
+        Ok(ended) => {
+            let _ = writeln!(err, "{where_}`{what}` {ended}");
+            Step::Failed(crate::error::EXIT_FAILED)
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{where_}cannot run `{what}`: {e}");
+            Step::Failed(crate::error::EXIT_FAILED)
+        }
+    }
+}
 
 /// What one console line did.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,6 +145,9 @@ pub fn step(
         Ok(report) => {
             if let Some(text) = report.render(json) {
                 let _ = writeln!(out, "{text}");
+                if stmt == Statement::Help && !json {
+                    let _ = writeln!(out, "{CONSOLE_HELP}");
+                }
                 let _ = out.flush();
             }
             Step::Continue
@@ -96,7 +187,13 @@ pub fn run_plain(
         let line = raw.strip_suffix(b"\n").unwrap_or(&raw);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let step = match std::str::from_utf8(line) {
-            Ok(line) => step(kernel, line, json, &where_, out, err),
+            Ok(line) => match bang(line) {
+                Some(command) => {
+                    let _ = out.flush();
+                    run_bang(command, false, &where_, err)
+                }
+                None => step(kernel, line, json, &where_, out, err),
+            },
             Err(_) => {
                 let _ = writeln!(err, "{where_}not valid UTF-8");
                 Step::Failed(crate::error::EXIT_USAGE)
@@ -149,11 +246,7 @@ fn spawn_printer(
 ) {
     let _ = std::thread::Builder::new()
         .name("e7-events".into())
-        .spawn(move || {
-            for notice in notices {
-                print(render_notice(&notice, json));
-            }
-        });
+        .spawn(move || print_notices(notices, json, CONSOLE_WINDOW, &HOLD_EVENTS, &mut print));
 }
 
 /// The console. Uses rustyline on a terminal, plain lines otherwise. Sends DISCONNECT on exit.
@@ -209,7 +302,9 @@ fn run_tty(kernel: &mut dyn Kernel, json: bool) -> u8 {
         }),
         Err(_) => start_events(kernel, json, |line| println!("{line}")),
     };
-    println!("e7 console: type `help` for the commands, `quit` or Ctrl-D to leave");
+    println!(
+        "e7 console: type `help` for the commands, `!` for a shell, `quit` or Ctrl-D to leave"
+    );
     if let Some(note) = note {
         println!("{note}");
     }
@@ -218,6 +313,10 @@ fn run_tty(kernel: &mut dyn Kernel, json: bool) -> u8 {
             Ok(line) => {
                 if !line.trim().is_empty() {
                     let _ = editor.add_history_entry(line.as_str());
+                }
+                if let Some(command) = bang(&line) {
+                    let _ = run_bang(command, true, "error: ", &mut std::io::stderr());
+                    continue;
                 }
                 let step = step(
                     kernel,

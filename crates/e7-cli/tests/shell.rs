@@ -145,3 +145,34 @@ fn monitor_notices_an_unload_whose_disconnect_was_lost() {
     );
     drop(tx);
 }
+
+#[test]
+fn bang_lines_run_a_command_that_cannot_eat_the_script() {
+    let mut k = FakeKernel::new();
+    // `!cat` would read the rest of the script if it had the console's stdin; it gets an empty one.
+    let (code, out, err) = console(&mut k, "!cat\n!true\nget mode\n");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "mode disabled\n");
+    assert_eq!(err, "");
+
+    let (code, out, err) = console(&mut k, "!exit 3\n!\n ! \nget mode\n");
+    assert_eq!(code, 1, "the first failing line's code: {err}");
+    assert_eq!(out, "mode disabled\n", "the console went on");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert_eq!(lines[0], "<stdin>:1: `exit 3` exited with status 3");
+    assert!(
+        lines[1].starts_with(
+            "<stdin>:2: `!` alone starts an interactive shell, which needs a terminal"
+        ),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].starts_with("<stdin>:3: "), "{}", lines[2]);
+    // None of it reached the firewall.
+    assert!(
+        k.log.iter().all(|op| matches!(op, Op::Get(_))),
+        "{:?}",
+        k.log
+    );
+}

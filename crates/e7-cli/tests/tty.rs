@@ -173,3 +173,124 @@ fn console_on_a_terminal_executes_every_typed_ahead_and_pasted_line() {
         transcript(&seen)
     );
 }
+
+/// The pid of a child of `parent` whose command name is `comm`, if one runs.
+fn child_named(parent: u32, comm: &str) -> Option<u32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        let ppid = stat[close + 1..].split_whitespace().nth(1);
+        if name == comm && ppid == Some(&parent.to_string()) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// `!COMMAND` on a real terminal that is the console's controlling terminal (as on the VM's serial
+/// console): the command's output shows, and Ctrl-C stops the command — its own foreground process
+/// group — not the console, which goes on to the next line. Before the console gave the command a
+/// process group of its own, the terminal's SIGINT went to the console too and ended it.
+#[test]
+fn bang_commands_run_and_ctrl_c_stops_only_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let pty = openpty(None, None).expect("openpty");
+    let mut master = std::fs::File::from(pty.master);
+    let slave_out = pty.slave.try_clone().unwrap();
+    // `setsid -c`: a new session whose controlling terminal is stdin (the pty), so Ctrl-C typed on
+    // the master is a SIGINT to the terminal's foreground process group.
+    let mut child = Command::new("setsid")
+        .arg("-c")
+        .arg(std::env::current_exe().unwrap())
+        .args(["pty_console_child", "--exact", "--ignored", "--quiet"])
+        .env(REPORT, &report)
+        .env("HOME", dir.path())
+        .env("TERM", "vt220")
+        .stdin(Stdio::from(pty.slave))
+        .stdout(Stdio::from(slave_out))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the child console (setsid, util-linux)");
+    let seen = spawn_reader(master.try_clone().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let wait_for = |what: &str| {
+        while !transcript(&seen).contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "no {what:?}; terminal: {:?}",
+                transcript(&seen)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for("e7> ");
+    master.write_all(b"!echo bang-$((6*7))\n").unwrap();
+    wait_for("bang-42");
+    master.write_all(b"!exec sleep 30\n").unwrap();
+    let sleeper = loop {
+        if let Some(pid) = child_named(child.id(), "sleep") {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`!exec sleep 30` did not start; terminal: {:?}",
+            transcript(&seen)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    master.write_all(b"\x03").unwrap(); // Ctrl-C
+    while std::path::Path::new(&format!("/proc/{sleeper}")).exists()
+        && child_named(child.id(), "sleep").is_some()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "Ctrl-C did not stop the command; terminal: {:?}",
+            transcript(&seen)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    master.write_all(b"get mode\nquit\n").unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the console did not reach `quit`; terminal: {:?}",
+                transcript(&seen)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        status.success(),
+        "the console ended with {status} (killed by the Ctrl-C meant for the command?); \
+         stderr: {stderr}; terminal: {:?}",
+        transcript(&seen)
+    );
+    assert!(!stderr.contains("error"), "{stderr}");
+    let got = std::fs::read_to_string(&report).expect("the child wrote its report");
+    assert!(
+        got.starts_with("exit 0\n") && got.contains("Get(Mode)"),
+        "the console went on after Ctrl-C and ran `get mode`: {got}"
+    );
+}

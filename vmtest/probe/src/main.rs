@@ -64,6 +64,10 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
                                            process, again and again (each first SYN-ACK leaves from softirq on
                                            an unknown socket: a deferral, i.e. a walk as often as allowed)
   hold PORT SECS [udp4|udp6]               keep sending for SECS seconds; prints counts; exit 0
+  beat PROTO MS TALLYFILE [ROUNDS]         the demo's background traffic: one PROTO exchange every MS
+                                           milliseconds, printing nothing; after each, TALLYFILE is replaced
+                                           by one line `PROG PROTO: rounds=N delivered=D blocked=B errors=E
+                                           last=WORD`; ROUNDS 0 or absent: until killed
   after GATEFILE COMMAND...                wait until GATEFILE exists, then run COMMAND in this process (the
                                            binary-deleted-while-running case)
   udp4m|tcp4m are IPv4 from a dual-stack IPv6 socket (to ::ffff:127.0.0.1); udp6x is UDP over IPv6 behind a
@@ -156,6 +160,12 @@ enum Cmd {
         port: u16,
         secs: u64,
         proto: Proto,
+    },
+    Beat {
+        proto: Proto,
+        every: Duration,
+        tally: PathBuf,
+        rounds: u64,
     },
     AsUser {
         uid: u32,
@@ -515,6 +525,31 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             let proto = parse_proto(args.get(3), &[Proto::Udp4, Proto::Udp6], Some(Proto::Udp4))?;
             no_more(args, 4)?;
             Cmd::Hold { port, secs, proto }
+        }
+        "beat" => {
+            let proto = parse_proto(args.get(1), &Proto::ALL, None)?;
+            let ms: u64 = parse_num(
+                "MS",
+                args.get(2),
+                "milliseconds between exchanges, e.g. 2000",
+            )?;
+            if ms == 0 {
+                return usage_err("beat: MS must be at least 1 (milliseconds between exchanges)");
+            }
+            let Some(tally) = args.get(3) else {
+                return usage_err("beat: missing TALLYFILE (where to keep the counts)");
+            };
+            let rounds = match args.get(4) {
+                None => 0,
+                s => parse_num("ROUNDS", s, "a number of exchanges (0: until killed)")?,
+            };
+            no_more(args, 5)?;
+            Cmd::Beat {
+                proto,
+                every: Duration::from_millis(ms),
+                tally: PathBuf::from(tally),
+                rounds,
+            }
         }
         "compat-query" => {
             let rcvbuf = match args.get(1) {
@@ -982,6 +1017,64 @@ fn hold(port: u16, secs: u64, proto: Proto) -> ExitCode {
     ExitCode::from(if ok + eperm == 0 { 2 } else { 0 })
 }
 
+/// The word for an outcome in a tally line.
+fn outcome_word(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Delivered(_) => "delivered",
+        Outcome::Blocked(_) => "blocked",
+        Outcome::Failed(_) => "error",
+    }
+}
+
+/// `beat`: what the demo VM runs in the background so the console has traffic to show. One
+/// exchange every `every` (start to start), nothing on stdout or stderr (the console shares the
+/// terminal) unless the tally cannot be written, which ends it; the running counts go to `tally`, replaced whole after each exchange (written next to
+/// it, then renamed) so a reader never sees half a line. `rounds` 0 runs until killed.
+fn beat(
+    proto: Proto,
+    every: Duration,
+    tally: &std::path::Path,
+    rounds: u64,
+    timeout: Duration,
+) -> ExitCode {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "e7-probe".to_string());
+    let mut tmp = tally.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = PathBuf::from(tmp);
+    let mut t = Tally::default();
+    let mut done = 0u64;
+    loop {
+        let started = Instant::now();
+        let o = net::probe(proto, 0, timeout);
+        t.add(&o);
+        done += 1;
+        let line = beat_line(&exe, proto, done, &t, &o);
+        if let Err(e) = std::fs::write(&tmp, line).and_then(|()| std::fs::rename(&tmp, tally)) {
+            println!(
+                "error: beat: cannot write the tally {}: {e}",
+                tally.display()
+            );
+            return ExitCode::from(2);
+        }
+        if rounds != 0 && done >= rounds {
+            return ExitCode::SUCCESS;
+        }
+        std::thread::sleep(every.saturating_sub(started.elapsed()));
+    }
+}
+
+/// One tally line of `beat`.
+fn beat_line(exe: &str, proto: Proto, rounds: u64, t: &Tally, last: &Outcome) -> String {
+    format!(
+        "{exe} {}: rounds={rounds} {} last={}\n",
+        proto.name(),
+        t.line(),
+        outcome_word(last)
+    )
+}
+
 fn as_user(uid: u32, gid: u32, cmd: &[String]) -> ExitCode {
     let Some((prog, rest)) = cmd.split_first() else {
         println!("error: as-user: missing the command to run");
@@ -1088,6 +1181,12 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         Cmd::ConnectWorker => connect_worker(),
         Cmd::StormWorker { proto, dst, count } => storm_worker(proto, dst, count, timeout),
         Cmd::Hold { port, secs, proto } => hold(port, secs, proto),
+        Cmd::Beat {
+            proto,
+            every,
+            tally,
+            rounds,
+        } => beat(proto, every, &tally, rounds, timeout),
         Cmd::AsUser { uid, gid, cmd } => as_user(uid, gid, &cmd),
         Cmd::Console { secs } => ExitCode::from(if genl::console(secs) { 0 } else { 2 }),
         Cmd::GenlFuzz { seed, count } => match fuzz::run(seed, count) {
@@ -1322,5 +1421,74 @@ mod tests {
             "all three fields are required"
         );
         assert_eq!(Tally::parse("delivered=x blocked=0 errors=0"), None);
+    }
+
+    #[test]
+    fn beat_parses_and_names_what_was_wrong() {
+        assert_eq!(
+            p(&["beat", "icmp4", "2000", "/run/x"]),
+            Ok(Cmd::Beat {
+                proto: Proto::Icmp4,
+                every: Duration::from_millis(2000),
+                tally: PathBuf::from("/run/x"),
+                rounds: 0
+            })
+        );
+        assert_eq!(
+            p(&["beat", "udp", "10", "/t", "3"]),
+            Ok(Cmd::Beat {
+                proto: Proto::Udp4,
+                every: Duration::from_millis(10),
+                tally: PathBuf::from("/t"),
+                rounds: 3
+            })
+        );
+        let e = p(&["beat", "udp4", "0", "/t"]).unwrap_err();
+        assert!(e.0.contains("at least 1"), "{e}");
+        let e = p(&["beat", "udp4", "100"]).unwrap_err();
+        assert!(e.0.contains("TALLYFILE"), "{e}");
+        assert!(p(&["beat", "ftp", "100", "/t"]).is_err());
+        assert!(p(&["beat", "udp4", "100", "/t", "1", "x"]).is_err());
+    }
+
+    /// A real run on the host's loopback (no e7 there: every exchange is delivered): the tally file
+    /// holds exactly one line with the counts of the rounds run.
+    #[test]
+    fn beat_keeps_its_tally_in_the_file() {
+        let dir = std::env::temp_dir().join(format!("e7-probe-beat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tally = dir.join("tally");
+        let code = beat(
+            Proto::Udp4,
+            Duration::from_millis(1),
+            &tally,
+            3,
+            Duration::from_millis(1000),
+        );
+        assert_eq!(code, ExitCode::SUCCESS);
+        let text = std::fs::read_to_string(&tally).unwrap();
+        assert!(
+            text.ends_with(" udp4: rounds=3 delivered=3 blocked=0 errors=0 last=delivered\n"),
+            "{text:?}"
+        );
+        assert_eq!(text.lines().count(), 1);
+        assert_eq!(Tally::parse(&text).map(|t| t.delivered), Some(3));
+        assert!(!dir.join("tally.new").exists(), "renamed into place");
+        let _ = std::fs::remove_dir_all(&dir);
+        let line = beat_line(
+            "/p",
+            Proto::Tcp4,
+            2,
+            &Tally {
+                delivered: 1,
+                blocked: 1,
+                errors: 0,
+            },
+            &Outcome::Blocked("x".into()),
+        );
+        assert_eq!(
+            line,
+            "/p tcp4: rounds=2 delivered=1 blocked=1 errors=0 last=blocked\n"
+        );
     }
 }
