@@ -99,7 +99,10 @@ pub use schema::{
     Const, Flag, ProtocolError, ValueClass, ValueError, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6,
     PROTO_TCP, PROTO_UDP,
 };
-pub use socket::{CachedVerdict, Identity, KnownSocket, SocketCache, SocketKey};
+pub use socket::{
+    CachedVerdict, Identity, KnownSocket, Probe, SharedSockets, SocketCache, SocketKey,
+    SocketsRead, SocketsWrite,
+};
 pub use squelch::Squelch;
 pub use sync::{DeferredOutcome, DeferredReport, Engine, Outcome, PathStats, DEFERRED_BATCH};
 

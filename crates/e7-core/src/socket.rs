@@ -7,25 +7,43 @@
 //! stores the inode ([`KnownSocket::inode`]) for diagnostics and to match the active-socket cache.
 //! Userspace embedders without cookies may pass the inode as the key.
 //!
-//! **Layout.** `SETS` sets of `WAYS` ways (defaults 128 × 8 = 1024 sockets). A set keeps its keys
-//! contiguously (8 × u64 = one 64-byte cache line), so a lookup hashes the key to one set and compares
-//! at most `WAYS` keys: a bounded probe, one cache line for a miss.
+//! **Layout.** `SETS` sets of `WAYS` ways (defaults 128 × 8 = 1024 sockets). A set is one 64-byte
+//! *head* line (a 32-bit tag of each way's key, the occupancy bits and the set's LRU clock) followed
+//! by one 64-byte line per entry holding everything a packet needs: the entry's sequence count, its
+//! LRU stamp, the key, the cached verdict (decision, protocol and policy generation), the identity,
+//! the owner and the inode. A hit reads two lines of the cache (the head, the entry); a miss reads
+//! the head alone unless a 32-bit tag collides. 72 bytes per socket.
 //!
-//! **LRU, per user.** Inserting advances a wrapping `u32` clock; an entry's stamp is the clock value when
-//! it was last inserted or looked up. The victim in a full set is the least recently used entry (largest
-//! wrap-safe age `clock.wrapping_sub(stamp)`, correct across the u32 wrap-around; the start of the clock
-//! is injectable, [`SocketCache::with_clock`], so tests cross it) **of the uid holding the most entries
-//! in that set** (ties: the inserting uid). Why: an evicted socket's next softirq packet cannot be
-//! identified at once (it is dropped and re-identified by deferred work), so an unprivileged user who
-//! churns sockets must only ever evict their own: another user's socket is evicted only from a set
-//! where that user holds at least as many entries as anyone else.
+//! **LRU, per user.** Inserting advances the set's wrapping `u32` clock; an entry's stamp is the
+//! clock value when it was last inserted or looked up. The victim in a full set is the least
+//! recently used entry (largest wrap-safe age `clock.wrapping_sub(stamp)`, correct across the u32
+//! wrap-around; the start of the clocks is injectable, [`SocketCache::with_clock`], so tests cross
+//! it) **of the uid holding the most entries in that set** (ties: the inserting uid). Why: an
+//! evicted socket's next softirq packet cannot be identified at once (it is dropped and
+//! re-identified by deferred work), so an unprivileged user who churns sockets must only ever evict
+//! their own: another user's socket is evicted only from a set where that user holds at least as
+//! many entries as anyone else. The clock is per set so that a hit reads no line beyond its set's.
 //!
-//! **Concurrency.** [`SocketCache::lookup`] and [`SocketCache::store_verdict`] take `&self` and touch
-//! only atomics (stamp refresh with a relaxed store that is skipped when unchanged, verdict + policy
-//! generation packed in one `AtomicU64`), so packets run under a *shared* lock. `insert`, `forget` and
-//! `clear` take `&mut self` (exclusive lock; the miss path).
+//! **Concurrency: lock-free readers, one writer at a time.** Every field is an atomic, so a reader
+//! needs no lock at all ([`SocketCache::lookup`] with `&self`). Each entry carries a *sequence
+//! count*: a writer makes it odd, rewrites the entry, makes it even again (release); a reader loads
+//! it (acquire), copies the entry, and loads it again after an acquire fence — a changed or odd count
+//! means the copy may be torn, and it is thrown away ([`Probe::Busy`]), never returned. So a reader
+//! gets a whole entry as some writer left it, or nothing: never the key of one socket with the
+//! verdict or owner of another. Writers are serialised by the caller: `&mut self` for a
+//! standalone cache, or [`SharedSockets`]' write lock (the engine's). The verdict word alone is
+//! also written by [`SocketCache::store_verdict`] under the *shared* lock (it keeps the entry's key,
+//! so it needs no sequence bump: any verdict a reader sees beside that key was computed for it).
+//!
+//! A reader writes nothing shared on a hit: the LRU stamp is stored only when the set's clock moved
+//! since the entry's last use (an insert into the same set), never per packet.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{
+    fence, AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
+
+use lock_api::{RawRwLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::decide::Decision;
 use crate::exe::ExeId;
@@ -62,15 +80,6 @@ pub struct KnownSocket {
     pub uid: u32,
     /// The executable.
     pub exe: Identity,
-}
-
-impl KnownSocket {
-    const EMPTY: KnownSocket = KnownSocket {
-        inode: 0,
-        owner: TaskId::tgid_only(0),
-        uid: 0,
-        exe: Identity::Unknown,
-    };
 }
 
 /// A decision cached for a socket, tagged with the policy generation it was computed under and,
@@ -142,44 +151,243 @@ impl CachedVerdict {
     }
 }
 
-/// One set: keys first (one cache line for 8 ways), then the rest.
-#[repr(C, align(64))]
-struct Set<const WAYS: usize> {
-    keys: [u64; WAYS],
-    used: u32,
-    stamps: [AtomicU32; WAYS],
-    verdicts: [AtomicU64; WAYS],
-    values: [KnownSocket; WAYS],
+/// The 32-bit tag of a key kept in the set's head line (a hint: the entry's full key decides).
+const fn tag_of(key: u64) -> u32 {
+    (key ^ (key >> 32)) as u32
 }
 
-impl<const WAYS: usize> Set<WAYS> {
+/// The set's head line: the ways' key tags, occupancy and the set's LRU clock.
+#[repr(C, align(64))]
+struct Head<const WAYS: usize> {
+    tags: [AtomicU32; WAYS],
+    used: AtomicU32,
+    clock: AtomicU32,
+}
+
+/// Identity packed in a u64 (tag in the top byte; 0 = a free entry).
+const ID_EXE: u64 = 1 << 56;
+const ID_TOO_LONG: u64 = 2 << 56;
+const ID_NO_HOST_PATH: u64 = 3 << 56;
+const ID_UNKNOWN: u64 = 4 << 56;
+const ID_TAG: u64 = 0xFF << 56;
+
+const fn pack_identity(i: Identity) -> u64 {
+    match i {
+        Identity::Exe(id) => ID_EXE | (id.to_u64() & !ID_TAG),
+        Identity::PathTooLong => ID_TOO_LONG,
+        Identity::NoHostPath => ID_NO_HOST_PATH,
+        Identity::Unknown => ID_UNKNOWN,
+    }
+}
+
+/// `None` for a free entry (or a value no writer stores).
+const fn unpack_identity(v: u64) -> Option<Identity> {
+    match v & ID_TAG {
+        ID_EXE => match ExeId::from_u64(v & !ID_TAG) {
+            Some(id) => Some(Identity::Exe(id)),
+            None => None,
+        },
+        ID_TOO_LONG => Some(Identity::PathTooLong),
+        ID_NO_HOST_PATH => Some(Identity::NoHostPath),
+        ID_UNKNOWN => Some(Identity::Unknown),
+        _ => None,
+    }
+}
+
+/// One entry: exactly one 64-byte line, written only under its sequence count.
+#[repr(C, align(64))]
+struct Entry {
+    /// Sequence count: odd while a writer rewrites the entry.
+    seq: AtomicU32,
+    /// LRU stamp (the set's clock at the last insert or lookup; outside the sequence: a hint).
+    stamp: AtomicU32,
+    key: AtomicU64,
+    /// [`CachedVerdict`] bits.
+    verdict: AtomicU64,
+    /// [`pack_identity`]; 0 = free.
+    ident: AtomicU64,
+    /// `tgid << 32 | uid`.
+    tgid_uid: AtomicU64,
+    start_ns: AtomicU64,
+    exec_id: AtomicU64,
+    inode: AtomicU64,
+}
+
+/// What one lock-free read attempt of an entry saw.
+enum Read {
+    /// A whole entry: key, value, verdict bits.
+    Whole(u64, KnownSocket, u64),
+    /// Free.
+    Free,
+    /// A writer was (or is) rewriting it: the copy was thrown away.
+    Torn,
+}
+
+impl Entry {
     const fn empty() -> Self {
-        Set {
-            keys: [0; WAYS],
-            used: 0,
-            stamps: [const { AtomicU32::new(0) }; WAYS],
-            verdicts: [const { AtomicU64::new(0) }; WAYS],
-            values: [KnownSocket::EMPTY; WAYS],
+        Entry {
+            seq: AtomicU32::new(0),
+            stamp: AtomicU32::new(0),
+            key: AtomicU64::new(0),
+            verdict: AtomicU64::new(0),
+            ident: AtomicU64::new(0),
+            tgid_uid: AtomicU64::new(0),
+            start_ns: AtomicU64::new(0),
+            exec_id: AtomicU64::new(0),
+            inode: AtomicU64::new(0),
         }
     }
 
+    /// One read attempt under the sequence count (lock-free).
+    #[inline(always)]
+    fn read(&self) -> Read {
+        let s1 = self.seq.load(Acquire);
+        if s1 & 1 != 0 {
+            return Read::Torn;
+        }
+        let key = self.key.load(Relaxed);
+        let verdict = self.verdict.load(Relaxed);
+        let ident = self.ident.load(Relaxed);
+        let tgid_uid = self.tgid_uid.load(Relaxed);
+        let start_ns = self.start_ns.load(Relaxed);
+        let exec_id = self.exec_id.load(Relaxed);
+        let inode = self.inode.load(Relaxed);
+        // Every load above happens before the re-check (pairs with the writer's release fence).
+        fence(Acquire);
+        if self.seq.load(Relaxed) != s1 {
+            return Read::Torn;
+        }
+        let Some(exe) = unpack_identity(ident) else {
+            return Read::Free;
+        };
+        let known = KnownSocket {
+            inode,
+            owner: TaskId {
+                start_ns,
+                exec_id,
+                tgid: (tgid_uid >> 32) as u32,
+                pad: 0,
+            },
+            uid: tgid_uid as u32,
+            exe,
+        };
+        Read::Whole(key, known, verdict)
+    }
+
+    /// Rewrites the entry (the caller is the only writer: `&mut` cache or the write lock).
+    fn write(&self, key: u64, known: Option<&KnownSocket>, verdict: u64) {
+        let s = self.seq.load(Relaxed);
+        self.seq.store(s.wrapping_add(1), Relaxed);
+        // The odd count is visible before any field changes.
+        fence(Release);
+        self.key.store(key, Relaxed);
+        self.verdict.store(verdict, Relaxed);
+        match known {
+            Some(k) => {
+                self.ident.store(pack_identity(k.exe), Relaxed);
+                self.tgid_uid
+                    .store((u64::from(k.owner.tgid) << 32) | u64::from(k.uid), Relaxed);
+                self.start_ns.store(k.owner.start_ns, Relaxed);
+                self.exec_id.store(k.owner.exec_id, Relaxed);
+                self.inode.store(k.inode, Relaxed);
+            }
+            None => self.ident.store(0, Relaxed),
+        }
+        self.seq.store(s.wrapping_add(2), Release);
+    }
+
+    /// The entry as the only writer sees it (no concurrent writer: no retry needed).
+    fn current(&self) -> Option<(u64, KnownSocket)> {
+        match self.read() {
+            Read::Whole(k, v, _) => Some((k, v)),
+            _ => None,
+        }
+    }
+}
+
+/// One set: its head line, then one line per way.
+#[repr(C, align(64))]
+struct Set<const WAYS: usize> {
+    head: Head<WAYS>,
+    entries: [Entry; WAYS],
+}
+
+/// The outcome of one lock-free probe ([`SocketCache::probe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The socket's entry and cached decision, copied whole.
+    Hit(KnownSocket, CachedVerdict),
+    /// Not cached.
+    Miss,
+    /// A writer was rewriting an entry whose tag matched: nothing returned (retry, or read under
+    /// the shared lock).
+    Busy,
+}
+
+impl<const WAYS: usize> Set<WAYS> {
+    const fn empty(clock: u32) -> Self {
+        Set {
+            head: Head {
+                tags: [const { AtomicU32::new(0) }; WAYS],
+                used: AtomicU32::new(0),
+                clock: AtomicU32::new(clock),
+            },
+            entries: [const { Entry::empty() }; WAYS],
+        }
+    }
+
+    fn used(&self) -> u32 {
+        self.head.used.load(Acquire)
+    }
+
+    /// The way holding `key`, for the (only) writer.
     fn find(&self, key: u64) -> Option<usize> {
-        (0..WAYS)
-            .zip(self.keys.iter())
-            .find(|&(w, &k)| k == key && self.used & bit(w) != 0)
-            .map(|(w, _)| w)
+        let used = self.used();
+        (0..WAYS).zip(self.entries.iter()).find_map(|(w, e)| {
+            (used & bit(w) != 0 && matches!(e.current(), Some((k, _)) if k == key)).then_some(w)
+        })
+    }
+
+    /// Lock-free: the entry of `key`, copied whole; refreshes its stamp if asked.
+    #[inline(always)]
+    fn probe(&self, key: u64, refresh: bool) -> Probe {
+        let used = self.used();
+        let tag = tag_of(key);
+        let mut out = Probe::Miss;
+        for ((w, t), e) in (0..WAYS)
+            .zip(self.head.tags.iter())
+            .zip(self.entries.iter())
+        {
+            if used & bit(w) == 0 || t.load(Relaxed) != tag {
+                continue;
+            }
+            match e.read() {
+                Read::Whole(k, v, cv) if k == key => {
+                    if refresh {
+                        let now = self.head.clock.load(Relaxed);
+                        // Only when an insert moved the clock: a hot entry is not written per packet.
+                        if e.stamp.load(Relaxed) != now {
+                            e.stamp.store(now, Relaxed);
+                        }
+                    }
+                    return Probe::Hit(v, CachedVerdict(cv));
+                }
+                Read::Torn => out = Probe::Busy,
+                _ => {}
+            }
+        }
+        out
     }
 }
 
 /// Set-associative LRU cache of known sockets, `SETS` × `WAYS` entries (defaults 128 × 8).
 ///
-/// `SETS` must be a power of two, `1 <= WAYS <= 32`. Memory ≈ `SETS × WAYS × 48` bytes
-/// (≈ 48 KiB for the defaults); constructible in a `static` via [`SocketCache::new`].
+/// `SETS` must be a power of two, `1 <= WAYS <= 32`. Memory = `SETS × (WAYS + 1) × 64` bytes
+/// (72 KiB for the defaults); constructible in a `static` via [`SocketCache::new`].
 pub struct SocketCache<const SETS: usize = 128, const WAYS: usize = 8> {
     sets: [Set<WAYS>; SETS],
-    clock: AtomicU32,
-    len: usize,
-    evictions: u64,
+    len: AtomicUsize,
+    evictions: AtomicU64,
 }
 
 impl<const SETS: usize, const WAYS: usize> Default for SocketCache<SETS, WAYS> {
@@ -193,6 +401,10 @@ const fn set_of(key: u64, mask: usize) -> usize {
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & mask
 }
 
+/// How often a lock-free lookup retries an entry a writer is rewriting before it gives up
+/// ([`SharedSockets::lookup`] then reads under the shared lock).
+const LOCKFREE_TRIES: usize = 2;
+
 impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
     const CHECK: () = assert!(
         SETS.is_power_of_two() && WAYS >= 1 && WAYS <= 32,
@@ -200,20 +412,24 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
     );
     const MASK: usize = SETS.wrapping_sub(1);
 
-    /// An empty cache with the LRU clock at 0.
+    /// An empty cache with the LRU clocks at 0.
     pub const fn new() -> Self {
-        Self::with_clock(0)
-    }
-
-    /// An empty cache whose LRU clock starts at `start` (tests start near `u32::MAX` to cross the wrap).
-    pub const fn with_clock(start: u32) -> Self {
         let () = Self::CHECK;
         SocketCache {
-            sets: [const { Set::empty() }; SETS],
-            clock: AtomicU32::new(start),
-            len: 0,
-            evictions: 0,
+            sets: [const { Set::empty(0) }; SETS],
+            len: AtomicUsize::new(0),
+            evictions: AtomicU64::new(0),
         }
+    }
+
+    /// An empty cache whose sets' LRU clocks start at `start` (tests start near `u32::MAX` to cross
+    /// the wrap).
+    pub fn with_clock(start: u32) -> Self {
+        let c = Self::new();
+        for set in c.sets.iter() {
+            set.head.clock.store(start, Relaxed);
+        }
+        c
     }
 
     /// Total capacity `SETS × WAYS`.
@@ -223,22 +439,22 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
 
     /// Number of cached sockets.
     pub fn len(&self) -> usize {
-        self.len
+        self.len.load(Relaxed)
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Entries evicted by inserts into full sets.
     pub fn evictions(&self) -> u64 {
-        self.evictions
+        self.evictions.load(Relaxed)
     }
 
-    /// The LRU clock (advances once per insert).
-    pub fn clock(&self) -> u32 {
-        self.clock.load(Relaxed)
+    /// The LRU clock of `key`'s set (advances once per insert into that set).
+    pub fn clock_of(&self, key: SocketKey) -> u32 {
+        self.set(key).map_or(0, |s| s.head.clock.load(Relaxed))
     }
 
     /// The set a key maps to (tests and the fuzz model use it to reason about LRU per set).
@@ -247,42 +463,55 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
         set_of(key.0, Self::MASK)
     }
 
+    #[inline(always)]
     fn set(&self, key: SocketKey) -> Option<&Set<WAYS>> {
         self.sets.get(set_of(key.0, Self::MASK))
     }
 
-    /// The socket's entry and cached decision; refreshes its LRU stamp. Touches only atomics.
-    pub fn lookup(&self, key: SocketKey) -> Option<(KnownSocket, CachedVerdict)> {
-        let set = self.set(key)?;
-        let w = set.find(key.0)?;
-        let now = self.clock.load(Relaxed);
-        if let Some(st) = set.stamps.get(w) {
-            // Skip the store when unchanged so hot entries do not dirty the line on every packet.
-            if st.load(Relaxed) != now {
-                st.store(now, Relaxed);
-            }
+    /// One lock-free probe: the entry copied whole, a miss, or [`Probe::Busy`] when a writer was
+    /// rewriting an entry that may be the socket's. Refreshes the LRU stamp on a hit (a store only
+    /// when an insert into the set moved its clock since the entry's last use).
+    #[inline(always)]
+    pub fn probe(&self, key: SocketKey) -> Probe {
+        match self.set(key) {
+            Some(set) => set.probe(key.0, true),
+            None => Probe::Miss,
         }
-        let v = set.verdicts.get(w).map_or(0, |a| a.load(Relaxed));
-        set.values.get(w).map(|k| (*k, CachedVerdict(v)))
+    }
+
+    /// The socket's entry and cached decision; refreshes its LRU stamp. Lock-free; with writers
+    /// running concurrently (a [`SharedSockets`]), use [`SharedSockets::lookup`], which falls
+    /// back to the shared lock if an entry stays busy (here a busy entry reads as a miss).
+    pub fn lookup(&self, key: SocketKey) -> Option<(KnownSocket, CachedVerdict)> {
+        self.lookup_with(key, true)
     }
 
     /// Like [`SocketCache::lookup`] but does not refresh the LRU stamp.
     pub fn peek(&self, key: SocketKey) -> Option<(KnownSocket, CachedVerdict)> {
-        let set = self.set(key)?;
-        let w = set.find(key.0)?;
-        let v = set.verdicts.get(w).map_or(0, |a| a.load(Relaxed));
-        set.values.get(w).map(|k| (*k, CachedVerdict(v)))
+        self.lookup_with(key, false)
     }
 
-    /// Stores the decision for a cached socket (atomically, under a shared lock). Returns false if
-    /// the socket is not cached.
+    fn lookup_with(&self, key: SocketKey, refresh: bool) -> Option<(KnownSocket, CachedVerdict)> {
+        let set = self.set(key)?;
+        for _ in 0..LOCKFREE_TRIES {
+            match set.probe(key.0, refresh) {
+                Probe::Hit(k, v) => return Some((k, v)),
+                Probe::Miss => return None,
+                Probe::Busy => {}
+            }
+        }
+        None
+    }
+
+    /// Stores the decision for a cached socket (one atomic store; under a shared lock, or with
+    /// `&mut`: the entry's key cannot change meanwhile). Returns false if the socket is not cached.
     pub fn store_verdict(&self, key: SocketKey, verdict: CachedVerdict) -> bool {
         let Some(set) = self.set(key) else {
             return false;
         };
-        match set.find(key.0).and_then(|w| set.verdicts.get(w)) {
-            Some(a) => {
-                a.store(verdict.0, Relaxed);
+        match set.find(key.0).and_then(|w| set.entries.get(w)) {
+            Some(e) => {
+                e.verdict.store(verdict.0, Release);
                 true
             }
             None => false,
@@ -292,38 +521,39 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
     /// Inserts or replaces the entry for `key` (the cached decision is reset). If the set is full, the
     /// least recently used entry of the set is evicted and its key returned.
     pub fn insert(&mut self, key: SocketKey, known: KnownSocket) -> Option<SocketKey> {
-        let now = {
-            let c = self.clock.get_mut();
-            *c = c.wrapping_add(1);
-            *c
-        };
-        let set = self.sets.get_mut(set_of(key.0, Self::MASK))?;
+        self.insert_excl(key, known)
+    }
+
+    /// [`SocketCache::insert`] for the only writer (the caller serialises writers).
+    fn insert_excl(&self, key: SocketKey, known: KnownSocket) -> Option<SocketKey> {
+        let set = self.set(key)?;
+        let now = set.head.clock.load(Relaxed).wrapping_add(1);
+        set.head.clock.store(now, Relaxed);
+        let used = set.used();
         let mut evicted = None;
         let way = if let Some(w) = set.find(key.0) {
             w
-        } else if let Some(w) = (0..WAYS).find(|&w| set.used & bit(w) == 0) {
-            self.len = self.len.saturating_add(1);
+        } else if let Some(w) = (0..WAYS).find(|&w| used & bit(w) == 0) {
+            self.len.fetch_add(1, Relaxed);
             w
         } else {
             // Full set: the victim is the least recently used entry of the uid holding the most
             // entries in the set (ties: the inserting uid's own entry), so one user's socket churn
             // evicts that user's entries, never a user's with fewer entries here than the churner.
             let victim = Self::victim(set, now, known.uid);
-            evicted = set.keys.get(victim).map(|&k| SocketKey(k));
-            self.evictions = self.evictions.wrapping_add(1);
+            evicted = set
+                .entries
+                .get(victim)
+                .and_then(|e| e.current())
+                .map(|(k, _)| SocketKey(k));
+            self.evictions.fetch_add(1, Relaxed);
             victim
         };
-        if let (Some(k), Some(v), Some(st), Some(vd)) = (
-            set.keys.get_mut(way),
-            set.values.get_mut(way),
-            set.stamps.get_mut(way),
-            set.verdicts.get_mut(way),
-        ) {
-            *k = key.0;
-            *v = known;
-            *st.get_mut() = now;
-            *vd.get_mut() = CachedVerdict::EMPTY.0;
-            set.used |= bit(way);
+        if let (Some(e), Some(t)) = (set.entries.get(way), set.head.tags.get(way)) {
+            e.write(key.0, Some(&known), CachedVerdict::EMPTY.0);
+            e.stamp.store(now, Relaxed);
+            t.store(tag_of(key.0), Relaxed);
+            set.head.used.store(used | bit(way), Release);
         }
         evicted
     }
@@ -332,7 +562,12 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
     /// (largest wrap-safe age) entry among those of the uids with the most entries in the set —
     /// only the inserting uid's own entries when it is one of them.
     fn victim(set: &Set<WAYS>, now: u32, inserting: u32) -> usize {
-        let uid_of = |w: usize| set.values.get(w).map_or(0, |v| v.uid);
+        let uid_of = |w: usize| {
+            set.entries
+                .get(w)
+                .and_then(|e| e.current())
+                .map_or(0, |(_, v)| v.uid)
+        };
         let count = |uid: u32| (0..WAYS).filter(|&w| uid_of(w) == uid).count();
         let most = (0..WAYS).map(|w| count(uid_of(w))).max().unwrap_or(0);
         let own = count(inserting) == most;
@@ -347,11 +582,11 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
         let mut victim = 0usize;
         let mut oldest = 0u32;
         let mut found = false;
-        for (w, st) in (0..WAYS).zip(set.stamps.iter()) {
+        for (w, e) in (0..WAYS).zip(set.entries.iter()) {
             if !candidate(w) {
                 continue;
             }
-            let age = now.wrapping_sub(st.load(Relaxed));
+            let age = now.wrapping_sub(e.stamp.load(Relaxed));
             if !found || age > oldest {
                 victim = w;
                 oldest = age;
@@ -363,50 +598,77 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
 
     /// Removes the entry for `key`; returns whether it was cached.
     pub fn forget(&mut self, key: SocketKey) -> bool {
-        let Some(set) = self.sets.get_mut(set_of(key.0, Self::MASK)) else {
+        self.forget_excl(key)
+    }
+
+    fn forget_excl(&self, key: SocketKey) -> bool {
+        let Some(set) = self.set(key) else {
             return false;
         };
         match set.find(key.0) {
             Some(w) => {
-                set.used &= !bit(w);
-                self.len = self.len.saturating_sub(1);
+                Self::free(set, w);
+                self.len.fetch_sub(1, Relaxed);
                 true
             }
             None => false,
         }
     }
 
+    /// Frees way `w` of `set`: the entry first (a reader that saw the occupancy bit finds it free).
+    fn free(set: &Set<WAYS>, w: usize) {
+        if let Some(e) = set.entries.get(w) {
+            e.write(0, None, CachedVerdict::EMPTY.0);
+        }
+        let used = set.used();
+        set.head.used.store(used & !bit(w), Release);
+    }
+
     /// Removes every entry owned by process `tgid` (e.g. when it exits); returns how many.
     pub fn forget_tgid(&mut self, tgid: u32) -> usize {
+        self.forget_tgid_excl(tgid)
+    }
+
+    fn forget_tgid_excl(&self, tgid: u32) -> usize {
         let mut n = 0usize;
-        for set in self.sets.iter_mut() {
-            for (w, v) in (0..WAYS).zip(set.values.iter()) {
-                if set.used & bit(w) != 0 && v.owner.tgid == tgid {
-                    set.used &= !bit(w);
+        for set in self.sets.iter() {
+            let used = set.used();
+            for (w, e) in (0..WAYS).zip(set.entries.iter()) {
+                if used & bit(w) != 0 && matches!(e.current(), Some((_, v)) if v.owner.tgid == tgid)
+                {
+                    Self::free(set, w);
                     n = n.saturating_add(1);
                 }
             }
         }
-        self.len = self.len.saturating_sub(n);
+        self.len.fetch_sub(n.min(self.len()), Relaxed);
         n
     }
 
-    /// Empties the cache in place (the clock keeps running).
+    /// Empties the cache in place (the clocks keep running).
     pub fn clear(&mut self) {
-        for set in self.sets.iter_mut() {
-            set.used = 0;
+        self.clear_excl();
+    }
+
+    fn clear_excl(&self) {
+        for set in self.sets.iter() {
+            let used = set.used();
+            for w in (0..WAYS).filter(|&w| used & bit(w) != 0) {
+                Self::free(set, w);
+            }
         }
-        self.len = 0;
-        self.evictions = 0;
+        self.len.store(0, Relaxed);
+        self.evictions.store(0, Relaxed);
     }
 
     /// Iterates over `(key, entry)` of every cached socket (diagnostics, tests).
     pub fn iter(&self) -> impl Iterator<Item = (SocketKey, KnownSocket)> + '_ {
         self.sets.iter().flat_map(|set| {
+            let used = set.used();
             (0..WAYS)
-                .zip(set.keys.iter().zip(set.values.iter()))
-                .filter(move |(w, _)| set.used & bit(*w) != 0)
-                .map(|(_, (k, v))| (SocketKey(*k), *v))
+                .zip(set.entries.iter())
+                .filter(move |(w, _)| used & bit(*w) != 0)
+                .filter_map(|(_, e)| e.current().map(|(k, v)| (SocketKey(k), v)))
         })
     }
 }
@@ -414,4 +676,131 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
 /// The occupancy bit of way `w` (`w < 32`; `wrapping_shl` keeps it panic-free regardless).
 const fn bit(w: usize) -> u32 {
     1u32.wrapping_shl(w as u32)
+}
+
+/// A [`SocketCache`] shared between CPUs: lock-free readers ([`SharedSockets::lookup`], the
+/// per-packet hit), writers serialised by a read/write lock `R` (the kernel's BH-safe rwlock).
+///
+/// Why the lock stays: writers (inserts on misses, forgets, clears) must not run concurrently with
+/// each other, and [`SocketCache::store_verdict`] must not run while an insert replaces its entry;
+/// they hold it ([`SharedSockets::write`], [`SharedSockets::read`]). The hit path takes neither.
+///
+/// Why a reader cannot spin forever, PREEMPT_RT included: a reader retries a busy entry at most
+/// `LOCKFREE_TRIES` (2) times and then takes the shared lock, which waits for the writer the way
+/// any lock does (on RT, a sleeping lock with priority inheritance: a reader that preempted the
+/// writer on its CPU boosts it instead of spinning on its odd sequence count; without RT the
+/// writer holds the lock with bottom halves and preemption off, so no reader runs on its CPU).
+pub struct SharedSockets<R: RawRwLock, const SETS: usize = 128, const WAYS: usize = 8> {
+    lock: RwLock<R, ()>,
+    cache: SocketCache<SETS, WAYS>,
+}
+
+impl<R: RawRwLock, const SETS: usize, const WAYS: usize> Default for SharedSockets<R, SETS, WAYS> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<R: RawRwLock, const SETS: usize, const WAYS: usize> SharedSockets<R, SETS, WAYS> {
+    /// An empty cache (constructible in a `static`).
+    pub const fn new() -> Self {
+        SharedSockets {
+            lock: RwLock::const_new(R::INIT, ()),
+            cache: SocketCache::new(),
+        }
+    }
+
+    /// THE per-packet read: lock-free, writes nothing shared (see [`SocketCache`]'s concurrency
+    /// notes). A torn copy is never returned: a busy entry is retried, then read under the shared
+    /// lock (where no writer runs).
+    #[inline(always)]
+    pub fn lookup(&self, key: SocketKey) -> Option<(KnownSocket, CachedVerdict)> {
+        match self.cache.probe(key) {
+            Probe::Hit(k, v) => Some((k, v)),
+            Probe::Miss => None,
+            Probe::Busy => self.lookup_slow(key),
+        }
+    }
+
+    #[inline(never)]
+    fn lookup_slow(&self, key: SocketKey) -> Option<(KnownSocket, CachedVerdict)> {
+        for _ in 1..LOCKFREE_TRIES {
+            match self.cache.probe(key) {
+                Probe::Hit(k, v) => return Some((k, v)),
+                Probe::Miss => return None,
+                Probe::Busy => {}
+            }
+        }
+        let _shared = self.lock.read();
+        match self.cache.probe(key) {
+            Probe::Hit(k, v) => Some((k, v)),
+            // Under the shared lock no writer runs: Busy cannot happen; a miss it would be.
+            _ => None,
+        }
+    }
+
+    /// The shared lock: reads that must not race an insert (e.g. [`SocketCache::store_verdict`]).
+    pub fn read(&self) -> SocketsRead<'_, R, SETS, WAYS> {
+        SocketsRead {
+            _guard: self.lock.read(),
+            cache: &self.cache,
+        }
+    }
+
+    /// The write lock: inserts, forgets, clears.
+    pub fn write(&self) -> SocketsWrite<'_, R, SETS, WAYS> {
+        SocketsWrite {
+            _guard: self.lock.write(),
+            cache: &self.cache,
+        }
+    }
+}
+
+/// The shared lock of a [`SharedSockets`]: every `&self` method of [`SocketCache`].
+pub struct SocketsRead<'a, R: RawRwLock, const SETS: usize, const WAYS: usize> {
+    _guard: RwLockReadGuard<'a, R, ()>,
+    cache: &'a SocketCache<SETS, WAYS>,
+}
+
+impl<R: RawRwLock, const SETS: usize, const WAYS: usize> core::ops::Deref
+    for SocketsRead<'_, R, SETS, WAYS>
+{
+    type Target = SocketCache<SETS, WAYS>;
+    fn deref(&self) -> &Self::Target {
+        self.cache
+    }
+}
+
+/// The write lock of a [`SharedSockets`]: the writers, plus every `&self` method (by `Deref`).
+pub struct SocketsWrite<'a, R: RawRwLock, const SETS: usize, const WAYS: usize> {
+    _guard: RwLockWriteGuard<'a, R, ()>,
+    cache: &'a SocketCache<SETS, WAYS>,
+}
+
+impl<R: RawRwLock, const SETS: usize, const WAYS: usize> core::ops::Deref
+    for SocketsWrite<'_, R, SETS, WAYS>
+{
+    type Target = SocketCache<SETS, WAYS>;
+    fn deref(&self) -> &Self::Target {
+        self.cache
+    }
+}
+
+impl<R: RawRwLock, const SETS: usize, const WAYS: usize> SocketsWrite<'_, R, SETS, WAYS> {
+    /// [`SocketCache::insert`], as the only writer.
+    pub fn insert(&mut self, key: SocketKey, known: KnownSocket) -> Option<SocketKey> {
+        self.cache.insert_excl(key, known)
+    }
+    /// [`SocketCache::forget`], as the only writer.
+    pub fn forget(&mut self, key: SocketKey) -> bool {
+        self.cache.forget_excl(key)
+    }
+    /// [`SocketCache::forget_tgid`], as the only writer.
+    pub fn forget_tgid(&mut self, tgid: u32) -> usize {
+        self.cache.forget_tgid_excl(tgid)
+    }
+    /// [`SocketCache::clear`], as the only writer.
+    pub fn clear(&mut self) {
+        self.cache.clear_excl();
+    }
 }

@@ -15,7 +15,7 @@
 //! edits go through [`Engine::edit_rules`], which publishes the ring's generation in an atomic before
 //! releasing the write lock.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 pub use lock_api::{RawRwLock, RwLock};
 
@@ -25,13 +25,13 @@ use crate::active::{
 };
 use crate::decide::{decide, decide_early, Decision, Event, PacketFacts, Reason, Verdict};
 use crate::exe::{ExeId, ExeTable};
-use crate::flags::{policy_generation, Action, FlagValues, Flags, Mode};
+use crate::flags::{Action, FlagValues, Flags, Mode};
 use crate::host::{Deferred, ExeError, Host, Packet, SockKind, Stat, TaskId};
 use crate::image::ImageCache;
 use crate::path::ExePath;
 use crate::rules::RuleRing;
 use crate::schema::Flag;
-use crate::socket::{CachedVerdict, Identity, KnownSocket, SocketCache, SocketKey};
+use crate::socket::{CachedVerdict, Identity, KnownSocket, SharedSockets, SocketKey};
 use crate::squelch::Squelch;
 
 /// The result of [`Engine::decide_packet`].
@@ -226,8 +226,8 @@ pub struct Engine<
     pub rules: RwLock<R, RuleRing<RULES>>,
     /// Executable paths.
     pub exes: RwLock<R, ExeTable<EXES>>,
-    /// Known sockets.
-    pub sockets: RwLock<R, SocketCache<SETS, WAYS>>,
+    /// Known sockets: lock-free reads ([`SharedSockets::lookup`]), writers under its lock.
+    pub sockets: SharedSockets<R, SETS, WAYS>,
     /// Active-socket table (only ever write-locked: it is a miss-path structure).
     pub active: RwLock<R, ActiveCache<ACTIVE>>,
     /// Process images already resolved (softirq identification without `d_path`).
@@ -236,7 +236,6 @@ pub struct Engine<
     pub squelch: Squelch<EXES>,
     /// Packet-path counters.
     pub stats: PathStats,
-    rules_gen: AtomicU32,
 }
 
 impl<
@@ -268,21 +267,17 @@ impl<
             flags: Flags::new(),
             rules: RwLock::const_new(R::INIT, RuleRing::new()),
             exes: RwLock::const_new(R::INIT, ExeTable::new()),
-            sockets: RwLock::const_new(R::INIT, SocketCache::new()),
+            sockets: SharedSockets::new(),
             active: RwLock::const_new(R::INIT, ActiveCache::new()),
             images: RwLock::const_new(R::INIT, ImageCache::new()),
             squelch: Squelch::new(),
             stats: PathStats::new(),
-            rules_gen: AtomicU32::new(0),
         }
     }
 
     /// The current policy generation (flags + rules), lock-free.
     pub fn policy_generation(&self) -> u32 {
-        policy_generation(
-            self.flags.generation(),
-            self.rules_gen.load(Ordering::Acquire),
-        )
+        self.flags.policy_generation()
     }
 
     /// Runs `f` on the rules under the write lock and publishes the new rule generation, so every
@@ -290,7 +285,7 @@ impl<
     pub fn edit_rules<T>(&self, f: impl FnOnce(&mut RuleRing<RULES>) -> T) -> T {
         let mut ring = self.rules.write();
         let out = f(&mut ring);
-        self.rules_gen.store(ring.generation(), Ordering::Release);
+        self.flags.publish_rules_generation(ring.generation());
         out
     }
 
@@ -359,27 +354,22 @@ impl<
             });
         }
         self.count(host, Stat::Packets);
-        let facts = if pkt.malformed {
-            PacketFacts::malformed(pkt.family)
-        } else {
-            PacketFacts::new(pkt.proto, pkt.family)
-        };
         // Read the generation before the flags and any rule (acquire: pairs with the release of
         // every flag or rule change), so a verdict is never tagged with a generation newer than
         // the policy it was computed under; at worst it is tagged older and merely recomputed.
+        // One read-mostly line: the flags' and the rules' generations sit beside the mode.
         let gen = self.policy_generation();
 
-        // Fast path (shared lock, atomics only, no flags snapshot). A verdict is cached only for a
-        // packet `decide_early` did not decide (mode enabled, well-formed),
-        // tagged with the generation it was computed under and its protocol; so a still-valid one
-        // means `decide_early` would decide nothing now either (a mode change bumps the
-        // generation). Malformed packets never take it.
+        // Fast path: lock-free (the socket cache's sequence-counted read writes nothing shared),
+        // no flags snapshot, no facts. A verdict is cached only for a packet `decide_early` did
+        // not decide (mode enabled, well-formed), tagged with the generation it was computed
+        // under and its protocol; so a still-valid one means `decide_early` would decide nothing
+        // now either (a mode change bumps the generation). Malformed packets never take it.
         let sk = pkt.sk.filter(|_| !pkt.malformed);
         let mut hit = None;
         if let Some(sk) = sk {
             let key = host.sock_key(sk);
-            let found = self.sockets.read().lookup(key);
-            if let Some((known, cv)) = found {
+            if let Some((known, cv)) = self.sockets.lookup(key) {
                 // In task context the sender is known: a verdict earned by another process image
                 // (fork, exec, a descriptor passed on) is not reused, the sender is identified.
                 let same_sender = !pkt.in_task
@@ -387,14 +377,29 @@ impl<
                     || host.sender(sk).is_none_or(|t| t == known.owner);
                 if !same_sender {
                     self.count(host, Stat::Resent);
-                } else if let Some(d) = cv.get_for(gen, facts.proto) {
+                } else if let Some(d) = cv.get_for(gen, pkt.proto) {
                     self.count(host, Stat::Hits);
+                    if d.event.is_none() {
+                        // The common hit: no event to build, nothing else to read.
+                        return Outcome {
+                            decision: d,
+                            event: None,
+                            cached: true,
+                            ident: known.exe,
+                        };
+                    }
+                    let facts = PacketFacts::new(pkt.proto, pkt.family);
                     return self.finish(host, &facts, known.exe, d, true);
                 }
                 hit = Some((key, known, same_sender));
             }
         }
 
+        let facts = if pkt.malformed {
+            PacketFacts::malformed(pkt.family)
+        } else {
+            PacketFacts::new(pkt.proto, pkt.family)
+        };
         let flags = self.flags.snapshot();
         if let Some(d) = decide_early(&flags, &facts) {
             return Outcome::plain(d);
