@@ -804,3 +804,40 @@ impl<R: RawRwLock, const SETS: usize, const WAYS: usize> SocketsWrite<'_, R, SET
         self.cache.clear_excl();
     }
 }
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+
+    fn known() -> KnownSocket {
+        KnownSocket {
+            inode: 5,
+            owner: TaskId::tgid_only(9),
+            uid: 1000,
+            exe: Identity::Unknown,
+        }
+    }
+
+    /// An entry whose writer never finishes (odd sequence count) is never returned: the probe says
+    /// busy, and the engine's lookup, after its retries and the shared lock, reads it as a miss.
+    #[test]
+    fn an_entry_being_written_reads_as_busy_then_miss() {
+        let c: SharedSockets<parking_lot::RawRwLock, 1, 2> = SharedSockets::new();
+        c.write().insert(SocketKey(3), known());
+        assert!(matches!(c.cache.probe(SocketKey(3)), Probe::Hit(..)));
+        let e = &c.cache.sets[0].entries[c.cache.sets[0].find(3).unwrap()];
+        e.seq.fetch_add(1, Relaxed);
+        assert_eq!(c.cache.probe(SocketKey(3)), Probe::Busy);
+        assert_eq!(c.lookup(SocketKey(3)), None);
+        e.seq.fetch_add(1, Relaxed);
+        assert_eq!(c.lookup(SocketKey(3)).map(|(k, _)| k), Some(known()));
+    }
+
+    /// Layout the hit path relies on: one line per entry, one head line per set.
+    #[test]
+    fn one_line_per_entry() {
+        assert_eq!(core::mem::size_of::<Entry>(), 64);
+        assert_eq!(core::mem::size_of::<Head<8>>(), 64);
+        assert_eq!(core::mem::size_of::<Set<8>>(), 9 * 64);
+    }
+}
