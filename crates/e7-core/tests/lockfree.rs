@@ -23,7 +23,7 @@ const KEYS: u64 = 16;
 
 fn decision(v: u64) -> Decision {
     Decision {
-        verdict: if v % 2 == 0 {
+        verdict: if v.is_multiple_of(2) {
             Verdict::Accept
         } else {
             Verdict::Drop
@@ -117,10 +117,10 @@ fn lock_free_readers_never_see_a_torn_or_mixed_entry() {
                     0 => {
                         wr.forget(SocketKey(key));
                     }
-                    1 if (i >> 40) % 64 == 0 => wr.clear(),
+                    1 if (i >> 40).is_multiple_of(64) => wr.clear(),
                     _ => {
                         wr.insert(SocketKey(key), entry(&ids, key, v));
-                        if (i >> 24) % 2 == 0 {
+                        if (i >> 24).is_multiple_of(2) {
                             wr.store_verdict(SocketKey(key), verdict(key, v));
                         }
                     }
@@ -198,7 +198,7 @@ fn a_lookup_after_a_write_sees_it() {
             c.lookup(SocketKey(key)),
             Some((entry(&ids, key, v), verdict(key, v)))
         );
-        if v % 3 == 0 {
+        if v.is_multiple_of(3) {
             assert!(c.write().forget(SocketKey(key)));
             assert_eq!(c.lookup(SocketKey(key)), None);
         }
