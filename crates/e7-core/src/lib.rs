@@ -100,11 +100,13 @@ pub use schema::{
     PROTO_TCP, PROTO_UDP,
 };
 pub use socket::{
-    CachedVerdict, Identity, KnownSocket, Probe, SharedSockets, SocketCache, SocketKey,
-    SocketsRead, SocketsWrite,
+    CachedVerdict, Fast, FastIdentity, Identity, KnownSocket, Probe, SharedSockets, SocketCache,
+    SocketKey, SocketsRead, SocketsWrite,
 };
 pub use squelch::Squelch;
-pub use sync::{DeferredOutcome, DeferredReport, Engine, Outcome, PathStats, DEFERRED_BATCH};
+pub use sync::{
+    CachedHit, Decided, DeferredOutcome, DeferredReport, Engine, Outcome, PathStats, DEFERRED_BATCH,
+};
 
 #[cfg(feature = "std")]
 pub use firewall::{Firewall, FirewallError, FirewallEvent, ProcHost, StdEngine, StdSock};

@@ -142,6 +142,16 @@ impl CachedVerdict {
         self.get(current_generation)
     }
 
+    /// [`CachedVerdict::get_for`] without decoding: the decision's bits ([`Decision::to_bits`]).
+    #[inline(always)]
+    pub fn bits_for(self, current_generation: u32, proto: u32) -> Option<u8> {
+        let stored_proto = (self.0 >> Self::PROTO_SHIFT) as u8;
+        let proto_ok =
+            self.0 & Self::ANY_PROTO != 0 || (proto <= 0xFF && u32::from(stored_proto) == proto);
+        (proto_ok && self.0 & Self::VALID != 0 && self.0 as u32 == current_generation)
+            .then_some((self.0 >> 32) as u8)
+    }
+
     /// The stored decision and its generation, whatever the generation.
     pub fn raw(self) -> Option<(Decision, u32)> {
         if self.0 & Self::VALID == 0 {
@@ -274,6 +284,37 @@ impl Entry {
         Read::Whole(key, known, verdict)
     }
 
+    /// The hit path's read (lock-free): the decision bits of a still-valid verdict for `key`, and the
+    /// packed identity, if the entry holds `key`, its verdict was computed under `gen` for `proto`
+    /// and `sender` (when given) is the process image the verdict was earned by. Reads only the
+    /// words that decide; any doubt is [`Fast::Slow`].
+    #[inline(always)]
+    fn check(&self, key: u64, gen: u32, proto: u32, sender: Option<&TaskId>) -> Fast {
+        let s1 = self.seq.load(Acquire);
+        let k = self.key.load(Relaxed);
+        let verdict = self.verdict.load(Relaxed);
+        let ident = self.ident.load(Relaxed);
+        let tgid_uid = self.tgid_uid.load(Relaxed);
+        let (start_ns, exec_id) = match sender {
+            Some(_) => (self.start_ns.load(Relaxed), self.exec_id.load(Relaxed)),
+            None => (0, 0),
+        };
+        fence(Acquire);
+        if s1 & 1 != 0 || self.seq.load(Relaxed) != s1 || k != key || ident == 0 {
+            return Fast::Slow;
+        }
+        if let Some(t) = sender {
+            let tgid = (tgid_uid >> 32) as u32;
+            if tgid != 0 && (t.tgid != tgid || t.start_ns != start_ns || t.exec_id != exec_id) {
+                return Fast::Slow;
+            }
+        }
+        match CachedVerdict(verdict).bits_for(gen, proto) {
+            Some(bits) => Fast::Hit(bits, ident),
+            None => Fast::Slow,
+        }
+    }
+
     /// Rewrites the entry (the caller is the only writer: `&mut` cache or the write lock).
     fn write(&self, key: u64, known: Option<&KnownSocket>, verdict: u64) {
         let s = self.seq.load(Relaxed);
@@ -312,6 +353,27 @@ struct Set<const WAYS: usize> {
     entries: [Entry; WAYS],
 }
 
+/// The outcome of the hit path's check ([`SharedSockets::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fast {
+    /// A still-valid cached decision ([`Decision::to_bits`]) and the packed identity
+    /// ([`FastIdentity::get`]).
+    Hit(u8, u64),
+    /// Anything else (a miss, a stale or other-protocol verdict, another sender, a busy entry): take
+    /// the full path, which looks again.
+    Slow,
+}
+
+/// The identity a [`Fast::Hit`] carries, unpacked only when wanted.
+pub struct FastIdentity;
+
+impl FastIdentity {
+    /// The identity packed in a [`Fast::Hit`].
+    pub fn get(packed: u64) -> Identity {
+        unpack_identity(packed).unwrap_or(Identity::Unknown)
+    }
+}
+
 /// The outcome of one lock-free probe ([`SocketCache::probe`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probe {
@@ -346,6 +408,30 @@ impl<const WAYS: usize> Set<WAYS> {
         (0..WAYS).zip(self.entries.iter()).find_map(|(w, e)| {
             (used & bit(w) != 0 && matches!(e.current(), Some((k, _)) if k == key)).then_some(w)
         })
+    }
+
+    /// Lock-free: [`Entry::check`] on the way holding `key` (by tag).
+    #[inline(always)]
+    fn check(&self, key: u64, gen: u32, proto: u32, sender: Option<&TaskId>) -> Fast {
+        let used = self.used();
+        let tag = tag_of(key);
+        for ((w, t), e) in (0..WAYS)
+            .zip(self.head.tags.iter())
+            .zip(self.entries.iter())
+        {
+            if used & bit(w) != 0 && t.load(Relaxed) == tag {
+                let r = e.check(key, gen, proto, sender);
+                if let Fast::Hit(..) = r {
+                    let now = self.head.clock.load(Relaxed);
+                    // Only when an insert moved the clock: a hot entry is not written per packet.
+                    if e.stamp.load(Relaxed) != now {
+                        e.stamp.store(now, Relaxed);
+                    }
+                }
+                return r;
+            }
+        }
+        Fast::Slow
     }
 
     /// Lock-free: the entry of `key`, copied whole; refreshes its stamp if asked.
@@ -466,6 +552,15 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
     #[inline(always)]
     fn set(&self, key: SocketKey) -> Option<&Set<WAYS>> {
         self.sets.get(set_of(key.0, Self::MASK))
+    }
+
+    /// The hit path (lock-free, see [`Fast`]): refreshes the LRU stamp on a hit.
+    #[inline(always)]
+    pub fn check(&self, key: SocketKey, gen: u32, proto: u32, sender: Option<&TaskId>) -> Fast {
+        match self.set(key) {
+            Some(set) => set.check(key.0, gen, proto, sender),
+            None => Fast::Slow,
+        }
     }
 
     /// One lock-free probe: the entry copied whole, a miss, or [`Probe::Busy`] when a writer was
@@ -710,7 +805,14 @@ impl<R: RawRwLock, const SETS: usize, const WAYS: usize> SharedSockets<R, SETS, 
         }
     }
 
-    /// THE per-packet read: lock-free, writes nothing shared (see [`SocketCache`]'s concurrency
+    /// THE per-packet check: lock-free, writes nothing shared ([`SocketCache::check`]). A busy
+    /// entry is [`Fast::Slow`]: the full path then reads it with [`SharedSockets::lookup`].
+    #[inline(always)]
+    pub fn check(&self, key: SocketKey, gen: u32, proto: u32, sender: Option<&TaskId>) -> Fast {
+        self.cache.check(key, gen, proto, sender)
+    }
+
+    /// The full read: lock-free, writes nothing shared (see [`SocketCache`]'s concurrency
     /// notes). A torn copy is never returned: a busy entry is retried, then read under the shared
     /// lock (where no writer runs).
     #[inline(always)]

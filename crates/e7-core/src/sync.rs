@@ -31,7 +31,9 @@ use crate::image::ImageCache;
 use crate::path::ExePath;
 use crate::rules::RuleRing;
 use crate::schema::Flag;
-use crate::socket::{CachedVerdict, Identity, KnownSocket, SharedSockets, SocketKey};
+use crate::socket::{
+    CachedVerdict, Fast, FastIdentity, Identity, KnownSocket, SharedSockets, SocketKey,
+};
 use crate::squelch::Squelch;
 
 /// The result of [`Engine::decide_packet`].
@@ -47,6 +49,46 @@ pub struct Outcome {
     pub cached: bool,
     /// Who the packet was attributed to (for debug logging).
     pub ident: Identity,
+}
+
+/// A packet answered by the hit path alone ([`Engine::decide_packet_fast`]): a still-valid cached
+/// decision that asks for no event. Decoded only when wanted (the kernel's hook needs the verdict
+/// bit alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachedHit {
+    bits: u8,
+    ident: u64,
+}
+
+impl CachedHit {
+    /// The verdict (bit 0 of [`Decision::to_bits`]).
+    #[inline(always)]
+    pub const fn verdict(self) -> Verdict {
+        if self.bits & 1 == 0 {
+            Verdict::Accept
+        } else {
+            Verdict::Drop
+        }
+    }
+
+    /// The whole outcome, as [`Engine::decide_packet`] reports it.
+    pub fn outcome(self) -> Outcome {
+        Outcome {
+            decision: Decision::from_bits(self.bits).unwrap_or(Decision::DEFERRED),
+            event: None,
+            cached: true,
+            ident: FastIdentity::get(self.ident),
+        }
+    }
+}
+
+/// The result of [`Engine::decide_packet_fast`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decided {
+    /// The hit path answered (no event to deliver).
+    Hit(CachedHit),
+    /// The full path answered.
+    Full(Outcome),
 }
 
 impl Outcome {
@@ -344,14 +386,25 @@ impl<
     /// (TCP retransmits, ACK-clocked data, timers) carry no sender and use the socket's last
     /// task-context identification.
     pub fn decide_packet<'s, H: Host>(&self, host: &H, pkt: &Packet<H::Sock<'s>>) -> Outcome {
+        match self.decide_packet_fast(host, pkt) {
+            Decided::Hit(h) => h.outcome(),
+            Decided::Full(o) => o,
+        }
+    }
+
+    /// [`Engine::decide_packet`], with the hit path's answer left undecoded: a host that needs only
+    /// the verdict of a cached hit (the kernel's hook) reads one bit of it. Same decisions, same
+    /// counting.
+    #[inline(always)]
+    pub fn decide_packet_fast<'s, H: Host>(&self, host: &H, pkt: &Packet<H::Sock<'s>>) -> Decided {
         // Disabled: accept with no work at all (one relaxed load).
         if self.flags.mode() == Mode::Disabled {
-            return Outcome::plain(Decision {
+            return Decided::Full(Outcome::plain(Decision {
                 verdict: Verdict::Accept,
                 event: None,
                 squelch: false,
                 reason: Reason::Disabled,
-            });
+            }));
         }
         self.count(host, Stat::Packets);
         // Read the generation before the flags and any rule (acquire: pairs with the release of
@@ -369,27 +422,34 @@ impl<
         let mut hit = None;
         if let Some(sk) = sk {
             let key = host.sock_key(sk);
+            // In task context the sender is known: the check refuses a verdict earned by another
+            // process image (the full path below then re-identifies).
+            let sender = if pkt.in_task { host.sender(sk) } else { None };
+            if let Fast::Hit(bits, ident) = self.sockets.check(key, gen, pkt.proto, sender.as_ref())
+            {
+                if Decision::bits_have_no_event(bits) {
+                    // The common hit: no event to build, nothing else to read or decode.
+                    self.count(host, Stat::Hits);
+                    return Decided::Hit(CachedHit { bits, ident });
+                }
+                if let Some(d) = Decision::from_bits(bits) {
+                    self.count(host, Stat::Hits);
+                    let facts = PacketFacts::new(pkt.proto, pkt.family);
+                    let ident = FastIdentity::get(ident);
+                    return Decided::Full(self.finish(host, &facts, ident, d, true));
+                }
+            }
             if let Some((known, cv)) = self.sockets.lookup(key) {
                 // In task context the sender is known: a verdict earned by another process image
                 // (fork, exec, a descriptor passed on) is not reused, the sender is identified.
-                let same_sender = !pkt.in_task
-                    || known.owner.tgid == 0
-                    || host.sender(sk).is_none_or(|t| t == known.owner);
+                let same_sender = known.owner.tgid == 0 || sender.is_none_or(|t| t == known.owner);
                 if !same_sender {
                     self.count(host, Stat::Resent);
                 } else if let Some(d) = cv.get_for(gen, pkt.proto) {
+                    // The entry was busy for the lock-free check: read under the lock.
                     self.count(host, Stat::Hits);
-                    if d.event.is_none() {
-                        // The common hit: no event to build, nothing else to read.
-                        return Outcome {
-                            decision: d,
-                            event: None,
-                            cached: true,
-                            ident: known.exe,
-                        };
-                    }
                     let facts = PacketFacts::new(pkt.proto, pkt.family);
-                    return self.finish(host, &facts, known.exe, d, true);
+                    return Decided::Full(self.finish(host, &facts, known.exe, d, true));
                 }
                 hit = Some((key, known, same_sender));
             }
@@ -402,12 +462,12 @@ impl<
         };
         let flags = self.flags.snapshot();
         if let Some(d) = decide_early(&flags, &facts) {
-            return Outcome::plain(d);
+            return Decided::Full(Outcome::plain(d));
         }
         let Some(sk) = pkt.sk else {
             // No full socket (none, or time-wait): nobody to identify.
             let d = decide(&flags, &facts, &Identity::Unknown, None);
-            return self.finish(host, &facts, Identity::Unknown, d, false);
+            return Decided::Full(self.finish(host, &facts, Identity::Unknown, d, false));
         };
         let key = match hit {
             Some((key, _, false)) => key,
@@ -417,7 +477,7 @@ impl<
                     self.sockets
                         .read()
                         .store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
-                    return self.finish(host, &facts, known.exe, d, false);
+                    return Decided::Full(self.finish(host, &facts, known.exe, d, false));
                 }
                 // The executable was evicted from the table: identify again.
                 self.sockets.write().forget(key);
@@ -439,7 +499,7 @@ impl<
         };
         if found.deferred {
             // Never as if unowned: the deferred work identifies the socket, TCP retransmits.
-            return Outcome::plain(Decision::DEFERRED);
+            return Decided::Full(Outcome::plain(Decision::DEFERRED));
         }
         let rule = self.rule_for(&facts, &found.ident);
         let d = decide(&flags, &facts, &found.ident, rule);
@@ -456,7 +516,7 @@ impl<
             );
             sockets.store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
         }
-        self.finish(host, &facts, found.ident, d, false)
+        Decided::Full(self.finish(host, &facts, found.ident, d, false))
     }
 
     /// A user socket missed in the cache (see [`Engine::decide_packet`]).
