@@ -418,27 +418,36 @@ impl<
         // not decide (mode enabled, well-formed), tagged with the generation it was computed
         // under and its protocol; so a still-valid one means `decide_early` would decide nothing
         // now either (a mode change bumps the generation). Malformed packets never take it.
+        if !pkt.malformed {
+            if let Some(sk) = pkt.sk {
+                let key = host.sock_key(sk);
+                // In task context the sender is known: the check refuses a verdict earned by
+                // another process image (the full path then re-identifies).
+                let sender = if pkt.in_task { host.sender(sk) } else { None };
+                if let Fast::Hit(bits, ident) =
+                    self.sockets.check(key, gen, pkt.proto, sender.as_ref())
+                {
+                    if Decision::bits_have_no_event(bits) {
+                        // The common hit: no event to build, nothing else to read or decode.
+                        self.count(host, Stat::Hits);
+                        return Decided::Hit(CachedHit { bits, ident });
+                    }
+                }
+            }
+        }
+        Decided::Full(self.decide_full(host, pkt, gen))
+    }
+
+    /// Everything but the common hit (out of line, so the hit path keeps its registers): a hit
+    /// that asks for an event, a busy entry read under the lock, a stale verdict recomputed, a
+    /// sender re-identified, a miss identified.
+    #[inline(never)]
+    fn decide_full<'s, H: Host>(&self, host: &H, pkt: &Packet<H::Sock<'s>>, gen: u32) -> Outcome {
         let sk = pkt.sk.filter(|_| !pkt.malformed);
         let mut hit = None;
         if let Some(sk) = sk {
             let key = host.sock_key(sk);
-            // In task context the sender is known: the check refuses a verdict earned by another
-            // process image (the full path below then re-identifies).
             let sender = if pkt.in_task { host.sender(sk) } else { None };
-            if let Fast::Hit(bits, ident) = self.sockets.check(key, gen, pkt.proto, sender.as_ref())
-            {
-                if Decision::bits_have_no_event(bits) {
-                    // The common hit: no event to build, nothing else to read or decode.
-                    self.count(host, Stat::Hits);
-                    return Decided::Hit(CachedHit { bits, ident });
-                }
-                if let Some(d) = Decision::from_bits(bits) {
-                    self.count(host, Stat::Hits);
-                    let facts = PacketFacts::new(pkt.proto, pkt.family);
-                    let ident = FastIdentity::get(ident);
-                    return Decided::Full(self.finish(host, &facts, ident, d, true));
-                }
-            }
             if let Some((known, cv)) = self.sockets.lookup(key) {
                 // In task context the sender is known: a verdict earned by another process image
                 // (fork, exec, a descriptor passed on) is not reused, the sender is identified.
@@ -446,10 +455,10 @@ impl<
                 if !same_sender {
                     self.count(host, Stat::Resent);
                 } else if let Some(d) = cv.get_for(gen, pkt.proto) {
-                    // The entry was busy for the lock-free check: read under the lock.
+                    // A hit with an event, or the entry was busy for the lock-free check.
                     self.count(host, Stat::Hits);
                     let facts = PacketFacts::new(pkt.proto, pkt.family);
-                    return Decided::Full(self.finish(host, &facts, known.exe, d, true));
+                    return self.finish(host, &facts, known.exe, d, true);
                 }
                 hit = Some((key, known, same_sender));
             }
@@ -462,12 +471,12 @@ impl<
         };
         let flags = self.flags.snapshot();
         if let Some(d) = decide_early(&flags, &facts) {
-            return Decided::Full(Outcome::plain(d));
+            return Outcome::plain(d);
         }
         let Some(sk) = pkt.sk else {
             // No full socket (none, or time-wait): nobody to identify.
             let d = decide(&flags, &facts, &Identity::Unknown, None);
-            return Decided::Full(self.finish(host, &facts, Identity::Unknown, d, false));
+            return self.finish(host, &facts, Identity::Unknown, d, false);
         };
         let key = match hit {
             Some((key, _, false)) => key,
@@ -477,7 +486,7 @@ impl<
                     self.sockets
                         .read()
                         .store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
-                    return Decided::Full(self.finish(host, &facts, known.exe, d, false));
+                    return self.finish(host, &facts, known.exe, d, false);
                 }
                 // The executable was evicted from the table: identify again.
                 self.sockets.write().forget(key);
@@ -499,7 +508,7 @@ impl<
         };
         if found.deferred {
             // Never as if unowned: the deferred work identifies the socket, TCP retransmits.
-            return Decided::Full(Outcome::plain(Decision::DEFERRED));
+            return Outcome::plain(Decision::DEFERRED);
         }
         let rule = self.rule_for(&facts, &found.ident);
         let d = decide(&flags, &facts, &found.ident, rule);
@@ -516,7 +525,7 @@ impl<
             );
             sockets.store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
         }
-        Decided::Full(self.finish(host, &facts, found.ident, d, false))
+        self.finish(host, &facts, found.ident, d, false)
     }
 
     /// A user socket missed in the cache (see [`Engine::decide_packet`]).
