@@ -402,12 +402,21 @@ impl<const WAYS: usize> Set<WAYS> {
         self.head.used.load(Acquire)
     }
 
-    /// The way holding `key`, for the (only) writer.
+    /// The way holding `key`, for a writer or under the shared lock (no writer runs concurrently,
+    /// so the words are read directly; the tag narrows the search to the way it names).
     fn find(&self, key: u64) -> Option<usize> {
         let used = self.used();
-        (0..WAYS).zip(self.entries.iter()).find_map(|(w, e)| {
-            (used & bit(w) != 0 && matches!(e.current(), Some((k, _)) if k == key)).then_some(w)
-        })
+        let tag = tag_of(key);
+        (0..WAYS)
+            .zip(self.head.tags.iter())
+            .zip(self.entries.iter())
+            .find_map(|((w, t), e)| {
+                (used & bit(w) != 0
+                    && t.load(Relaxed) == tag
+                    && e.key.load(Relaxed) == key
+                    && e.ident.load(Relaxed) != 0)
+                    .then_some(w)
+            })
     }
 
     /// Lock-free: [`Entry::check`] on the way holding `key` (by tag).
@@ -616,11 +625,26 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
     /// Inserts or replaces the entry for `key` (the cached decision is reset). If the set is full, the
     /// least recently used entry of the set is evicted and its key returned.
     pub fn insert(&mut self, key: SocketKey, known: KnownSocket) -> Option<SocketKey> {
-        self.insert_excl(key, known)
+        self.insert_excl(key, known, CachedVerdict::EMPTY)
     }
 
-    /// [`SocketCache::insert`] for the only writer (the caller serialises writers).
-    fn insert_excl(&self, key: SocketKey, known: KnownSocket) -> Option<SocketKey> {
+    /// [`SocketCache::insert`] with a decision already cached (one write of the entry).
+    pub fn insert_with_verdict(
+        &mut self,
+        key: SocketKey,
+        known: KnownSocket,
+        verdict: CachedVerdict,
+    ) -> Option<SocketKey> {
+        self.insert_excl(key, known, verdict)
+    }
+
+    /// [`SocketCache::insert_with_verdict`] for the only writer (the caller serialises writers).
+    fn insert_excl(
+        &self,
+        key: SocketKey,
+        known: KnownSocket,
+        verdict: CachedVerdict,
+    ) -> Option<SocketKey> {
         let set = self.set(key)?;
         let now = set.head.clock.load(Relaxed).wrapping_add(1);
         set.head.clock.store(now, Relaxed);
@@ -645,7 +669,7 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
             victim
         };
         if let (Some(e), Some(t)) = (set.entries.get(way), set.head.tags.get(way)) {
-            e.write(key.0, Some(&known), CachedVerdict::EMPTY.0);
+            e.write(key.0, Some(&known), verdict.0);
             e.stamp.store(now, Relaxed);
             t.store(tag_of(key.0), Relaxed);
             set.head.used.store(used | bit(way), Release);
@@ -657,11 +681,11 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
     /// (largest wrap-safe age) entry among those of the uids with the most entries in the set —
     /// only the inserting uid's own entries when it is one of them.
     fn victim(set: &Set<WAYS>, now: u32, inserting: u32) -> usize {
+        // The only writer: the words are read directly.
         let uid_of = |w: usize| {
             set.entries
                 .get(w)
-                .and_then(|e| e.current())
-                .map_or(0, |(_, v)| v.uid)
+                .map_or(0, |e| e.tgid_uid.load(Relaxed) as u32)
         };
         let count = |uid: u32| (0..WAYS).filter(|&w| uid_of(w) == uid).count();
         let most = (0..WAYS).map(|w| count(uid_of(w))).max().unwrap_or(0);
@@ -891,7 +915,16 @@ impl<R: RawRwLock, const SETS: usize, const WAYS: usize> core::ops::Deref
 impl<R: RawRwLock, const SETS: usize, const WAYS: usize> SocketsWrite<'_, R, SETS, WAYS> {
     /// [`SocketCache::insert`], as the only writer.
     pub fn insert(&mut self, key: SocketKey, known: KnownSocket) -> Option<SocketKey> {
-        self.cache.insert_excl(key, known)
+        self.cache.insert_excl(key, known, CachedVerdict::EMPTY)
+    }
+    /// [`SocketCache::insert_with_verdict`], as the only writer.
+    pub fn insert_with_verdict(
+        &mut self,
+        key: SocketKey,
+        known: KnownSocket,
+        verdict: CachedVerdict,
+    ) -> Option<SocketKey> {
+        self.cache.insert_excl(key, known, verdict)
     }
     /// [`SocketCache::forget`], as the only writer.
     pub fn forget(&mut self, key: SocketKey) -> bool {

@@ -427,15 +427,31 @@ impl<
                 if let Fast::Hit(bits, ident) =
                     self.sockets.check(key, gen, pkt.proto, sender.as_ref())
                 {
+                    self.count(host, Stat::Hits);
                     if Decision::bits_have_no_event(bits) {
                         // The common hit: no event to build, nothing else to read or decode.
-                        self.count(host, Stat::Hits);
                         return Decided::Hit(CachedHit { bits, ident });
                     }
+                    return Decided::Full(self.hit_with_event(host, pkt, bits, ident));
                 }
             }
         }
         Decided::Full(self.decide_full(host, pkt, gen))
+    }
+
+    /// A still-valid cached decision that asks for an event (a program without a rule: PENDING,
+    /// squelched; `drops`/`accepts`): the event, with no second lookup.
+    #[inline(never)]
+    fn hit_with_event<'s, H: Host>(
+        &self,
+        host: &H,
+        pkt: &Packet<H::Sock<'s>>,
+        bits: u8,
+        ident: u64,
+    ) -> Outcome {
+        let d = Decision::from_bits(bits).unwrap_or(Decision::DEFERRED);
+        let facts = PacketFacts::new(pkt.proto, pkt.family);
+        self.finish(host, &facts, FastIdentity::get(ident), d, true)
     }
 
     /// Everything but the common hit (out of line, so the hit path keeps its registers): a hit
@@ -455,7 +471,7 @@ impl<
                 if !same_sender {
                     self.count(host, Stat::Resent);
                 } else if let Some(d) = cv.get_for(gen, pkt.proto) {
-                    // A hit with an event, or the entry was busy for the lock-free check.
+                    // The entry was busy for the lock-free check: read under the lock.
                     self.count(host, Stat::Hits);
                     let facts = PacketFacts::new(pkt.proto, pkt.family);
                     return self.finish(host, &facts, known.exe, d, true);
@@ -513,8 +529,7 @@ impl<
         let rule = self.rule_for(&facts, &found.ident);
         let d = decide(&flags, &facts, &found.ident, rule);
         if found.cache {
-            let mut sockets = self.sockets.write();
-            sockets.insert(
+            self.sockets.write().insert_with_verdict(
                 key,
                 KnownSocket {
                     inode: info.inode,
@@ -522,8 +537,8 @@ impl<
                     uid: pkt.uid,
                     exe: found.ident,
                 },
+                CachedVerdict::for_proto(d, gen, facts.proto),
             );
-            sockets.store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
         }
         self.finish(host, &facts, found.ident, d, false)
     }
