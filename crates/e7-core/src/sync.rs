@@ -432,6 +432,20 @@ impl<
                         // The common hit: no event to build, nothing else to read or decode.
                         return Decided::Hit(CachedHit { bits, ident });
                     }
+                    if Decision::bits_squelched(bits) {
+                        // A squelched event (a program without a rule): what `finish` would do,
+                        // without decoding; most such packets end here with no event at all.
+                        let exe = match FastIdentity::get(ident) {
+                            Identity::Exe(exe) => exe,
+                            _ => return Decided::Hit(CachedHit { bits, ident }),
+                        };
+                        if !host.wants_events()
+                            || !self.squelch.permit(pkt.proto, exe, host.now_secs())
+                        {
+                            return Decided::Hit(CachedHit { bits, ident });
+                        }
+                        return Decided::Full(Self::hit_event(pkt, bits, exe));
+                    }
                     return Decided::Full(self.hit_with_event(host, pkt, bits, ident));
                 }
             }
@@ -439,8 +453,25 @@ impl<
         Decided::Full(self.decide_full(host, pkt, gen))
     }
 
-    /// A still-valid cached decision that asks for an event (a program without a rule: PENDING,
-    /// squelched; `drops`/`accepts`): the event, with no second lookup.
+    /// A cached hit whose squelched event the squelch permitted (once per program, protocol and
+    /// second): the event.
+    #[inline(never)]
+    fn hit_event<'s, S>(pkt: &Packet<S>, bits: u8, exe: ExeId) -> Outcome {
+        let decision = Decision::from_bits(bits).unwrap_or(Decision::DEFERRED);
+        Outcome {
+            decision,
+            event: decision.event.map(|kind| Event {
+                kind,
+                proto: pkt.proto,
+                exe,
+            }),
+            cached: true,
+            ident: Identity::Exe(exe),
+        }
+    }
+
+    /// A still-valid cached decision that asks for an unsquelched event (`drops`/`accepts`): the
+    /// event, with no second lookup.
     #[inline(never)]
     fn hit_with_event<'s, H: Host>(
         &self,
