@@ -8,11 +8,12 @@
 //! Userspace embedders without cookies may pass the inode as the key.
 //!
 //! **Layout.** `SETS` sets of `WAYS` ways (defaults 128 × 8 = 1024 sockets). A set is one 64-byte
-//! *head* line (a 32-bit tag of each way's key, the occupancy bits and the set's LRU clock) followed
+//! *head* line (a 16-bit tag of each way's key, compared word-at-a-time, the occupancy bits and the
+//! set's LRU clock) followed
 //! by one 64-byte line per entry holding everything a packet needs: the entry's sequence count, its
 //! LRU stamp, the key, the cached verdict (decision, protocol and policy generation), the identity,
 //! the owner and the inode. A hit reads two lines of the cache (the head, the entry); a miss reads
-//! the head alone unless a 32-bit tag collides. 72 bytes per socket.
+//! the head alone unless a 16-bit tag collides. 72 bytes per socket.
 //!
 //! **LRU, per user.** Inserting advances the set's wrapping `u32` clock; an entry's stamp is the
 //! clock value when it was last inserted or looked up. The victim in a full set is the least
@@ -161,15 +162,24 @@ impl CachedVerdict {
     }
 }
 
-/// The 32-bit tag of a key kept in the set's head line (a hint: the entry's full key decides).
-const fn tag_of(key: u64) -> u32 {
-    (key ^ (key >> 32)) as u32
+/// The 16-bit tag of a key kept in the set's head line (a hint: the entry's full key decides).
+const fn tag_of(key: u64) -> u64 {
+    let t = key ^ (key >> 32);
+    (t ^ (t >> 16)) & 0xFFFF
 }
+
+/// Tag words per head line: four 16-bit tags each, so at most 16 ways.
+const TAG_WORDS: usize = 4;
+const LANES_LOW: u64 = 0x0001_0001_0001_0001;
+const LANES_HIGH: u64 = 0x8000_8000_8000_8000;
+/// Moves bits 0, 16, 32, 48 to 48, 49, 50, 51 (`2^48 + 2^33 + 2^18 + 2^3`).
+const GATHER: u64 = (1 << 48) | (1 << 33) | (1 << 18) | (1 << 3);
 
 /// The set's head line: the ways' key tags, occupancy and the set's LRU clock.
 #[repr(C, align(64))]
 struct Head<const WAYS: usize> {
-    tags: [AtomicU32; WAYS],
+    /// Way `w`'s tag is lane `w % 4` (16 bits) of word `w / 4`: all ways compared at once.
+    tags: [AtomicU64; TAG_WORDS],
     used: AtomicU32,
     clock: AtomicU32,
 }
@@ -390,7 +400,7 @@ impl<const WAYS: usize> Set<WAYS> {
     const fn empty(clock: u32) -> Self {
         Set {
             head: Head {
-                tags: [const { AtomicU32::new(0) }; WAYS],
+                tags: [const { AtomicU64::new(0) }; TAG_WORDS],
                 used: AtomicU32::new(0),
                 clock: AtomicU32::new(clock),
             },
@@ -402,33 +412,56 @@ impl<const WAYS: usize> Set<WAYS> {
         self.head.used.load(Acquire)
     }
 
+    /// The occupied ways whose tag equals `tag` (a superset of the way holding the key, if any:
+    /// the word-at-a-time zero-lane test may add ways above a match, never miss one).
+    #[inline(always)]
+    fn candidates(&self, tag: u64) -> u32 {
+        let broadcast = tag.wrapping_mul(LANES_LOW);
+        let mut m = 0u32;
+        for (j, word) in self.head.tags.iter().enumerate().take(WAYS.div_ceil(4)) {
+            let x = word.load(Relaxed) ^ broadcast;
+            let z = x.wrapping_sub(LANES_LOW) & !x & LANES_HIGH;
+            // Gather the four lane bits (15, 31, 47, 63) into bits 48..51 with one multiply: the
+            // partial products land on distinct bits, so nothing carries into 48..51.
+            let lanes = ((z >> 15).wrapping_mul(GATHER) >> 48) & 0xF;
+            m |= (lanes as u32).wrapping_shl(4 * j as u32);
+        }
+        m & self.used()
+    }
+
+    /// Sets way `w`'s tag (the only writer).
+    fn set_tag(&self, w: usize, tag: u64) {
+        if let Some(word) = self.head.tags.get(w / 4) {
+            let shift = 16 * (w % 4) as u32;
+            let old = word.load(Relaxed);
+            word.store((old & !(0xFFFFu64 << shift)) | (tag << shift), Relaxed);
+        }
+    }
+
     /// The way holding `key`, for a writer or under the shared lock (no writer runs concurrently,
     /// so the words are read directly; the tag narrows the search to the way it names).
     fn find(&self, key: u64) -> Option<usize> {
-        let used = self.used();
-        let tag = tag_of(key);
-        (0..WAYS)
-            .zip(self.head.tags.iter())
-            .zip(self.entries.iter())
-            .find_map(|((w, t), e)| {
-                (used & bit(w) != 0
-                    && t.load(Relaxed) == tag
-                    && e.key.load(Relaxed) == key
-                    && e.ident.load(Relaxed) != 0)
-                    .then_some(w)
-            })
+        let mut m = self.candidates(tag_of(key));
+        while m != 0 {
+            let w = m.trailing_zeros() as usize;
+            m &= m.wrapping_sub(1);
+            if let Some(e) = self.entries.get(w) {
+                if e.key.load(Relaxed) == key && e.ident.load(Relaxed) != 0 {
+                    return Some(w);
+                }
+            }
+        }
+        None
     }
 
     /// Lock-free: [`Entry::check`] on the way holding `key` (by tag).
     #[inline(always)]
     fn check(&self, key: u64, gen: u32, proto: u32, sender: Option<&TaskId>) -> Fast {
-        let used = self.used();
-        let tag = tag_of(key);
-        for ((w, t), e) in (0..WAYS)
-            .zip(self.head.tags.iter())
-            .zip(self.entries.iter())
-        {
-            if used & bit(w) != 0 && t.load(Relaxed) == tag {
+        let mut m = self.candidates(tag_of(key));
+        while m != 0 {
+            let w = m.trailing_zeros() as usize;
+            m &= m.wrapping_sub(1);
+            if let Some(e) = self.entries.get(w) {
                 let r = e.check(key, gen, proto, sender);
                 if let Fast::Hit(..) = r {
                     let now = self.head.clock.load(Relaxed);
@@ -437,7 +470,10 @@ impl<const WAYS: usize> Set<WAYS> {
                         e.stamp.store(now, Relaxed);
                     }
                 }
-                return r;
+                if r != Fast::Slow || e.key.load(Relaxed) == key {
+                    return r;
+                }
+                // Another key with the same tag: look at the next candidate.
             }
         }
         Fast::Slow
@@ -446,16 +482,14 @@ impl<const WAYS: usize> Set<WAYS> {
     /// Lock-free: the entry of `key`, copied whole; refreshes its stamp if asked.
     #[inline(always)]
     fn probe(&self, key: u64, refresh: bool) -> Probe {
-        let used = self.used();
-        let tag = tag_of(key);
         let mut out = Probe::Miss;
-        for ((w, t), e) in (0..WAYS)
-            .zip(self.head.tags.iter())
-            .zip(self.entries.iter())
-        {
-            if used & bit(w) == 0 || t.load(Relaxed) != tag {
+        let mut m = self.candidates(tag_of(key));
+        while m != 0 {
+            let w = m.trailing_zeros() as usize;
+            m &= m.wrapping_sub(1);
+            let Some(e) = self.entries.get(w) else {
                 continue;
-            }
+            };
             match e.read() {
                 Read::Whole(k, v, cv) if k == key => {
                     if refresh {
@@ -477,7 +511,7 @@ impl<const WAYS: usize> Set<WAYS> {
 
 /// Set-associative LRU cache of known sockets, `SETS` × `WAYS` entries (defaults 128 × 8).
 ///
-/// `SETS` must be a power of two, `1 <= WAYS <= 32`. Memory = `SETS × (WAYS + 1) × 64` bytes
+/// `SETS` must be a power of two, `1 <= WAYS <= 16`. Memory = `SETS × (WAYS + 1) × 64` bytes
 /// (72 KiB for the defaults); constructible in a `static` via [`SocketCache::new`].
 pub struct SocketCache<const SETS: usize = 128, const WAYS: usize = 8> {
     sets: [Set<WAYS>; SETS],
@@ -502,8 +536,8 @@ const LOCKFREE_TRIES: usize = 2;
 
 impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
     const CHECK: () = assert!(
-        SETS.is_power_of_two() && WAYS >= 1 && WAYS <= 32,
-        "SocketCache: SETS must be a power of two and 1 <= WAYS <= 32"
+        SETS.is_power_of_two() && WAYS >= 1 && WAYS <= 16,
+        "SocketCache: SETS must be a power of two and 1 <= WAYS <= 16"
     );
     const MASK: usize = SETS.wrapping_sub(1);
 
@@ -668,10 +702,10 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
             self.evictions.fetch_add(1, Relaxed);
             victim
         };
-        if let (Some(e), Some(t)) = (set.entries.get(way), set.head.tags.get(way)) {
+        if let Some(e) = set.entries.get(way) {
             e.write(key.0, Some(&known), verdict.0);
             e.stamp.store(now, Relaxed);
-            t.store(tag_of(key.0), Relaxed);
+            set.set_tag(way, tag_of(key.0));
             set.head.used.store(used | bit(way), Release);
         }
         evicted
@@ -966,6 +1000,35 @@ mod tests {
         assert_eq!(c.lookup(SocketKey(3)), None);
         e.seq.fetch_add(1, Relaxed);
         assert_eq!(c.lookup(SocketKey(3)).map(|(k, _)| k), Some(known()));
+    }
+
+    /// The word-at-a-time tag compare finds every way whose tag matches, for every tag pattern
+    /// (exhaustive over which of 8 ways match, with neighbours differing by one, the borrow case).
+    #[test]
+    fn candidates_never_miss_a_matching_way() {
+        let set: Set<8> = Set::empty(0);
+        set.head.used.store(0xFF, Relaxed);
+        for tag in [0u64, 1, 0x7FFF, 0x8000, 0xFFFF, 0x1234] {
+            for pattern in 0u32..256 {
+                for w in 0..8 {
+                    let t = if pattern & (1 << w) != 0 {
+                        tag
+                    } else {
+                        (tag + 1 + w as u64) & 0xFFFF
+                    };
+                    set.set_tag(w, t);
+                }
+                let m = set.candidates(tag);
+                assert_eq!(
+                    m & pattern,
+                    pattern,
+                    "tag {tag:#x} pattern {pattern:#b}: {m:#b}"
+                );
+                if pattern == 0 {
+                    assert_eq!(m, 0, "tag {tag:#x}: nothing matches, got {m:#b}");
+                }
+            }
+        }
     }
 
     /// Layout the hit path relies on: one line per entry, one head line per set.

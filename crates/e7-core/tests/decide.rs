@@ -442,7 +442,11 @@ fn the_hit_paths_bit_tests_agree_with_the_decoded_decision() {
         valid += 1;
         assert_eq!(d.to_bits(), b, "{d:?}");
         assert_eq!(Decision::bits_have_no_event(b), d.event.is_none(), "{d:?}");
-        assert_eq!(Decision::bits_squelched(b), d.event.is_some() && d.squelch, "{d:?}");
+        assert_eq!(
+            Decision::bits_squelched(b),
+            d.event.is_some() && d.squelch,
+            "{d:?}"
+        );
     }
     assert!(valid >= 40, "only {valid} valid packings");
 }
