@@ -395,7 +395,7 @@ int e7_c_rwl_write_trylock(void *lock)
  * held, so no "BH-safe lock -> task_lock" order is ever created (see the comment at the top).
  * in_interrupt() covers hardirq, softirq AND local_bh_disable() sections.
  */
-static bool e7_may_lock_tasks(void)
+static __always_inline bool e7_may_lock_tasks(void)
 {
 	return !in_interrupt() && !irqs_disabled();
 }
@@ -1156,7 +1156,7 @@ static struct genl_family e7_family __ro_after_init = {
 /* ------------------------------------------------------------------------------------------ */
 /* Netfilter: LOCAL_OUT for IPv4 and IPv6 in every network namespace                           */
 
-static bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto)
+static __always_inline bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto)
 {
 	if (pf == NFPROTO_IPV4) {
 		struct iphdr _iph;
