@@ -456,7 +456,7 @@ impl<
     /// A cached hit whose squelched event the squelch permitted (once per program, protocol and
     /// second): the event.
     #[inline(never)]
-    fn hit_event<'s, S>(pkt: &Packet<S>, bits: u8, exe: ExeId) -> Outcome {
+    fn hit_event<S>(pkt: &Packet<S>, bits: u8, exe: ExeId) -> Outcome {
         let decision = Decision::from_bits(bits).unwrap_or(Decision::DEFERRED);
         Outcome {
             decision,

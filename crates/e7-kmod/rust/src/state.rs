@@ -26,8 +26,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use e7_core::sync::{RawRwLock, RwLock};
 use e7_core::{
-    Chunk, ChunkEnd, Decided, Deferred, Engine, ExeError, ExeId, ExePath, Flag, Host, Identity, Outcome,
-    Packet, SockInfo, SocketKey, SocketOwner, Stat, TaskId, Verdict, WalkCursor, WALK_CHUNK,
+    Chunk, ChunkEnd, Decided, Deferred, Engine, ExeError, ExeId, ExePath, Flag, Host, Identity,
+    Outcome, Packet, SockInfo, SocketKey, SocketOwner, Stat, TaskId, Verdict, WalkCursor,
+    WALK_CHUNK,
 };
 
 use crate::abi::E7Dest;
