@@ -16,7 +16,8 @@
 //!   decision tagged with the policy generation; only misses and policy changes look at paths.
 //! - **Concurrent reads take `&self` and touch only atomics** ([`SocketCache::lookup`],
 //!   [`SocketCache::store_verdict`], [`Flags`], [`Squelch::permit`]), so packets run under shared
-//!   locks ([`sync`]).
+//!   locks ([`sync`]) — or none: the socket cache's hit ([`SharedSockets::check`]) is a
+//!   sequence-counted read that writes nothing shared.
 //!
 //! # Map
 //! - [`path`]: [`ExePath`] (≤ 255 bytes, inline), table-free path hashing, ancestor directories;

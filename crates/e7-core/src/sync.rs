@@ -4,9 +4,10 @@
 //! Why generic: the kernel module supplies a raw lock backed by a BH-safe kernel `rwlock_t`; userspace
 //! uses `parking_lot::RawRwLock` (feature `std`). The engine code is the same in both.
 //!
-//! Why read/write locks per structure (not one big lock): the per-packet hit path takes only the
-//! *shared* lock of the socket cache (the lookup and the verdict store touch atomics only), so packets
-//! on different CPUs never serialise. Exclusive locks are taken on misses (insert into the socket
+//! Why read/write locks per structure (not one big lock): packets on different CPUs never
+//! serialise. The per-packet hit path takes no lock at all: the socket cache
+//! ([`SharedSockets`](crate::SharedSockets)) keeps its entries in atomics under a sequence count per
+//! entry, and its lock orders only its writers (and the verdict stores of the recompute path). Exclusive locks are taken on misses (insert into the socket
 //! cache, intern a path, rebuild the active-socket table) and on admin edits. No exclusive lock is ever
 //! held while another lock is taken, and shared locks nest only in the order
 //! `sockets → exes → rules`, so there is no lock-order cycle.
@@ -363,8 +364,8 @@ impl<
     }
 
     /// Decides one packet — THE packet path, for the kernel module and userspace alike: early
-    /// decision (mode, malformed), then the known-socket cache (fast path: shared lock,
-    /// atomics only, no path string), a recompute from the cached identity after a policy change,
+    /// decision (mode, malformed), then the known-socket cache (fast path: no lock, a
+    /// sequence-counted read, no path string), a recompute from the cached identity after a policy change,
     /// and identification through `host` on a miss. Counts `qpackets` for every packet decided
     /// while mode is not disabled; applies squelch to PENDING events.
     ///
