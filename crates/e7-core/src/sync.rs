@@ -6,7 +6,7 @@
 //!
 //! Why read/write locks per structure (not one big lock): packets on different CPUs never
 //! serialise. The per-packet hit path takes no lock at all: the socket cache
-//! ([`SharedSockets`](crate::SharedSockets)) keeps its entries in atomics under a sequence count per
+//! ([`SharedSockets`]) keeps its entries in atomics under a sequence count per
 //! entry, and its lock orders only its writers (and the verdict stores of the recompute path). Exclusive locks are taken on misses (insert into the socket
 //! cache, intern a path, rebuild the active-socket table) and on admin edits. No exclusive lock is ever
 //! held while another lock is taken, and shared locks nest only in the order
