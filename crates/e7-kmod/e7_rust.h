@@ -47,10 +47,24 @@
 /* e7_pkt.flags */
 #define E7_PKT_MALFORMED 0x1u  /* network header unreadable (the `fail` action applies) */
 #define E7_PKT_IN_TASK   0x2u  /* process context with BH+IRQs on: task locks allowed */
+#define E7_PKT_SENDER    0x4u  /* e7_pkt.sender is current's process image (IN_TASK, a user process) */
 
-/* Facts about one outgoing packet, gathered cheaply by the shim. */
+/* Which program a process is running, without its path: the thread group, when its leader
+ * started, and the exec generation (self_exec_id, bumped by every execve). Two observations with
+ * equal values are the same program image, so a path resolved once can be reused. */
+struct e7_task_id {
+	__u64 start_ns;  /* group leader's start_boottime */
+	__u64 exec_id;   /* self_exec_id */
+	__u32 tgid;      /* thread-group id (init pid namespace) */
+	__u32 pad;
+};
+
+/* Facts about one outgoing packet, gathered cheaply by the shim (inline, no call: the cached hit
+ * needs the cookie and, in task context, the sender, and nothing else). */
 struct e7_pkt {
 	void *sk;        /* full socket (skb_to_full_sk + sk_fullsock) or NULL; opaque to Rust */
+	__u64 cookie;    /* sk's cookie (sock_gen_cookie's value; never 0 with a socket), 0 without */
+	struct e7_task_id sender; /* current's process image when E7_PKT_SENDER is set, else zero */
 	__u32 proto;     /* L4 protocol number (IPv6: after ipv6_skip_exthdr) */
 	__u32 uid;       /* sk->sk_uid in the initial user namespace, or 0 without a socket */
 	__u8 family;     /* 4 or 6 */
@@ -68,15 +82,6 @@ struct e7_sockinfo {
 	__u32 pad;
 };
 
-/* Which program a process is running, without its path: the thread group, when its leader
- * started, and the exec generation (self_exec_id, bumped by every execve). Two observations with
- * equal values are the same program image, so a path resolved once can be reused. */
-struct e7_task_id {
-	__u64 start_ns;  /* group leader's start_boottime */
-	__u64 exec_id;   /* self_exec_id */
-	__u32 tgid;      /* thread-group id (init pid namespace) */
-	__u32 pad;
-};
 
 /* The executable of a task, as resolved by d_path. */
 struct e7_exe {

@@ -180,7 +180,7 @@ static inline rwlock_t *e7_rwl_of(void *slot)
 /* ------------------------------------------------------------------------------------------ */
 /* ABI size checks (mirrored by const assertions in rust/src/abi.rs)                          */
 
-_Static_assert(sizeof(struct e7_pkt) == 24, "e7_pkt ABI");
+_Static_assert(sizeof(struct e7_pkt) == 56, "e7_pkt ABI");
 _Static_assert(sizeof(struct e7_sockinfo) == 16, "e7_sockinfo ABI");
 _Static_assert(sizeof(struct e7_task_id) == 24, "e7_task_id ABI");
 _Static_assert(sizeof(struct e7_exe) == 32 + E7_EXE_BUF, "e7_exe ABI");
@@ -395,7 +395,7 @@ int e7_c_rwl_write_trylock(void *lock)
  * held, so no "BH-safe lock -> task_lock" order is ever created (see the comment at the top).
  * in_interrupt() covers hardirq, softirq AND local_bh_disable() sections.
  */
-static bool e7_may_lock_tasks(void)
+static __always_inline bool e7_may_lock_tasks(void)
 {
 	return !in_interrupt() && !irqs_disabled();
 }
@@ -462,7 +462,7 @@ void e7_c_sk_info(void *skv, struct e7_sockinfo *out)
 }
 
 /* Which program image P runs (see struct e7_task_id). Caller holds RCU (group_leader). */
-static void e7_task_id_of(struct task_struct *p, struct e7_task_id *id)
+static __always_inline void e7_task_id_of(struct task_struct *p, struct e7_task_id *id)
 {
 	id->tgid = task_tgid_nr(p);
 	id->start_ns = READ_ONCE(p->group_leader->start_boottime);
@@ -1156,7 +1156,7 @@ static struct genl_family e7_family __ro_after_init = {
 /* ------------------------------------------------------------------------------------------ */
 /* Netfilter: LOCAL_OUT for IPv4 and IPv6 in every network namespace                           */
 
-static bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto)
+static __always_inline bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto)
 {
 	if (pf == NFPROTO_IPV4) {
 		struct iphdr _iph;
@@ -1190,8 +1190,19 @@ static bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto)
 /* The mode flag's value inside the Rust state (e7_rust_mode_word), set before the hooks exist. */
 static const __u32 *e7_mode_word __read_mostly;
 
+/* The socket's cookie without a call once it has one (every socket e7 saw before: the hit path).
+ * sk_cookie is an atomic64_t set once, from 0, by __sock_gen_cookie (6.1 through 7.x); the first
+ * time, the exported sock_diag_save_cookie assigns it. */
+static __always_inline __u64 e7_sk_cookie_fast(struct sock *sk)
+{
+	__u64 c = atomic64_read(&sk->sk_cookie);
+
+	return c ? c : e7_c_sk_cookie(sk);
+}
+
 /* Everything after the mode check, out of line: the disabled path then sets up no stack frame
- * (no stack protector, no e7_pkt to zero). */
+ * (no stack protector, no e7_pkt to zero). The facts a cached hit needs (cookie, sender, uid) are
+ * gathered here inline, so Rust's hit path calls nothing back. */
 static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_hook_state *state)
 {
 	struct e7_pkt pkt = { .family = state->pf == NFPROTO_IPV6 ? 6 : 4 };
@@ -1204,14 +1215,26 @@ static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_h
 		pkt.flags |= E7_PKT_MALFORMED;
 	/* Not in_task(): a process-context transmit with BH disabled (tcp_release_cb under the
 	 * socket's slock) must not take task locks either; it gets the softirq path. */
-	if (e7_may_lock_tasks())
+	if (e7_may_lock_tasks()) {
 		pkt.flags |= E7_PKT_IN_TASK;
+		/* The sender (e7_c_current_task's answer, inline): the hook runs under nf_hook's
+		 * rcu_read_lock, which covers group_leader. */
+		if (!(current->flags & (PF_KTHREAD | PF_EXITING)) && current->mm) {
+			e7_task_id_of(current, &pkt.sender);
+			pkt.flags |= E7_PKT_SENDER;
+		}
+	}
 	/* S1: no full socket for NULL (syncookie SYN-ACK, kernel RST) or time-wait sockets; a
 	 * request socket maps to its listener. */
 	sk = skb_to_full_sk(skb);
 	if (sk && sk_fullsock(sk)) {
+		kuid_t kuid = READ_ONCE(sk->sk_uid);
+
 		pkt.sk = sk;
-		pkt.uid = from_kuid_munged(&init_user_ns, sk->sk_uid);
+		pkt.cookie = e7_sk_cookie_fast(sk);
+		/* from_kuid_munged(&init_user_ns, kuid) without the call: the initial namespace's map
+		 * is the identity on every valid kuid; an invalid one is munged to overflowuid. */
+		pkt.uid = uid_valid(kuid) ? __kuid_val(kuid) : overflowuid;
 	}
 	r = e7_hook(&pkt);
 	if (r & E7_HOOK_CACHED)

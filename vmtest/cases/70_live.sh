@@ -42,3 +42,46 @@ case_live_mode_change() {
     enforce
     twophase "$PB" tcp4 delivered blocked e7 set unkrule block
 }
+
+# flip FAMILY OLD NEW CHANGE-CMD...: `e7-probe flip` as uid 65534 sends UDP on one socket in a tight
+# loop, checking a gate file before each send; CHANGE-CMD runs while it sends and the gate appears
+# once the change was acknowledged. Every send started after the gate must get NEW (2000 of them),
+# and some before it got OLD (the sender really raced the change).
+flip() {
+    _fam=$1 _old=$2 _new=$3
+    shift 3
+    rm -f /tmp/fgate /tmp/flip
+    "$PU" as-user "$NOBODY" "$PA" flip "$_fam" /tmp/fgate 2000 >/tmp/flip 2>&1 &
+    _p=$!
+    wait_for /tmp/flip running 20 || fail "flip $_fam: the sender did not start: $(short "$(cat /tmp/flip)")"
+    must "$@"
+    touch /tmp/fgate
+    wait "$_p"
+    _l=$(grep '^flip ' /tmp/flip)
+    _n() { echo "$_l" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
+    _want_after=after_ok _other_after=after_blocked _want_before=before_blocked
+    [ "$_new" = blocked ] && _want_after=after_blocked _other_after=after_ok
+    [ "$_old" = delivered ] && _want_before=before_ok
+    if [ "$(_n "$_want_after")" = 2000 ] && [ "$(_n "$_other_after")" = 0 ] && [ "$(_n errors)" = 0 ] \
+        && [ "$(_n "$_want_before")" -gt 0 ] 2>/dev/null; then
+        ok "$_fam $_old -> $_new under a running sender ('$*'): $_l"
+    else
+        fail "$_fam $_old -> $_new under a running sender ('$*'): want $_want_after=2000 $_other_after=0" \
+            "errors=0 $_want_before>0, got: $(short "$(cat /tmp/flip)")"
+    fi
+}
+
+# The hit path reads the known-socket cache without a lock (a sequence count per entry), so a rule or
+# mode change now races every packet in flight on other CPUs: no send that starts after the change's
+# ack may still get the old verdict (issue 10).
+case_live_flip_under_sender() {
+    enforce
+    flip v4 delivered blocked e7 block udp "$PA"
+    flip v4 blocked delivered e7 clear udp "$PA"
+    flip v6 delivered blocked e7 block any /opt/a/
+    must e7 clear
+    flip v6 delivered blocked e7 set mode block
+    must e7 set mode enabled
+    flip v4 delivered blocked e7 set unkrule block
+    must e7 set unkrule allow
+}

@@ -189,6 +189,19 @@ impl Decision {
         }
     }
 
+    /// Whether packed bits ([`Decision::to_bits`]) ask for no event (the hit path's test, without
+    /// decoding).
+    #[inline(always)]
+    pub const fn bits_have_no_event(bits: u8) -> bool {
+        bits & 0b110 == 0
+    }
+
+    /// Whether packed bits ([`Decision::to_bits`]) ask for an event that the squelch rate-limits.
+    #[inline(always)]
+    pub const fn bits_squelched(bits: u8) -> bool {
+        bits & 0b110 != 0 && bits & 0b1000 != 0
+    }
+
     /// Packs into 8 bits (for caching in an atomic); [`Decision::from_bits`] inverts it.
     pub const fn to_bits(self) -> u8 {
         let v = match self.verdict {

@@ -100,9 +100,16 @@ impl Default for FlagValues {
 }
 
 /// The flag store: an atomic `u32` per flag and a generation (see the module docs).
+///
+/// Laid out for the per-packet read: the flags' generation, the rules' generation (published by
+/// the engine after every rule edit, [`Flags::publish_rules_generation`]) and the first flags
+/// (`mode`, `debug`, ...) share the first 64-byte line, so a cached verdict's validity check (mode,
+/// policy generation) reads that one read-mostly line.
+#[repr(C, align(64))]
 pub struct Flags {
-    values: [AtomicU32; Flag::COUNT],
     generation: AtomicU32,
+    rules_generation: AtomicU32,
+    values: [AtomicU32; Flag::COUNT],
 }
 
 impl Default for Flags {
@@ -122,8 +129,9 @@ impl Flags {
             i = i.wrapping_add(1);
         }
         Flags {
-            values,
             generation: AtomicU32::new(0),
+            rules_generation: AtomicU32::new(0),
+            values,
         }
     }
 
@@ -188,6 +196,22 @@ impl Flags {
     /// saw at least that generation's values (see [`Flags::set`]).
     pub fn generation(&self) -> u32 {
         self.generation.load(Acquire)
+    }
+
+    /// The rule table's generation as last published (acquire; see [`Flags::generation`]).
+    pub fn rules_generation(&self) -> u32 {
+        self.rules_generation.load(Acquire)
+    }
+
+    /// Publishes the rule table's generation after an edit (release: a packet that reads it reads
+    /// the edited rules). Only the engine's rule edit calls it.
+    pub fn publish_rules_generation(&self, g: u32) {
+        self.rules_generation.store(g, Release);
+    }
+
+    /// The policy generation ([`policy_generation`] of both), read from one line.
+    pub fn policy_generation(&self) -> u32 {
+        policy_generation(self.generation(), self.rules_generation())
     }
 
     /// Starts the generation at `v` (tests use it for wrap-around).

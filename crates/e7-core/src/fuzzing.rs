@@ -483,7 +483,7 @@ impl Harness {
                 exe: Identity::Unknown,
             },
         );
-        let now = self.sockets.clock();
+        let now = self.sockets.clock_of(SocketKey(key));
         if let Some(ev) = evicted {
             let Some(ei) = self.model_socket(ev.0) else {
                 return Err("evicted a key the model does not hold");
@@ -543,7 +543,7 @@ impl Harness {
         let Some(k) = r.byte() else { return Ok(()) };
         let key = u64::from(k % 32);
         let got = self.sockets.lookup(SocketKey(key));
-        let now = self.sockets.clock();
+        let now = self.sockets.clock_of(SocketKey(key));
         match (got, self.model_socket(key)) {
             (None, None) => Ok(()),
             (Some((v, _)), Some(i)) => {

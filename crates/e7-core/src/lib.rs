@@ -16,7 +16,8 @@
 //!   decision tagged with the policy generation; only misses and policy changes look at paths.
 //! - **Concurrent reads take `&self` and touch only atomics** ([`SocketCache::lookup`],
 //!   [`SocketCache::store_verdict`], [`Flags`], [`Squelch::permit`]), so packets run under shared
-//!   locks ([`sync`]).
+//!   locks ([`sync`]) — or none: the socket cache's hit ([`SharedSockets::check`]) is a
+//!   sequence-counted read that writes nothing shared.
 //!
 //! # Map
 //! - [`path`]: [`ExePath`] (≤ 255 bytes, inline), table-free path hashing, ancestor directories;
@@ -99,9 +100,14 @@ pub use schema::{
     Const, Flag, ProtocolError, ValueClass, ValueError, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6,
     PROTO_TCP, PROTO_UDP,
 };
-pub use socket::{CachedVerdict, Identity, KnownSocket, SocketCache, SocketKey};
+pub use socket::{
+    CachedVerdict, Fast, FastIdentity, Identity, KnownSocket, Probe, SharedSockets, SocketCache,
+    SocketKey, SocketsRead, SocketsWrite,
+};
 pub use squelch::Squelch;
-pub use sync::{DeferredOutcome, DeferredReport, Engine, Outcome, PathStats, DEFERRED_BATCH};
+pub use sync::{
+    CachedHit, Decided, DeferredOutcome, DeferredReport, Engine, Outcome, PathStats, DEFERRED_BATCH,
+};
 
 #[cfg(feature = "std")]
 pub use firewall::{Firewall, FirewallError, FirewallEvent, ProcHost, StdEngine, StdSock};

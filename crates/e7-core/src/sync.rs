@@ -4,9 +4,10 @@
 //! Why generic: the kernel module supplies a raw lock backed by a BH-safe kernel `rwlock_t`; userspace
 //! uses `parking_lot::RawRwLock` (feature `std`). The engine code is the same in both.
 //!
-//! Why read/write locks per structure (not one big lock): the per-packet hit path takes only the
-//! *shared* lock of the socket cache (the lookup and the verdict store touch atomics only), so packets
-//! on different CPUs never serialise. Exclusive locks are taken on misses (insert into the socket
+//! Why read/write locks per structure (not one big lock): packets on different CPUs never
+//! serialise. The per-packet hit path takes no lock at all: the socket cache
+//! ([`SharedSockets`]) keeps its entries in atomics under a sequence count per
+//! entry, and its lock orders only its writers (and the verdict stores of the recompute path). Exclusive locks are taken on misses (insert into the socket
 //! cache, intern a path, rebuild the active-socket table) and on admin edits. No exclusive lock is ever
 //! held while another lock is taken, and shared locks nest only in the order
 //! `sockets → exes → rules`, so there is no lock-order cycle.
@@ -15,7 +16,7 @@
 //! edits go through [`Engine::edit_rules`], which publishes the ring's generation in an atomic before
 //! releasing the write lock.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 pub use lock_api::{RawRwLock, RwLock};
 
@@ -25,13 +26,15 @@ use crate::active::{
 };
 use crate::decide::{decide, decide_early, Decision, Event, PacketFacts, Reason, Verdict};
 use crate::exe::{ExeId, ExeTable};
-use crate::flags::{policy_generation, Action, FlagValues, Flags, Mode};
+use crate::flags::{Action, FlagValues, Flags, Mode};
 use crate::host::{Deferred, ExeError, Host, Packet, SockKind, Stat, TaskId};
 use crate::image::ImageCache;
 use crate::path::ExePath;
 use crate::rules::RuleRing;
 use crate::schema::Flag;
-use crate::socket::{CachedVerdict, Identity, KnownSocket, SocketCache, SocketKey};
+use crate::socket::{
+    CachedVerdict, Fast, FastIdentity, Identity, KnownSocket, SharedSockets, SocketKey,
+};
 use crate::squelch::Squelch;
 
 /// The result of [`Engine::decide_packet`].
@@ -47,6 +50,46 @@ pub struct Outcome {
     pub cached: bool,
     /// Who the packet was attributed to (for debug logging).
     pub ident: Identity,
+}
+
+/// A packet answered by the hit path alone ([`Engine::decide_packet_fast`]): a still-valid cached
+/// decision that asks for no event. Decoded only when wanted (the kernel's hook needs the verdict
+/// bit alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachedHit {
+    bits: u8,
+    ident: u64,
+}
+
+impl CachedHit {
+    /// The verdict (bit 0 of [`Decision::to_bits`]).
+    #[inline(always)]
+    pub const fn verdict(self) -> Verdict {
+        if self.bits & 1 == 0 {
+            Verdict::Accept
+        } else {
+            Verdict::Drop
+        }
+    }
+
+    /// The whole outcome, as [`Engine::decide_packet`] reports it.
+    pub fn outcome(self) -> Outcome {
+        Outcome {
+            decision: Decision::from_bits(self.bits).unwrap_or(Decision::DEFERRED),
+            event: None,
+            cached: true,
+            ident: FastIdentity::get(self.ident),
+        }
+    }
+}
+
+/// The result of [`Engine::decide_packet_fast`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decided {
+    /// The hit path answered (no event to deliver).
+    Hit(CachedHit),
+    /// The full path answered.
+    Full(Outcome),
 }
 
 impl Outcome {
@@ -226,8 +269,8 @@ pub struct Engine<
     pub rules: RwLock<R, RuleRing<RULES>>,
     /// Executable paths.
     pub exes: RwLock<R, ExeTable<EXES>>,
-    /// Known sockets.
-    pub sockets: RwLock<R, SocketCache<SETS, WAYS>>,
+    /// Known sockets: lock-free reads ([`SharedSockets::lookup`]), writers under its lock.
+    pub sockets: SharedSockets<R, SETS, WAYS>,
     /// Active-socket table (only ever write-locked: it is a miss-path structure).
     pub active: RwLock<R, ActiveCache<ACTIVE>>,
     /// Process images already resolved (softirq identification without `d_path`).
@@ -236,7 +279,6 @@ pub struct Engine<
     pub squelch: Squelch<EXES>,
     /// Packet-path counters.
     pub stats: PathStats,
-    rules_gen: AtomicU32,
 }
 
 impl<
@@ -268,21 +310,17 @@ impl<
             flags: Flags::new(),
             rules: RwLock::const_new(R::INIT, RuleRing::new()),
             exes: RwLock::const_new(R::INIT, ExeTable::new()),
-            sockets: RwLock::const_new(R::INIT, SocketCache::new()),
+            sockets: SharedSockets::new(),
             active: RwLock::const_new(R::INIT, ActiveCache::new()),
             images: RwLock::const_new(R::INIT, ImageCache::new()),
             squelch: Squelch::new(),
             stats: PathStats::new(),
-            rules_gen: AtomicU32::new(0),
         }
     }
 
     /// The current policy generation (flags + rules), lock-free.
     pub fn policy_generation(&self) -> u32 {
-        policy_generation(
-            self.flags.generation(),
-            self.rules_gen.load(Ordering::Acquire),
-        )
+        self.flags.policy_generation()
     }
 
     /// Runs `f` on the rules under the write lock and publishes the new rule generation, so every
@@ -290,7 +328,7 @@ impl<
     pub fn edit_rules<T>(&self, f: impl FnOnce(&mut RuleRing<RULES>) -> T) -> T {
         let mut ring = self.rules.write();
         let out = f(&mut ring);
-        self.rules_gen.store(ring.generation(), Ordering::Release);
+        self.flags.publish_rules_generation(ring.generation());
         out
     }
 
@@ -326,8 +364,8 @@ impl<
     }
 
     /// Decides one packet — THE packet path, for the kernel module and userspace alike: early
-    /// decision (mode, malformed), then the known-socket cache (fast path: shared lock,
-    /// atomics only, no path string), a recompute from the cached identity after a policy change,
+    /// decision (mode, malformed), then the known-socket cache (fast path: no lock, a
+    /// sequence-counted read, no path string), a recompute from the cached identity after a policy change,
     /// and identification through `host` on a miss. Counts `qpackets` for every packet decided
     /// while mode is not disabled; applies squelch to PENDING events.
     ///
@@ -349,52 +387,136 @@ impl<
     /// (TCP retransmits, ACK-clocked data, timers) carry no sender and use the socket's last
     /// task-context identification.
     pub fn decide_packet<'s, H: Host>(&self, host: &H, pkt: &Packet<H::Sock<'s>>) -> Outcome {
+        match self.decide_packet_fast(host, pkt) {
+            Decided::Hit(h) => h.outcome(),
+            Decided::Full(o) => o,
+        }
+    }
+
+    /// [`Engine::decide_packet`], with the hit path's answer left undecoded: a host that needs only
+    /// the verdict of a cached hit (the kernel's hook) reads one bit of it. Same decisions, same
+    /// counting.
+    #[inline(always)]
+    pub fn decide_packet_fast<'s, H: Host>(&self, host: &H, pkt: &Packet<H::Sock<'s>>) -> Decided {
         // Disabled: accept with no work at all (one relaxed load).
         if self.flags.mode() == Mode::Disabled {
-            return Outcome::plain(Decision {
+            return Decided::Full(Outcome::plain(Decision {
                 verdict: Verdict::Accept,
                 event: None,
                 squelch: false,
                 reason: Reason::Disabled,
-            });
+            }));
         }
         self.count(host, Stat::Packets);
-        let facts = if pkt.malformed {
-            PacketFacts::malformed(pkt.family)
-        } else {
-            PacketFacts::new(pkt.proto, pkt.family)
-        };
         // Read the generation before the flags and any rule (acquire: pairs with the release of
         // every flag or rule change), so a verdict is never tagged with a generation newer than
         // the policy it was computed under; at worst it is tagged older and merely recomputed.
+        // One read-mostly line: the flags' and the rules' generations sit beside the mode.
         let gen = self.policy_generation();
 
-        // Fast path (shared lock, atomics only, no flags snapshot). A verdict is cached only for a
-        // packet `decide_early` did not decide (mode enabled, well-formed),
-        // tagged with the generation it was computed under and its protocol; so a still-valid one
-        // means `decide_early` would decide nothing now either (a mode change bumps the
-        // generation). Malformed packets never take it.
+        // Fast path: lock-free (the socket cache's sequence-counted read writes nothing shared),
+        // no flags snapshot, no facts. A verdict is cached only for a packet `decide_early` did
+        // not decide (mode enabled, well-formed), tagged with the generation it was computed
+        // under and its protocol; so a still-valid one means `decide_early` would decide nothing
+        // now either (a mode change bumps the generation). Malformed packets never take it.
+        if !pkt.malformed {
+            if let Some(sk) = pkt.sk {
+                let key = host.sock_key(sk);
+                // In task context the sender is known: the check refuses a verdict earned by
+                // another process image (the full path then re-identifies).
+                let sender = if pkt.in_task { host.sender(sk) } else { None };
+                if let Fast::Hit(bits, ident) =
+                    self.sockets.check(key, gen, pkt.proto, sender.as_ref())
+                {
+                    self.count(host, Stat::Hits);
+                    if Decision::bits_have_no_event(bits) {
+                        // The common hit: no event to build, nothing else to read or decode.
+                        return Decided::Hit(CachedHit { bits, ident });
+                    }
+                    if Decision::bits_squelched(bits) {
+                        // A squelched event (a program without a rule): what `finish` would do,
+                        // without decoding; most such packets end here with no event at all.
+                        let exe = match FastIdentity::get(ident) {
+                            Identity::Exe(exe) => exe,
+                            _ => return Decided::Hit(CachedHit { bits, ident }),
+                        };
+                        if !host.wants_events()
+                            || !self.squelch.permit(pkt.proto, exe, host.now_secs())
+                        {
+                            return Decided::Hit(CachedHit { bits, ident });
+                        }
+                        return Decided::Full(Self::hit_event(pkt, bits, exe));
+                    }
+                    return Decided::Full(self.hit_with_event(host, pkt, bits, ident));
+                }
+            }
+        }
+        Decided::Full(self.decide_full(host, pkt, gen))
+    }
+
+    /// A cached hit whose squelched event the squelch permitted (once per program, protocol and
+    /// second): the event.
+    #[inline(never)]
+    fn hit_event<S>(pkt: &Packet<S>, bits: u8, exe: ExeId) -> Outcome {
+        let decision = Decision::from_bits(bits).unwrap_or(Decision::DEFERRED);
+        Outcome {
+            decision,
+            event: decision.event.map(|kind| Event {
+                kind,
+                proto: pkt.proto,
+                exe,
+            }),
+            cached: true,
+            ident: Identity::Exe(exe),
+        }
+    }
+
+    /// A still-valid cached decision that asks for an unsquelched event (`drops`/`accepts`): the
+    /// event, with no second lookup.
+    #[inline(never)]
+    fn hit_with_event<'s, H: Host>(
+        &self,
+        host: &H,
+        pkt: &Packet<H::Sock<'s>>,
+        bits: u8,
+        ident: u64,
+    ) -> Outcome {
+        let d = Decision::from_bits(bits).unwrap_or(Decision::DEFERRED);
+        let facts = PacketFacts::new(pkt.proto, pkt.family);
+        self.finish(host, &facts, FastIdentity::get(ident), d, true)
+    }
+
+    /// Everything but the common hit (out of line, so the hit path keeps its registers): a hit
+    /// that asks for an event, a busy entry read under the lock, a stale verdict recomputed, a
+    /// sender re-identified, a miss identified.
+    #[inline(never)]
+    fn decide_full<'s, H: Host>(&self, host: &H, pkt: &Packet<H::Sock<'s>>, gen: u32) -> Outcome {
         let sk = pkt.sk.filter(|_| !pkt.malformed);
         let mut hit = None;
         if let Some(sk) = sk {
             let key = host.sock_key(sk);
-            let found = self.sockets.read().lookup(key);
-            if let Some((known, cv)) = found {
+            let sender = if pkt.in_task { host.sender(sk) } else { None };
+            if let Some((known, cv)) = self.sockets.lookup(key) {
                 // In task context the sender is known: a verdict earned by another process image
                 // (fork, exec, a descriptor passed on) is not reused, the sender is identified.
-                let same_sender = !pkt.in_task
-                    || known.owner.tgid == 0
-                    || host.sender(sk).is_none_or(|t| t == known.owner);
+                let same_sender = known.owner.tgid == 0 || sender.is_none_or(|t| t == known.owner);
                 if !same_sender {
                     self.count(host, Stat::Resent);
-                } else if let Some(d) = cv.get_for(gen, facts.proto) {
+                } else if let Some(d) = cv.get_for(gen, pkt.proto) {
+                    // The entry was busy for the lock-free check: read under the lock.
                     self.count(host, Stat::Hits);
+                    let facts = PacketFacts::new(pkt.proto, pkt.family);
                     return self.finish(host, &facts, known.exe, d, true);
                 }
                 hit = Some((key, known, same_sender));
             }
         }
 
+        let facts = if pkt.malformed {
+            PacketFacts::malformed(pkt.family)
+        } else {
+            PacketFacts::new(pkt.proto, pkt.family)
+        };
         let flags = self.flags.snapshot();
         if let Some(d) = decide_early(&flags, &facts) {
             return Outcome::plain(d);
@@ -439,8 +561,7 @@ impl<
         let rule = self.rule_for(&facts, &found.ident);
         let d = decide(&flags, &facts, &found.ident, rule);
         if found.cache {
-            let mut sockets = self.sockets.write();
-            sockets.insert(
+            self.sockets.write().insert_with_verdict(
                 key,
                 KnownSocket {
                     inode: info.inode,
@@ -448,8 +569,8 @@ impl<
                     uid: pkt.uid,
                     exe: found.ident,
                 },
+                CachedVerdict::for_proto(d, gen, facts.proto),
             );
-            sockets.store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
         }
         self.finish(host, &facts, found.ident, d, false)
     }

@@ -430,3 +430,23 @@ fn squelch_is_exact_across_threads() {
     });
     assert_eq!(total.into_inner(), 1);
 }
+
+#[test]
+fn the_hit_paths_bit_tests_agree_with_the_decoded_decision() {
+    // The hit path tests packed bits without decoding them; every valid packing must agree.
+    let mut valid = 0;
+    for b in 0..=255u8 {
+        let Some(d) = Decision::from_bits(b) else {
+            continue;
+        };
+        valid += 1;
+        assert_eq!(d.to_bits(), b, "{d:?}");
+        assert_eq!(Decision::bits_have_no_event(b), d.event.is_none(), "{d:?}");
+        assert_eq!(
+            Decision::bits_squelched(b),
+            d.event.is_some() && d.squelch,
+            "{d:?}"
+        );
+    }
+    assert!(valid >= 40, "only {valid} valid packings");
+}

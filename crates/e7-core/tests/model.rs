@@ -158,7 +158,7 @@ proptest! {
             match kind {
                 0 => {
                     let evicted = c.insert(k, KnownSocket { inode: key, owner: e7_core::TaskId::tgid_only(u32::from(val)), uid: 0, exe: Identity::Unknown });
-                    let now = c.clock();
+                    let now = c.clock_of(k);
                     if let Some(ev) = evicted {
                         prop_assert!(!model.contains_key(&key), "evicted although the key was cached");
                         let set = c.set_index(ev);
@@ -178,7 +178,7 @@ proptest! {
                 }
                 1 => {
                     let got = c.lookup(k).map(|(v, _)| v.owner.tgid);
-                    let now = c.clock();
+                    let now = c.clock_of(k);
                     prop_assert_eq!(got, model.get(&key).map(|m| m.0));
                     if let Some(m) = model.get_mut(&key) {
                         m.1 = now;

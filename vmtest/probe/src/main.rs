@@ -49,6 +49,10 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
   sink4|sink6                              listen on the loopback, print `port N`, read one connection's line;
                                            exit 0 when it is the probe's message, 1 when none came in time
   mptcp4|mptcp6                            one message from an MPTCP socket to a TCP listener
+  flip v4|v6 GATEFILE AFTER                UDP sends on ONE connected socket in a tight loop; each send first
+                                           checks whether GATEFILE exists; AFTER sends after it appeared, prints
+                                           `flip before_ok=.. before_blocked=.. after_ok=.. after_blocked=..
+                                           errors=..` (prints `running` once the first send returned)
   twophase PROTO GATEFILE [PORT]           exchange, wait until GATEFILE exists, exchange again on the SAME
                                            socket; prints `phase1 ...`, `phase2 ...`; exit code of phase 2
   storm SOCKETS PROCS [udp4|udp6|tcp4|tcp6 [PORT]]
@@ -131,6 +135,11 @@ enum Cmd {
         mnt: bool,
         bind: Option<(PathBuf, PathBuf)>,
         cmd: Vec<String>,
+    },
+    Flip {
+        v6: bool,
+        gate: PathBuf,
+        after: u32,
     },
     TwoPhase {
         proto: Proto,
@@ -441,6 +450,30 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
                 mnt,
                 bind,
                 cmd: rest.to_vec(),
+            }
+        }
+        "flip" => {
+            let v6 = match args.get(1).map(String::as_str) {
+                Some("v4") => false,
+                Some("v6") => true,
+                other => {
+                    return usage_err(format!("flip: want v4 or v6 as the family, got {other:?}"))
+                }
+            };
+            let Some(gate) = args.get(2) else {
+                return usage_err(
+                    "flip: missing GATEFILE (a path the test creates after its change)",
+                );
+            };
+            let after: u32 = parse_num("AFTER", args.get(3), "a send count 1-100000")?;
+            if after == 0 || after > 100_000 {
+                return usage_err(format!("flip: AFTER must be 1-100000, got {after}"));
+            }
+            no_more(args, 4)?;
+            Cmd::Flip {
+                v6,
+                gate: PathBuf::from(gate),
+                after,
             }
         }
         "twophase" => {
@@ -1119,6 +1152,62 @@ fn user_ns(net: bool, mnt: bool, bind: Option<&(PathBuf, PathBuf)>, cmd: &[Strin
     ExitCode::from(2)
 }
 
+/// A policy change under a running sender: one connected UDP socket sends in a tight loop, each
+/// send preceded by a check of `gate`, which the test creates once its change was acknowledged.
+/// Every send started after the gate was seen must get the new verdict; sends before it may get
+/// either (they race the change). Exit 0 when it ran, 2 on a setup error.
+fn flip(v6: bool, gate: &std::path::Path, after: u32) -> ExitCode {
+    let lo = net::loopback(v6);
+    let (rx, tx) = match (UdpSocket::bind((lo, 0)), UdpSocket::bind((lo, 0))) {
+        (Ok(rx), Ok(tx)) => (rx, tx),
+        (Err(e), _) | (_, Err(e)) => {
+            println!("error: flip: bind: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = rx.local_addr().and_then(|a| tx.connect(a)) {
+        println!("error: flip: connect: {e}");
+        return ExitCode::from(2);
+    }
+    let (mut before_ok, mut before_blocked, mut after_ok, mut after_blocked, mut errors) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut drain = [0u8; 64];
+    let _ = rx.set_nonblocking(true);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut announced = false;
+    loop {
+        let seen = gate.exists();
+        let r = tx.send(&[0x5a; 64]);
+        let blocked = matches!(&r, Err(e) if e.raw_os_error() == Some(libc_eperm()));
+        match (seen, &r, blocked) {
+            (_, Err(_), false) => errors += 1,
+            (false, Ok(_), _) => before_ok += 1,
+            (false, Err(_), true) => before_blocked += 1,
+            (true, Ok(_), _) => after_ok += 1,
+            (true, Err(_), true) => after_blocked += 1,
+        }
+        // Keep the receiver's buffer from filling (a full buffer drops at delivery, not at send).
+        while rx.recv(&mut drain).is_ok() {}
+        if !announced {
+            println!("running");
+            announced = true;
+        }
+        if after_ok + after_blocked >= u64::from(after) || Instant::now() >= deadline {
+            break;
+        }
+    }
+    println!(
+        "flip before_ok={before_ok} before_blocked={before_blocked} after_ok={after_ok} \
+         after_blocked={after_blocked} errors={errors}"
+    );
+    ExitCode::SUCCESS
+}
+
+/// `EPERM` (a netfilter drop at `LOCAL_OUT`).
+const fn libc_eperm() -> i32 {
+    1
+}
+
 /// Waits up to a minute for `gate` to exist.
 fn wait_gate(gate: &std::path::Path) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1168,6 +1257,7 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
             cmd,
         } => user_ns(net, mnt, bind.as_ref(), &cmd),
         Cmd::TwoPhase { proto, gate, port } => two_phase(proto, &gate, port, timeout),
+        Cmd::Flip { v6, gate, after } => flip(v6, &gate, after),
         Cmd::Storm {
             sockets,
             procs,

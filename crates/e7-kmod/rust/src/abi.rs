@@ -14,6 +14,8 @@ pub const EXE_BUF: usize = 272;
 pub const PKT_MALFORMED: u8 = 0x1;
 /// `E7_PKT_IN_TASK`.
 pub const PKT_IN_TASK: u8 = 0x2;
+/// `E7_PKT_SENDER`: `E7Pkt::sender` holds current's process image (task context, a user process).
+pub const PKT_SENDER: u8 = 0x4;
 /// `E7_SOCK_DETACHED`: no `struct socket` (orphaned, or a child not yet `accept()`ed).
 pub const SOCK_DETACHED: u32 = 0;
 /// `E7_SOCK_KERNEL`: a `struct socket` without a file (a kernel socket).
@@ -48,6 +50,10 @@ pub const RWLOCK_BYTES: usize = 64;
 pub struct E7Pkt {
     /// Full socket or null (opaque).
     pub sk: *mut core::ffi::c_void,
+    /// The socket's cookie (never 0 with a socket), 0 without one.
+    pub cookie: u64,
+    /// Current's process image when `flags` has [`PKT_SENDER`], else zero.
+    pub sender: TaskId,
     /// L4 protocol number.
     pub proto: u32,
     /// Socket uid (initial user namespace).
@@ -163,7 +169,7 @@ pub struct E7WalkPos {
     pub pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<E7Pkt>() == 24);
+const _: () = assert!(core::mem::size_of::<E7Pkt>() == 56);
 const _: () = assert!(core::mem::size_of::<E7WalkPos>() == 16);
 // `struct e7_sock_owner` is e7-core's SocketOwner (#[repr(C)]): u64 inode, u32 tgid, 4 padding.
 const _: () = assert!(core::mem::size_of::<e7_core::SocketOwner>() == 16);

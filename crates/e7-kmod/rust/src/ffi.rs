@@ -22,7 +22,7 @@ use e7_proto::Command;
 
 use crate::abi::{
     E7Dest, E7Exe, E7Pkt, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED, PKT_IN_TASK,
-    PKT_MALFORMED, SOCK_KERNEL, SOCK_USER,
+    PKT_MALFORMED, PKT_SENDER, SOCK_KERNEL, SOCK_USER,
 };
 use crate::control::Handled;
 use crate::errno::EINVAL;
@@ -36,6 +36,8 @@ use crate::state::Module;
 #[derive(Debug, Clone, Copy)]
 pub struct SockRef<'hook> {
     sk: NonNull<c_void>,
+    /// The cookie the shim read inline (0: not known, ask).
+    cookie: u64,
     _hook: PhantomData<&'hook c_void>,
 }
 
@@ -71,8 +73,16 @@ extern "C" {
 /// All module state. Placed in the module's .data/.bss by the loader; never on a stack.
 static E7: Module<KernelRwLock> = Module::new();
 
-/// The kernel, as seen through the shim.
-struct Shim;
+/// The kernel, as seen through the shim. `sender`: the hook's answer to "who sends" read by the
+/// shim inline with the packet (`None`: ask the shim, outside the hook).
+struct Shim {
+    sender: Option<Option<TaskId>>,
+}
+
+impl Shim {
+    /// Outside the hook: every answer from the shim.
+    const ASK: Shim = Shim { sender: None };
+}
 
 /// A fixed line buffer for log messages (truncates).
 struct Line {
@@ -146,6 +156,9 @@ impl Kernel for Shim {
     }
 
     fn sk_cookie(&self, sk: SockRef<'_>) -> SocketKey {
+        if sk.cookie != 0 {
+            return SocketKey(sk.cookie);
+        }
         // SAFETY: sk is the full socket the hook passed in, valid during the hook ('hook).
         SocketKey(unsafe { e7_c_sk_cookie(sk.ptr()) })
     }
@@ -166,6 +179,9 @@ impl Kernel for Shim {
     }
 
     fn current_task(&self) -> Option<TaskId> {
+        if let Some(known) = self.sender {
+            return known;
+        }
         let mut id = TaskId::default();
         // SAFETY: id is a valid e7_task_id (TaskId is its #[repr(C)] mirror). Lock-free.
         let user = unsafe { e7_c_current_task(&mut id) != 0 };
@@ -322,7 +338,7 @@ fn write_err(err: *mut u8, err_len: u32, args: fmt::Arguments<'_>) {
 /// Load-time initialisation.
 #[no_mangle]
 pub extern "C" fn e7_rust_init() -> i32 {
-    E7.init(&Shim);
+    E7.init(&Shim::ASK);
     0
 }
 
@@ -364,6 +380,7 @@ pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt) -> u32 {
     let input = Packet {
         sk: NonNull::new(p.sk).map(|sk| SockRef {
             sk,
+            cookie: p.cookie,
             _hook: PhantomData,
         }),
         proto: p.proto,
@@ -376,7 +393,10 @@ pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt) -> u32 {
         malformed: p.flags & PKT_MALFORMED != 0,
         in_task: p.flags & PKT_IN_TASK != 0,
     };
-    let (verdict, cached) = E7.packet_cached(&Shim, &input);
+    let shim = Shim {
+        sender: Some((p.flags & PKT_SENDER != 0).then_some(p.sender)),
+    };
+    let (verdict, cached) = E7.packet_cached(&shim, &input);
     let accept = match verdict {
         Verdict::Accept => HOOK_ACCEPT,
         Verdict::Drop => 0,
@@ -414,7 +434,7 @@ pub unsafe extern "C" fn e7_genl_doit(
     let Some(dest) = (unsafe { dest.as_ref() }).copied() else {
         return -(EINVAL as i32);
     };
-    match E7.doit(&Shim, cmd, bytes, dest, admin != 0) {
+    match E7.doit(&Shim::ASK, cmd, bytes, dest, admin != 0) {
         Ok(Handled::Done) => 0,
         Ok(Handled::QueryChain) => crate::abi::DOIT_QUERY_CHAIN,
         Err(r) => {
@@ -492,13 +512,13 @@ pub unsafe extern "C" fn e7_genl_chain_query(
 /// The event work item.
 #[no_mangle]
 pub extern "C" fn e7_work_events() {
-    E7.work_events(&Shim);
+    E7.work_events(&Shim::ASK);
 }
 
 /// The refill work item.
 #[no_mangle]
 pub extern "C" fn e7_work_refill() {
-    E7.work_refill(&Shim);
+    E7.work_refill(&Shim::ASK);
 }
 
 /// The read-only module parameter `walk_stats`: the walk's counters as one NUL-terminated line
@@ -531,7 +551,7 @@ pub unsafe extern "C" fn e7_rust_walk_stats(buf: *mut u8, len: u32) -> i32 {
 /// Unload (and init unwinding): DISCONNECT to every subscriber; returns how many were lost.
 #[no_mangle]
 pub extern "C" fn e7_rust_disconnect_all() -> u32 {
-    E7.disconnect_all(&Shim)
+    E7.disconnect_all(&Shim::ASK)
 }
 
 /// NETLINK_URELEASE of a generic-netlink socket in init_net: forget that port.

@@ -26,8 +26,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use e7_core::sync::{RawRwLock, RwLock};
 use e7_core::{
-    Chunk, ChunkEnd, Deferred, Engine, ExeError, ExeId, ExePath, Flag, Host, Identity, Outcome,
-    Packet, SockInfo, SocketKey, SocketOwner, Stat, TaskId, Verdict, WalkCursor, WALK_CHUNK,
+    Chunk, ChunkEnd, Decided, Deferred, Engine, ExeError, ExeId, ExePath, Flag, Host, Identity,
+    Outcome, Packet, SockInfo, SocketKey, SocketOwner, Stat, TaskId, Verdict, WalkCursor,
+    WALK_CHUNK,
 };
 
 use crate::abi::E7Dest;
@@ -250,8 +251,24 @@ impl<R: RawRwLock> Module<R> {
 
     /// [`Module::packet`], also telling whether the verdict was a still-valid cached one (the
     /// hook counts those hits in its per-CPU statistics itself, without another call).
+    #[inline(always)]
     pub fn packet_cached<'s, K: Kernel>(&self, k: &K, p: &Packet<K::Sock<'s>>) -> (Verdict, bool) {
-        let out = self.engine.decide_packet(&Hook { m: self, k }, p);
+        let out = match self.engine.decide_packet_fast(&Hook { m: self, k }, p) {
+            // The hit path: one bit of the cached decision, nothing decoded unless logged.
+            Decided::Hit(h) => {
+                if self.engine.flags.get(Flag::Debug) == e7_proto::Const::Enabled.value() {
+                    self.debug_log(k, p, &h.outcome());
+                }
+                return (h.verdict(), true);
+            }
+            Decided::Full(out) => out,
+        };
+        self.packet_full(k, p, out)
+    }
+
+    /// The rest of a packet the hit path did not answer: its event and log line.
+    #[inline(never)]
+    fn packet_full<S>(&self, k: &impl Kernel, p: &Packet<S>, out: Outcome) -> (Verdict, bool) {
         if let Some(ev) = out.event {
             self.queue_event(k, p.uid, ev.kind.state(), ev.proto, ev.exe);
         }
@@ -261,6 +278,8 @@ impl<R: RawRwLock> Module<R> {
         (out.decision.verdict, out.cached)
     }
 
+    #[cold]
+    #[inline(never)]
     fn debug_log<S>(&self, k: &impl Kernel, p: &Packet<S>, out: &Outcome) {
         let verdict = match out.decision.verdict {
             Verdict::Accept => "accept",
