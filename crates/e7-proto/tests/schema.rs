@@ -177,8 +177,8 @@ fn unknown_number_messages_list_the_valid_range() {
     let m = Flag::try_from(20).unwrap_err().to_string();
     assert_eq!(
         m,
-        "flag index 20 does not exist: expected 0..=15 (mode, debug, fail, unkproc, unkprot, norule, \
-         squelch, unkrule, drops, accepts, rchngq, uptime, qpackets, longpath, evlost, nspath)"
+        "flag index 20 does not exist: expected 0..=16 (mode, debug, fail, unkproc, unkprot, norule, \
+         squelch, unkrule, drops, accepts, rchngq, uptime, qpackets, longpath, evlost, nspath, qualifiers)"
     );
     let m = Command::try_from(42).unwrap_err().to_string();
     assert_eq!(
