@@ -188,7 +188,7 @@ fn unknown_number_messages_list_the_valid_range() {
     let m = Attr::try_from(0).unwrap_err().to_string();
     assert_eq!(
         m,
-        "unknown attribute type 0: expected 1..=9 (ENL_ATTR_NESTED..ENL_ATTR_COUNT)"
+        "unknown attribute type 0: expected 1..=12 (ENL_ATTR_NESTED..ENL_ATTR_UID)"
     );
     let m = Const::try_from(5).unwrap_err().to_string();
     assert!(
