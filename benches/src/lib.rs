@@ -285,6 +285,7 @@ pub struct BenchSock {
 /// A TCP packet of [`BenchSock`] sent in task context by process 77.
 fn packet() -> Packet<BenchSock> {
     Packet {
+        peer: e7_core::Peer::UNKNOWN,
         sk: Some(BenchSock {
             key: 42,
             inode: 4242,

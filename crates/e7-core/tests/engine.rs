@@ -224,6 +224,7 @@ fn both_shared(test: impl Fn(&std::sync::Arc<Sut>, &Fake)) {
 
 fn pkt(proto: u32, key: u64, inode: u64) -> Packet<FakeSock> {
     Packet {
+        peer: e7_core::Peer::UNKNOWN,
         sk: Some(FakeSock {
             key,
             inode,
@@ -408,6 +409,7 @@ fn unknown_owner_long_path_and_non_full_sockets() {
         // No full socket: unkproc, no lookup at all.
         let before = (fake.walks.get(), fake.resolves.get());
         let sock = Packet {
+            peer: e7_core::Peer::UNKNOWN,
             sk: None,
             family: Family::Ipv6,
             ..pkt(PROTO_TCP, 1, 500)
@@ -510,6 +512,7 @@ fn std_firewall_identifies_a_real_socket_of_this_process() {
         sender: None,
     };
     let (d, _) = fw.decide(&Packet {
+        peer: e7_core::Peer::UNKNOWN,
         sk: Some(&sock),
         proto: PROTO_UDP,
         uid: 0,
@@ -595,6 +598,7 @@ fn a_cached_verdict_is_not_reused_for_another_sender() {
         assert!(!out.cached);
         // Softirq packets carry no sender: the last task-context identification holds.
         let softirq = Packet {
+            peer: e7_core::Peer::UNKNOWN,
             in_task: false,
             ..pkt(PROTO_UDP, 2, 600)
         };
@@ -669,6 +673,7 @@ fn an_owner_not_found_right_now_is_dropped_never_unkproc() {
             .unwrap();
         assert_eq!(e.flags.get(Flag::UnkProc), Const::Allow.value());
         let softirq = |key, inode| Packet {
+            peer: e7_core::Peer::UNKNOWN,
             in_task: false,
             ..pkt(PROTO_TCP, key, inode)
         };

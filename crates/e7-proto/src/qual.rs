@@ -136,7 +136,9 @@ impl Addr {
     /// they are. Rules match the canonical form.
     pub const fn canonical(self) -> Addr {
         match self {
-            Addr::V6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d]) => Addr::V4([a, b, c, d]),
+            Addr::V6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d]) => {
+                Addr::V4([a, b, c, d])
+            }
             other => other,
         }
     }
@@ -311,7 +313,11 @@ impl Ports {
     pub fn count(&self) -> u32 {
         self.ranges()
             .iter()
-            .map(|r| u32::from(r.hi).saturating_sub(u32::from(r.lo)).saturating_add(1))
+            .map(|r| {
+                u32::from(r.hi)
+                    .saturating_sub(u32::from(r.lo))
+                    .saturating_add(1)
+            })
             .fold(0u32, u32::saturating_add)
     }
 
@@ -606,9 +612,7 @@ impl Precedence {
             user: q.uid.is_some(),
             dest: q.dest.rank(),
             ports: q.ports.is_some(),
-            narrow: q
-                .ports
-                .map_or(0, |p| 65536u32.saturating_sub(p.count())),
+            narrow: q.ports.map_or(0, |p| 65536u32.saturating_sub(p.count())),
             program,
             protocol,
             block,
@@ -673,7 +677,10 @@ pub fn emit_qualifiers(
     // Formatted whole into a local buffer, then written: never cut like `put_fmt` would.
     let mut buf = [0u8; crate::QUAL_TEXT_LEN];
     if q.dest != Dest::Any {
-        w.put_str(Attr::Dest.value(), text(&mut buf, format_args!("{}", q.dest))?)?;
+        w.put_str(
+            Attr::Dest.value(),
+            text(&mut buf, format_args!("{}", q.dest))?,
+        )?;
     }
     if let Some(p) = &q.ports {
         w.put_str(Attr::Ports.value(), text(&mut buf, format_args!("{p}"))?)?;

@@ -170,6 +170,7 @@ pub extern "C" fn e7np_decide_packet(
         holds: flags & 4 != 0,
     };
     let pkt = Packet {
+        peer: e7_core::Peer::UNKNOWN,
         sk: (flags & 8 == 0).then_some((key, inode)),
         proto,
         uid: 0,
