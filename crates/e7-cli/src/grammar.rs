@@ -419,9 +419,11 @@ fn parse_rule(action: Action, all: &[&str]) -> Result<Statement, SyntaxError> {
             rule_statement(action, prot, path, qual)
         }
         _ => Err(SyntaxError::new(format!(
-            "`{name}` takes at most 2 arguments ([PROTO] PATH), got {}; quote a path that \
+            "`{name}` takes at most 2 arguments ([PROTO] PATH) and then qualifiers (`to DEST`, \
+             `port PORTS`, `user USER`), got {} (`{}` after the path); quote a path that \
              contains spaces: {name} tcp \"/opt/my app/run\"",
-            args.len()
+            args.len(),
+            args.get(2).copied().unwrap_or("")
         ))),
     }
 }
