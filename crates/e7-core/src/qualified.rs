@@ -186,67 +186,81 @@ impl QualRef<'_> {
     }
 }
 
-/// Destination sort key: class (0 any, 1 localhost, 2 lan, 3 internet, 4 IPv4, 5 IPv6), prefix
-/// length, network (IPv4 in the first 4 bytes).
+/// Destination sort key, compared as two integers: `cl` = class << 8 | prefix length (class 0 any,
+/// 1 localhost, 2 lan, 3 internet, 4 IPv4, 5 IPv6), `net` = the network as a 128-bit number
+/// (IPv4 in the low 32 bits) split in two words so the key stays 8-byte aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct DKey {
-    class: u8,
-    len: u8,
-    net: [u8; 16],
+    cl: u16,
+    net: [u64; 2],
 }
 
 const V4_SLOT: usize = 4;
 const V6_SLOT: usize = V4_SLOT + 33;
 const SLOTS: usize = V6_SLOT + 129;
+const CLASS_V4: u16 = 4;
+const CLASS_V6: u16 = 5;
+
+/// `v` with all but its first `len` of `bits` bits cleared.
+fn keep_bits(v: u128, len: u8, bits: u32) -> u128 {
+    let drop = bits.saturating_sub(u32::from(len));
+    v.checked_shr(drop)
+        .and_then(|x| x.checked_shl(drop))
+        .unwrap_or(0)
+}
 
 impl DKey {
-    const ANY: DKey = DKey {
-        class: 0,
-        len: 0,
-        net: [0; 16],
-    };
+    const ANY: DKey = DKey { cl: 0, net: [0; 2] };
+
+    fn prefix(class: u16, len: u8, net: u128) -> DKey {
+        DKey {
+            cl: (class << 8) | u16::from(len),
+            net: [(net >> 64) as u64, net as u64],
+        }
+    }
 
     fn of(d: &Dest) -> DKey {
         match *d {
             Dest::Any => DKey::ANY,
             Dest::Scope(s) => DKey {
-                class: match s {
+                cl: match s {
                     Scope::Localhost => 1,
                     Scope::Lan => 2,
                     Scope::Internet => 3,
-                },
-                ..DKey::ANY
+                } << 8,
+                net: [0; 2],
             },
             Dest::V4 { net, len } => {
-                let mut n = [0u8; 16];
-                for (d, s) in n.iter_mut().zip(net) {
-                    *d = s;
-                }
-                DKey {
-                    class: 4,
-                    len,
-                    net: n,
-                }
+                DKey::prefix(CLASS_V4, len, u128::from(u32::from_be_bytes(net)))
             }
-            Dest::V6 { net, len } => DKey { class: 5, len, net },
+            Dest::V6 { net, len } => DKey::prefix(CLASS_V6, len, u128::from_be_bytes(net)),
         }
     }
 
+    fn class(&self) -> u16 {
+        self.cl >> 8
+    }
+
+    fn len(&self) -> u8 {
+        (self.cl & 0xff) as u8
+    }
+
+    fn net(&self) -> u128 {
+        (u128::from(self.net[0]) << 64) | u128::from(self.net[1])
+    }
+
     fn dest(&self) -> Dest {
-        match self.class {
+        match self.class() {
             1 => Dest::Scope(Scope::Localhost),
             2 => Dest::Scope(Scope::Lan),
             3 => Dest::Scope(Scope::Internet),
-            4 => {
-                let mut net = [0u8; 4];
-                for (d, s) in net.iter_mut().zip(self.net) {
-                    *d = s;
-                }
-                Dest::V4 { net, len: self.len }
-            }
-            5 => Dest::V6 {
-                net: self.net,
-                len: self.len,
+            CLASS_V4 => Dest::V4 {
+                net: (self.net() as u32).to_be_bytes(),
+                len: self.len(),
+            },
+            CLASS_V6 => Dest::V6 {
+                net: self.net().to_be_bytes(),
+                len: self.len(),
             },
             _ => Dest::Any,
         }
@@ -254,9 +268,10 @@ impl DKey {
 
     /// The class-and-length slot counted in `QualTable::slots`.
     fn slot(&self) -> usize {
-        match self.class {
-            4 => V4_SLOT.saturating_add(usize::from(self.len)),
-            5 => V6_SLOT.saturating_add(usize::from(self.len)),
+        let len = usize::from(self.len());
+        match self.class() {
+            CLASS_V4 => V4_SLOT.saturating_add(len),
+            CLASS_V6 => V6_SLOT.saturating_add(len),
             c => usize::from(c),
         }
     }
@@ -542,7 +557,7 @@ impl<const N: usize, const BYTES: usize> QualTable<N, BYTES> {
                 c.saturating_sub(1)
             };
         }
-        if key.class != 0 || ports {
+        if key.cl != 0 || ports {
             self.per_dest = if add {
                 self.per_dest.saturating_add(1)
             } else {
@@ -680,10 +695,10 @@ impl<const N: usize, const BYTES: usize> QualTable<N, BYTES> {
         if self.len == 0 {
             return None;
         }
-        let ctx = Ctx::new(exe);
+        let mut ctx = Ctx::new(exe);
         let mut best: Option<QualMatch> = None;
-        let mut visit = |t: &Self, key: DKey| {
-            if let Some(m) = t.best_in(&key, facts, &ctx) {
+        let mut visit = |key: DKey, ctx: &mut Ctx<'_>| {
+            if let Some(m) = self.best_in(&key, facts, ctx) {
                 if best.is_none_or(|b| {
                     (m.precedence, core::cmp::Reverse(m.position))
                         > (b.precedence, core::cmp::Reverse(b.position))
@@ -693,49 +708,46 @@ impl<const N: usize, const BYTES: usize> QualTable<N, BYTES> {
             }
         };
         if self.slots.first().is_some_and(|&c| c > 0) {
-            visit(self, DKey::ANY);
+            visit(DKey::ANY, &mut ctx);
         }
         let Some(dst) = facts.dst.map(Addr::canonical) else {
             return best;
         };
         let scope = DKey::of(&Dest::Scope(Scope::of(dst)));
         if self.slots.get(scope.slot()).is_some_and(|&c| c > 0) {
-            visit(self, scope);
+            visit(scope, &mut ctx);
         }
-        let (base, max, class, addr) = match dst {
-            Addr::V4(a) => {
-                let mut n = [0u8; 16];
-                for (d, s) in n.iter_mut().zip(a) {
-                    *d = s;
-                }
-                (V4_SLOT, 32u8, 4u8, n)
-            }
-            Addr::V6(a) => (V6_SLOT, 128u8, 5u8, a),
+        let (base, bits, class, addr) = match dst {
+            Addr::V4(a) => (V4_SLOT, 32u32, CLASS_V4, u128::from(u32::from_be_bytes(a))),
+            Addr::V6(a) => (V6_SLOT, 128u32, CLASS_V6, u128::from_be_bytes(a)),
         };
-        for len in 0..=max {
-            if self
-                .slots
-                .get(base.saturating_add(usize::from(len)))
-                .is_some_and(|&c| c > 0)
-            {
-                // IPv4: the bytes after the fourth are zero in both key and address.
-                let net = e7_proto::qual::mask(addr, len);
-                visit(self, DKey { class, len, net });
+        let counts = self
+            .slots
+            .get(base..=base.saturating_add(bits as usize))
+            .unwrap_or(&[]);
+        for (len, &c) in counts.iter().enumerate() {
+            if c > 0 {
+                let len = len as u8;
+                visit(
+                    DKey::prefix(class, len, keep_bits(addr, len, bits)),
+                    &mut ctx,
+                );
             }
         }
         best
     }
 
-    /// The best rule among those whose destination key is exactly `key`.
-    fn best_in(&self, key: &DKey, facts: &QualFacts, ctx: &Ctx<'_>) -> Option<QualMatch> {
+    /// The best rule among those whose destination key is exactly `key`: one binary search for
+    /// the run's start, then a scan of at most [`SHORT_RUN`] rules, or for a longer run a search by
+    /// the path hash of the executable and each of its folders.
+    fn best_in(&self, key: &DKey, facts: &QualFacts, ctx: &mut Ctx<'_>) -> Option<QualMatch> {
         let lo = self.lower_bound(0, self.len, key, None);
-        let hi = self.upper_bound(lo, self.len, key, None);
         let mut best: Option<QualMatch> = None;
         let mut consider = |i: usize| {
             let Some((pos, m)) = self.meta_at(i) else {
                 return;
             };
-            if let Some(prec) = self.matches(m, facts, ctx) {
+            if let Some(prec) = self.matches(m, facts, ctx.exe) {
                 if best.is_none_or(|b| {
                     prec > b.precedence || (prec == b.precedence && pos < b.position)
                 }) {
@@ -747,9 +759,17 @@ impl<const N: usize, const BYTES: usize> QualTable<N, BYTES> {
                 }
             }
         };
-        if hi.saturating_sub(lo) <= SHORT_RUN {
-            (lo..hi).for_each(&mut consider);
+        let mut end = lo;
+        while end < self.len && end.wrapping_sub(lo) <= SHORT_RUN {
+            match self.meta_at(end) {
+                Some((_, m)) if m.key == *key => end = end.wrapping_add(1),
+                _ => break,
+            }
+        }
+        if end.wrapping_sub(lo) <= SHORT_RUN {
+            (lo..end).for_each(&mut consider);
         } else {
+            let hi = self.upper_bound(end, self.len, key, None);
             for &(hash, _) in ctx.candidates() {
                 let a = self.lower_bound(lo, hi, key, Some(hash));
                 let b = self.upper_bound(a, hi, key, Some(hash));
@@ -760,7 +780,7 @@ impl<const N: usize, const BYTES: usize> QualTable<N, BYTES> {
     }
 
     /// The precedence of `m` for this packet, if it applies.
-    fn matches(&self, m: &QMeta, facts: &QualFacts, ctx: &Ctx<'_>) -> Option<Precedence> {
+    fn matches(&self, m: &QMeta, facts: &QualFacts, exe: &[u8]) -> Option<Precedence> {
         let protocol = if m.proto == PROTO_ANY {
             false
         } else if m.proto == facts.proto {
@@ -776,7 +796,7 @@ impl<const N: usize, const BYTES: usize> QualTable<N, BYTES> {
         if m.uid.is_some() && m.uid != facts.uid {
             return None;
         }
-        let program = ctx.program_rank(self.path_of(m))?;
+        let program = program_rank(exe, self.path_of(m))?;
         Some(Precedence::of(
             &m.qual(),
             program,
@@ -786,63 +806,69 @@ impl<const N: usize, const BYTES: usize> QualTable<N, BYTES> {
     }
 }
 
-/// The executable's path and its candidate rule paths (itself and every folder above it).
+/// The executable's path and, computed on first use (only a long run needs them), its candidate
+/// rule paths: itself and every folder above it.
 struct Ctx<'a> {
     exe: &'a [u8],
+    folder: bool,
     /// (hash, length) of the exact path (unless it is a folder) and of each ancestor folder.
     cands: [(u32, u16); 129],
-    n: usize,
+    /// `None` until computed.
+    n: Option<usize>,
 }
 
 impl<'a> Ctx<'a> {
     fn new(exe: &'a ExePath) -> Ctx<'a> {
-        let bytes = exe.as_bytes();
-        let mut c = Ctx {
-            exe: bytes,
+        Ctx {
+            exe: exe.as_bytes(),
+            folder: exe.is_folder(),
             cands: [(0, 0); 129],
-            n: 0,
-        };
-        let mut h = PathHash::new();
-        let mut start = 0usize;
-        let last = bytes.len().saturating_sub(1);
-        while let Some(rest) = bytes.get(start..) {
-            let Some(off) = rest.iter().position(|&b| b == b'/') else {
-                break;
+            n: None,
+        }
+    }
+
+    fn candidates(&mut self) -> &[(u32, u16)] {
+        if self.n.is_none() {
+            let mut n = 0usize;
+            let bytes = self.exe;
+            let mut push = |cands: &mut [(u32, u16); 129], hash: u32, len: usize| {
+                if let Some(slot) = cands.get_mut(n) {
+                    *slot = (hash, u16::try_from(len).unwrap_or(u16::MAX));
+                    n = n.saturating_add(1);
+                }
             };
-            let slash = start.saturating_add(off);
-            if slash >= last {
-                break;
+            let mut h = PathHash::new();
+            let mut start = 0usize;
+            let last = bytes.len().saturating_sub(1);
+            while let Some(rest) = bytes.get(start..) {
+                let Some(off) = rest.iter().position(|&b| b == b'/') else {
+                    break;
+                };
+                let slash = start.saturating_add(off);
+                if slash >= last {
+                    break;
+                }
+                h.update(rest.get(..=off).unwrap_or(&[]));
+                start = slash.saturating_add(1);
+                push(&mut self.cands, h.finalize(), start);
             }
-            h.update(rest.get(..=off).unwrap_or(&[]));
-            start = slash.saturating_add(1);
-            c.push(h.finalize(), start);
+            if !self.folder && !bytes.is_empty() {
+                push(&mut self.cands, hash_bytes(bytes), bytes.len());
+            }
+            self.n = Some(n);
         }
-        if !exe.is_folder() && !bytes.is_empty() {
-            c.push(hash_bytes(bytes), bytes.len());
-        }
-        c
+        self.cands.get(..self.n.unwrap_or(0)).unwrap_or(&[])
     }
+}
 
-    fn push(&mut self, hash: u32, len: usize) {
-        if let Some(slot) = self.cands.get_mut(self.n) {
-            *slot = (hash, u16::try_from(len).unwrap_or(u16::MAX));
-            self.n = self.n.saturating_add(1);
-        }
-    }
-
-    fn candidates(&self) -> &[(u32, u16)] {
-        self.cands.get(..self.n).unwrap_or(&[])
-    }
-
-    /// [`Precedence::EXACT`] for the executable itself, the folder's length for a folder above it,
-    /// `None` otherwise (a folder rule never matches the folder path itself).
-    fn program_rank(&self, rule: &[u8]) -> Option<u16> {
-        if rule.last() == Some(&b'/') {
-            (self.exe.len() > rule.len() && self.exe.starts_with(rule))
-                .then(|| u16::try_from(rule.len()).unwrap_or(0))
-        } else {
-            (rule == self.exe).then_some(Precedence::EXACT)
-        }
+/// [`Precedence::EXACT`] for the executable itself, the folder's length for a folder above it,
+/// `None` otherwise (a folder rule never matches the folder path itself).
+fn program_rank(exe: &[u8], rule: &[u8]) -> Option<u16> {
+    if rule.last() == Some(&b'/') {
+        (exe.len() > rule.len() && exe.starts_with(rule))
+            .then(|| u16::try_from(rule.len()).unwrap_or(0))
+    } else {
+        (rule == exe).then_some(Precedence::EXACT)
     }
 }
 

@@ -419,14 +419,7 @@ impl<
         let facts = if pkt.malformed {
             PacketFacts::malformed(pkt.family)
         } else {
-            PacketFacts::new(pkt.proto, pkt.family).with_peer(
-                pkt.peer.dst,
-                pkt.peer.dport,
-                match pkt.sk {
-                    Some(_) => Some(pkt.uid),
-                    None => None,
-                },
-            )
+            PacketFacts::new(pkt.proto, pkt.family)
         };
         // Read the generation before the flags and any rule (acquire: pairs with the release of
         // every flag or rule change), so a verdict is never tagged with a generation newer than
@@ -459,6 +452,16 @@ impl<
             }
         }
 
+        // Past the fast path: the destination and uid, for qualified rules (the hit path above
+        // never reads them).
+        let facts = facts.with_peer(
+            pkt.peer.dst,
+            pkt.peer.dport,
+            match pkt.sk {
+                Some(_) => Some(pkt.uid),
+                None => None,
+            },
+        );
         let flags = self.flags.snapshot();
         if let Some(d) = decide_early(&flags, &facts) {
             return Outcome::plain(d);

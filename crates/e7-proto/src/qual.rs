@@ -69,15 +69,40 @@ impl Scope {
         }
     }
 
-    /// The scope `addr` is in.
+    /// The scope `addr` is in: [`Scope::prefixes`] written as integer tests (a first packet's
+    /// lookup runs this; a test checks it against the listed prefixes).
     pub fn of(addr: Addr) -> Scope {
-        let addr = addr.canonical();
-        if LOCALHOST.iter().any(|p| p.contains(addr)) {
-            Scope::Localhost
-        } else if LAN.iter().any(|p| p.contains(addr)) {
-            Scope::Lan
-        } else {
-            Scope::Internet
+        match addr.canonical() {
+            Addr::V4(a) => {
+                let v = u32::from_be_bytes(a);
+                match v >> 24 {
+                    127 | 0 => Scope::Localhost,
+                    10 => Scope::Lan,
+                    _ if v >> 20 == 0xAC1 // 172.16.0.0/12
+                        || v >> 16 == 0xC0A8 // 192.168.0.0/16
+                        || v >> 16 == 0xA9FE // 169.254.0.0/16
+                        || v >> 28 == 0xE // 224.0.0.0/4
+                        || v == u32::MAX =>
+                    {
+                        Scope::Lan
+                    }
+                    _ => Scope::Internet,
+                }
+            }
+            Addr::V6(a) => {
+                let v = u128::from_be_bytes(a);
+                if v <= 1 {
+                    Scope::Localhost // :: and ::1
+                } else if v >> 121 == 0x7E // fc00::/7
+                    || v >> 118 == 0x3FA // fe80::/10
+                    || v >> 120 == 0xFF
+                // ff00::/8
+                {
+                    Scope::Lan
+                } else {
+                    Scope::Internet
+                }
+            }
         }
     }
 }

@@ -155,7 +155,60 @@ fn qual_strategy() -> impl Strategy<Value = Qualifiers> {
     })
 }
 
+/// The scope by the listed prefixes (the slow, obviously right way).
+fn scope_by_table(a: e7_proto::qual::Addr) -> e7_proto::qual::Scope {
+    use e7_proto::qual::Scope;
+    let a = a.canonical();
+    for s in [Scope::Localhost, Scope::Lan] {
+        if s.prefixes().iter().any(|p| p.contains(a)) {
+            return s;
+        }
+    }
+    Scope::Internet
+}
+
+#[test]
+fn scope_edges_agree_with_the_listed_prefixes() {
+    use e7_proto::qual::{Addr, Scope};
+    for s in [Scope::Localhost, Scope::Lan] {
+        for p in s.prefixes() {
+            let (first, last) = match *p {
+                Dest::V4 { net, len } => {
+                    let v = u32::from_be_bytes(net);
+                    let last = v | u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+                    (Addr::V4(net), Addr::V4(last.to_be_bytes()))
+                }
+                Dest::V6 { net, len } => {
+                    let v = u128::from_be_bytes(net);
+                    let last = v | u128::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+                    (Addr::V6(net), Addr::V6(last.to_be_bytes()))
+                }
+                _ => unreachable!(),
+            };
+            for a in [first, last] {
+                assert_eq!(Scope::of(a), s, "{a} in {p}");
+            }
+        }
+    }
+}
+
 proptest! {
+    #[test]
+    fn scope_of_agrees_with_the_listed_prefixes(v4 in any::<u32>(), v6 in any::<u128>(), top in any::<u16>()) {
+        use e7_proto::qual::{Addr, Scope};
+        let a = Addr::V4(v4.to_be_bytes());
+        prop_assert_eq!(Scope::of(a), scope_by_table(a));
+        let a = Addr::V6(v6.to_be_bytes());
+        prop_assert_eq!(Scope::of(a), scope_by_table(a));
+        // Addresses near the listed IPv6 prefixes, and IPv4-mapped ones.
+        let near = (u128::from(top) << 112) | (v6 >> 16);
+        let a = Addr::V6(near.to_be_bytes());
+        prop_assert_eq!(Scope::of(a), scope_by_table(a));
+        let mapped = (0xffffu128 << 32) | u128::from(v4);
+        let a = Addr::V6(mapped.to_be_bytes());
+        prop_assert_eq!(Scope::of(a), scope_by_table(a));
+    }
+
     #[test]
     fn any_qualifiers_round_trip_in_text_and_on_the_wire(qual in qual_strategy()) {
         prop_assert_eq!(parse_qualifiers(&rule_request(&qual), TCP), Ok(qual));
