@@ -324,6 +324,9 @@ pub struct QualTable<const N: usize = QUAL_RULES, const BYTES: usize = QUAL_PATH
     len: usize,
     /// Rules per destination class and prefix length.
     slots: [u16; SLOTS],
+    /// Prefix lengths in use: bit `l` of word 0 for IPv4 /l, bit `l % 64` of word `1 + l / 64`
+    /// for IPv6 /l (kept equal to `slots[..] > 0`).
+    lens: [u64; 4],
     /// Rules whose verdict depends on the destination or port (not `any` with no ports).
     per_dest: usize,
     generation: u32,
@@ -353,6 +356,7 @@ impl<const N: usize, const BYTES: usize> QualTable<N, BYTES> {
             used: 0,
             len: 0,
             slots: [0; SLOTS],
+            lens: [0; 4],
             per_dest: 0,
             generation: 0,
         }
@@ -550,12 +554,28 @@ impl<const N: usize, const BYTES: usize> QualTable<N, BYTES> {
     }
 
     fn count(&mut self, key: &DKey, ports: bool, add: bool) {
+        let mut in_use = false;
         if let Some(c) = self.slots.get_mut(key.slot()) {
             *c = if add {
                 c.saturating_add(1)
             } else {
                 c.saturating_sub(1)
             };
+            in_use = *c > 0;
+        }
+        let bit = match key.class() {
+            CLASS_V4 => Some(usize::from(key.len())),
+            CLASS_V6 => Some(64usize.saturating_add(usize::from(key.len()))),
+            _ => None,
+        };
+        if let Some(b) = bit {
+            if let Some(w) = self.lens.get_mut(b / 64) {
+                if in_use {
+                    *w |= 1u64 << (b % 64);
+                } else {
+                    *w &= !(1u64 << (b % 64));
+                }
+            }
         }
         if key.cl != 0 || ports {
             self.per_dest = if add {
@@ -581,6 +601,7 @@ impl<const N: usize, const BYTES: usize> QualTable<N, BYTES> {
         self.len = 0;
         self.used = 0;
         self.slots = [0; SLOTS];
+        self.lens = [0; 4];
         self.per_dest = 0;
         if n > 0 {
             self.bump();
@@ -695,10 +716,10 @@ impl<const N: usize, const BYTES: usize> QualTable<N, BYTES> {
         if self.len == 0 {
             return None;
         }
-        let mut ctx = Ctx::new(exe);
+        let exe = exe.as_bytes();
         let mut best: Option<QualMatch> = None;
-        let mut visit = |key: DKey, ctx: &mut Ctx<'_>| {
-            if let Some(m) = self.best_in(&key, facts, ctx) {
+        let mut visit = |key: DKey| {
+            if let Some(m) = self.best_in(&key, facts, exe) {
                 if best.is_none_or(|b| {
                     (m.precedence, core::cmp::Reverse(m.position))
                         > (b.precedence, core::cmp::Reverse(b.position))
@@ -708,30 +729,38 @@ impl<const N: usize, const BYTES: usize> QualTable<N, BYTES> {
             }
         };
         if self.slots.first().is_some_and(|&c| c > 0) {
-            visit(DKey::ANY, &mut ctx);
+            visit(DKey::ANY);
         }
         let Some(dst) = facts.dst.map(Addr::canonical) else {
             return best;
         };
         let scope = DKey::of(&Dest::Scope(Scope::of(dst)));
         if self.slots.get(scope.slot()).is_some_and(|&c| c > 0) {
-            visit(scope, &mut ctx);
+            visit(scope);
         }
-        let (base, bits, class, addr) = match dst {
-            Addr::V4(a) => (V4_SLOT, 32u32, CLASS_V4, u128::from(u32::from_be_bytes(a))),
-            Addr::V6(a) => (V6_SLOT, 128u32, CLASS_V6, u128::from_be_bytes(a)),
+        // One visit per prefix length in use in the packet's family (a bit set, walked by
+        // trailing zeros: lengths not in use cost nothing).
+        let (words, bits, class, addr) = match dst {
+            Addr::V4(a) => (
+                self.lens.get(..1).unwrap_or(&[]),
+                32u32,
+                CLASS_V4,
+                u128::from(u32::from_be_bytes(a)),
+            ),
+            Addr::V6(a) => (
+                self.lens.get(1..).unwrap_or(&[]),
+                128u32,
+                CLASS_V6,
+                u128::from_be_bytes(a),
+            ),
         };
-        let counts = self
-            .slots
-            .get(base..=base.saturating_add(bits as usize))
-            .unwrap_or(&[]);
-        for (len, &c) in counts.iter().enumerate() {
-            if c > 0 {
-                let len = len as u8;
-                visit(
-                    DKey::prefix(class, len, keep_bits(addr, len, bits)),
-                    &mut ctx,
-                );
+        for (w, &word) in words.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                let bit = word.trailing_zeros();
+                word &= word.wrapping_sub(1);
+                let len = (w as u32).wrapping_mul(64).wrapping_add(bit) as u8;
+                visit(DKey::prefix(class, len, keep_bits(addr, len, bits)));
             }
         }
         best
@@ -740,14 +769,14 @@ impl<const N: usize, const BYTES: usize> QualTable<N, BYTES> {
     /// The best rule among those whose destination key is exactly `key`: one binary search for
     /// the run's start, then a scan of at most [`SHORT_RUN`] rules, or for a longer run a search by
     /// the path hash of the executable and each of its folders.
-    fn best_in(&self, key: &DKey, facts: &QualFacts, ctx: &mut Ctx<'_>) -> Option<QualMatch> {
+    fn best_in(&self, key: &DKey, facts: &QualFacts, exe: &[u8]) -> Option<QualMatch> {
         let lo = self.lower_bound(0, self.len, key, None);
         let mut best: Option<QualMatch> = None;
         let mut consider = |i: usize| {
             let Some((pos, m)) = self.meta_at(i) else {
                 return;
             };
-            if let Some(prec) = self.matches(m, facts, ctx.exe) {
+            if let Some(prec) = self.matches(m, facts, exe) {
                 if best.is_none_or(|b| {
                     prec > b.precedence || (prec == b.precedence && pos < b.position)
                 }) {
@@ -770,11 +799,11 @@ impl<const N: usize, const BYTES: usize> QualTable<N, BYTES> {
             (lo..end).for_each(&mut consider);
         } else {
             let hi = self.upper_bound(end, self.len, key, None);
-            for &(hash, _) in ctx.candidates() {
+            for_each_candidate(exe, |hash| {
                 let a = self.lower_bound(lo, hi, key, Some(hash));
                 let b = self.upper_bound(a, hi, key, Some(hash));
                 (a..b).for_each(&mut consider);
-            }
+            });
         }
         best
     }
@@ -806,58 +835,27 @@ impl<const N: usize, const BYTES: usize> QualTable<N, BYTES> {
     }
 }
 
-/// The executable's path and, computed on first use (only a long run needs them), its candidate
-/// rule paths: itself and every folder above it.
-struct Ctx<'a> {
-    exe: &'a [u8],
-    folder: bool,
-    /// (hash, length) of the exact path (unless it is a folder) and of each ancestor folder.
-    cands: [(u32, u16); 129],
-    /// `None` until computed.
-    n: Option<usize>,
-}
-
-impl<'a> Ctx<'a> {
-    fn new(exe: &'a ExePath) -> Ctx<'a> {
-        Ctx {
-            exe: exe.as_bytes(),
-            folder: exe.is_folder(),
-            cands: [(0, 0); 129],
-            n: None,
+/// Calls `f(hash)` for the path hash of every rule path that can match `exe`: each folder above it
+/// and, unless it is a folder, the path itself (one incremental hash pass; only a long run of rules
+/// naming the same destination needs this).
+fn for_each_candidate(exe: &[u8], mut f: impl FnMut(u32)) {
+    let mut h = PathHash::new();
+    let mut start = 0usize;
+    let last = exe.len().saturating_sub(1);
+    while let Some(rest) = exe.get(start..) {
+        let Some(off) = rest.iter().position(|&b| b == b'/') else {
+            break;
+        };
+        let slash = start.saturating_add(off);
+        if slash >= last {
+            break;
         }
+        h.update(rest.get(..=off).unwrap_or(&[]));
+        start = slash.saturating_add(1);
+        f(h.finalize());
     }
-
-    fn candidates(&mut self) -> &[(u32, u16)] {
-        if self.n.is_none() {
-            let mut n = 0usize;
-            let bytes = self.exe;
-            let mut push = |cands: &mut [(u32, u16); 129], hash: u32, len: usize| {
-                if let Some(slot) = cands.get_mut(n) {
-                    *slot = (hash, u16::try_from(len).unwrap_or(u16::MAX));
-                    n = n.saturating_add(1);
-                }
-            };
-            let mut h = PathHash::new();
-            let mut start = 0usize;
-            let last = bytes.len().saturating_sub(1);
-            while let Some(rest) = bytes.get(start..) {
-                let Some(off) = rest.iter().position(|&b| b == b'/') else {
-                    break;
-                };
-                let slash = start.saturating_add(off);
-                if slash >= last {
-                    break;
-                }
-                h.update(rest.get(..=off).unwrap_or(&[]));
-                start = slash.saturating_add(1);
-                push(&mut self.cands, h.finalize(), start);
-            }
-            if !self.folder && !bytes.is_empty() {
-                push(&mut self.cands, hash_bytes(bytes), bytes.len());
-            }
-            self.n = Some(n);
-        }
-        self.cands.get(..self.n.unwrap_or(0)).unwrap_or(&[])
+    if exe.last().is_some_and(|&b| b != b'/') {
+        f(hash_bytes(exe));
     }
 }
 
