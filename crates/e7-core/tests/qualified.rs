@@ -647,3 +647,73 @@ fn unqualified_keys_rank_below_every_qualified_one() {
     let qualified = Precedence::of(&q(Some("0.0.0.0/0"), None, None), 1, false, false);
     assert!(qualified > plain_precedence(&plain));
 }
+
+/// The README's worked example ("lock a laptop down"), packet by packet as the README tells it.
+#[test]
+fn readme_worked_example_lock_a_laptop_down() {
+    const GUEST: u32 = 1001;
+    let mut r = Rules::new();
+    let rules: [(Action, u32, &str, Qualifiers); 7] = [
+        (
+            A,
+            PROTO_UDP,
+            "/usr/lib/systemd/systemd-resolved",
+            q(Some("1.1.1.1"), Some("53"), None),
+        ),
+        (A, PROTO_TCP, FF, q(Some("internet"), Some("80,443"), None)),
+        (
+            A,
+            PROTO_TCP,
+            "/usr/bin/ssh",
+            q(Some("lan"), Some("22"), None),
+        ),
+        (A, PROTO_ANY, "/usr/bin/", q(Some("localhost"), None, None)),
+        (B, PROTO_ANY, "/", q(Some("10.0.0.0/8"), None, None)),
+        (
+            A,
+            PROTO_TCP,
+            "/usr/bin/ssh",
+            q(Some("10.0.0.5"), Some("22"), None),
+        ),
+        (B, PROTO_ANY, "/", q(None, None, Some(GUEST))),
+    ];
+    for (a, p, path, qq) in rules {
+        r.add(a, p, path, qq);
+    }
+    let tcp = |a, port, uid| facts(PROTO_TCP, v4(a), Some(port), Some(uid));
+    let me = 1000;
+    assert_eq!(r.decide(FF, tcp([93, 184, 216, 34], 443, me)), Some(A));
+    assert_eq!(
+        r.decide(FF, tcp([192, 168, 1, 1], 80, me)),
+        None,
+        "unkrule decides"
+    );
+    assert_eq!(
+        r.decide("/usr/bin/ssh", tcp([192, 168, 1, 20], 22, me)),
+        Some(A)
+    );
+    assert_eq!(
+        r.decide("/usr/bin/ssh", tcp([10, 0, 0, 9], 22, me)),
+        Some(B)
+    );
+    assert_eq!(
+        r.decide("/usr/bin/ssh", tcp([10, 0, 0, 5], 22, me)),
+        Some(A)
+    );
+    assert_eq!(
+        r.decide("/usr/bin/curl", tcp([127, 0, 0, 1], 8080, me)),
+        Some(A)
+    );
+    assert_eq!(
+        r.decide(
+            "/usr/lib/systemd/systemd-resolved",
+            facts(PROTO_UDP, v4([1, 1, 1, 1]), Some(53), Some(101))
+        ),
+        Some(A)
+    );
+    assert_eq!(r.decide(FF, tcp([93, 184, 216, 34], 443, GUEST)), Some(B));
+    assert_eq!(
+        r.decide("/usr/bin/curl", tcp([127, 0, 0, 1], 8080, GUEST)),
+        Some(B)
+    );
+}
