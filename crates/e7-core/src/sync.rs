@@ -454,14 +454,7 @@ impl<
 
         // Past the fast path: the destination and uid, for qualified rules (the hit path above
         // never reads them).
-        let facts = facts.with_peer(
-            pkt.peer.dst,
-            pkt.peer.dport,
-            match pkt.sk {
-                Some(_) => Some(pkt.uid),
-                None => None,
-            },
-        );
+        let facts = facts.with_peer(pkt.peer.dst, pkt.peer.dport, pkt.sk.map(|_| pkt.uid));
         let flags = self.flags.snapshot();
         if let Some(d) = decide_early(&flags, &facts) {
             return Outcome::plain(d);
