@@ -18,10 +18,11 @@ use std::ops::ControlFlow;
 
 use e7_core::sync::Engine;
 use e7_core::{
-    decide, Action, ActiveCache, Addr, CachedVerdict, Deferred, Dest, ExeError, ExePath, ExeTable,
-    Family, Flag, FlagValues, Host, Identity, KnownSocket, Mode, Packet, PacketFacts, Peer,
-    ProcessTable, QualFacts, QualRule, QualTable, Qualifiers, Rule, RuleRing, SockInfo, SockKind,
-    SocketCache, SocketKey, SocketOwner, TaskId, PROTO_ANY, PROTO_TCP, PROTO_UDP,
+    decide, Action, ActiveCache, Addr, BlocklistTable, CachedVerdict, Deferred, Dest, ExeError,
+    ExePath, ExeTable, Family, Flag, FlagValues, Host, Identity, KnownSocket, Mode, Packet,
+    PacketFacts, Peer, ProcessTable, QualFacts, QualRule, QualTable, Qualifiers, Rule, RuleRing,
+    SockInfo, SockKind, SocketCache, SocketKey, SocketOwner, TaskId, PROTO_ANY, PROTO_TCP,
+    PROTO_UDP,
 };
 
 /// Rule-set sizes measured.
@@ -231,7 +232,7 @@ impl Scenario {
                 Prepared::Rules { rules, exe }
             }
             Scenario::PrefixLookup(hit, n) => {
-                let mut table: Box<QualTable> = Box::new(QualTable::new());
+                let mut table: Box<BlocklistTable> = Box::new(QualTable::new());
                 fill_blocklist(&mut table, n);
                 let dst = if hit { blocklist_addr(n / 2) } else { UNLISTED };
                 Prepared::Prefixes {
@@ -365,8 +366,9 @@ pub enum Rules {
     R4096(Box<RuleRing<4096>>),
 }
 
-/// The engine type of the decision scenarios.
-pub type BenchEngine = Engine<parking_lot::RawRwLock>;
+/// The engine type of the decision scenarios: the defaults, with a qualified-rule table that holds
+/// the 10,000-prefix blocklist (e7-core's [`BlocklistTable`] capacities).
+pub type BenchEngine = Engine<parking_lot::RawRwLock, 1024, 128, 8, 256, 1024, 16384, 262_144>;
 
 fn new_engine() -> Box<BenchEngine> {
     #[allow(
@@ -545,7 +547,7 @@ pub enum Prepared {
     /// Qualified-table lookups.
     Prefixes {
         /// The table.
-        table: Box<QualTable>,
+        table: Box<BlocklistTable>,
         /// The packet's facts.
         facts: QualFacts,
         /// The sender.

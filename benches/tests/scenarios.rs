@@ -137,7 +137,7 @@ fn prefix_scenarios_hit_and_miss_as_named() {
 }
 
 /// Runs `f` on a thread with room for the engines, which debug builds copy through the stack
-/// (the default engine holds a 16,384-rule qualified table).
+/// (the bench engine holds a 16,384-rule qualified table).
 fn big_stack(f: fn()) {
     std::thread::Builder::new()
         .stack_size(64 << 20)

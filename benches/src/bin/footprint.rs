@@ -69,14 +69,14 @@ fn main() {
         Some((256 * e7_core::squelch::CLASSES, "entry")),
     );
     row(
-        "QualTable<16384> (default: a 10,000-line blocklist)",
+        "QualTable<1024, 65536> (default)",
         size_of::<QualTable>(),
-        Some((16384, "qualified rule")),
+        Some((1024, "qualified rule")),
     );
     row(
-        "QualTable<1024, 65536>",
-        size_of::<QualTable<1024, 65536>>(),
-        Some((1024, "qualified rule")),
+        "BlocklistTable = QualTable<16384, 262144>",
+        size_of::<e7_core::BlocklistTable>(),
+        Some((16384, "qualified rule")),
     );
     row(
         "QualTable entry (metadata + index, no path)",

@@ -94,8 +94,9 @@ pub use host::{Deferred, ExeError, Host, Packet, Peer, SockInfo, SockKind, Stat,
 pub use image::ImageCache;
 pub use path::{ExePath, PathError, MAX_PATH_LEN};
 pub use qualified::{
-    decide_rule, Addr, Dest, Ports, Precedence, QualError, QualFacts, QualFull, QualMatch, QualRef,
-    QualRule, QualRuleError, QualTable, Qualifiers, Scope, QUAL_PATH_BYTES, QUAL_RULES,
+    decide_rule, Addr, BlocklistTable, Dest, Ports, Precedence, QualError, QualFacts, QualFull,
+    QualMatch, QualRef, QualRule, QualRuleError, QualTable, Qualifiers, Scope, QUAL_PATH_BYTES,
+    QUAL_RULES,
 };
 pub use rules::{
     AddOutcome, Full, MatchKind, Rule, RuleError, RuleMatch, RulePath, RuleRef, RuleRing,

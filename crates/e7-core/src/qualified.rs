@@ -23,10 +23,12 @@
 //! 10,000 rules); removing compacts in O(N + path bytes). The key of a rule is (protocol, path,
 //! qualifiers): adding an existing key with the other action flips it in place, as in the ring.
 //!
-//! **Storage.** `N` rules (default [`QUAL_RULES`] = 16,384, at most 65,535) of [`QualTable::ENTRY_BYTES`]
-//! bytes plus a path arena of `BYTES` (default [`QUAL_PATH_BYTES`] = 256 KiB: blocklists name the
-//! folder `/`, one byte each, so the arena rarely binds; 3,000 rules with 80-byte paths also fit).
-//! The default table is about 1.6 MiB; the kernel module picks its own capacities.
+//! **Storage.** `N` rules (default [`QUAL_RULES`] = 1,024, at most 65,534) of [`QualTable::ENTRY_BYTES`]
+//! (90) bytes plus a path arena of `BYTES` (default [`QUAL_PATH_BYTES`] = 64 KiB). The default table is
+//! 154 KiB, small enough for the default engine to live on a debug build's stack. A 10,000-line
+//! blocklist needs [`BlocklistTable`] (`QualTable<16384, 262144>`, 1.7 MiB): blocklists name the
+//! folder `/`, one byte each, so its arena rarely binds (3,000 rules with 80-byte paths also fit).
+//! The kernel module picks its own capacities.
 
 use core::fmt;
 
@@ -40,9 +42,11 @@ pub use e7_proto::qual::{
 };
 
 /// Default rule capacity of a [`QualTable`].
-pub const QUAL_RULES: usize = 16384;
+pub const QUAL_RULES: usize = 1024;
 /// Default path arena of a [`QualTable`], in bytes.
-pub const QUAL_PATH_BYTES: usize = 262_144;
+pub const QUAL_PATH_BYTES: usize = 65_536;
+/// A table sized for a 10,000-line `block any / to PREFIX` list: 16,384 rules, 256 KiB of paths.
+pub type BlocklistTable = QualTable<16384, 262_144>;
 /// A run of rules naming the same destination is scanned when at most this long, else searched by
 /// path hash.
 pub const SHORT_RUN: usize = 8;

@@ -441,7 +441,7 @@ fn ten_thousand_prefixes_block_and_others_pass() {
 }
 
 fn ten_thousand() {
-    let mut t: Box<QualTable> = Box::new(QualTable::new());
+    let mut t: Box<e7_core::BlocklistTable> = Box::new(QualTable::new());
     for i in 0..10_000u32 {
         let net = (i * 7919) % 65536;
         let d = format!(
