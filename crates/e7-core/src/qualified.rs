@@ -36,9 +36,11 @@ use crate::flags::Action;
 use crate::path::{check_rule_path, hash_bytes, ExePath, PathError, PathHash};
 use crate::rules::{MatchKind, RuleMatch};
 use crate::schema::{validate_rule_protocol, ProtocolError, PROTO_ANY};
+pub use e7_proto::nla::Writer;
 pub use e7_proto::qual::{
-    protocol_has_ports, Addr, Dest, PortRange, Ports, Precedence, QualError, Qualifiers, Scope,
-    MAX_PORT_RANGES,
+    emit_qualifiers as emit_wire, legacy_path, parse_qualifiers as parse_wire, protocol_has_ports,
+    Addr, Dest, PortRange, Ports, Precedence, QualError, QualWireError, Qualifiers, Scope,
+    FEATURE_DEST, FEATURE_PORTS, FEATURE_USER, MAX_PORT_RANGES,
 };
 
 /// Default rule capacity of a [`QualTable`].

@@ -27,7 +27,6 @@
 //! **Users**: a uid (the CLI resolves names); it matches the uid the packet's socket belongs to.
 
 use core::fmt;
-use core::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::schema::Const;
 
@@ -172,10 +171,165 @@ impl Addr {
 impl fmt::Display for Addr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Addr::V4(a) => Ipv4Addr::from(a).fmt(f),
-            Addr::V6(a) => Ipv6Addr::from(a).fmt(f),
+            Addr::V4(a) => write_v4(f, a),
+            Addr::V6(a) => write_v6(f, a),
         }
     }
+}
+
+// ---- addresses as text, without `core::net` ----------------------------------------------------
+// `core::net`'s parser and formatter have reachable panics (its number reader, slice indexing), which
+// the kernel build refuses; these are written with checked access only, and a test compares them
+// with `std::net` on random addresses.
+
+/// A dotted-quad IPv4 address (`10.0.0.1`; no leading zeros, no other forms).
+pub fn parse_v4(s: &str) -> Option<[u8; 4]> {
+    let mut out = [0u8; 4];
+    let mut n = 0usize;
+    for part in s.split('.') {
+        let b = part.as_bytes();
+        if b.is_empty() || b.len() > 3 || !b.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        if b.len() > 1 && b.first() == Some(&b'0') {
+            return None;
+        }
+        let v = b.iter().fold(0u32, |acc, d| {
+            acc.wrapping_mul(10)
+                .wrapping_add(u32::from(d.wrapping_sub(b'0')))
+        });
+        let slot = out.get_mut(n)?;
+        *slot = u8::try_from(v).ok()?;
+        n = n.wrapping_add(1);
+    }
+    (n == 4).then_some(out)
+}
+
+/// Hex groups separated by `:` (the last may be a dotted quad when `v4_tail`), into `out`; the
+/// number of 16-bit groups written.
+fn parse_groups(s: &str, out: &mut [u16; 8], v4_tail: bool) -> Option<usize> {
+    if s.is_empty() {
+        return Some(0);
+    }
+    let mut n = 0usize;
+    let count = s.split(':').count();
+    for (i, g) in s.split(':').enumerate() {
+        if v4_tail && i.wrapping_add(1) == count && g.contains('.') {
+            let [a, b, c, d] = parse_v4(g)?;
+            for v in [u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])] {
+                *out.get_mut(n)? = v;
+                n = n.wrapping_add(1);
+            }
+            continue;
+        }
+        let b = g.as_bytes();
+        if b.is_empty() || b.len() > 4 || !b.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        let v = b.iter().fold(0u16, |acc, &c| {
+            let d = match c {
+                b'0'..=b'9' => c.wrapping_sub(b'0'),
+                b'a'..=b'f' => c.wrapping_sub(b'a').wrapping_add(10),
+                _ => c.wrapping_sub(b'A').wrapping_add(10),
+            };
+            acc.wrapping_shl(4) | u16::from(d)
+        });
+        *out.get_mut(n)? = v;
+        n = n.wrapping_add(1);
+    }
+    Some(n)
+}
+
+/// An IPv6 address in any RFC 4291 text form (`2001:db8::1`, `::`, `::ffff:10.0.0.1`).
+pub fn parse_v6(s: &str) -> Option<[u8; 16]> {
+    let mut groups = [0u16; 8];
+    match s.find("::") {
+        None => {
+            if parse_groups(s, &mut groups, true)? != 8 {
+                return None;
+            }
+        }
+        Some(at) => {
+            let head = s.get(..at)?;
+            let tail = s.get(at.wrapping_add(2)..)?;
+            if tail.contains("::") {
+                return None;
+            }
+            let mut h = [0u16; 8];
+            let mut t = [0u16; 8];
+            let nh = parse_groups(head, &mut h, false)?;
+            let nt = parse_groups(tail, &mut t, true)?;
+            if nh.wrapping_add(nt) > 7 {
+                return None;
+            }
+            for (d, v) in groups.iter_mut().zip(h.iter().take(nh)) {
+                *d = *v;
+            }
+            let start = 8usize.wrapping_sub(nt);
+            for (d, v) in groups.iter_mut().skip(start).zip(t.iter().take(nt)) {
+                *d = *v;
+            }
+        }
+    }
+    let mut out = [0u8; 16];
+    for (pair, g) in out.chunks_exact_mut(2).zip(groups) {
+        for (d, b) in pair.iter_mut().zip(g.to_be_bytes()) {
+            *d = b;
+        }
+    }
+    Some(out)
+}
+
+fn write_v4(f: &mut fmt::Formatter<'_>, [a, b, c, d]: [u8; 4]) -> fmt::Result {
+    write!(f, "{a}.{b}.{c}.{d}")
+}
+
+/// RFC 5952: lower-case hex, the longest run (the first of equals) of two or more zero groups as
+/// `::`, IPv4-mapped addresses as `::ffff:a.b.c.d`.
+fn write_v6(f: &mut fmt::Formatter<'_>, a: [u8; 16]) -> fmt::Result {
+    if let Addr::V4(v4) = Addr::V6(a).canonical() {
+        f.write_str("::ffff:")?;
+        return write_v4(f, v4);
+    }
+    let mut g = [0u16; 8];
+    for (d, pair) in g.iter_mut().zip(a.chunks_exact(2)) {
+        let mut b = [0u8; 2];
+        for (x, y) in b.iter_mut().zip(pair) {
+            *x = *y;
+        }
+        *d = u16::from_be_bytes(b);
+    }
+    // Longest run of zero groups.
+    let (mut best, mut best_len, mut cur, mut cur_len) = (0usize, 0usize, 0usize, 0usize);
+    for (i, v) in g.iter().enumerate() {
+        if *v == 0 {
+            if cur_len == 0 {
+                cur = i;
+            }
+            cur_len = cur_len.wrapping_add(1);
+            if cur_len > best_len {
+                best = cur;
+                best_len = cur_len;
+            }
+        } else {
+            cur_len = 0;
+        }
+    }
+    let compress = best_len >= 2;
+    let mut i = 0usize;
+    while i < 8 {
+        if compress && i == best {
+            f.write_str("::")?;
+            i = i.wrapping_add(best_len);
+            continue;
+        }
+        if i > 0 && !(compress && i == best.wrapping_add(best_len)) {
+            f.write_str(":")?;
+        }
+        write!(f, "{:x}", g.get(i).copied().unwrap_or(0))?;
+        i = i.wrapping_add(1);
+    }
+    Ok(())
 }
 
 /// Where a rule applies: `any`, a scope, or a prefix (host bits zero, IPv4-mapped stored as IPv4).
@@ -251,10 +405,10 @@ impl Dest {
             None => (text, None),
         };
         let bad = || QualError::BadDest;
-        let (addr, max) = if let Ok(a) = addr.parse::<Ipv4Addr>() {
-            (Addr::V4(a.octets()), 32u8)
-        } else if let Ok(a) = addr.parse::<Ipv6Addr>() {
-            (Addr::V6(a.octets()), 128u8)
+        let (addr, max) = if let Some(a) = parse_v4(addr) {
+            (Addr::V4(a), 32u8)
+        } else if let Some(a) = parse_v6(addr) {
+            (Addr::V6(a), 128u8)
         } else {
             return Err(bad());
         };
@@ -296,10 +450,16 @@ impl fmt::Display for Dest {
         match *self {
             Dest::Any => f.write_str("any"),
             Dest::Scope(s) => f.write_str(s.name()),
-            Dest::V4 { net, len: 32 } => Ipv4Addr::from(net).fmt(f),
-            Dest::V6 { net, len: 128 } => Ipv6Addr::from(net).fmt(f),
-            Dest::V4 { net, len } => write!(f, "{}/{len}", Ipv4Addr::from(net)),
-            Dest::V6 { net, len } => write!(f, "{}/{len}", Ipv6Addr::from(net)),
+            Dest::V4 { net, len: 32 } => write_v4(f, net),
+            Dest::V6 { net, len: 128 } => write_v6(f, net),
+            Dest::V4 { net, len } => {
+                write_v4(f, net)?;
+                write!(f, "/{len}")
+            }
+            Dest::V6 { net, len } => {
+                write_v6(f, net)?;
+                write!(f, "/{len}")
+            }
         }
     }
 }

@@ -230,3 +230,34 @@ proptest! {
         prop_assert!(validate_rule_path(shown).is_err());
     }
 }
+
+proptest! {
+    /// The panic-free address text (the kernel's) agrees with `std::net` both ways.
+    #[test]
+    fn address_text_agrees_with_std(v4 in any::<u32>(), v6 in any::<u128>(), zeros in any::<u8>()) {
+        use e7_proto::qual::{parse_v4, parse_v6, Addr};
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        let a4 = Ipv4Addr::from(v4);
+        prop_assert_eq!(Addr::V4(a4.octets()).to_string(), a4.to_string());
+        prop_assert_eq!(parse_v4(&a4.to_string()), Some(a4.octets()));
+        // Runs of zero groups, so `::` compression is exercised.
+        let mut g = v6;
+        for i in 0..8 {
+            if zeros & (1 << i) != 0 {
+                g &= !(0xffffu128 << (16 * i));
+            }
+        }
+        let a6 = Ipv6Addr::from(g);
+        prop_assert_eq!(Addr::V6(a6.octets()).to_string(), a6.to_string());
+        prop_assert_eq!(parse_v6(&a6.to_string()), Some(a6.octets()));
+        let full: Vec<String> = a6.segments().iter().map(|s| format!("{s:X}")).collect();
+        prop_assert_eq!(parse_v6(&full.join(":")), Some(a6.octets()));
+    }
+
+    #[test]
+    fn address_parsers_refuse_what_std_refuses(s in "[0-9a-fA-F:.]{0,24}") {
+        use e7_proto::qual::{parse_v4, parse_v6};
+        prop_assert_eq!(parse_v4(&s).is_some(), s.parse::<std::net::Ipv4Addr>().is_ok(), "{}", s);
+        prop_assert_eq!(parse_v6(&s), s.parse::<std::net::Ipv6Addr>().ok().map(|a| a.octets()), "{}", s);
+    }
+}
