@@ -717,3 +717,77 @@ fn readme_worked_example_lock_a_laptop_down() {
         Some(B)
     );
 }
+
+#[derive(Debug, Clone)]
+enum Edit {
+    Add(ModelRule),
+    Remove(usize),
+    ClearAction(bool),
+    RemoveAllFor(usize),
+}
+
+fn edit_strategy() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        6 => rule_strategy().prop_map(Edit::Add),
+        2 => (0..64usize).prop_map(Edit::Remove),
+        1 => any::<bool>().prop_map(Edit::ClearAction),
+        1 => (0..64usize).prop_map(Edit::RemoveAllFor),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    /// Edits (add, flip, remove, clear by action, remove every rule of a program) keep the table's
+    /// listing in insertion order and its index consistent: every probe agrees with the reference.
+    #[test]
+    fn edits_keep_order_and_index(
+        edits in prop::collection::vec(edit_strategy(), 1..48),
+        probes in prop::collection::vec((0..EXES.len(), 0..3usize, 0..ADDRS.len(), 1u16..9000, 0..UIDS.len()), 1..12),
+    ) {
+        let mut t = Q::new();
+        let mut live: Vec<ModelRule> = Vec::new();
+        for e in edits {
+            match e {
+                Edit::Add(m) => {
+                    if m.qual.is_none() {
+                        continue;
+                    }
+                    t.add(QualRule::new(m.proto, m.path.as_bytes(), m.qual, m.action).unwrap()).unwrap();
+                    match live.iter_mut().find(|o| o.proto == m.proto && o.path == m.path && o.qual == m.qual) {
+                        Some(o) => o.action = m.action,
+                        None => live.push(m),
+                    }
+                }
+                Edit::Remove(i) => {
+                    if let Some(m) = live.get(i % live.len().max(1)).cloned() {
+                        prop_assert!(t.remove(m.proto, m.path.as_bytes(), &m.qual));
+                        live.retain(|o| !(o.proto == m.proto && o.path == m.path && o.qual == m.qual));
+                    }
+                }
+                Edit::ClearAction(b) => {
+                    let a = if b { B } else { A };
+                    let n = live.iter().filter(|m| m.action == a).count();
+                    prop_assert_eq!(t.clear_action(a), n);
+                    live.retain(|m| m.action != a);
+                }
+                Edit::RemoveAllFor(i) => {
+                    if let Some(m) = live.get(i % live.len().max(1)).cloned() {
+                        let n = live.iter().filter(|o| o.proto == m.proto && o.path == m.path).count();
+                        prop_assert_eq!(t.remove_all_for(m.proto, m.path.as_bytes()), n);
+                        live.retain(|o| !(o.proto == m.proto && o.path == m.path));
+                    }
+                }
+            }
+            prop_assert_eq!(t.len(), live.len());
+            let listed: Vec<_> = t.iter().map(|r| (r.proto, r.path.to_vec(), r.qual, r.action)).collect();
+            let want: Vec<_> = live.iter().map(|m| (m.proto, m.path.as_bytes().to_vec(), m.qual, m.action)).collect();
+            prop_assert_eq!(listed, want);
+        }
+        for (e, p, a, port, u) in probes {
+            let proto = [PROTO_TCP, PROTO_UDP, PROTO_ICMP][p];
+            let f = facts(proto, Some(addr(ADDRS[a])), if proto == PROTO_ICMP { None } else { Some(port) }, UIDS[u]);
+            let exe = ExePath::new(EXES[e].as_bytes()).unwrap();
+            prop_assert_eq!(t.lookup(&f, &exe).map(|m| m.action), model(&live, EXES[e], f));
+        }
+    }
+}
