@@ -18,14 +18,59 @@ use std::ops::ControlFlow;
 
 use e7_core::sync::Engine;
 use e7_core::{
-    decide, Action, ActiveCache, CachedVerdict, Deferred, ExeError, ExePath, ExeTable, Family,
-    Flag, FlagValues, Host, Identity, KnownSocket, Mode, Packet, PacketFacts, ProcessTable, Rule,
-    RuleRing, SockInfo, SockKind, SocketCache, SocketKey, SocketOwner, TaskId, PROTO_ANY,
-    PROTO_TCP, PROTO_UDP,
+    decide, Action, ActiveCache, Addr, BlocklistTable, CachedVerdict, Deferred, Dest, ExeError,
+    ExePath, ExeTable, Family, Flag, FlagValues, Host, Identity, KnownSocket, Mode, Packet,
+    PacketFacts, Peer, ProcessTable, QualFacts, QualRule, QualTable, Qualifiers, Rule, RuleRing,
+    SockInfo, SockKind, SocketCache, SocketKey, SocketOwner, TaskId, PROTO_ANY, PROTO_TCP,
+    PROTO_UDP,
 };
 
 /// Rule-set sizes measured.
 pub const RULE_COUNTS: [usize; 4] = [16, 128, 1024, 4096];
+
+/// Blocklist sizes measured (`block any / to PREFIX` lines).
+pub const PREFIX_COUNTS: [usize; 3] = [10, 1000, 10_000];
+
+/// Prefix `i` of the benches' blocklist: a mix of /16, /24 and /32 (as real blocklists are),
+/// spread over 20.0.0.0–83.255.255.255 without repeats.
+pub fn blocklist_prefix(i: usize) -> String {
+    let x = (i as u32).wrapping_mul(2_654_435_761) >> 6; // a bijection on 26 bits
+    let (a, b, c) = (20 + (x >> 20), (x >> 12) & 255, (x >> 4) & 255);
+    match i % 3 {
+        0 => format!("{a}.{b}.0.0/16"),
+        1 => format!("{a}.{b}.{c}.0/24"),
+        _ => format!("{a}.{b}.{c}.{}", 1 + (x & 15)),
+    }
+}
+
+/// An address inside blocklist prefix `i`.
+pub fn blocklist_addr(i: usize) -> [u8; 4] {
+    let p = blocklist_prefix(i);
+    let host = p.split('/').next().unwrap_or("0.0.0.0");
+    let mut a = host
+        .parse::<std::net::Ipv4Addr>()
+        .map_or([0; 4], |a| a.octets());
+    if p.ends_with("/16") || p.ends_with("/24") {
+        a[3] = 77;
+    }
+    a
+}
+
+/// The address the *miss* lookups send to (in no prefix of the list: below 20.0.0.0).
+pub const UNLISTED: [u8; 4] = [9, 9, 9, 9];
+
+/// Adds `n` blocklist rules to a qualified table.
+pub fn fill_blocklist<const N: usize, const B: usize>(t: &mut QualTable<N, B>, n: usize) {
+    for i in 0..n {
+        let q = Qualifiers {
+            dest: Dest::parse(&blocklist_prefix(i)).unwrap_or(Dest::Any),
+            ..Qualifiers::NONE
+        };
+        if let Ok(r) = QualRule::new(PROTO_ANY, b"/", q, Action::Block) {
+            let _ = t.add(r);
+        }
+    }
+}
 
 /// Which rule lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +118,15 @@ pub enum Scenario {
     DecideRecompute,
     /// The pure decision function alone.
     DecidePure,
+    /// One qualified-table lookup with `n` blocklist prefixes, destination in the list (`hit`) or
+    /// not (`miss`: every prefix length in use is searched).
+    PrefixLookup(bool, usize),
+    /// [`Scenario::DecideCached`] with a 10,000-prefix blocklist loaded (the allowed program's
+    /// connected socket: its cached packets must cost what they cost without the list).
+    DecideCachedBlocklist,
+    /// [`Scenario::DecideRecompute`] with the 10,000-prefix blocklist: a first-packet decision
+    /// (ring lookup, then the qualified table).
+    DecideRecomputeBlocklist,
 }
 
 impl Scenario {
@@ -94,6 +148,14 @@ impl Scenario {
             Scenario::DecideRecompute,
             Scenario::DecidePure,
         ]);
+        for n in PREFIX_COUNTS {
+            v.push(Scenario::PrefixLookup(true, n));
+            v.push(Scenario::PrefixLookup(false, n));
+        }
+        v.extend([
+            Scenario::DecideCachedBlocklist,
+            Scenario::DecideRecomputeBlocklist,
+        ]);
         v
     }
 
@@ -108,6 +170,11 @@ impl Scenario {
             Scenario::DecideNoRule => "decide_norule".into(),
             Scenario::DecideRecompute => "decide_recompute".into(),
             Scenario::DecidePure => "decide_pure".into(),
+            Scenario::PrefixLookup(hit, n) => {
+                format!("prefix_{}_{n}", if hit { "hit" } else { "miss" })
+            }
+            Scenario::DecideCachedBlocklist => "decide_cached_blocklist".into(),
+            Scenario::DecideRecomputeBlocklist => "decide_recompute_blocklist".into(),
         }
     }
 
@@ -164,24 +231,71 @@ impl Scenario {
                 };
                 Prepared::Rules { rules, exe }
             }
-            Scenario::DecideCached | Scenario::DecideNoRule | Scenario::DecideRecompute => {
+            Scenario::PrefixLookup(hit, n) => {
+                let mut table: Box<BlocklistTable> = Box::new(QualTable::new());
+                fill_blocklist(&mut table, n);
+                let dst = if hit { blocklist_addr(n / 2) } else { UNLISTED };
+                Prepared::Prefixes {
+                    table,
+                    facts: QualFacts {
+                        proto: PROTO_TCP,
+                        dst: Some(Addr::V4(dst)),
+                        dport: Some(443),
+                        uid: Some(1000),
+                    },
+                    exe: Box::new(ExePath::new(ALLOWED_EXE).unwrap_or(ExePath::EMPTY)),
+                }
+            }
+            Scenario::DecideCached
+            | Scenario::DecideNoRule
+            | Scenario::DecideRecompute
+            | Scenario::DecideCachedBlocklist
+            | Scenario::DecideRecomputeBlocklist => {
                 let e = new_engine();
                 let _ = e.flags.set(Flag::Mode, e7_core::Const::Enabled.value());
                 e.edit_rules(|r| fill(r, 128));
+                let blocklist = matches!(
+                    self,
+                    Scenario::DecideCachedBlocklist | Scenario::DecideRecomputeBlocklist
+                );
+                if blocklist {
+                    e.edit_qualified(|t| fill_blocklist(t, 10_000));
+                }
                 // prog6 has an allowing tcp rule (exact, 6 % 3 == 0: tcp, 6 % 5 != 0: allow);
                 // prog4 only a udp rule, so its tcp packets match no rule.
-                let exe: &'static [u8] = if self == Scenario::DecideCached {
+                let exe: &'static [u8] = if matches!(
+                    self,
+                    Scenario::DecideCached
+                        | Scenario::DecideCachedBlocklist
+                        | Scenario::DecideRecomputeBlocklist
+                ) {
                     ALLOWED_EXE
                 } else {
                     NORULE_EXE
                 };
                 let host = BenchHost::with_exe(0, exe);
+                let pkt = if blocklist {
+                    Packet {
+                        peer: Peer {
+                            dst: Some(Addr::V4(UNLISTED)),
+                            dport: Some(443),
+                            fixed: true,
+                        },
+                        ..packet()
+                    }
+                } else {
+                    packet()
+                };
                 // Warm: identify once.
-                let _ = e.decide_packet(&host, &packet());
+                let _ = e.decide_packet(&host, &pkt);
                 Prepared::Engine {
                     engine: e,
-                    recompute: self == Scenario::DecideRecompute,
+                    recompute: matches!(
+                        self,
+                        Scenario::DecideRecompute | Scenario::DecideRecomputeBlocklist
+                    ),
                     host,
+                    pkt: Box::new(pkt),
                 }
             }
             Scenario::DecidePure => Prepared::Pure,
@@ -252,8 +366,9 @@ pub enum Rules {
     R4096(Box<RuleRing<4096>>),
 }
 
-/// The engine type of the decision scenarios.
-pub type BenchEngine = Engine<parking_lot::RawRwLock>;
+/// The engine type of the decision scenarios: the defaults, with a qualified-rule table that holds
+/// the 10,000-prefix blocklist (e7-core's [`BlocklistTable`] capacities).
+pub type BenchEngine = Engine<parking_lot::RawRwLock, 1024, 128, 8, 256, 1024, 16384, 262_144>;
 
 fn new_engine() -> Box<BenchEngine> {
     #[allow(
@@ -285,6 +400,7 @@ pub struct BenchSock {
 /// A TCP packet of [`BenchSock`] sent in task context by process 77.
 fn packet() -> Packet<BenchSock> {
     Packet {
+        peer: e7_core::Peer::UNKNOWN,
         sk: Some(BenchSock {
             key: 42,
             inode: 4242,
@@ -425,6 +541,17 @@ pub enum Prepared {
         recompute: bool,
         /// The host (process 77 sends).
         host: BenchHost,
+        /// The packet decided.
+        pkt: Box<Packet<BenchSock>>,
+    },
+    /// Qualified-table lookups.
+    Prefixes {
+        /// The table.
+        table: Box<BlocklistTable>,
+        /// The packet's facts.
+        facts: QualFacts,
+        /// The sender.
+        exe: Box<ExePath>,
     },
     /// The pure decision function.
     Pure,
@@ -456,10 +583,14 @@ impl Prepared {
                 };
                 m.map_or(0, |m| m.position as u64 + 1)
             }
+            Prepared::Prefixes { table, facts, exe } => table
+                .lookup(black_box(facts), black_box(exe))
+                .map_or(0, |m| m.position as u64 + 1),
             Prepared::Engine {
                 engine,
                 recompute,
                 host,
+                pkt,
             } => {
                 if *recompute {
                     // A decision-relevant flag change invalidates every cached verdict.
@@ -471,7 +602,7 @@ impl Prepared {
                     };
                     let _ = engine.flags.set(Flag::Drops, flip);
                 }
-                let out = engine.decide_packet(&*host, black_box(&packet()));
+                let out = engine.decide_packet(&*host, black_box(&**pkt));
                 (u64::from(out.decision.to_bits()) << 1) | u64::from(out.cached)
             }
             Prepared::Pure => {

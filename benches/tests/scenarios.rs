@@ -6,12 +6,13 @@ use e7_core::{ExePath, MatchKind, RuleRing, PROTO_TCP};
 
 #[test]
 fn every_scenario_has_a_unique_name_and_runs() {
+    big_stack(every_scenario_has_a_unique_name_and_runs_body);
+}
+
+fn every_scenario_has_a_unique_name_and_runs_body() {
     let all = Scenario::all();
     for s in &all {
         assert_eq!(Scenario::from_name(&s.name()), Some(*s));
-        if let Scenario::RuleLookup(_, 4096) = s {
-            continue; // covered by the lookup test below with a big stack
-        }
         let mut p = s.setup();
         p.op();
     }
@@ -65,6 +66,10 @@ fn lookup<const N: usize>(n: usize, exe: &ExePath) -> Option<MatchKind> {
 
 #[test]
 fn decide_cached_is_the_allowed_path_and_decide_norule_the_no_rule_path() {
+    big_stack(decide_cached_is_the_allowed_path_and_decide_norule_the_no_rule_path_body);
+}
+
+fn decide_cached_is_the_allowed_path_and_decide_norule_the_no_rule_path_body() {
     use e7_core::{Decision, Reason, Verdict};
     let mut allowed = Scenario::DecideCached.setup();
     let mut norule = Scenario::DecideNoRule.setup();
@@ -86,10 +91,58 @@ fn decide_cached_is_the_allowed_path_and_decide_norule_the_no_rule_path() {
 
 #[test]
 fn decide_cached_is_served_from_the_cache_and_recompute_is_not() {
+    big_stack(decide_cached_is_served_from_the_cache_and_recompute_is_not_body);
+}
+
+fn decide_cached_is_served_from_the_cache_and_recompute_is_not_body() {
     let mut cached = Scenario::DecideCached.setup();
     let mut recompute = Scenario::DecideRecompute.setup();
     // op() returns decision bits << 1 | served-from-cache.
     assert_eq!(cached.op() & 1, 1);
     assert_eq!(recompute.op() & 1, 0);
     assert_eq!(recompute.op() & 1, 0);
+}
+
+#[test]
+fn prefix_scenarios_hit_and_miss_as_named() {
+    use e7_benches::{blocklist_prefix, PREFIX_COUNTS};
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(|| {
+            let distinct: std::collections::HashSet<String> =
+                (0..10_000).map(blocklist_prefix).collect();
+            assert_eq!(distinct.len(), 10_000, "10,000 different prefixes");
+            for n in PREFIX_COUNTS {
+                let mut hit = Scenario::PrefixLookup(true, n).setup();
+                let mut miss = Scenario::PrefixLookup(false, n).setup();
+                match &hit {
+                    Prepared::Prefixes { table, .. } => assert_eq!(table.len(), n),
+                    _ => unreachable!(),
+                }
+                assert!(hit.op() > 0, "{n}: the listed address is blocked");
+                assert_eq!(miss.op(), 0, "{n}: the unlisted address matches nothing");
+            }
+            // With the blocklist loaded the allowed program's packet is still served from the
+            // cache (bit 0), and the recompute scenario really recomputes.
+            let mut cached = Scenario::DecideCachedBlocklist.setup();
+            assert_eq!(cached.op() & 1, 1);
+            let mut recompute = Scenario::DecideRecomputeBlocklist.setup();
+            assert_eq!(recompute.op() & 1, 0);
+            let mut plain = Scenario::DecideCached.setup();
+            assert_eq!(cached.op() >> 1, plain.op() >> 1, "same decision");
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// Runs `f` on a thread with room for the engines, which debug builds copy through the stack
+/// (the bench engine holds a 16,384-rule qualified table).
+fn big_stack(f: fn()) {
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
 }

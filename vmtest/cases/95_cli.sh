@@ -188,3 +188,30 @@ case_cli_json() {
     run e7 --json status
     [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q '{' && ok "status JSON: $(short "$OUT")" || fail "e7 --json status -> rc $RC: $(short "$OUT")"
 }
+
+# Rules that say where and who (issue 11) are parsed and checked by the CLI, but this module does not
+# enforce them yet: it announces no qualifier (`qualifiers` 0), and the CLI refuses to send it one, with
+# exit 1 and a message, so a qualified rule is never installed as a wider plain rule. `e7 check` accepts
+# them without a module.
+case_cli_qualified_rules_refused() {
+    run e7 get qualifiers
+    [ "$RC" = 0 ] && [ "$OUT" = "qualifiers 0" ] && ok "module announces no qualifier: $OUT" \
+        || fail "e7 get qualifiers -> rc $RC: $(short "$OUT"), want 'qualifiers 0'"
+    printf '%s\n' 'allow tcp /usr/bin/firefox to any port 80,443' 'block any / to 10.0.0.0/8' \
+        'block any / user root' 'allow any /usr/bin/ to localhost' >/tmp/qual.e7
+    must e7 check /tmp/qual.e7
+    for line in 'allow tcp /usr/bin/firefox to any port 80,443' 'block any / to 10.0.0.0/8' \
+        'block any / user 65534' 'allow udp /usr/bin/x to 2001:db8::/32 port 53' 'clear any / to lan'; do
+        # shellcheck disable=SC2086
+        run e7 $line
+        [ "$RC" = 1 ] && printf '%s' "$OUT" | grep -q 'does not enforce' && ok "refused: e7 $line" \
+            || fail "e7 $line -> rc $RC, want 1 and 'does not enforce': $(short "$OUT")"
+    done
+    run e7 run /tmp/qual.e7
+    [ "$RC" = 1 ] && printf '%s' "$OUT" | grep -q 'qual.e7:1:' && ok "e7 run stops at line 1" \
+        || fail "e7 run qual.e7 -> rc $RC: $(short "$OUT")"
+    expect_rules 0
+    # A bad qualifier is a usage error before anything is asked.
+    expect_rc 2 e7 allow icmp /bin/x port 53
+    expect_rc 2 e7 block any / to 10.0.0.1/8
+}

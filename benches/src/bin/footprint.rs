@@ -5,8 +5,8 @@ use std::mem::size_of;
 
 use e7_core::sync::Engine;
 use e7_core::{
-    ActiveCache, CachedVerdict, ExeId, ExePath, ExeTable, Flags, KnownSocket, Rule, RuleRing,
-    SocketCache, Squelch,
+    ActiveCache, CachedVerdict, ExeId, ExePath, ExeTable, Flags, KnownSocket, QualTable, Rule,
+    RuleRing, SocketCache, Squelch,
 };
 
 fn row(name: &str, bytes: usize, per: Option<(usize, &str)>) {
@@ -67,6 +67,21 @@ fn main() {
         "Squelch<256> (default)",
         size_of::<Squelch>(),
         Some((256 * e7_core::squelch::CLASSES, "entry")),
+    );
+    row(
+        "QualTable<1024, 65536> (default)",
+        size_of::<QualTable>(),
+        Some((1024, "qualified rule")),
+    );
+    row(
+        "BlocklistTable = QualTable<16384, 262144>",
+        size_of::<e7_core::BlocklistTable>(),
+        Some((16384, "qualified rule")),
+    );
+    row(
+        "QualTable entry (metadata + index, no path)",
+        QualTable::<1>::ENTRY_BYTES,
+        None,
     );
     row(
         "Engine<parking_lot> (all of the above, defaults)",

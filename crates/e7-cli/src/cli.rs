@@ -51,29 +51,36 @@ pub enum Filter {
     Block,
 }
 
+/// Most words a rule takes on the command line: `[PROTO] PATH` and three qualifiers of two words
+/// each. The grammar ([`crate::grammar`]) says what is wrong with any other count.
+pub const MAX_RULE_WORDS: usize = 8;
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Interactive console with line editing and history; reads plain lines when stdin is not a
     /// terminal (`e7 shell < script`).
     Shell,
-    /// Add an allow rule: `e7 allow [PROTO] PATH`. With no argument: set mode disabled.
+    /// Add an allow rule: `e7 allow [PROTO] PATH [to DEST] [port PORTS] [user USER]`. With no
+    /// argument: set mode disabled.
     Allow {
         /// Optional protocol (tcp, udp, icmp, icmpv6, sctp, ..., any or a number 0-255), then the absolute path
-        /// of the program, or a folder ending in `/`.
-        #[arg(value_name = "PROTO|PATH", num_args = 0..=2)]
+        /// of the program, or a folder ending in `/`; then optional qualifiers: `to` an address, prefix,
+        /// localhost, lan, internet or any; `port` 53, 1024-65535 or 80,443; `user` a name or uid.
+        #[arg(value_name = "PROTO|PATH|QUALIFIER", num_args = 0..=MAX_RULE_WORDS)]
         args: Vec<String>,
     },
-    /// Add a block rule: `e7 block [PROTO] PATH`. With no argument: set mode block.
+    /// Add a block rule: `e7 block [PROTO] PATH [to DEST] [port PORTS] [user USER]`. With no
+    /// argument: set mode block.
     Block {
-        /// Optional protocol, then the path (see `allow`).
-        #[arg(value_name = "PROTO|PATH", num_args = 0..=2)]
+        /// Optional protocol, then the path, then qualifiers (see `allow`).
+        #[arg(value_name = "PROTO|PATH|QUALIFIER", num_args = 0..=MAX_RULE_WORDS)]
         args: Vec<String>,
     },
-    /// Remove rules: `e7 clear` (all), `e7 clear allow|block`, `e7 clear [PROTO] PATH`.
+    /// Remove rules: `e7 clear` (all), `e7 clear allow|block`, `e7 clear [PROTO] PATH [QUALIFIERS]`.
     Clear {
-        /// Nothing, `allow`/`block`, or an optional protocol and a path.
-        #[arg(value_name = "WHAT", num_args = 0..=2)]
+        /// Nothing, `allow`/`block`, or an optional protocol and a path, and the rule's qualifiers.
+        #[arg(value_name = "WHAT", num_args = 0..=MAX_RULE_WORDS)]
         args: Vec<String>,
     },
     /// Turn filtering on (set mode enabled).

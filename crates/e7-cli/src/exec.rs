@@ -8,6 +8,7 @@
 use crate::error::CliError;
 use crate::grammar::{self, Action, ClearSpec, Statement};
 use crate::kernel::{self, Change, Event, Kernel, Notice, Op, Outcome, RuleSet};
+use e7_proto::qual::{Dest, Qualifiers};
 use e7_proto::{Const, Flag, ValueClass};
 use serde_json::{json, Value};
 
@@ -24,6 +25,8 @@ pub enum Report {
         prot: u32,
         /// Path.
         path: String,
+        /// Qualifiers (none for a plain rule).
+        qual: Qualifiers,
     },
     /// A flag was set.
     Flag {
@@ -71,6 +74,7 @@ fn execute_resolved(kernel: &mut dyn Kernel, stmt: &Statement) -> Result<Report,
         Statement::Empty | Statement::Quit => Ok(Report::Nothing),
         Statement::Help => Ok(Report::Help),
         Statement::Change(change) => {
+            check_support(kernel, change)?;
             kernel.call(&Op::Change(change.clone()))?;
             Ok(Report::from(change))
         }
@@ -102,6 +106,18 @@ impl From<&Change> for Report {
                 action: *action,
                 prot: *prot,
                 path: path.clone(),
+                qual: Qualifiers::NONE,
+            },
+            Change::AddQualified {
+                action,
+                prot,
+                path,
+                qual,
+            } => Report::Rule {
+                action: *action,
+                prot: *prot,
+                path: path.clone(),
+                qual: *qual,
             },
             Change::Enable => Report::Flag {
                 flag: Flag::Mode,
@@ -114,6 +130,66 @@ impl From<&Change> for Report {
             },
         }
     }
+}
+
+/// A rule as JSON: `action`, `protocol`, `path`, and `to`, `port`, `user` when set.
+fn rule_json(action: Action, prot: u32, path: &str, qual: &Qualifiers) -> Value {
+    let mut v = json!({
+        "action": action.alias(),
+        "protocol": grammar::protocol_word(prot),
+        "path": path,
+    });
+    add_qual_json(&mut v, qual);
+    v
+}
+
+fn add_qual_json(v: &mut Value, qual: &Qualifiers) {
+    if let Some(obj) = v.as_object_mut() {
+        if qual.dest != Dest::Any || qual.ports.is_some() {
+            obj.insert("to".into(), json!(qual.dest.to_string()));
+        }
+        if let Some(p) = &qual.ports {
+            obj.insert("port".into(), json!(p.to_string()));
+        }
+        if let Some(u) = qual.uid {
+            obj.insert("user".into(), json!(u));
+        }
+    }
+}
+
+/// Refuses a qualified rule unless the module announces, in its read-only `qualifiers` flag, that
+/// it enforces every qualifier the rule uses. A module that does not know the flag (older) counts
+/// as announcing none. Sending the rule anyway could never be silently widened (such a module
+/// refuses the unknown attributes), but the refusal here says why, before anything is sent.
+fn check_support(kernel: &mut dyn Kernel, change: &Change) -> Result<(), CliError> {
+    let needed = change.needs_features();
+    if needed == 0 {
+        return Ok(());
+    }
+    let announced = match kernel::get(kernel, Flag::Qualifiers) {
+        Ok(v) => v,
+        Err(CliError::Refused { .. }) => 0,
+        Err(e) => return Err(e),
+    };
+    let missing = needed & !announced;
+    if missing == 0 {
+        return Ok(());
+    }
+    let names: Vec<&str> = [
+        (e7_proto::qual::FEATURE_DEST, "`to`"),
+        (e7_proto::qual::FEATURE_PORTS, "`port`"),
+        (e7_proto::qual::FEATURE_USER, "`user`"),
+    ]
+    .iter()
+    .filter(|(bit, _)| missing & bit != 0)
+    .map(|(_, n)| *n)
+    .collect();
+    Err(CliError::Failed(format!(
+        "the loaded e7 module does not enforce {} rules yet (its `qualifiers` flag is {announced}); \
+         the rule was not sent, so nothing was allowed or blocked more widely than written. \
+         Write the rule without the qualifier, or load a module that announces it",
+        names.join(" and ")
+    )))
 }
 
 fn flag_json(flag: Flag, value: u32) -> Value {
@@ -130,6 +206,11 @@ fn clear_text(spec: &ClearSpec) -> String {
         ClearSpec::Action(a) => format!("cleared {} rules", a.alias()),
         ClearSpec::Rule { prot, path } => format!(
             "cleared {} {}",
+            grammar::protocol_word(*prot),
+            grammar::quote_path(path)
+        ),
+        ClearSpec::Qualified { prot, path, qual } => format!(
+            "cleared {} {}{qual}",
             grammar::protocol_word(*prot),
             grammar::quote_path(path)
         ),
@@ -151,7 +232,12 @@ impl Report {
         match self {
             Report::Nothing => None,
             Report::Help => Some(grammar::HELP.to_string()),
-            Report::Rule { action, prot, path } => Some(grammar::rule_line(*action, *prot, path)),
+            Report::Rule {
+                action,
+                prot,
+                path,
+                qual,
+            } => Some(grammar::rule_line(*action, *prot, path, qual)),
             Report::Flag { flag, value } | Report::Value { flag, value } => Some(format!(
                 "{} {}",
                 flag.alias(),
@@ -175,7 +261,7 @@ impl Report {
                     });
                 }
                 for r in shown {
-                    lines.push(grammar::rule_line(r.action, r.prot, &r.path));
+                    lines.push(grammar::rule_line(r.action, r.prot, &r.path, &r.qual));
                 }
                 Some(lines.join("\n"))
             }
@@ -188,11 +274,12 @@ impl Report {
         match self {
             Report::Nothing => None,
             Report::Help => Some(json!({ "help": grammar::HELP })),
-            Report::Rule { action, prot, path } => Some(json!({
-                "action": action.alias(),
-                "protocol": grammar::protocol_word(*prot),
-                "path": path,
-            })),
+            Report::Rule {
+                action,
+                prot,
+                path,
+                qual,
+            } => Some(rule_json(*action, *prot, path, qual)),
             Report::Flag { flag, value } | Report::Value { flag, value } => {
                 Some(flag_json(*flag, *value))
             }
@@ -204,19 +291,22 @@ impl Report {
                     "protocol": grammar::protocol_word(*prot),
                     "path": path,
                 }),
+                ClearSpec::Qualified { prot, path, qual } => {
+                    let mut v = json!({
+                        "cleared": "rule",
+                        "protocol": grammar::protocol_word(*prot),
+                        "path": path,
+                    });
+                    add_qual_json(&mut v, qual);
+                    v
+                }
             }),
             Report::Rules { set, filter } => {
                 let rules: Vec<Value> = set
                     .rules
                     .iter()
                     .filter(|r| filter.is_none_or(|a| r.action == a))
-                    .map(|r| {
-                        json!({
-                            "action": r.action.alias(),
-                            "protocol": grammar::protocol_word(r.prot),
-                            "path": r.path,
-                        })
-                    })
+                    .map(|r| rule_json(r.action, r.prot, &r.path, &r.qual))
                     .collect();
                 Some(json!({
                     "mode": grammar::value_word(Flag::Mode, set.mode),

@@ -8,6 +8,7 @@
 use crate::error::CliError;
 use crate::grammar::ClearSpec;
 use crate::kernel::{Change, Event, Kernel, Notice, Op, Outcome, Rule, RuleSet};
+use e7_proto::qual::Qualifiers;
 use e7_proto::{Const, Flag, ValueClass};
 use std::sync::mpsc::{channel, Receiver, Sender};
 
@@ -124,6 +125,41 @@ impl Kernel for FakeKernel {
                         action: *action,
                         prot: *prot,
                         path: path.clone(),
+                        qual: Qualifiers::NONE,
+                    });
+                }
+                Ok(Outcome::Done)
+            }
+            Op::Change(Change::AddQualified {
+                action,
+                prot,
+                path,
+                qual,
+            }) => {
+                // As a module that announces the qualifiers would: the same checks as the
+                // engine's `QualRule::new`, then add or flip.
+                if self.flag(Flag::Qualifiers) & qual.features() != qual.features() {
+                    return Err(Self::refuse(op, 22, "unknown attribute"));
+                }
+                if e7_proto::validate_rule_path(path.as_bytes()).is_err()
+                    || qual.check(*prot).is_err()
+                {
+                    return Err(Self::refuse(op, 22, "bad rule"));
+                }
+                if let Some(rule) = self
+                    .rules
+                    .iter_mut()
+                    .find(|r| r.prot == *prot && r.path == *path && r.qual == *qual)
+                {
+                    rule.action = *action;
+                } else if self.rules.len() >= self.capacity {
+                    return Err(Self::refuse(op, 28, "rule table full"));
+                } else {
+                    self.rules.push(Rule {
+                        action: *action,
+                        prot: *prot,
+                        path: path.clone(),
+                        qual: *qual,
                     });
                 }
                 Ok(Outcome::Done)
@@ -137,7 +173,12 @@ impl Kernel for FakeKernel {
                     ClearSpec::All => self.rules.clear(),
                     ClearSpec::Action(a) => self.rules.retain(|r| r.action != *a),
                     ClearSpec::Rule { prot, path } => {
-                        self.rules.retain(|r| !(r.prot == *prot && r.path == *path));
+                        self.rules
+                            .retain(|r| !(r.prot == *prot && r.path == *path && r.qual.is_none()));
+                    }
+                    ClearSpec::Qualified { prot, path, qual } => {
+                        self.rules
+                            .retain(|r| !(r.prot == *prot && r.path == *path && r.qual == *qual));
                     }
                 }
                 Ok(Outcome::Done)

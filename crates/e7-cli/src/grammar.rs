@@ -5,9 +5,13 @@
 //! wrong and what would be right; nothing is ever read from a stale or missing token.
 //!
 //! ```text
-//! allow|block [PROTO] [PATH]          add a rule (no argument: `block` = set mode block,
+//! allow|block [PROTO] [PATH] [QUALIFIERS]   add a rule (no argument: `block` = set mode block,
 //!                                     `allow` = set mode disabled, as the original)
-//! clear [allow|block] | [PROTO] PATH
+//! clear [allow|block] | [PROTO] PATH [QUALIFIERS]
+//! QUALIFIERS: [to DEST] [port PORTS] [user USER], each at most once, in any order:
+//!   DEST  = IPv4/IPv6 address or prefix, localhost, lan, internet, any
+//!   PORTS = 53 | 1024-65535 | 80,443 (tcp, udp, udplite, sctp, any)
+//!   USER  = a user name (resolved here, from /etc/passwd) or a uid
 //! enable | disable                    set mode enabled / disabled
 //! set FLAG VALUE    get FLAG          query [allow|block]
 //! bye | disconnect  quit | exit       help
@@ -26,6 +30,7 @@
 
 use crate::error::SyntaxError;
 pub use crate::kernel::Change;
+use e7_proto::qual::{Dest, Ports, Qualifiers};
 use e7_proto::{Const, Flag, ValueClass};
 
 /// Longest line accepted, in bytes (a 255-byte path plus a command, with generous room for
@@ -53,6 +58,15 @@ pub enum ClearSpec {
         /// The rule's path.
         path: String,
     },
+    /// `clear [PROTO] PATH to ... port ... user ...`: the one qualified rule with exactly these.
+    Qualified {
+        /// The rule's protocol.
+        prot: u32,
+        /// The rule's path.
+        path: String,
+        /// Its qualifiers (at least one set).
+        qual: Qualifiers,
+    },
 }
 
 /// One parsed console/script line.
@@ -79,10 +93,13 @@ pub enum Statement {
 pub const HELP: &str = "\
 commands:
   allow|block [PROTO] PATH        add a rule: allow udp /usr/bin/ping, block /usr/bin/socat
+    ... to DEST port PORTS user USER  qualifiers, each optional: allow tcp /usr/bin/firefox to any
+                                  port 80,443; block any / to 10.0.0.0/8; block any / user guest
+                                  (DEST: address, prefix, localhost, lan, internet, any)
   allow | block                   no argument: set mode disabled | set mode block
   clear                           remove every rule
   clear allow|block               remove every allow (block) rule
-  clear [PROTO] PATH              remove one rule: clear tcp /usr/bin/socat
+  clear [PROTO] PATH [QUALIFIERS] remove one rule: clear tcp /usr/bin/socat
   enable | disable                set mode enabled | disabled
   set FLAG VALUE                  set mode enabled, set unkrule block
   get FLAG                        get mode, get uptime
@@ -250,8 +267,131 @@ fn arity(command: &str, usage: &str, example: &str, got: usize) -> SyntaxError {
     ))
 }
 
-fn parse_rule(action: Action, args: &[&str]) -> Result<Statement, SyntaxError> {
+/// The words that start a qualifier clause.
+const QUALIFIER_WORDS: [&str; 3] = ["to", "port", "user"];
+
+/// Splits `args` into the rule part and the qualifiers after it (`to`, `port`, `user`), parsed.
+fn split_qualifiers<'a, 'b>(
+    command: &str,
+    args: &'b [&'a str],
+) -> Result<(&'b [&'a str], Qualifiers), SyntaxError> {
+    let at = args
+        .iter()
+        .position(|a| QUALIFIER_WORDS.contains(&a.to_ascii_lowercase().as_str()))
+        .unwrap_or(args.len());
+    let (rule, rest) = args.split_at(at);
+    Ok((rule, parse_qualifiers(command, rest)?))
+}
+
+/// Parses `to DEST`, `port PORTS`, `user USER` clauses (each at most once, any order).
+pub fn parse_qualifiers(command: &str, mut rest: &[&str]) -> Result<Qualifiers, SyntaxError> {
+    let mut q = Qualifiers::NONE;
+    let mut seen: Vec<String> = Vec::new();
+    while let [word, tail @ ..] = rest {
+        let w = word.to_ascii_lowercase();
+        if !QUALIFIER_WORDS.contains(&w.as_str()) {
+            return Err(SyntaxError::new(format!(
+                "`{command}`: unexpected `{word}`; after the path come qualifiers: `to DEST`, \
+                 `port PORTS`, `user USER` (quote a path that contains spaces)"
+            )));
+        }
+        if seen.contains(&w) {
+            return Err(SyntaxError::new(format!(
+                "`{command}`: `{w}` is given twice; a rule has at most one `{w}` (a port list \
+                 is written 80,443)"
+            )));
+        }
+        let Some((value, tail)) = tail.split_first() else {
+            let example = match w.as_str() {
+                "to" => "to 10.0.0.0/8, to lan, to 2001:db8::/32",
+                "port" => "port 443, port 80,443, port 1024-65535",
+                _ => "user guest, user 1000",
+            };
+            return Err(SyntaxError::new(format!(
+                "`{command}`: `{w}` needs a value: {example}"
+            )));
+        };
+        match w.as_str() {
+            "to" => {
+                q.dest = Dest::parse(&value.to_ascii_lowercase())
+                    .map_err(|e| SyntaxError::new(format!("destination `{value}`: {e}")))?;
+            }
+            "port" => {
+                q.ports = Some(
+                    Ports::parse(value)
+                        .map_err(|e| SyntaxError::new(format!("port `{value}`: {e}")))?,
+                );
+            }
+            _ => q.uid = Some(parse_user(value)?),
+        }
+        seen.push(w);
+        rest = tail;
+    }
+    Ok(q)
+}
+
+/// A uid (decimal, not 4294967295 = -1) or a user name looked up in `/etc/passwd`.
+pub fn parse_user(token: &str) -> Result<u32, SyntaxError> {
+    if !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
+        return match token.parse::<u32>() {
+            Ok(u) if u != u32::MAX => Ok(u),
+            _ => Err(SyntaxError::new(format!(
+                "uid `{token}` is out of range: a uid is 0..=4294967294"
+            ))),
+        };
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let uid = f.nth(1)?.parse::<u32>().ok()?;
+            (name == token).then_some(uid)
+        })
+        .next()
+        .ok_or_else(|| {
+            SyntaxError::new(format!(
+                "user `{token}` does not exist (not in /etc/passwd): give a user name or a uid"
+            ))
+        })
+}
+
+/// A rule statement: plain, or qualified when any qualifier is set. Ports are checked against the
+/// protocol here, so `e7 check` reports `allow icmp /x port 53` before anything is sent.
+fn rule_statement(
+    action: Action,
+    prot: u32,
+    path: String,
+    qual: Qualifiers,
+) -> Result<Statement, SyntaxError> {
+    qual.check(prot).map_err(|e| {
+        SyntaxError::new(format!(
+            "`{} {} {path}`: {e}",
+            action.alias(),
+            protocol_word(prot)
+        ))
+    })?;
+    Ok(Statement::Change(if qual.is_none() {
+        Change::AddRule { action, prot, path }
+    } else {
+        Change::AddQualified {
+            action,
+            prot,
+            path,
+            qual,
+        }
+    }))
+}
+
+fn parse_rule(action: Action, all: &[&str]) -> Result<Statement, SyntaxError> {
     let name = action.alias();
+    let (args, qual) = split_qualifiers(name, all)?;
+    if !qual.is_none() && args.is_empty() {
+        return Err(SyntaxError::new(format!(
+            "`{name}` needs [PROTO] PATH before the qualifiers: `{name} any / to 10.0.0.0/8`"
+        )));
+    }
     match args {
         // The original grammar: `block` alone is "set mode block", `allow` alone "set mode disabled".
         // Sent as SET mode so the kernel acks it cleanly (the original's ERROR reply was bug B2).
@@ -262,11 +402,9 @@ fn parse_rule(action: Action, args: &[&str]) -> Result<Statement, SyntaxError> {
                 Action::Block => Const::Block.value(),
             },
         })),
-        [one] if one.starts_with('/') => Ok(Statement::Change(Change::AddRule {
-            action,
-            prot: Const::Any.value(),
-            path: parse_path(one)?,
-        })),
+        [one] if one.starts_with('/') => {
+            rule_statement(action, Const::Any.value(), parse_path(one)?, qual)
+        }
         [one] => {
             let prot = parse_protocol(one)?;
             let proto = e7_proto::protocol_name(prot).unwrap_or("any");
@@ -278,17 +416,36 @@ fn parse_rule(action: Action, args: &[&str]) -> Result<Statement, SyntaxError> {
         [prot, path] => {
             let prot = parse_protocol(prot)?;
             let path = parse_path(path)?;
-            Ok(Statement::Change(Change::AddRule { action, prot, path }))
+            rule_statement(action, prot, path, qual)
         }
         _ => Err(SyntaxError::new(format!(
-            "`{name}` takes at most 2 arguments ([PROTO] PATH), got {}; quote a path that \
+            "`{name}` takes at most 2 arguments ([PROTO] PATH) and then qualifiers (`to DEST`, \
+             `port PORTS`, `user USER`), got {} (`{}` after the path); quote a path that \
              contains spaces: {name} tcp \"/opt/my app/run\"",
-            args.len()
+            args.len(),
+            args.get(2).copied().unwrap_or("")
         ))),
     }
 }
 
-fn parse_clear(args: &[&str]) -> Result<Statement, SyntaxError> {
+fn parse_clear(all: &[&str]) -> Result<Statement, SyntaxError> {
+    let (args, qual) = split_qualifiers("clear", all)?;
+    if !qual.is_none() {
+        let (prot, path) =
+            match args {
+                [path] if path.starts_with('/') => (Const::Any.value(), parse_path(path)?),
+                [prot, path] => (parse_protocol(prot)?, parse_path(path)?),
+                _ => return Err(SyntaxError::new(
+                    "usage: clear [PROTO] PATH to DEST port PORTS user USER (the qualified rule \
+                     exactly as added, for example `clear any / to 10.0.0.0/8`)",
+                )),
+            };
+        return Ok(Statement::Change(Change::Clear(ClearSpec::Qualified {
+            prot,
+            path,
+            qual,
+        })));
+    }
     match args {
         [] => Ok(Statement::Change(Change::Clear(ClearSpec::All))),
         [one] => {
@@ -434,10 +591,11 @@ pub fn protocol_word(prot: u32) -> String {
     }
 }
 
-/// The script line that adds this rule (`allow udp /usr/bin/ping`).
-pub fn rule_line(action: Action, prot: u32, path: &str) -> String {
+/// The script line that adds this rule (`allow udp /usr/bin/ping`,
+/// `allow tcp /usr/bin/firefox to any port 80,443`, `block any / user 1001`).
+pub fn rule_line(action: Action, prot: u32, path: &str, qual: &Qualifiers) -> String {
     format!(
-        "{} {} {}",
+        "{} {} {}{qual}",
         action.alias(),
         protocol_word(prot),
         quote_path(path)
@@ -705,10 +863,16 @@ mod tests {
             );
         }
         // Saved with the name when the schema has one, else the number; both parse back.
-        assert_eq!(rule_line(Action::Block, 132, "/x"), "block sctp /x");
-        assert_eq!(rule_line(Action::Allow, 253, "/x"), "allow 253 /x");
+        assert_eq!(
+            rule_line(Action::Block, 132, "/x", &Qualifiers::NONE),
+            "block sctp /x"
+        );
+        assert_eq!(
+            rule_line(Action::Allow, 253, "/x", &Qualifiers::NONE),
+            "allow 253 /x"
+        );
         for prot in 0..=255u32 {
-            let line = rule_line(Action::Allow, prot, "/x");
+            let line = rule_line(Action::Allow, prot, "/x", &Qualifiers::NONE);
             assert_eq!(
                 parse_line(&line),
                 Ok(rule(Action::Allow, prot, "/x")),
@@ -792,11 +956,11 @@ mod tests {
         }
         assert_eq!(quote_path("/usr/bin/ping"), "/usr/bin/ping");
         assert_eq!(
-            rule_line(Action::Block, ANY, "/opt/a b"),
+            rule_line(Action::Block, ANY, "/opt/a b", &Qualifiers::NONE),
             "block any \"/opt/a b\""
         );
         assert_eq!(
-            rule_line(Action::Allow, 17, "/usr/bin/ping"),
+            rule_line(Action::Allow, 17, "/usr/bin/ping", &Qualifiers::NONE),
             "allow udp /usr/bin/ping"
         );
     }

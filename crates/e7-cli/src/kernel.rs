@@ -7,6 +7,7 @@
 
 use crate::error::CliError;
 use crate::grammar::{Action, ClearSpec};
+use e7_proto::qual::Qualifiers;
 use e7_proto::Flag;
 use std::sync::mpsc::Receiver;
 
@@ -26,6 +27,19 @@ pub enum Change {
         /// Absolute program path, or folder ending in `/`.
         path: String,
     },
+    /// `allow|block [PROTO] PATH to DEST port PORTS user USER` — a rule with qualifiers: ALLOW/BLOCK
+    /// with PROT, PATH and the appended DEST/PORTS/UID attributes. Sent only to a module whose
+    /// `qualifiers` flag announces every qualifier the rule uses ([`crate::exec`]).
+    AddQualified {
+        /// Allow or block.
+        action: Action,
+        /// Protocol (`any` = 0xFFFF_FFFF when not given).
+        prot: u32,
+        /// Absolute program path, or folder ending in `/`.
+        path: String,
+        /// Destination, ports, user (at least one set).
+        qual: Qualifiers,
+    },
     /// `enable` — ENABLE: mode = enabled.
     Enable,
     /// `clear ...` — CLEAR.
@@ -44,10 +58,20 @@ impl Change {
     /// The console word for this change (`allow`, `block`, `enable`, `clear`, `set`).
     pub fn word(&self) -> &'static str {
         match self {
-            Change::AddRule { action, .. } => action.alias(),
+            Change::AddRule { action, .. } | Change::AddQualified { action, .. } => action.alias(),
             Change::Enable => "enable",
             Change::Clear(_) => "clear",
             Change::Set { .. } => "set",
+        }
+    }
+
+    /// The qualifier feature bits ([`e7_proto::qual::FEATURE_DEST`], ...) the module must announce
+    /// before this change may be sent: 0 for everything but a qualified rule.
+    pub fn needs_features(&self) -> u32 {
+        match self {
+            Change::AddQualified { qual, .. }
+            | Change::Clear(ClearSpec::Qualified { qual, .. }) => qual.features(),
+            _ => 0,
         }
     }
 }
@@ -89,6 +113,8 @@ pub struct Rule {
     pub prot: u32,
     /// Path or folder.
     pub path: String,
+    /// Qualifiers ([`Qualifiers::NONE`] for a plain rule).
+    pub qual: Qualifiers,
 }
 
 /// The answer to QUERY: mode and rules in precedence (insertion) order.

@@ -101,6 +101,36 @@ pub fn statement(stmt: &Statement) -> Option<(Statement, String)> {
                 note,
             ))
         }
+        Statement::Change(Change::AddQualified {
+            action,
+            prot,
+            path,
+            qual,
+        }) => {
+            let r = rule_path(path);
+            let note = r.note?;
+            Some((
+                Statement::Change(Change::AddQualified {
+                    action: *action,
+                    prot: *prot,
+                    path: r.path,
+                    qual: *qual,
+                }),
+                note,
+            ))
+        }
+        Statement::Change(Change::Clear(ClearSpec::Qualified { prot, path, qual })) => {
+            let r = rule_path(path);
+            let note = r.note?;
+            Some((
+                Statement::Change(Change::Clear(ClearSpec::Qualified {
+                    prot: *prot,
+                    path: r.path,
+                    qual: *qual,
+                })),
+                note,
+            ))
+        }
         Statement::Change(Change::Clear(ClearSpec::Rule { prot, path })) => {
             let r = rule_path(path);
             let note = r.note?;

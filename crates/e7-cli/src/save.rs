@@ -45,7 +45,7 @@ pub fn render(snap: &Snapshot) -> String {
     out.push_str("# e7 rules, written by `e7 save`; restore with `e7 run FILE`\n");
     out.push_str("clear\n");
     for r in &snap.rules.rules {
-        out.push_str(&grammar::rule_line(r.action, r.prot, &r.path));
+        out.push_str(&grammar::rule_line(r.action, r.prot, &r.path, &r.qual));
         out.push('\n');
     }
     for (flag, value) in &snap.flags {

@@ -176,6 +176,7 @@ fn rules_compare_with_the_fake_kernel_state() {
     assert!(k.rules.contains(&Rule {
         action: Action::Block,
         prot: 1,
-        path: "/odd/\"quoted\" \\ path#1".into()
+        path: "/odd/\"quoted\" \\ path#1".into(),
+        qual: e7_proto::qual::Qualifiers::NONE,
     }));
 }

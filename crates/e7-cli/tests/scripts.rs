@@ -161,27 +161,32 @@ fn run_applies_the_script_skipping_comments_and_blanks() {
             Rule {
                 action: Action::Allow,
                 prot: 17,
-                path: "/usr/bin/ping".into()
+                path: "/usr/bin/ping".into(),
+                qual: e7_proto::qual::Qualifiers::NONE,
             },
             Rule {
                 action: Action::Allow,
                 prot: 6,
-                path: "/opt/my app/bin/run".into()
+                path: "/opt/my app/bin/run".into(),
+                qual: e7_proto::qual::Qualifiers::NONE,
             },
             Rule {
                 action: Action::Block,
                 prot: ANY,
-                path: "/usr/bin/socat".into()
+                path: "/usr/bin/socat".into(),
+                qual: e7_proto::qual::Qualifiers::NONE,
             },
             Rule {
                 action: Action::Allow,
                 prot: 58,
-                path: "/usr/bin/".into()
+                path: "/usr/bin/".into(),
+                qual: e7_proto::qual::Qualifiers::NONE,
             },
             Rule {
                 action: Action::Block,
                 prot: 17,
-                path: "/usr/bin/nc.openbsd".into()
+                path: "/usr/bin/nc.openbsd".into(),
+                qual: e7_proto::qual::Qualifiers::NONE,
             },
         ]
     );
@@ -248,12 +253,14 @@ fn run_of_the_readme_script_stops_at_quit() {
                 action: Action::Allow,
                 prot: ANY,
                 // `/usr/bin/` on a merged-/usr host (`/bin -> usr/bin`), else `/bin/`.
-                path: e7_cli::resolve::rule_path("/bin/").path
+                path: e7_cli::resolve::rule_path("/bin/").path,
+                qual: e7_proto::qual::Qualifiers::NONE,
             },
             Rule {
                 action: Action::Block,
                 prot: 6,
-                path: "/usr/bin/".into()
+                path: "/usr/bin/".into(),
+                qual: e7_proto::qual::Qualifiers::NONE,
             },
         ]
     );

@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             sender: None,
         };
         let pkt = Packet {
+            peer: e7_core::Peer::UNKNOWN,
             sk: Some(&sock),
             proto,
             uid: 0,

@@ -45,6 +45,13 @@ pub struct PacketFacts {
     pub family: Family,
     /// The packet could not be parsed (no IP header, truncated headers): the `fail` action applies.
     pub malformed: bool,
+    /// Destination address, when the host reports it (qualified rules; none: no `to`/`port` rule
+    /// matches).
+    pub dst: Option<crate::qualified::Addr>,
+    /// Destination port, for protocols with ports (tcp, udp, udplite, sctp).
+    pub dport: Option<u16>,
+    /// The uid the packet's socket belongs to (none without a socket).
+    pub uid: Option<u32>,
 }
 
 impl PacketFacts {
@@ -54,6 +61,34 @@ impl PacketFacts {
             proto,
             family,
             malformed: false,
+            dst: None,
+            dport: None,
+            uid: None,
+        }
+    }
+
+    /// The same facts with the destination and uid (what qualified rules match).
+    pub const fn with_peer(
+        self,
+        dst: Option<crate::qualified::Addr>,
+        dport: Option<u16>,
+        uid: Option<u32>,
+    ) -> Self {
+        PacketFacts {
+            dst,
+            dport,
+            uid,
+            ..self
+        }
+    }
+
+    /// What a qualified-rule lookup needs.
+    pub const fn qual_facts(&self) -> crate::qualified::QualFacts {
+        crate::qualified::QualFacts {
+            proto: self.proto,
+            dst: self.dst,
+            dport: self.dport,
+            uid: self.uid,
         }
     }
 
@@ -63,6 +98,9 @@ impl PacketFacts {
             proto: 0,
             family,
             malformed: true,
+            dst: None,
+            dport: None,
+            uid: None,
         }
     }
 }

@@ -179,6 +179,8 @@ impl<T: ProcessTable> Host for ProcHost<T> {
 pub enum FirewallError {
     /// The rule itself is invalid.
     Rule(RuleError),
+    /// The qualified rule is invalid.
+    Qualified(crate::qualified::QualRuleError),
     /// The rule table is full.
     Full {
         /// The table's capacity.
@@ -190,6 +192,7 @@ impl fmt::Display for FirewallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FirewallError::Rule(e) => e.fmt(f),
+            FirewallError::Qualified(e) => e.fmt(f),
             FirewallError::Full { capacity } => write!(
                 f,
                 "rule table is full ({capacity} rules, whose paths average at most {} bytes): \
@@ -279,6 +282,26 @@ impl Firewall {
         })
     }
 
+    /// Adds a rule with qualifiers (`to`, `port`, `user`); an unqualified one goes to the ring as
+    /// [`Firewall::add_rule`] would.
+    pub fn add_qualified_rule(
+        &self,
+        proto: u32,
+        path: &str,
+        qual: crate::qualified::Qualifiers,
+        action: Action,
+    ) -> Result<AddOutcome, FirewallError> {
+        if qual.is_none() {
+            return self.add_rule(proto, path, action);
+        }
+        let rule = crate::qualified::QualRule::new(proto, path.as_bytes(), qual, action)
+            .map_err(FirewallError::Qualified)?;
+        self.engine.edit_qualified(|t| {
+            let capacity = t.capacity();
+            t.add(rule).map_err(|_| FirewallError::Full { capacity })
+        })
+    }
+
     /// Removes the rule (proto, path).
     pub fn remove_rule(&self, proto: u32, path: &str) -> bool {
         self.engine.edit_rules(|r| r.remove(proto, path.as_bytes()))
@@ -286,12 +309,13 @@ impl Firewall {
 
     /// Removes every rule; returns how many.
     pub fn clear_rules(&self) -> usize {
-        self.engine.edit_rules(|r| r.clear())
+        self.engine.edit_qualified(|t| t.clear()) + self.engine.edit_rules(|r| r.clear())
     }
 
     /// Removes every rule with `action`; returns how many.
     pub fn clear_action(&self, action: Action) -> usize {
-        self.engine.edit_rules(|r| r.clear_action(action))
+        self.engine.edit_qualified(|t| t.clear_action(action))
+            + self.engine.edit_rules(|r| r.clear_action(action))
     }
 
     /// The rules in order, as (proto, path, action).

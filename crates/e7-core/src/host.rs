@@ -113,10 +113,35 @@ pub struct Packet<S> {
     pub family: crate::decide::Family,
     /// The network header could not be read (`fail` applies).
     pub malformed: bool,
+    /// Where the packet goes (qualified rules); [`Peer::UNKNOWN`] from hosts that do not report it.
+    pub peer: Peer,
     /// Process context where the host may take task locks and the current task is the sender
     /// (kernel: `e7_may_lock_tasks()`; userspace: always). Otherwise only lock-free host calls are
     /// made and a miss is deferred.
     pub in_task: bool,
+}
+
+/// A packet's destination as the host reports it, for rules with `to` and `port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// Destination address (an IPv4-mapped IPv6 one is matched as IPv4).
+    pub dst: Option<crate::qualified::Addr>,
+    /// Destination port (tcp, udp, udplite, sctp).
+    pub dport: Option<u16>,
+    /// The socket's destination cannot change (connected TCP/UDP/...): its verdict may be cached.
+    /// False for a socket that may send anywhere (unconnected UDP, raw): while a rule depends on
+    /// the destination, each of its packets is decided for its own destination.
+    pub fixed: bool,
+}
+
+impl Peer {
+    /// Nothing reported: no `to`/`port` rule matches (the same for every packet of the socket, so
+    /// its verdict may be cached).
+    pub const UNKNOWN: Peer = Peer {
+        dst: None,
+        dport: None,
+        fixed: true,
+    };
 }
 
 /// A counter the packet path bumps ([`Host::count`]): `qpackets` and the [`PathStats`] fields.

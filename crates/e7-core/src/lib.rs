@@ -25,6 +25,7 @@
 //! - [`socket`]: [`SocketCache`], the set-associative known-socket cache;
 //! - [`active`]: [`ActiveCache`], inode → owner from process-table walks ([`ProcessTable`]);
 //! - [`rules`]: [`RuleRing`], ordered allow/block rules with an O(1) hashed index;
+//! - [`qualified`]: [`QualTable`], rules with `to`/`port`/`user` qualifiers, indexed by destination;
 //! - [`flags`]: [`Flags`], atomic flag store with a policy generation;
 //! - [`squelch`]: [`Squelch`], the per-(protocol, executable) event rate limiter;
 //! - [`decide`](mod@decide): the pure decision function;
@@ -64,6 +65,7 @@ pub mod flags;
 pub mod host;
 pub mod image;
 pub mod path;
+pub mod qualified;
 pub mod rules;
 pub mod schema;
 pub mod socket;
@@ -89,9 +91,14 @@ pub use decide::{
 };
 pub use exe::{ExeId, ExeTable};
 pub use flags::{policy_generation, Action, FlagValues, Flags, Mode};
-pub use host::{Deferred, ExeError, Host, Packet, SockInfo, SockKind, Stat, TaskId};
+pub use host::{Deferred, ExeError, Host, Packet, Peer, SockInfo, SockKind, Stat, TaskId};
 pub use image::ImageCache;
 pub use path::{ExePath, PathError, MAX_PATH_LEN};
+pub use qualified::{
+    decide_rule, Addr, BlocklistTable, Dest, Ports, Precedence, QualError, QualFacts, QualFull,
+    QualMatch, QualRef, QualRule, QualRuleError, QualTable, Qualifiers, Scope, QUAL_PATH_BYTES,
+    QUAL_RULES,
+};
 pub use rules::{
     AddOutcome, Full, MatchKind, Rule, RuleError, RuleMatch, RulePath, RuleRef, RuleRing,
     PATH_BYTES_PER_RULE,

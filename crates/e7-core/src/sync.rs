@@ -10,13 +10,14 @@
 //! entry, and its lock orders only its writers (and the verdict stores of the recompute path). Exclusive locks are taken on misses (insert into the socket
 //! cache, intern a path, rebuild the active-socket table) and on admin edits. No exclusive lock is ever
 //! held while another lock is taken, and shared locks nest only in the order
-//! `sockets → exes → rules`, so there is no lock-order cycle.
+//! `sockets → exes → rules → qualified`, so there is no lock-order cycle (a qualified edit takes
+//! the ring's write lock, then the qualified table's).
 //!
 //! The policy generation (flags generation + rule generation) is readable without any lock: rule
 //! edits go through [`Engine::edit_rules`], which publishes the ring's generation in an atomic before
 //! releasing the write lock.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 pub use lock_api::{RawRwLock, RwLock};
 
@@ -30,6 +31,7 @@ use crate::flags::{Action, FlagValues, Flags, Mode};
 use crate::host::{Deferred, ExeError, Host, Packet, SockKind, Stat, TaskId};
 use crate::image::ImageCache;
 use crate::path::ExePath;
+use crate::qualified::{decide_rule, QualTable, QUAL_PATH_BYTES, QUAL_RULES};
 use crate::rules::RuleRing;
 use crate::schema::Flag;
 use crate::socket::{
@@ -262,11 +264,15 @@ pub struct Engine<
     const WAYS: usize = 8,
     const EXES: usize = 256,
     const ACTIVE: usize = 1024,
+    const QUAL: usize = { QUAL_RULES },
+    const QUAL_BYTES: usize = { QUAL_PATH_BYTES },
 > {
     /// Runtime flags (atomics; no lock).
     pub flags: Flags,
     /// Rules. Edit through [`Engine::edit_rules`] so cached verdicts are invalidated.
     pub rules: RwLock<R, RuleRing<RULES>>,
+    /// Rules with `to`/`port`/`user` qualifiers. Edit through [`Engine::edit_qualified`].
+    pub qualified: RwLock<R, QualTable<QUAL, QUAL_BYTES>>,
     /// Executable paths.
     pub exes: RwLock<R, ExeTable<EXES>>,
     /// Known sockets: lock-free reads ([`SharedSockets::lookup`]), writers under its lock.
@@ -279,6 +285,10 @@ pub struct Engine<
     pub squelch: Squelch<EXES>,
     /// Packet-path counters.
     pub stats: PathStats,
+    /// Qualified rules held (0: the packet path never takes `qualified`'s lock).
+    qual_len: AtomicU32,
+    /// Some qualified rule depends on the destination or port.
+    qual_per_dest: AtomicBool,
 }
 
 impl<
@@ -288,7 +298,9 @@ impl<
         const WAYS: usize,
         const EXES: usize,
         const ACTIVE: usize,
-    > Default for Engine<R, RULES, SETS, WAYS, EXES, ACTIVE>
+        const QUAL: usize,
+        const QUAL_BYTES: usize,
+    > Default for Engine<R, RULES, SETS, WAYS, EXES, ACTIVE, QUAL, QUAL_BYTES>
 {
     fn default() -> Self {
         Self::new()
@@ -302,19 +314,24 @@ impl<
         const WAYS: usize,
         const EXES: usize,
         const ACTIVE: usize,
-    > Engine<R, RULES, SETS, WAYS, EXES, ACTIVE>
+        const QUAL: usize,
+        const QUAL_BYTES: usize,
+    > Engine<R, RULES, SETS, WAYS, EXES, ACTIVE, QUAL, QUAL_BYTES>
 {
     /// A fresh engine: default flags (mode disabled), no rules, empty caches.
     pub const fn new() -> Self {
         Engine {
             flags: Flags::new(),
             rules: RwLock::const_new(R::INIT, RuleRing::new()),
+            qualified: RwLock::const_new(R::INIT, QualTable::new()),
             exes: RwLock::const_new(R::INIT, ExeTable::new()),
             sockets: SharedSockets::new(),
             active: RwLock::const_new(R::INIT, ActiveCache::new()),
             images: RwLock::const_new(R::INIT, ImageCache::new()),
             squelch: Squelch::new(),
             stats: PathStats::new(),
+            qual_len: AtomicU32::new(0),
+            qual_per_dest: AtomicBool::new(false),
         }
     }
 
@@ -328,8 +345,46 @@ impl<
     pub fn edit_rules<T>(&self, f: impl FnOnce(&mut RuleRing<RULES>) -> T) -> T {
         let mut ring = self.rules.write();
         let out = f(&mut ring);
-        self.flags.publish_rules_generation(ring.generation());
+        // Qualified edits also hold the ring's write lock, so this sum is never torn.
+        let qual_gen = self.qualified.read().generation();
+        self.flags
+            .publish_rules_generation(ring.generation().wrapping_add(qual_gen));
         out
+    }
+
+    /// Runs `f` on the qualified rules (under the ring's write lock too, so the published rule
+    /// generation — the sum of both tables' — moves by one per edit) and publishes it.
+    pub fn edit_qualified<T>(&self, f: impl FnOnce(&mut QualTable<QUAL, QUAL_BYTES>) -> T) -> T {
+        let ring = self.rules.write();
+        let mut qual = self.qualified.write();
+        let out = f(&mut qual);
+        self.qual_len.store(
+            u32::try_from(qual.len()).unwrap_or(u32::MAX),
+            Ordering::Release,
+        );
+        self.qual_per_dest
+            .store(qual.depends_on_destination(), Ordering::Release);
+        self.flags
+            .publish_rules_generation(ring.generation().wrapping_add(qual.generation()));
+        out
+    }
+
+    /// The action of the rule that decides a packet with `facts` from `path`: the ring's match
+    /// and, when qualified rules exist, the qualified table's, by precedence
+    /// ([`decide_rule`](crate::qualified::decide_rule)).
+    pub fn rule_action(&self, facts: &PacketFacts, path: &ExePath) -> Option<Action> {
+        let plain = self.rules.read().lookup(facts.proto, path);
+        if self.qual_len.load(Ordering::Acquire) == 0 {
+            return plain.map(|m| m.action);
+        }
+        let qual = self.qualified.read().lookup(&facts.qual_facts(), path);
+        decide_rule(plain, qual)
+    }
+
+    /// Whether a verdict for this packet may be cached on its socket: always, unless some rule
+    /// depends on the destination and the socket's destination is not fixed.
+    fn cacheable<S>(&self, pkt: &Packet<S>) -> bool {
+        pkt.peer.fixed || !self.qual_per_dest.load(Ordering::Acquire)
     }
 
     /// Copies the path of `exe` into `out` (for an event); false if the id went stale.
@@ -517,6 +572,9 @@ impl<
         } else {
             PacketFacts::new(pkt.proto, pkt.family)
         };
+        // Past the fast path: the destination and uid, for qualified rules (the hit path above
+        // never reads them).
+        let facts = facts.with_peer(pkt.peer.dst, pkt.peer.dport, pkt.sk.map(|_| pkt.uid));
         let flags = self.flags.snapshot();
         if let Some(d) = decide_early(&flags, &facts) {
             return Outcome::plain(d);
@@ -531,9 +589,11 @@ impl<
             Some((key, known, true)) => {
                 // Stale: recompute from the cached identity (no identification work).
                 if let Some(d) = self.recompute(&flags, &facts, &known.exe) {
-                    self.sockets
-                        .read()
-                        .store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
+                    if self.cacheable(pkt) {
+                        self.sockets
+                            .read()
+                            .store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
+                    }
                     return self.finish(host, &facts, known.exe, d, false);
                 }
                 // The executable was evicted from the table: identify again.
@@ -569,7 +629,13 @@ impl<
                     uid: pkt.uid,
                     exe: found.ident,
                 },
-                CachedVerdict::for_proto(d, gen, facts.proto),
+                // A socket whose destination varies, under rules that depend on it, is cached
+                // for its identity only: every packet is decided again for its destination.
+                if self.cacheable(pkt) {
+                    CachedVerdict::for_proto(d, gen, facts.proto)
+                } else {
+                    CachedVerdict::EMPTY
+                },
             );
         }
         self.finish(host, &facts, found.ident, d, false)
@@ -638,8 +704,8 @@ impl<
             Identity::Exe(id) => {
                 let exes = self.exes.read();
                 let path = exes.get(*id)?;
-                let rule = self.rules.read().lookup(facts.proto, path);
-                Some(decide(flags, facts, ident, rule.map(|m| m.action)))
+                let rule = self.rule_action(facts, path);
+                Some(decide(flags, facts, ident, rule))
             }
             other => Some(decide(flags, facts, other, None)),
         }
@@ -651,10 +717,7 @@ impl<
         };
         let exes = self.exes.read();
         let path = exes.get(*id)?;
-        self.rules
-            .read()
-            .lookup(facts.proto, path)
-            .map(|m| m.action)
+        self.rule_action(facts, path)
     }
 
     /// The identity already known for process image `task`, unless its executable id went stale

@@ -224,6 +224,7 @@ fn both_shared(test: impl Fn(&std::sync::Arc<Sut>, &Fake)) {
 
 fn pkt(proto: u32, key: u64, inode: u64) -> Packet<FakeSock> {
     Packet {
+        peer: e7_core::Peer::UNKNOWN,
         sk: Some(FakeSock {
             key,
             inode,
@@ -408,6 +409,7 @@ fn unknown_owner_long_path_and_non_full_sockets() {
         // No full socket: unkproc, no lookup at all.
         let before = (fake.walks.get(), fake.resolves.get());
         let sock = Packet {
+            peer: e7_core::Peer::UNKNOWN,
             sk: None,
             family: Family::Ipv6,
             ..pkt(PROTO_TCP, 1, 500)
@@ -510,6 +512,7 @@ fn std_firewall_identifies_a_real_socket_of_this_process() {
         sender: None,
     };
     let (d, _) = fw.decide(&Packet {
+        peer: e7_core::Peer::UNKNOWN,
         sk: Some(&sock),
         proto: PROTO_UDP,
         uid: 0,
@@ -595,6 +598,7 @@ fn a_cached_verdict_is_not_reused_for_another_sender() {
         assert!(!out.cached);
         // Softirq packets carry no sender: the last task-context identification holds.
         let softirq = Packet {
+            peer: e7_core::Peer::UNKNOWN,
             in_task: false,
             ..pkt(PROTO_UDP, 2, 600)
         };
@@ -669,6 +673,7 @@ fn an_owner_not_found_right_now_is_dropped_never_unkproc() {
             .unwrap();
         assert_eq!(e.flags.get(Flag::UnkProc), Const::Allow.value());
         let softirq = |key, inode| Packet {
+            peer: e7_core::Peer::UNKNOWN,
             in_task: false,
             ..pkt(PROTO_TCP, key, inode)
         };
@@ -755,5 +760,123 @@ fn a_borrowed_path_never_matches_a_rule_and_nspath_decides() {
             (out.decision.verdict, out.decision.reason),
             (Verdict::Accept, Reason::NoHostPath)
         );
+    });
+}
+
+// ---- qualified rules on the one packet path (issue 11) -----------------------------------------
+
+fn to(proto: u32, key: u64, inode: u64, dst: [u8; 4], dport: u16, fixed: bool) -> Packet<FakeSock> {
+    Packet {
+        peer: e7_core::Peer {
+            dst: Some(e7_core::Addr::V4(dst)),
+            dport: Some(dport),
+            fixed,
+        },
+        ..pkt(proto, key, inode)
+    }
+}
+
+fn qual_rule(proto: u32, path: &[u8], dest: &str, action: Action) -> e7_core::QualRule {
+    let q = e7_core::Qualifiers {
+        dest: e7_core::Dest::parse(dest).unwrap(),
+        ..e7_core::Qualifiers::NONE
+    };
+    e7_core::QualRule::new(proto, path, q, action).unwrap()
+}
+
+/// An unconnected socket alternating between an allowed and a blocked destination: every packet
+/// gets its own destination's verdict (nothing cached across destinations).
+#[test]
+fn unfixed_socket_is_decided_per_destination() {
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Allow).unwrap()))
+            .unwrap();
+        e.edit_qualified(|q| {
+            q.add(qual_rule(
+                e7_core::PROTO_ANY,
+                b"/",
+                "10.0.0.0/8",
+                Action::Block,
+            ))
+        })
+        .unwrap();
+        for i in 0..6u64 {
+            fake.now.set(i);
+            let (dst, want) = if i % 2 == 0 {
+                ([10, 0, 0, 1], Verdict::Drop)
+            } else {
+                ([8, 8, 8, 8], Verdict::Accept)
+            };
+            let out = e.decide(fake, &to(PROTO_UDP, 7, 500, dst, 53, false));
+            assert_eq!(out.decision.verdict, want, "packet {i} to {dst:?}");
+            assert!(!out.cached);
+        }
+        assert_eq!(
+            fake.resolves.get(),
+            1,
+            "identified once, decided per packet"
+        );
+    });
+}
+
+/// A connected socket's destination is fixed: its verdict is cached as before, and a rule change
+/// still applies from its next packet.
+#[test]
+fn fixed_socket_keeps_the_fast_path_under_a_blocklist() {
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Allow).unwrap()))
+            .unwrap();
+        for i in 0..200u8 {
+            let d = format!("10.{i}.0.0/16");
+            e.edit_qualified(|q| q.add(qual_rule(e7_core::PROTO_ANY, b"/", &d, Action::Block)))
+                .unwrap();
+        }
+        let out = e.decide(fake, &to(PROTO_TCP, 9, 500, [1, 1, 1, 1], 443, true));
+        assert_eq!(out.decision.verdict, Verdict::Accept);
+        let out = e.decide(fake, &to(PROTO_TCP, 9, 500, [1, 1, 1, 1], 443, true));
+        assert!(out.cached, "fast path");
+        // The allowed program cannot reach a blocked prefix (another connected socket).
+        let out = e.decide(fake, &to(PROTO_TCP, 10, 500, [10, 7, 1, 1], 443, true));
+        assert_eq!(out.decision.verdict, Verdict::Drop);
+        // A rule change reaches the cached socket at its next packet.
+        e.edit_qualified(|q| {
+            q.add(qual_rule(
+                PROTO_TCP,
+                b"/usr/bin/wget",
+                "1.1.1.1",
+                Action::Block,
+            ))
+        })
+        .unwrap();
+        let out = e.decide(fake, &to(PROTO_TCP, 9, 500, [1, 1, 1, 1], 443, true));
+        assert_eq!(out.decision.verdict, Verdict::Drop);
+        assert!(!out.cached);
+    });
+}
+
+/// `block any / user N` blocks every program of that uid (the socket's), whatever else allows.
+#[test]
+fn user_rule_on_the_packet_path() {
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Allow).unwrap()))
+            .unwrap();
+        let q = e7_core::Qualifiers {
+            uid: Some(1000),
+            ..e7_core::Qualifiers::NONE
+        };
+        e.edit_qualified(|t| {
+            t.add(e7_core::QualRule::new(e7_core::PROTO_ANY, b"/", q, Action::Block).unwrap())
+        })
+        .unwrap();
+        let out = e.decide(fake, &pkt(PROTO_TCP, 11, 500));
+        assert_eq!(out.decision.verdict, Verdict::Drop, "uid 1000's packets");
+        let other = Packet {
+            uid: 1001,
+            ..pkt(PROTO_TCP, 12, 500)
+        };
+        assert_eq!(e.decide(fake, &other).decision.verdict, Verdict::Accept);
     });
 }

@@ -172,6 +172,7 @@ proptest! {
                     let proto = if udp { PROTO_UDP } else { PROTO_TCP };
                     fake.sender.set(sender);
                     let pkt = Packet {
+                        peer: e7_core::Peer::UNKNOWN,
                         sk: Some(s),
                         proto,
                         uid: 0,

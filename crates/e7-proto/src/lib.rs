@@ -88,13 +88,14 @@ pub mod fuzzing;
 pub mod header;
 pub mod msg;
 pub mod nla;
+pub mod qual;
 pub mod schema;
 pub mod validate;
 
 pub use header::c_header;
 pub use schema::{
     Action, Attr, AttrKind, Command, Const, ConstKind, EventState, Flag, Mode, Table, UnknownValue,
-    ValueClass, FAMILY_NAME, FAMILY_VERSION, MAX_IP_PROTOCOL, MAX_PATH_LEN,
+    ValueClass, FAMILY_NAME, FAMILY_VERSION, MAX_IP_PROTOCOL, MAX_PATH_LEN, QUAL_TEXT_LEN,
 };
 pub use validate::{
     is_folder_path, parse_flag_token, parse_protocol_token, protocol_name, validate_rule_path,

@@ -20,6 +20,10 @@
 
 use core::fmt;
 
+/// Longest text (without the NUL) a DEST or PORTS attribute carries: an IPv6 prefix is at most 43
+/// bytes, eight port ranges at most 95; 127 leaves room and keeps the attribute small.
+pub const QUAL_TEXT_LEN: usize = 127;
+
 /// Generates the schema types from one table. See the module documentation.
 macro_rules! e7_schema {
     (
@@ -415,6 +419,12 @@ e7_schema! {
         Message = 8, "ENL_ATTR_MESSAGE", AttrKind::NulString { max_len: MAX_PATH_LEN };
         /// Total number of rules in a QUERY reply (appended).
         Count = 9, "ENL_ATTR_COUNT", AttrKind::U32;
+        /// A rule's destination qualifier in the CLI's text form (`10.0.0.0/8`, `lan`), parsed by `qual::Dest::parse` (appended; accepted once the module announces the `qualifiers` flag's FEATURE_DEST bit).
+        Dest = 10, "ENL_ATTR_DEST", AttrKind::NulString { max_len: QUAL_TEXT_LEN };
+        /// A rule's port qualifier in the CLI's text form (`80,443`, `1024-65535`), parsed by `qual::Ports::parse` (appended; FEATURE_PORTS).
+        Ports = 11, "ENL_ATTR_PORTS", AttrKind::NulString { max_len: QUAL_TEXT_LEN };
+        /// A rule's user qualifier: the uid a packet's socket must belong to (appended; FEATURE_USER).
+        Uid = 12, "ENL_ATTR_UID", AttrKind::U32;
     }
 
     flags {
@@ -466,6 +476,9 @@ e7_schema! {
         /// Verdict for a program whose executable has no verified path in the initial mount namespace and root (appended).
         NsPath = 15, "nspath", "E7F_NSPATH_ACTION", Action, default: Const::Block.value(),
             decides: true, param: "verdict for programs without a verified path in the initial mount namespace and root";
+        /// Rule qualifiers the module enforces, a bit set: 1 destinations, 2 ports, 4 users; 0 = none yet (appended).
+        Qualifiers = 16, "qualifiers", "E7F_QUALIFIERS", ReadOnly, default: 0,
+            decides: false, param: "";
     }
 }
 

@@ -285,7 +285,7 @@ fn set_requires_flag_and_valid_value() {
         req(s, &body),
         Err(MsgError::Value(ValueError::ReadOnly { flag: Flag::Uptime }))
     );
-    let body = cat(&[u32a(Attr::Flag, 16), u32a(Attr::Value, 0)]);
+    let body = cat(&[u32a(Attr::Flag, Flag::COUNT as u32), u32a(Attr::Value, 0)]);
     assert!(matches!(req(s, &body), Err(MsgError::UnknownFlag(_))));
     assert_eq!(
         req(s, &u32a(Attr::Flag, 0)).unwrap_err().to_string(),

@@ -97,13 +97,16 @@ fn attributes_are_numbered_as_the_original() {
         (7, "ENL_ATTR_ERRNO", AttrKind::U32),
         (8, "ENL_ATTR_MESSAGE", AttrKind::NulString { max_len: 255 }),
         (9, "ENL_ATTR_COUNT", AttrKind::U32),
+        (10, "ENL_ATTR_DEST", AttrKind::NulString { max_len: 127 }),
+        (11, "ENL_ATTR_PORTS", AttrKind::NulString { max_len: 127 }),
+        (12, "ENL_ATTR_UID", AttrKind::U32),
     ];
     assert_eq!(Attr::ALL.len(), expected.len());
     for (a, &(value, id, kind)) in Attr::ALL.iter().zip(expected) {
         assert_eq!((a.value(), a.id_name(), a.kind()), (value, id, kind));
         assert_eq!(Attr::try_from(value), Ok(*a));
     }
-    assert_eq!(Attr::MAX, 9);
+    assert_eq!(Attr::MAX, 12);
     assert_eq!(Attr::Path.short_name(), "PATH");
 }
 
@@ -131,8 +134,9 @@ fn flags_are_indexed_as_the_original() {
         ("longpath", "E7F_LONGPATH_ACTION", Action, b),
         ("evlost", "E7F_STAT_EVLOST", ReadOnly, 0),
         ("nspath", "E7F_NSPATH_ACTION", Action, b),
+        ("qualifiers", "E7F_QUALIFIERS", ReadOnly, 0),
     ];
-    assert_eq!(Flag::COUNT, 16);
+    assert_eq!(Flag::COUNT, 17);
     for (i, (f, &(alias, id, class, default))) in Flag::ALL.iter().zip(expected).enumerate() {
         assert_eq!(f.index() as usize, i);
         assert_eq!(
@@ -157,12 +161,12 @@ fn unknown_numbers_are_rejected() {
     assert!(Command::try_from(12).is_err());
     assert!(Command::try_from(255).is_err());
     assert!(Attr::try_from(0).is_err());
-    assert!(Attr::try_from(10).is_err());
+    assert!(Attr::try_from(13).is_err());
     assert!(
         Attr::try_from(0x8002).is_err(),
         "flag bits are not masked by TryFrom"
     );
-    assert!(Flag::try_from(16).is_err());
+    assert!(Flag::try_from(17).is_err());
     assert!(Flag::try_from(u32::MAX).is_err());
     assert!(Const::try_from(0).is_err());
     assert!(Const::try_from(0xFF05).is_err());
@@ -173,8 +177,8 @@ fn unknown_number_messages_list_the_valid_range() {
     let m = Flag::try_from(20).unwrap_err().to_string();
     assert_eq!(
         m,
-        "flag index 20 does not exist: expected 0..=15 (mode, debug, fail, unkproc, unkprot, norule, \
-         squelch, unkrule, drops, accepts, rchngq, uptime, qpackets, longpath, evlost, nspath)"
+        "flag index 20 does not exist: expected 0..=16 (mode, debug, fail, unkproc, unkprot, norule, \
+         squelch, unkrule, drops, accepts, rchngq, uptime, qpackets, longpath, evlost, nspath, qualifiers)"
     );
     let m = Command::try_from(42).unwrap_err().to_string();
     assert_eq!(
@@ -184,7 +188,7 @@ fn unknown_number_messages_list_the_valid_range() {
     let m = Attr::try_from(0).unwrap_err().to_string();
     assert_eq!(
         m,
-        "unknown attribute type 0: expected 1..=9 (ENL_ATTR_NESTED..ENL_ATTR_COUNT)"
+        "unknown attribute type 0: expected 1..=12 (ENL_ATTR_NESTED..ENL_ATTR_UID)"
     );
     let m = Const::try_from(5).unwrap_err().to_string();
     assert!(

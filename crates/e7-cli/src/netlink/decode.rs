@@ -32,6 +32,7 @@ pub fn query(attrs: &[u8]) -> Result<QueryPart, String> {
                     action: r.action,
                     prot: r.prot,
                     path: r.path.to_string(),
+                    qual: e7_proto::qual::Qualifiers::NONE,
                 })
                 .collect(),
         }),
@@ -131,6 +132,7 @@ mod tests {
                 action: s.action,
                 prot: s.prot,
                 path: s.path.into(),
+                qual: e7_proto::qual::Qualifiers::NONE,
             })
             .collect()
     }

@@ -306,9 +306,13 @@ impl NetlinkKernel {
     fn encode(&self, op: &Op, buf: &mut [u8]) -> Result<(u8, usize, Expect), CliError> {
         let (request, expect) = to_request(op, self.dump);
         let mut w = Writer::new(buf);
-        request.emit(&mut w).map_err(|e| {
-            CliError::Failed(format!("`{}` does not fit in one request: {e}", op.word()))
-        })?;
+        let fits =
+            |e| CliError::Failed(format!("`{}` does not fit in one request: {e}", op.word()));
+        request.emit(&mut w).map_err(fits)?;
+        // A qualified rule is the plain request plus the appended DEST/PORTS/UID attributes.
+        if let Some(qual) = qualifiers(op) {
+            e7_proto::qual::emit_qualifiers(&mut w, qual).map_err(fits)?;
+        }
         Ok((request.command().value(), w.len(), expect))
     }
 
@@ -604,9 +608,29 @@ impl Kernel for NetlinkKernel {
     }
 }
 
-/// The e7-proto request for `op` and what to wait for; `dump`: send QUERY as a dump.
+/// The qualifiers `op` carries on top of its plain request.
+fn qualifiers(op: &Op) -> Option<&e7_proto::qual::Qualifiers> {
+    match op {
+        Op::Change(Change::AddQualified { qual, .. })
+        | Op::Change(Change::Clear(ClearSpec::Qualified { qual, .. })) => Some(qual),
+        _ => None,
+    }
+}
+
+/// The e7-proto request for `op` and what to wait for; `dump`: send QUERY as a dump. A qualified
+/// rule's request is its plain one; [`qualifiers`] are appended by the caller.
 fn to_request(op: &Op, dump: bool) -> (Request<'_>, Expect) {
     match op {
+        Op::Change(Change::AddQualified {
+            action, prot, path, ..
+        }) => (
+            Request::AddRule(RuleSpec {
+                prot: *prot,
+                path: path.as_str(),
+                action: *action,
+            }),
+            Expect::Ack,
+        ),
         Op::Change(Change::AddRule { action, prot, path }) => (
             Request::AddRule(RuleSpec {
                 prot: *prot,
@@ -620,10 +644,12 @@ fn to_request(op: &Op, dump: bool) -> (Request<'_>, Expect) {
             Request::Clear(match spec {
                 ClearSpec::All => msg::ClearSpec::All,
                 ClearSpec::Action(a) => msg::ClearSpec::Action(*a),
-                ClearSpec::Rule { prot, path } => msg::ClearSpec::Rule {
-                    prot: *prot,
-                    path: path.as_str(),
-                },
+                ClearSpec::Rule { prot, path } | ClearSpec::Qualified { prot, path, .. } => {
+                    msg::ClearSpec::Rule {
+                        prot: *prot,
+                        path: path.as_str(),
+                    }
+                }
             }),
             Expect::Ack,
         ),

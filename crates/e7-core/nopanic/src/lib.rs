@@ -11,8 +11,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use e7_core::sync::Engine;
 use e7_core::{
-    decide, Action, Deferred, ExeError, ExePath, Family, Flag, Host, Identity, Packet,
-    PacketFacts, ProcessTable, Rule, SockInfo, SockKind, SocketKey, SocketOwner, TaskId,
+    decide, Action, Deferred, ExeError, ExePath, Family, Flag, Host, Identity, Packet, PacketFacts,
+    ProcessTable, Rule, SockInfo, SockKind, SocketKey, SocketOwner, TaskId,
 };
 
 /// A minimal spinning reader-writer lock (writers set the top bit).
@@ -170,6 +170,7 @@ pub extern "C" fn e7np_decide_packet(
         holds: flags & 4 != 0,
     };
     let pkt = Packet {
+        peer: e7_core::Peer::UNKNOWN,
         sk: (flags & 8 == 0).then_some((key, inode)),
         proto,
         uid: 0,
@@ -347,4 +348,119 @@ pub extern "C" fn e7np_reset() {
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     loop {}
+}
+
+// ---- qualified rules (issue 11): what the module will call once it enforces them --------------
+
+/// The packet path with a reported destination (the qualified lookup and the per-destination
+/// caching rule).
+#[no_mangle]
+pub extern "C" fn e7np_decide_packet_to(
+    proto: u32,
+    key: u64,
+    flags: u32,
+    dst_hi: u64,
+    dst_lo: u64,
+    dport: u32,
+) -> u32 {
+    let host = KHost {
+        len: 12,
+        kind: flags & 3,
+        holds: flags & 4 != 0,
+    };
+    let addr = (u128::from(dst_hi) << 64) | u128::from(dst_lo);
+    let dst = if flags & 16 != 0 {
+        e7_core::Addr::V6(addr.to_be_bytes())
+    } else {
+        e7_core::Addr::V4((addr as u32).to_be_bytes())
+    };
+    let pkt = Packet {
+        peer: e7_core::Peer {
+            dst: Some(dst),
+            dport: u16::try_from(dport).ok(),
+            fixed: flags & 128 != 0,
+        },
+        sk: (flags & 8 == 0).then_some((key, key)),
+        proto,
+        uid: flags >> 8,
+        family: if flags & 16 != 0 {
+            Family::Ipv6
+        } else {
+            Family::Ipv4
+        },
+        malformed: false,
+        in_task: flags & 64 != 0,
+    };
+    ENGINE.decide_packet(&host, &pkt).decision.to_bits() as u32
+}
+
+/// Adds a qualified rule built from values (the text forms of DEST/PORTS are not kernel-ready yet:
+/// their `str` searching and `core::fmt` reach panics; see crates/e7-kmod/README.md, phase 2).
+#[no_mangle]
+pub extern "C" fn e7np_add_qualified(
+    proto: u32,
+    len: usize,
+    net: u64,
+    shape: u32,
+    ports: u32,
+    uid: u32,
+    allow: bool,
+) -> i32 {
+    let action = if allow { Action::Allow } else { Action::Block };
+    let plen = (shape & 0xff) as u8;
+    let dest = match shape >> 8 {
+        0 => e7_core::Dest::Any,
+        1 => e7_core::Dest::Scope(e7_core::Scope::Lan),
+        4 => e7_core::Dest::V4 {
+            net: (net as u32).to_be_bytes(),
+            len: plen,
+        },
+        _ => e7_core::Dest::V6 {
+            net: (u128::from(net) << 64).to_be_bytes(),
+            len: plen,
+        },
+    };
+    let range = e7_core::qualified::PortRange {
+        lo: (ports >> 16) as u16,
+        hi: ports as u16,
+    };
+    let q = e7_core::Qualifiers {
+        dest,
+        ports: (ports != 0)
+            .then(|| e7_core::Ports::from_ranges(&[range]).ok())
+            .flatten(),
+        uid: (uid != u32::MAX).then_some(uid),
+    };
+    match e7_core::QualRule::new(proto, bytes(len), q, action) {
+        Ok(r) => match ENGINE.edit_qualified(|t| t.add(r)) {
+            Ok(o) => o as i32,
+            Err(_) => -2,
+        },
+        Err(_) => -1,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_edit_qualified(proto: u32, len: usize, which: u32) -> usize {
+    ENGINE.edit_qualified(|t| match which {
+        0 => t.clear(),
+        1 => t.clear_action(Action::Allow),
+        2 => t.remove_all_for(proto, bytes(len)),
+        _ => usize::from(t.remove(proto, bytes(len), &e7_core::Qualifiers::NONE)),
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn e7np_qualified_iter(cursor: usize) -> usize {
+    let t = ENGINE.qualified.read();
+    t.iter()
+        .skip(cursor)
+        .map(|x| {
+            let ports = x.qual.ports.map_or(0, |p| p.count() as usize);
+            x.path
+                .len()
+                .wrapping_add(x.qual.dest.rank() as usize)
+                .wrapping_add(ports)
+        })
+        .fold(0usize, usize::wrapping_add)
 }

@@ -378,6 +378,7 @@ pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt) -> u32 {
         return 1;
     };
     let input = Packet {
+        peer: e7_core::Peer::UNKNOWN,
         sk: NonNull::new(p.sk).map(|sk| SockRef {
             sk,
             cookie: p.cookie,

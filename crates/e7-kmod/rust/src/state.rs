@@ -53,8 +53,13 @@ pub const RULES: usize = 1024;
 /// The module's rule table.
 pub type ModuleRules = e7_core::RuleRing<RULES>;
 
-/// The module's engine: e7-core's defaults except [`SOCKET_SETS`].
-pub type ModuleEngine<R> = Engine<R, RULES, SOCKET_SETS, 8, 256, 1024>;
+/// Qualified-rule capacity (`to`/`port`/`user`): one unused slot until the hook reports packet
+/// destinations (issue 11 phase 2). The module announces no qualifier (`qualifiers` flag 0) and
+/// refuses DEST/PORTS/UID attributes, so the CLI never sends it a qualified rule.
+pub const QUAL_RULES: usize = 1;
+
+/// The module's engine: e7-core's defaults except [`SOCKET_SETS`] and [`QUAL_RULES`].
+pub type ModuleEngine<R> = Engine<R, RULES, SOCKET_SETS, 8, 256, 1024, QUAL_RULES, 1>;
 
 /// Delay before the refill work retries sockets not answered yet (ms); the active-socket cache
 /// allows one walk slice per 50 ms after the previous one ended.

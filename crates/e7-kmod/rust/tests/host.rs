@@ -328,6 +328,7 @@ fn module() -> Box<M> {
 
 fn pkt(sk: Option<SockRef>, proto: u32, in_task: bool) -> PacketIn {
     PacketIn {
+        peer: e7_core::Peer::UNKNOWN,
         sk,
         proto,
         uid: 1000,
