@@ -153,6 +153,16 @@ impl CachedVerdict {
             .then_some((self.0 >> 32) as u8)
     }
 
+    /// The packed form, for storing in an atomic ([`CachedVerdict::from_packed`] reverses it).
+    pub const fn packed(self) -> u64 {
+        self.0
+    }
+
+    /// A verdict from its [`CachedVerdict::packed`] form.
+    pub const fn from_packed(packed: u64) -> Self {
+        CachedVerdict(packed)
+    }
+
     /// The stored decision and its generation, whatever the generation.
     pub fn raw(self) -> Option<(Decision, u32)> {
         if self.0 & Self::VALID == 0 {
