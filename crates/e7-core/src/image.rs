@@ -32,11 +32,13 @@ struct Slot {
 }
 
 impl Slot {
-    const EMPTY: Slot = Slot {
-        task: TaskId::tgid_only(0),
-        ident: None,
-        memo: AtomicU64::new(0),
-    };
+    const fn empty() -> Slot {
+        Slot {
+            task: TaskId::tgid_only(0),
+            ident: None,
+            memo: AtomicU64::new(0),
+        }
+    }
 }
 
 /// The image cache (see the module docs). Constructible in a `static`.
@@ -54,7 +56,7 @@ impl<const N: usize> ImageCache<N> {
     /// Empty.
     pub const fn new() -> Self {
         ImageCache {
-            slots: [Slot::EMPTY; N],
+            slots: [const { Slot::empty() }; N],
         }
     }
 
@@ -104,7 +106,7 @@ impl<const N: usize> ImageCache<N> {
     /// Forgets everything.
     pub fn clear(&mut self) {
         for s in self.slots.iter_mut() {
-            *s = Slot::EMPTY;
+            *s = Slot::empty();
         }
     }
 }
