@@ -725,38 +725,50 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
     /// (largest wrap-safe age) entry among those of the uids with the most entries in the set —
     /// only the inserting uid's own entries when it is one of them.
     fn victim(set: &Set<WAYS>, now: u32, inserting: u32) -> usize {
-        // The only writer: the words are read directly.
-        let uid_of = |w: usize| {
+        // The only writer: the words are read directly, each once.
+        let mut uids = [0u32; WAYS];
+        for (u, e) in uids.iter_mut().zip(set.entries.iter()) {
+            *u = e.tgid_uid.load(Relaxed) as u32;
+        }
+        let age = |w: usize| {
             set.entries
                 .get(w)
-                .map_or(0, |e| e.tgid_uid.load(Relaxed) as u32)
+                .map_or(0, |e| now.wrapping_sub(e.stamp.load(Relaxed)))
         };
-        let count = |uid: u32| (0..WAYS).filter(|&w| uid_of(w) == uid).count();
-        let most = (0..WAYS).map(|w| count(uid_of(w))).max().unwrap_or(0);
-        let own = count(inserting) == most;
-        let candidate = |w: usize| {
-            let u = uid_of(w);
-            if own {
-                u == inserting
-            } else {
-                count(u) == most
+        let oldest_among = |candidate: &dyn Fn(usize) -> bool| {
+            let mut victim = 0usize;
+            let mut oldest = 0u32;
+            let mut found = false;
+            for w in (0..WAYS).filter(|&w| candidate(w)) {
+                let a = age(w);
+                if !found || a > oldest {
+                    victim = w;
+                    oldest = a;
+                    found = true;
+                }
             }
+            victim
         };
-        let mut victim = 0usize;
-        let mut oldest = 0u32;
-        let mut found = false;
-        for (w, e) in (0..WAYS).zip(set.entries.iter()) {
-            if !candidate(w) {
-                continue;
-            }
-            let age = now.wrapping_sub(e.stamp.load(Relaxed));
-            if !found || age > oldest {
-                victim = w;
-                oldest = age;
-                found = true;
-            }
+        // The common case (one user's sockets fill the set): every entry is a candidate, so the
+        // victim is the set's least recently used entry.
+        let first = uids.first().copied().unwrap_or(0);
+        if uids.iter().all(|&u| u == first) {
+            return oldest_among(&|_| true);
         }
-        victim
+        let count = |uid: u32| uids.iter().filter(|&&u| u == uid).count();
+        let mut counts = [0usize; WAYS];
+        for (c, &u) in counts.iter_mut().zip(uids.iter()) {
+            *c = count(u);
+        }
+        let most = counts.iter().copied().max().unwrap_or(0);
+        let own = count(inserting) == most;
+        oldest_among(&|w| {
+            if own {
+                uids.get(w) == Some(&inserting)
+            } else {
+                counts.get(w) == Some(&most)
+            }
+        })
     }
 
     /// Removes the entry for `key`; returns whether it was cached.

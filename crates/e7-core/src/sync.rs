@@ -778,11 +778,15 @@ impl<
     /// descriptor table holds the socket; without a user-process sender (a kernel thread), the
     /// owner from the active-socket cache (walking if allowed).
     fn identify_in_task<'s, H: Host>(&self, host: &H, sk: H::Sock<'s>, inode: u64) -> InTask {
-        let mut path = ExePath::EMPTY;
-        if let Some(task) = host.sender(sk) {
+        let sender = host.sender(sk);
+        if let Some(task) = sender {
             if let Some((ident, memo)) = self.known_image(host, &task) {
                 return InTask::Found(ident, task, memo);
             }
+        }
+        // Only now the path buffer (a known image, the common case, needs none).
+        let mut path = ExePath::EMPTY;
+        if sender.is_some() {
             let r = host.sender_exe(sk, &mut path);
             if matches!(r, Err(ExeError::Unverified(_))) {
                 return InTask::Unverified;
