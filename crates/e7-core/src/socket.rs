@@ -392,6 +392,17 @@ impl FastIdentity {
     pub fn get(packed: u64) -> Identity {
         unpack_identity(packed).unwrap_or(Identity::Unknown)
     }
+
+    /// The executable id packed in a [`Fast::Hit`], if the identity is an executable (the
+    /// squelched hit needs only this: no [`Identity`] is built).
+    #[inline(always)]
+    pub fn exe(packed: u64) -> Option<ExeId> {
+        if packed & ID_TAG == ID_EXE {
+            ExeId::from_u64(packed & !ID_TAG)
+        } else {
+            None
+        }
+    }
 }
 
 /// The outcome of one lock-free probe ([`SocketCache::probe`]).

@@ -494,9 +494,8 @@ impl<
                     if Decision::bits_squelched(bits) {
                         // A squelched event (a program without a rule): what `finish` would do,
                         // without decoding; most such packets end here with no event at all.
-                        let exe = match FastIdentity::get(ident) {
-                            Identity::Exe(exe) => exe,
-                            _ => return Decided::Hit(CachedHit { bits, ident }),
+                        let Some(exe) = FastIdentity::exe(ident) else {
+                            return Decided::Hit(CachedHit { bits, ident });
                         };
                         if !host.wants_events()
                             || !self.squelch.permit(pkt.proto, exe, host.now_secs())
