@@ -70,6 +70,7 @@ fn decision(c: &mut Criterion) {
             ("cached".into(), Scenario::DecideCached),
             ("norule".into(), Scenario::DecideNoRule),
             ("recompute".into(), Scenario::DecideRecompute),
+            ("new_socket".into(), Scenario::DecideNewSocket),
             ("pure".into(), Scenario::DecidePure),
             ("cached_blocklist".into(), Scenario::DecideCachedBlocklist),
             (

@@ -116,6 +116,10 @@ pub enum Scenario {
     DecideNoRule,
     /// The whole decision after a policy change: cached identity, rule lookup, verdict store.
     DecideRecompute,
+    /// The whole decision for the first packet of a new socket of an already-identified program
+    /// (each TCP connection's SYN): a socket-cache miss, the process image's identity and remembered
+    /// verdict, the insert (evicting once the cache is full).
+    DecideNewSocket,
     /// The pure decision function alone.
     DecidePure,
     /// One qualified-table lookup with `n` blocklist prefixes, destination in the list (`hit`) or
@@ -146,6 +150,7 @@ impl Scenario {
             Scenario::DecideCached,
             Scenario::DecideNoRule,
             Scenario::DecideRecompute,
+            Scenario::DecideNewSocket,
             Scenario::DecidePure,
         ]);
         for n in PREFIX_COUNTS {
@@ -169,6 +174,7 @@ impl Scenario {
             Scenario::DecideCached => "decide_cached".into(),
             Scenario::DecideNoRule => "decide_norule".into(),
             Scenario::DecideRecompute => "decide_recompute".into(),
+            Scenario::DecideNewSocket => "decide_new_socket".into(),
             Scenario::DecidePure => "decide_pure".into(),
             Scenario::PrefixLookup(hit, n) => {
                 format!("prefix_{}_{n}", if hit { "hit" } else { "miss" })
@@ -249,6 +255,7 @@ impl Scenario {
             Scenario::DecideCached
             | Scenario::DecideNoRule
             | Scenario::DecideRecompute
+            | Scenario::DecideNewSocket
             | Scenario::DecideCachedBlocklist
             | Scenario::DecideRecomputeBlocklist => {
                 let e = new_engine();
@@ -266,6 +273,7 @@ impl Scenario {
                 let exe: &'static [u8] = if matches!(
                     self,
                     Scenario::DecideCached
+                        | Scenario::DecideNewSocket
                         | Scenario::DecideCachedBlocklist
                         | Scenario::DecideRecomputeBlocklist
                 ) {
@@ -294,6 +302,7 @@ impl Scenario {
                         self,
                         Scenario::DecideRecompute | Scenario::DecideRecomputeBlocklist
                     ),
+                    new_socket: self == Scenario::DecideNewSocket,
                     host,
                     pkt: Box::new(pkt),
                 }
@@ -539,6 +548,8 @@ pub enum Prepared {
         engine: Box<BenchEngine>,
         /// Bump the policy generation before each decision (forces recomputation).
         recompute: bool,
+        /// Give each decision's packet a socket never seen before (a new connection).
+        new_socket: bool,
         /// The host (process 77 sends).
         host: BenchHost,
         /// The packet decided.
@@ -589,9 +600,15 @@ impl Prepared {
             Prepared::Engine {
                 engine,
                 recompute,
+                new_socket,
                 host,
                 pkt,
             } => {
+                if *new_socket {
+                    if let Some(sk) = pkt.sk.as_mut() {
+                        sk.key = sk.key.wrapping_add(1);
+                    }
+                }
                 if *recompute {
                     // A decision-relevant flag change invalidates every cached verdict.
                     let v = engine.flags.get(Flag::Drops);

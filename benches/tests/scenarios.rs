@@ -101,6 +101,16 @@ fn decide_cached_is_served_from_the_cache_and_recompute_is_not_body() {
     assert_eq!(cached.op() & 1, 1);
     assert_eq!(recompute.op() & 1, 0);
     assert_eq!(recompute.op() & 1, 0);
+    // Every new socket misses the socket cache and is allowed (its program's rule).
+    let mut fresh = Scenario::DecideNewSocket.setup();
+    let allowed = cached.op();
+    for _ in 0..3 {
+        assert_eq!(
+            fresh.op(),
+            allowed & !1,
+            "a new socket's packet: allowed, not a hit"
+        );
+    }
 }
 
 #[test]

@@ -51,7 +51,8 @@ flip() {
     _fam=$1 _old=$2 _new=$3
     shift 3
     rm -f /tmp/fgate /tmp/flip
-    "$PU" as-user "$NOBODY" "$PA" flip "$_fam" /tmp/fgate 2000 >/tmp/flip 2>&1 &
+    # shellcheck disable=SC2086 # $FLIP_FRESH is empty or the one word `fresh`
+    "$PU" as-user "$NOBODY" "$PA" flip "$_fam" /tmp/fgate 2000 ${FLIP_FRESH:-} >/tmp/flip 2>&1 &
     _p=$!
     wait_for /tmp/flip running 20 || fail "flip $_fam: the sender did not start: $(short "$(cat /tmp/flip)")"
     must "$@"
@@ -75,6 +76,7 @@ flip() {
 # mode change now races every packet in flight on other CPUs: no send that starts after the change's
 # ack may still get the old verdict (issue 10).
 case_live_flip_under_sender() {
+    FLIP_FRESH=
     enforce
     flip v4 delivered blocked e7 block udp "$PA"
     flip v4 blocked delivered e7 clear udp "$PA"
@@ -84,4 +86,19 @@ case_live_flip_under_sender() {
     must e7 set mode enabled
     flip v4 delivered blocked e7 set unkrule block
     must e7 set unkrule allow
+}
+
+# A program's new sockets take the verdict its process image remembered (issue 10: each TCP SYN skips
+# the rule lookup). The memo must die with the policy: uid 65534's sender opens a NEW socket for every
+# send, racing rule and mode changes; no send that starts after the change's ack may get the old verdict.
+case_live_flip_new_sockets() {
+    enforce
+    FLIP_FRESH=fresh
+    flip v4 delivered blocked e7 block udp "$PA"
+    flip v4 blocked delivered e7 clear udp "$PA"
+    flip v6 delivered blocked e7 block any /opt/a/
+    must e7 clear
+    flip v4 delivered blocked e7 set unkrule block
+    must e7 set unkrule allow
+    FLIP_FRESH=
 }

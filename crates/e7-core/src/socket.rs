@@ -153,6 +153,16 @@ impl CachedVerdict {
             .then_some((self.0 >> 32) as u8)
     }
 
+    /// The packed form, for storing in an atomic ([`CachedVerdict::from_packed`] reverses it).
+    pub const fn packed(self) -> u64 {
+        self.0
+    }
+
+    /// A verdict from its [`CachedVerdict::packed`] form.
+    pub const fn from_packed(packed: u64) -> Self {
+        CachedVerdict(packed)
+    }
+
     /// The stored decision and its generation, whatever the generation.
     pub fn raw(self) -> Option<(Decision, u32)> {
         if self.0 & Self::VALID == 0 {
@@ -381,6 +391,17 @@ impl FastIdentity {
     /// The identity packed in a [`Fast::Hit`].
     pub fn get(packed: u64) -> Identity {
         unpack_identity(packed).unwrap_or(Identity::Unknown)
+    }
+
+    /// The executable id packed in a [`Fast::Hit`], if the identity is an executable (the
+    /// squelched hit needs only this: no [`Identity`] is built).
+    #[inline(always)]
+    pub fn exe(packed: u64) -> Option<ExeId> {
+        if packed & ID_TAG == ID_EXE {
+            ExeId::from_u64(packed & !ID_TAG)
+        } else {
+            None
+        }
     }
 }
 
@@ -715,38 +736,50 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
     /// (largest wrap-safe age) entry among those of the uids with the most entries in the set —
     /// only the inserting uid's own entries when it is one of them.
     fn victim(set: &Set<WAYS>, now: u32, inserting: u32) -> usize {
-        // The only writer: the words are read directly.
-        let uid_of = |w: usize| {
+        // The only writer: the words are read directly, each once.
+        let mut uids = [0u32; WAYS];
+        for (u, e) in uids.iter_mut().zip(set.entries.iter()) {
+            *u = e.tgid_uid.load(Relaxed) as u32;
+        }
+        let age = |w: usize| {
             set.entries
                 .get(w)
-                .map_or(0, |e| e.tgid_uid.load(Relaxed) as u32)
+                .map_or(0, |e| now.wrapping_sub(e.stamp.load(Relaxed)))
         };
-        let count = |uid: u32| (0..WAYS).filter(|&w| uid_of(w) == uid).count();
-        let most = (0..WAYS).map(|w| count(uid_of(w))).max().unwrap_or(0);
-        let own = count(inserting) == most;
-        let candidate = |w: usize| {
-            let u = uid_of(w);
-            if own {
-                u == inserting
-            } else {
-                count(u) == most
+        let oldest_among = |candidate: &dyn Fn(usize) -> bool| {
+            let mut victim = 0usize;
+            let mut oldest = 0u32;
+            let mut found = false;
+            for w in (0..WAYS).filter(|&w| candidate(w)) {
+                let a = age(w);
+                if !found || a > oldest {
+                    victim = w;
+                    oldest = a;
+                    found = true;
+                }
             }
+            victim
         };
-        let mut victim = 0usize;
-        let mut oldest = 0u32;
-        let mut found = false;
-        for (w, e) in (0..WAYS).zip(set.entries.iter()) {
-            if !candidate(w) {
-                continue;
-            }
-            let age = now.wrapping_sub(e.stamp.load(Relaxed));
-            if !found || age > oldest {
-                victim = w;
-                oldest = age;
-                found = true;
-            }
+        // The common case (one user's sockets fill the set): every entry is a candidate, so the
+        // victim is the set's least recently used entry.
+        let first = uids.first().copied().unwrap_or(0);
+        if uids.iter().all(|&u| u == first) {
+            return oldest_among(&|_| true);
         }
-        victim
+        let count = |uid: u32| uids.iter().filter(|&&u| u == uid).count();
+        let mut counts = [0usize; WAYS];
+        for (c, &u) in counts.iter_mut().zip(uids.iter()) {
+            *c = count(u);
+        }
+        let most = counts.iter().copied().max().unwrap_or(0);
+        let own = count(inserting) == most;
+        oldest_among(&|w| {
+            if own {
+                uids.get(w) == Some(&inserting)
+            } else {
+                counts.get(w) == Some(&most)
+            }
+        })
     }
 
     /// Removes the entry for `key`; returns whether it was cached.

@@ -75,6 +75,7 @@ impl<const SLOTS: usize> Squelch<SLOTS> {
     /// True if an event for `(proto, exe)` may be sent now; records it. At most one `true` per key
     /// per second (`now_secs`: the host's monotonic seconds); other executables never make it
     /// `false`.
+    #[inline]
     pub fn permit(&self, proto: u32, exe: ExeId, now_secs: u64) -> bool {
         let key = u64::from(exe.digest32());
         let sec = now_secs & SEC_MASK;
@@ -83,8 +84,27 @@ impl<const SLOTS: usize> Squelch<SLOTS> {
         let Some(a) = self.entries.get(slot).and_then(|e| e.get(class(proto))) else {
             return false;
         };
+        let cur = a.load(Relaxed);
+        if cur == fresh && cur != 0 {
+            // The common case on a busy program: it already had its event this second.
+            return false;
+        }
+        self.permit_slow(a, cur, exe, key, sec, fresh)
+    }
+
+    /// [`Squelch::permit`] past its one-load answer: claim the entry (or find it owned).
+    #[inline(never)]
+    fn permit_slow(
+        &self,
+        a: &AtomicU64,
+        first: u64,
+        exe: ExeId,
+        key: u64,
+        sec: u64,
+        fresh: u64,
+    ) -> bool {
+        let mut cur = first;
         for _attempt in 0..8 {
-            let cur = a.load(Relaxed);
             let owner = cur >> SEC_BITS;
             let busy = cur != 0 && cur & SEC_MASK == sec;
             if owner == key {
@@ -105,10 +125,11 @@ impl<const SLOTS: usize> Squelch<SLOTS> {
                     return false;
                 }
             }
-            if a.compare_exchange(cur, fresh, Relaxed, Relaxed).is_ok() {
-                return true;
+            match a.compare_exchange(cur, fresh, Relaxed, Relaxed) {
+                Ok(_) => return true,
+                // Lost a race: look again (another CPU may have recorded our key).
+                Err(now) => cur = now,
             }
-            // Lost a race: look again (another CPU may have recorded our key).
         }
         false
     }

@@ -234,6 +234,8 @@ struct Found {
     cache: bool,
     /// The owner could not be found right now; identification was deferred (the packet drops).
     deferred: bool,
+    /// The verdict the owner's process image remembered (see [`ImageCache`]), or empty.
+    memo: CachedVerdict,
 }
 
 impl Found {
@@ -242,12 +244,13 @@ impl Found {
         owner: TaskId::tgid_only(0),
         cache: false,
         deferred: false,
+        memo: CachedVerdict::EMPTY,
     };
 }
 
 /// Identification in task context.
 enum InTask {
-    Found(Identity, TaskId),
+    Found(Identity, TaskId, CachedVerdict),
     NoOwner,
     RateLimited,
     /// The owner's executable path could not be verified in this context
@@ -491,9 +494,8 @@ impl<
                     if Decision::bits_squelched(bits) {
                         // A squelched event (a program without a rule): what `finish` would do,
                         // without decoding; most such packets end here with no event at all.
-                        let exe = match FastIdentity::get(ident) {
-                            Identity::Exe(exe) => exe,
-                            _ => return Decided::Hit(CachedHit { bits, ident }),
+                        let Some(exe) = FastIdentity::exe(ident) else {
+                            return Decided::Hit(CachedHit { bits, ident });
                         };
                         if !host.wants_events()
                             || !self.squelch.permit(pkt.proto, exe, host.now_secs())
@@ -618,8 +620,7 @@ impl<
             // Never as if unowned: the deferred work identifies the socket, TCP retransmits.
             return Outcome::plain(Decision::DEFERRED);
         }
-        let rule = self.rule_for(&facts, &found.ident);
-        let d = decide(&flags, &facts, &found.ident, rule);
+        let d = self.decide_identified(&flags, &facts, &found, gen);
         if found.cache {
             self.sockets.write().insert_with_verdict(
                 key,
@@ -666,11 +667,12 @@ impl<
         };
         if !pkt.in_task {
             return match self.identify_by_image(host, sk) {
-                Some((ident, owner)) => Found {
+                Some((ident, memo, owner)) => Found {
                     ident,
                     owner,
                     cache: true,
                     deferred: false,
+                    memo,
                 },
                 None => deferred(),
             };
@@ -678,11 +680,12 @@ impl<
         match self.identify_in_task(host, sk, inode) {
             // An owner whose executable could not be read (exiting) is not cached: the socket's
             // next packet tries again.
-            InTask::Found(ident, owner) => Found {
+            InTask::Found(ident, owner, memo) => Found {
                 ident,
                 owner,
                 cache: ident != Identity::Unknown,
                 deferred: false,
+                memo,
             },
             InTask::NoOwner => Found::UNCACHED,
             // Let the deferred work try after the interval.
@@ -711,6 +714,33 @@ impl<
         }
     }
 
+    /// The decision for an identified socket's packet: the owner's remembered verdict when it is
+    /// still valid (same policy generation and protocol, and no qualified rule exists, whose
+    /// verdicts depend on more than the program), else the rule lookup — whose verdict the owner's
+    /// process image then remembers for its next socket.
+    fn decide_identified(
+        &self,
+        flags: &FlagValues,
+        facts: &PacketFacts,
+        found: &Found,
+        gen: u32,
+    ) -> Decision {
+        let memo_ok = self.qual_len.load(Ordering::Acquire) == 0;
+        if memo_ok {
+            if let Some(d) = found.memo.get_for(gen, facts.proto) {
+                return d;
+            }
+        }
+        let rule = self.rule_for(facts, &found.ident);
+        let d = decide(flags, facts, &found.ident, rule);
+        if memo_ok && found.owner.tgid != 0 && found.ident != Identity::Unknown {
+            self.images
+                .read()
+                .remember(&found.owner, CachedVerdict::for_proto(d, gen, facts.proto));
+        }
+        d
+    }
+
     fn rule_for(&self, facts: &PacketFacts, ident: &Identity) -> Option<Action> {
         let Identity::Exe(id) = ident else {
             return None;
@@ -722,13 +752,13 @@ impl<
 
     /// The identity already known for process image `task`, unless its executable id went stale
     /// (its rule lookup would read as "no rule").
-    fn known_image<H: Host>(&self, host: &H, task: &TaskId) -> Option<Identity> {
-        let ident = self.images.read().get(task)?;
+    fn known_image<H: Host>(&self, host: &H, task: &TaskId) -> Option<(Identity, CachedVerdict)> {
+        let (ident, memo) = self.images.read().get_with_memo(task)?;
         if let Identity::Exe(e) = ident {
             self.exes.read().get(e)?;
         }
         self.count(host, Stat::ImageResolved);
-        Some(ident)
+        Some((ident, memo))
     }
 
     /// Any context, no lock beyond our own: the current (in softirq: interrupted) task holds the
@@ -737,20 +767,25 @@ impl<
         &self,
         host: &H,
         sk: H::Sock<'s>,
-    ) -> Option<(Identity, TaskId)> {
+    ) -> Option<(Identity, CachedVerdict, TaskId)> {
         let task = host.sender_holds(sk)?;
-        Some((self.known_image(host, &task)?, task))
+        let (ident, memo) = self.known_image(host, &task)?;
+        Some((ident, memo, task))
     }
 
     /// Task context: the sender (its known image, else its executable), whether or not a
     /// descriptor table holds the socket; without a user-process sender (a kernel thread), the
     /// owner from the active-socket cache (walking if allowed).
     fn identify_in_task<'s, H: Host>(&self, host: &H, sk: H::Sock<'s>, inode: u64) -> InTask {
-        let mut path = ExePath::EMPTY;
-        if let Some(task) = host.sender(sk) {
-            if let Some(ident) = self.known_image(host, &task) {
-                return InTask::Found(ident, task);
+        let sender = host.sender(sk);
+        if let Some(task) = sender {
+            if let Some((ident, memo)) = self.known_image(host, &task) {
+                return InTask::Found(ident, task, memo);
             }
+        }
+        // Only now the path buffer (a known image, the common case, needs none).
+        let mut path = ExePath::EMPTY;
+        if sender.is_some() {
             let r = host.sender_exe(sk, &mut path);
             if matches!(r, Err(ExeError::Unverified(_))) {
                 return InTask::Unverified;
@@ -758,7 +793,7 @@ impl<
             if r != Err(ExeError::NoTask) {
                 self.count(host, Stat::TaskResolved);
                 let (ident, owner) = self.identity_of(r, &path);
-                return InTask::Found(ident, owner);
+                return InTask::Found(ident, owner, CachedVerdict::EMPTY);
             }
         }
         let known = self.active.read().lookup(inode, host.now_ms());
@@ -776,7 +811,7 @@ impl<
                 }
                 self.count(host, Stat::TaskResolved);
                 let (ident, owner) = self.identity_of(r, &path);
-                InTask::Found(ident, TaskId { tgid, ..owner })
+                InTask::Found(ident, TaskId { tgid, ..owner }, CachedVerdict::EMPTY)
             }
             ActiveLookup::NotFound => InTask::NoOwner,
             ActiveLookup::RateLimited => InTask::RateLimited,

@@ -880,3 +880,84 @@ fn user_rule_on_the_packet_path() {
         assert_eq!(e.decide(fake, &other).decision.verdict, Verdict::Accept);
     });
 }
+
+// ---- the verdict a process image remembers (issue 10: one rule lookup per program, not per socket)
+
+/// Every new socket of a program (each TCP connection's SYN) misses the socket cache; its program's
+/// process image remembers the verdict, so the rule table is read once per program, protocol and
+/// policy generation. Shown white-box: a rule slipped into the table without publishing a new
+/// generation is not seen by the next socket (the memo answered), and is seen once the generation
+/// moves; another protocol is looked up on its own.
+#[test]
+fn new_sockets_of_a_program_reuse_its_verdict_until_the_policy_moves() {
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Allow).unwrap()))
+            .unwrap();
+        fake.sender.set(Some(50));
+        assert_eq!(
+            run(e, fake, PROTO_TCP, 1, 500, 0).decision.verdict,
+            Verdict::Accept
+        );
+        // Behind the engine's back: no generation published.
+        e.engine()
+            .rules
+            .write()
+            .add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Block).unwrap())
+            .unwrap();
+        let out = run(e, fake, PROTO_TCP, 2, 500, 1);
+        assert_eq!(
+            (out.decision.verdict, out.cached),
+            (Verdict::Accept, false),
+            "a new socket, decided by the image's memo"
+        );
+        // Another protocol is not answered by the TCP memo.
+        e.engine()
+            .rules
+            .write()
+            .add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Block).unwrap())
+            .unwrap();
+        assert_eq!(
+            run(e, fake, PROTO_UDP, 3, 500, 2).decision.verdict,
+            Verdict::Drop
+        );
+        // Publishing the generation (any edit) retires the memo.
+        e.edit_rules(|_| ());
+        assert_eq!(
+            run(e, fake, PROTO_TCP, 4, 500, 3).decision.verdict,
+            Verdict::Drop
+        );
+    });
+}
+
+/// With a qualified rule loaded, a program's verdict depends on the destination, so no memo may
+/// answer: the second connected socket, to a blocked prefix, is blocked although the first, to
+/// another address, was allowed.
+#[test]
+fn no_memo_answers_while_rules_depend_on_the_destination() {
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Allow).unwrap()))
+            .unwrap();
+        e.edit_qualified(|q| {
+            q.add(qual_rule(
+                e7_core::PROTO_ANY,
+                b"/",
+                "10.0.0.0/8",
+                Action::Block,
+            ))
+        })
+        .unwrap();
+        fake.sender.set(Some(50));
+        let out = e.decide(fake, &to(PROTO_TCP, 1, 500, [1, 1, 1, 1], 443, true));
+        assert_eq!(out.decision.verdict, Verdict::Accept);
+        let out = e.decide(fake, &to(PROTO_TCP, 2, 500, [10, 1, 2, 3], 443, true));
+        assert_eq!(
+            out.decision.verdict,
+            Verdict::Drop,
+            "its own destination's verdict"
+        );
+        let out = e.decide(fake, &to(PROTO_TCP, 3, 500, [1, 1, 1, 2], 443, true));
+        assert_eq!(out.decision.verdict, Verdict::Accept);
+    });
+}

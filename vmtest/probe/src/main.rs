@@ -49,10 +49,12 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
   sink4|sink6                              listen on the loopback, print `port N`, read one connection's line;
                                            exit 0 when it is the probe's message, 1 when none came in time
   mptcp4|mptcp6                            one message from an MPTCP socket to a TCP listener
-  flip v4|v6 GATEFILE AFTER                UDP sends on ONE connected socket in a tight loop; each send first
-                                           checks whether GATEFILE exists; AFTER sends after it appeared, prints
-                                           `flip before_ok=.. before_blocked=.. after_ok=.. after_blocked=..
-                                           errors=..` (prints `running` once the first send returned)
+  flip v4|v6 GATEFILE AFTER [fresh]        UDP sends on ONE connected socket in a tight loop (`fresh`: a new
+                                           connected socket for every send, all from this one process); each
+                                           send first checks whether GATEFILE exists; AFTER sends after it
+                                           appeared, prints `flip before_ok=.. before_blocked=.. after_ok=..
+                                           after_blocked=.. errors=..` (prints `running` once the first send
+                                           returned)
   twophase PROTO GATEFILE [PORT]           exchange, wait until GATEFILE exists, exchange again on the SAME
                                            socket; prints `phase1 ...`, `phase2 ...`; exit code of phase 2
   storm SOCKETS PROCS [udp4|udp6|tcp4|tcp6 [PORT]]
@@ -140,6 +142,7 @@ enum Cmd {
         v6: bool,
         gate: PathBuf,
         after: u32,
+        fresh: bool,
     },
     TwoPhase {
         proto: Proto,
@@ -469,11 +472,21 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             if after == 0 || after > 100_000 {
                 return usage_err(format!("flip: AFTER must be 1-100000, got {after}"));
             }
-            no_more(args, 4)?;
+            let fresh = match args.get(4).map(String::as_str) {
+                None => false,
+                Some("fresh") => true,
+                Some(other) => {
+                    return usage_err(format!(
+                        "flip: the optional 4th argument is `fresh` (a new socket per send), got `{other}`"
+                    ))
+                }
+            };
+            no_more(args, 5)?;
             Cmd::Flip {
                 v6,
                 gate: PathBuf::from(gate),
                 after,
+                fresh,
             }
         }
         "twophase" => {
@@ -1156,9 +1169,9 @@ fn user_ns(net: bool, mnt: bool, bind: Option<&(PathBuf, PathBuf)>, cmd: &[Strin
 /// send preceded by a check of `gate`, which the test creates once its change was acknowledged.
 /// Every send started after the gate was seen must get the new verdict; sends before it may get
 /// either (they race the change). Exit 0 when it ran, 2 on a setup error.
-fn flip(v6: bool, gate: &std::path::Path, after: u32) -> ExitCode {
+fn flip(v6: bool, gate: &std::path::Path, after: u32, fresh: bool) -> ExitCode {
     let lo = net::loopback(v6);
-    let (rx, tx) = match (UdpSocket::bind((lo, 0)), UdpSocket::bind((lo, 0))) {
+    let (rx, mut tx) = match (UdpSocket::bind((lo, 0)), UdpSocket::bind((lo, 0))) {
         (Ok(rx), Ok(tx)) => (rx, tx),
         (Err(e), _) | (_, Err(e)) => {
             println!("error: flip: bind: {e}");
@@ -1176,6 +1189,21 @@ fn flip(v6: bool, gate: &std::path::Path, after: u32) -> ExitCode {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut announced = false;
     loop {
+        if fresh {
+            // A socket this process never sent on: the known-socket cache misses, and the
+            // verdict comes from what the process image remembered (or the rules).
+            let next = UdpSocket::bind((lo, 0)).and_then(|s| {
+                s.connect(rx.local_addr()?)?;
+                Ok(s)
+            });
+            match next {
+                Ok(s) => tx = s,
+                Err(e) => {
+                    println!("error: flip: new socket: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         let seen = gate.exists();
         let r = tx.send(&[0x5a; 64]);
         let blocked = matches!(&r, Err(e) if e.raw_os_error() == Some(libc_eperm()));
@@ -1257,7 +1285,12 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
             cmd,
         } => user_ns(net, mnt, bind.as_ref(), &cmd),
         Cmd::TwoPhase { proto, gate, port } => two_phase(proto, &gate, port, timeout),
-        Cmd::Flip { v6, gate, after } => flip(v6, &gate, after),
+        Cmd::Flip {
+            v6,
+            gate,
+            after,
+            fresh,
+        } => flip(v6, &gate, after, fresh),
         Cmd::Storm {
             sockets,
             procs,
