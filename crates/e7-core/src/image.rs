@@ -116,15 +116,18 @@ mod tests {
     use super::*;
     use crate::decide::{Decision, Reason, Verdict};
 
+    /// A process image: tgid 6, slot 2 of a 4-slot cache.
+    const IMAGE: TaskId = TaskId {
+        start_ns: 100,
+        exec_id: 3,
+        tgid: 6,
+        pad: 0,
+    };
+
     #[test]
     fn image_cache_matches_the_exact_process_image() {
         let mut c: ImageCache<4> = ImageCache::new();
-        let id = TaskId {
-            start_ns: 100,
-            exec_id: 3,
-            tgid: 6,
-            pad: 0,
-        };
+        let id = IMAGE;
         assert_eq!(c.get(&id), None);
         c.insert(id, Identity::PathTooLong);
         assert_eq!(c.get(&id), Some(Identity::PathTooLong));
@@ -144,12 +147,7 @@ mod tests {
     #[test]
     fn the_memo_belongs_to_the_image_and_dies_with_its_slot() {
         let mut c: ImageCache<4> = ImageCache::new();
-        let id = TaskId {
-            start_ns: 100,
-            exec_id: 3,
-            tgid: 6,
-            pad: 0,
-        };
+        let id = IMAGE;
         let d = Decision {
             verdict: Verdict::Drop,
             event: None,
