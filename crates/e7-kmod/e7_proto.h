@@ -94,7 +94,7 @@ enum e7_attr {
 	ENL_ATTR_ERRNO = 7, /* Positive errno of an ERROR message (appended). */
 	ENL_ATTR_MESSAGE = 8, /* Human-readable text of an ERROR message (appended). */
 	ENL_ATTR_COUNT = 9, /* Total number of rules in a QUERY reply (appended). */
-	ENL_ATTR_DEST = 10, /* A rule's destination qualifier in the CLI's text form (`10.0.0.0/8`, `lan`), parsed by `qual::Dest::parse` (appended; accepted once the module announces the `qualifiers` flag's FEATURE_DEST bit). */
+	ENL_ATTR_DEST = 10, /* A rule's destination qualifier in the CLI's text form (`10.0.0.0/8`, `lan`), parsed by `qual::Dest::parse` (appended; in BLOCK/ALLOW/CLEAR requests and QUERY rule nests; a client sends it only to a module announcing the `qualifiers` flag's FEATURE_DEST bit). */
 	ENL_ATTR_PORTS = 11, /* A rule's port qualifier in the CLI's text form (`80,443`, `1024-65535`), parsed by `qual::Ports::parse` (appended; FEATURE_PORTS). */
 	ENL_ATTR_UID = 12, /* A rule's user qualifier: the uid a packet's socket must belong to (appended; FEATURE_USER). */
 };

@@ -53,13 +53,33 @@ pub const RULES: usize = 1024;
 /// The module's rule table.
 pub type ModuleRules = e7_core::RuleRing<RULES>;
 
-/// Qualified-rule capacity (`to`/`port`/`user`): one unused slot until the hook reports packet
-/// destinations (issue 11 phase 2). The module announces no qualifier (`qualifiers` flag 0) and
-/// refuses DEST/PORTS/UID attributes, so the CLI never sends it a qualified rule.
-pub const QUAL_RULES: usize = 1;
+/// Qualified-rule capacity (`to`/`port`/`user`): e7-core's default, 1,024 rules with a 64 KiB
+/// path arena (about 154 KiB of module memory). A 10,000-line blocklist needs e7-core's
+/// `BlocklistTable` sizes (16,384 rules, 256 KiB of paths: about 1.7 MiB in the module's .bss,
+/// allocated whether or not it is used); build with the cargo feature `blocklist`
+/// (`make E7_FEATURES=blocklist`) to get them.
+#[cfg(not(feature = "blocklist"))]
+pub const QUAL_RULES: usize = e7_core::qualified::QUAL_RULES;
+/// Path arena of the qualified table, in bytes (see [`QUAL_RULES`]).
+#[cfg(not(feature = "blocklist"))]
+pub const QUAL_BYTES: usize = e7_core::qualified::QUAL_PATH_BYTES;
+/// Qualified-rule capacity with the `blocklist` feature: a 10,000-line blocklist fits.
+#[cfg(feature = "blocklist")]
+pub const QUAL_RULES: usize = 16_384;
+/// Path arena with the `blocklist` feature.
+#[cfg(feature = "blocklist")]
+pub const QUAL_BYTES: usize = 262_144;
 
-/// The module's engine: e7-core's defaults except [`SOCKET_SETS`] and [`QUAL_RULES`].
-pub type ModuleEngine<R> = Engine<R, RULES, SOCKET_SETS, 8, 256, 1024, QUAL_RULES, 1>;
+/// The qualifiers the module enforces (the read-only flag `qualifiers`): destinations, ports and
+/// users. The CLI sends a qualified rule only to a module announcing every bit it needs.
+pub const QUALIFIERS_ENFORCED: u32 =
+    e7_proto::qual::FEATURE_DEST | e7_proto::qual::FEATURE_PORTS | e7_proto::qual::FEATURE_USER;
+
+/// The module's engine: e7-core's defaults except [`SOCKET_SETS`] and the qualified table's size.
+pub type ModuleEngine<R> = Engine<R, RULES, SOCKET_SETS, 8, 256, 1024, QUAL_RULES, QUAL_BYTES>;
+
+/// The module's qualified rule table.
+pub type ModuleQual = e7_core::QualTable<QUAL_RULES, QUAL_BYTES>;
 
 /// Delay before the refill work retries sockets not answered yet (ms); the active-socket cache
 /// allows one walk slice per 50 ms after the previous one ended.
