@@ -49,6 +49,17 @@
 #define E7_PKT_IN_TASK   0x2u  /* process context with BH+IRQs on: task locks allowed */
 #define E7_PKT_SENDER    0x4u  /* e7_pkt.sender is current's process image (IN_TASK, a user process) */
 
+/* A packet's destination, read only while a rule depends on it (e7_pkt.peer; NULL otherwise). */
+#define E7_PEER_PORT     0x1u  /* dport holds the destination port (tcp, udp, udplite, sctp) */
+#define E7_PEER_FIXED    0x2u  /* the packet goes to its socket's connected destination; e7_pkt.cookie
+				* is then the cookie mixed with the destination (see e7_fill_peer) */
+struct e7_peer {
+	__u8 daddr[16];  /* destination, network order (IPv4: the first 4 bytes) */
+	__u16 dport;     /* E7_PEER_PORT: destination port, host order */
+	__u8 flags;      /* E7_PEER_* */
+	__u8 pad[5];
+};
+
 /* Which program a process is running, without its path: the thread group, when its leader
  * started, and the exec generation (self_exec_id, bumped by every execve). Two observations with
  * equal values are the same program image, so a path resolved once can be reused. */
@@ -70,6 +81,9 @@ struct e7_pkt {
 	__u8 family;     /* 4 or 6 */
 	__u8 flags;      /* E7_PKT_* */
 	__u8 pad[6];
+	/* Appended: the destination while a rule depends on it, else NULL (so the hit path without
+	 * such rules zeroes one more word, nothing else). */
+	const struct e7_peer *peer;
 };
 
 /* Socket facts fetched lazily (only on a known-socket-cache miss). */
@@ -127,6 +141,10 @@ E7_RUST_EXPORT int e7_rust_init(void);
 /* The mode flag's value (Rust's atomic u32, the mode's one home), valid until unload: the hook
  * reads it first and accepts without any other work while it is E7C_DISABLED. */
 E7_RUST_EXPORT const __u32 *e7_rust_mode_word(void);
+/* Nonzero (one byte, Rust's atomic) while some rule depends on the packet's destination or port:
+ * only then does the hook read the destination (the cached hit path without such rules pays one
+ * load for it). Valid until unload. */
+E7_RUST_EXPORT const __u8 *e7_rust_peer_word(void);
 /* The netfilter hooks could not be registered: set the mode to `disabled` (what the kernel then
  * does), so no reader believes it enforces. Process context. */
 E7_RUST_EXPORT void e7_rust_mode_failsafe(void);

@@ -59,6 +59,8 @@
 #include <linux/timekeeping.h>
 #include <linux/sock_diag.h>
 #include <linux/uidgid.h>
+#include <linux/siphash.h>
+#include <linux/random.h>
 #include <net/sock.h>
 #include <net/inet_sock.h>
 #include <net/ipv6.h>
@@ -180,7 +182,8 @@ static inline rwlock_t *e7_rwl_of(void *slot)
 /* ------------------------------------------------------------------------------------------ */
 /* ABI size checks (mirrored by const assertions in rust/src/abi.rs)                          */
 
-_Static_assert(sizeof(struct e7_pkt) == 56, "e7_pkt ABI");
+_Static_assert(sizeof(struct e7_pkt) == 64, "e7_pkt ABI");
+_Static_assert(sizeof(struct e7_peer) == 24, "e7_peer ABI");
 _Static_assert(sizeof(struct e7_sockinfo) == 16, "e7_sockinfo ABI");
 _Static_assert(sizeof(struct e7_task_id) == 24, "e7_task_id ABI");
 _Static_assert(sizeof(struct e7_exe) == 32 + E7_EXE_BUF, "e7_exe ABI");
@@ -1156,7 +1159,11 @@ static struct genl_family e7_family __ro_after_init = {
 /* ------------------------------------------------------------------------------------------ */
 /* Netfilter: LOCAL_OUT for IPv4 and IPv6 in every network namespace                           */
 
-static __always_inline bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto)
+/* The L4 protocol; with PEER (only while a rule depends on the destination) also the destination
+ * address into peer->daddr and the transport header's offset into *l4off (-1: a non-first
+ * fragment, which has no transport header). */
+static __always_inline bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto,
+					struct e7_peer *peer, int *l4off)
 {
 	if (pf == NFPROTO_IPV4) {
 		struct iphdr _iph;
@@ -1166,6 +1173,11 @@ static __always_inline bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto
 		if (!iph)
 			return false;
 		*proto = iph->protocol;
+		if (peer) {
+			memcpy(peer->daddr, &iph->daddr, 4);
+			*l4off = (iph->frag_off & htons(IP_OFFSET)) ? -1 :
+				 skb_network_offset(skb) + iph->ihl * 4;
+		}
 		return true;
 	} else {
 		struct ipv6hdr _ip6h;
@@ -1178,17 +1190,82 @@ static __always_inline bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto
 		if (!ip6h)
 			return false;
 		nexthdr = ip6h->nexthdr;
+		if (peer)
+			memcpy(peer->daddr, &ip6h->daddr, 16);
 		off = ipv6_skip_exthdr(skb, skb_network_offset(skb) + sizeof(_ip6h), &nexthdr,
 				       &frag_off);
 		if (off < 0)
 			return false;
 		*proto = nexthdr;
+		if (peer)
+			*l4off = (frag_off & htons(IP6_OFFSET)) ? -1 : off;
 		return true;
 	}
 }
 
+/* Keyed hash that mixes a fixed packet's destination into its socket's cookie (set at load). */
+static siphash_key_t e7_peer_key __read_mostly;
+
+/* The rest of the destination, for a packet while a rule depends on it (pkt->daddr is already
+ * set, and pkt->peer then points to it): the port (tcp, udp, udplite, sctp: bytes 2-3 of the transport header), whether the
+ * packet goes to its socket's connected destination (`fixed`: the same address and port as the
+ * socket's; a listener's SYN-ACKs, unconnected and raw sockets, and a connected UDP socket's
+ * sendto() elsewhere are not), and for a fixed packet the cache key: the cookie mixed with the
+ * destination by a keyed hash, top bit set (never a plain cookie). So a cached verdict belongs
+ * to one (socket, destination): a socket that reconnects elsewhere (connect(AF_UNSPEC), then
+ * connect) misses and is decided for its new destination. */
+static noinline void e7_fill_peer(struct sk_buff *skb, u8 pf, struct sock *sk, int l4off,
+				  struct e7_pkt *pkt, struct e7_peer *peer)
+{
+	struct {
+		__u64 cookie;
+		__u8 daddr[16];
+		__be16 dport;
+		__u16 pad;
+		__u32 pad2;
+	} mix = { 0 };
+	__be16 _ports[2], dport = 0;
+	const __be16 *ports;
+	bool has_port = pkt->proto == IPPROTO_TCP || pkt->proto == IPPROTO_UDP ||
+			pkt->proto == IPPROTO_UDPLITE || pkt->proto == IPPROTO_SCTP;
+	bool fixed;
+
+	pkt->peer = peer;
+	if (has_port && l4off >= 0) {
+		ports = skb_header_pointer(skb, l4off, sizeof(_ports), _ports);
+		if (ports) {
+			dport = ports[1];
+			peer->dport = ntohs(dport);
+			peer->flags |= E7_PEER_PORT;
+		}
+	}
+	if (!sk)
+		return;
+	fixed = READ_ONCE(sk->sk_state) != TCP_LISTEN && READ_ONCE(sk->sk_state) != TCP_CLOSE;
+	if (pf == NFPROTO_IPV4)
+		fixed = fixed && !memcmp(peer->daddr, &sk->sk_daddr, 4);
+#if IS_ENABLED(CONFIG_IPV6)
+	else
+		fixed = fixed && !memcmp(peer->daddr, &sk->sk_v6_daddr, 16);
+#else
+	else
+		fixed = false;
+#endif
+	if (has_port)
+		fixed = fixed && (peer->flags & E7_PEER_PORT) && dport == READ_ONCE(sk->sk_dport);
+	if (!fixed)
+		return;
+	peer->flags |= E7_PEER_FIXED;
+	mix.cookie = pkt->cookie;
+	memcpy(mix.daddr, peer->daddr, 16);
+	mix.dport = dport;
+	pkt->cookie = siphash(&mix, sizeof(mix), &e7_peer_key) | (1ULL << 63);
+}
+
 /* The mode flag's value inside the Rust state (e7_rust_mode_word), set before the hooks exist. */
 static const __u32 *e7_mode_word __read_mostly;
+/* Rust's "some rule depends on the destination" byte (e7_rust_peer_word), set before the hooks. */
+static const __u8 *e7_peer_word __read_mostly;
 
 /* The socket's cookie without a call once it has one (every socket e7 saw before: the hit path).
  * sk_cookie is an atomic64_t set once, from 0, by __sock_gen_cookie (6.1 through 7.x); the first
@@ -1206,13 +1283,21 @@ static __always_inline __u64 e7_sk_cookie_fast(struct sock *sk)
 static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_hook_state *state)
 {
 	struct e7_pkt pkt = { .family = state->pf == NFPROTO_IPV6 ? 6 : 4 };
+	/* The destination only while a rule depends on it (one load otherwise). */
+	bool want_peer = READ_ONCE(*e7_peer_word) != 0;
+	struct e7_peer peer;
+	int l4off = -1;
 	struct sock *sk;
 	__u32 r;
 
 	/* `qpackets`, on this CPU (Rust's Kernel::stat_inc knows the hook counts it). */
 	this_cpu_inc(e7_stats->c[E7_STAT_PACKETS]);
-	if (!e7_l4_proto(skb, state->pf, &pkt.proto))
+	if (unlikely(want_peer))
+		memset(&peer, 0, sizeof(peer));
+	if (!e7_l4_proto(skb, state->pf, &pkt.proto, want_peer ? &peer : NULL, &l4off)) {
 		pkt.flags |= E7_PKT_MALFORMED;
+		want_peer = false;
+	}
 	/* Not in_task(): a process-context transmit with BH disabled (tcp_release_cb under the
 	 * socket's slock) must not take task locks either; it gets the softirq path. */
 	if (e7_may_lock_tasks()) {
@@ -1235,7 +1320,11 @@ static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_h
 		/* from_kuid_munged(&init_user_ns, kuid) without the call: the initial namespace's map
 		 * is the identity on every valid kuid; an invalid one is munged to overflowuid. */
 		pkt.uid = uid_valid(kuid) ? __kuid_val(kuid) : overflowuid;
+	} else {
+		sk = NULL;
 	}
+	if (unlikely(want_peer))
+		e7_fill_peer(skb, state->pf, sk, l4off, &pkt, &peer);
 	r = e7_hook(&pkt);
 	if (r & E7_HOOK_CACHED)
 		this_cpu_inc(e7_stats->c[E7_STAT_HITS]);
@@ -1352,6 +1441,8 @@ static int __init e7_init(void)
 	}
 	e7_rust_init();
 	e7_mode_word = e7_rust_mode_word();
+	e7_peer_word = e7_rust_peer_word();
+	get_random_bytes(&e7_peer_key, sizeof(e7_peer_key));
 
 	wq = alloc_ordered_workqueue("e7", 0);
 	if (!wq) {

@@ -27,12 +27,12 @@ pub fn query(attrs: &[u8]) -> Result<QueryPart, String> {
             mode: q.mode,
             count: q.count,
             rules: q
-                .rules()
+                .qualified_rules()
                 .map(|r| Rule {
-                    action: r.action,
-                    prot: r.prot,
-                    path: r.path.to_string(),
-                    qual: e7_proto::qual::Qualifiers::NONE,
+                    action: r.spec.action,
+                    prot: r.spec.prot,
+                    path: r.spec.path.to_string(),
+                    qual: r.qual,
                 })
                 .collect(),
         }),

@@ -21,8 +21,8 @@ use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
 use crate::abi::{
-    E7Dest, E7Exe, E7Pkt, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED, PKT_IN_TASK,
-    PKT_MALFORMED, PKT_SENDER, SOCK_KERNEL, SOCK_USER,
+    E7Dest, E7Exe, E7Pkt, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED, PEER_FIXED, PEER_PORT,
+    PKT_IN_TASK, PKT_MALFORMED, PKT_SENDER, SOCK_KERNEL, SOCK_USER,
 };
 use crate::control::Handled;
 use crate::errno::EINVAL;
@@ -350,6 +350,42 @@ pub extern "C" fn e7_rust_mode_word() -> *const u32 {
     E7.engine.flags.mode_word().as_ptr()
 }
 
+/// The address of the engine's "some rule depends on the destination" word (one byte): the hook
+/// reads the packet's destination only while it is set. The static lives as long as the module.
+#[no_mangle]
+pub extern "C" fn e7_rust_peer_word() -> *const u8 {
+    E7.engine.per_destination_word().as_ptr() as *const u8
+}
+
+/// The packet's destination as the shim reported it. Not reported (no rule needed it when the
+/// hook looked): no `to`/`port` rule matches, and the packet counts as not fixed, so its verdict
+/// is cached only if still no rule depends on the destination when it is decided (a rule added
+/// meanwhile must not find a verdict cached under the socket's plain cookie).
+///
+/// # Safety
+/// `p.peer` is null or points to an initialised `e7_peer` valid for the hook call.
+unsafe fn peer_of(p: &E7Pkt) -> e7_core::Peer {
+    // SAFETY: the caller's contract (the shim's stack e7_peer, or null).
+    let Some(peer) = (unsafe { p.peer.as_ref() }) else {
+        return e7_core::Peer {
+            dst: None,
+            dport: None,
+            fixed: false,
+        };
+    };
+    let dst = if p.family == 6 {
+        e7_core::qualified::Addr::V6(peer.daddr)
+    } else {
+        let [a, b, c, d, ..] = peer.daddr;
+        e7_core::qualified::Addr::V4([a, b, c, d])
+    };
+    e7_core::Peer {
+        dst: Some(dst),
+        dport: (peer.flags & PEER_PORT != 0).then_some(peer.dport),
+        fixed: peer.flags & PEER_FIXED != 0,
+    }
+}
+
 /// The shim could not register its netfilter hooks for an enforcing mode: the mode becomes
 /// `disabled`, which is what the kernel then does (no reader may believe it enforces).
 #[no_mangle]
@@ -378,7 +414,8 @@ pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt) -> u32 {
         return 1;
     };
     let input = Packet {
-        peer: e7_core::Peer::UNKNOWN,
+        // SAFETY: the shim's e7_pkt.peer is null or its stack e7_peer, valid for this call.
+        peer: unsafe { peer_of(p) },
         sk: NonNull::new(p.sk).map(|sk| SockRef {
             sk,
             cookie: p.cookie,
