@@ -84,6 +84,7 @@ struct e7_pkt {
 	/* Appended: the destination while a rule depends on it, else NULL (so the hit path without
 	 * such rules zeroes one more word, nothing else). */
 	const struct e7_peer *peer;
+	void *skb;       /* the packet, opaque to Rust: e7_c_pkt_dest reads its destination for an event */
 };
 
 /* Socket facts fetched lazily (only on a known-socket-cache miss). */
@@ -190,6 +191,10 @@ E7_C_EXPORT __u64 e7_c_now_ms(void);
 E7_C_EXPORT __u64 e7_c_now_ns(void);
 E7_C_EXPORT __u64 e7_c_sk_cookie(void *sk);
 E7_C_EXPORT void e7_c_sk_info(void *sk, struct e7_sockinfo *out);
+/* Inside the hook, any context: the destination address and port of the hook's packet SKB (FAMILY
+ * 4 or 6) into OUT (daddr, E7_PEER_PORT/dport). Returns 0, or -EINVAL when the headers cannot be
+ * read. For events: the decision gets the destination inline only while a rule needs it. */
+E7_C_EXPORT int e7_c_pkt_dest(void *skb, __u8 family, struct e7_peer *out);
 /* Task context: the sending task (current, if a user process; io-wq workers count as their
  * process) whether or not an fd table holds the socket. Lock-free; returns 1 and fills OUT. */
 E7_C_EXPORT int e7_c_current_task(struct e7_task_id *out);

@@ -182,7 +182,7 @@ static inline rwlock_t *e7_rwl_of(void *slot)
 /* ------------------------------------------------------------------------------------------ */
 /* ABI size checks (mirrored by const assertions in rust/src/abi.rs)                          */
 
-_Static_assert(sizeof(struct e7_pkt) == 64, "e7_pkt ABI");
+_Static_assert(sizeof(struct e7_pkt) == 72, "e7_pkt ABI");
 _Static_assert(sizeof(struct e7_peer) == 24, "e7_peer ABI");
 _Static_assert(sizeof(struct e7_sockinfo) == 16, "e7_sockinfo ABI");
 _Static_assert(sizeof(struct e7_task_id) == 24, "e7_task_id ABI");
@@ -1203,6 +1203,42 @@ static __always_inline bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto
 	}
 }
 
+static __always_inline bool e7_has_ports(__u32 proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE ||
+	       proto == IPPROTO_SCTP;
+}
+
+/* The destination port (bytes 2-3 of a tcp, udp, udplite or sctp header at L4OFF) into
+ * peer->dport (E7_PEER_PORT); returns it in network order, 0 when there is none. */
+static __be16 e7_peer_port(struct sk_buff *skb, __u32 proto, int l4off, struct e7_peer *peer)
+{
+	__be16 _ports[2];
+	const __be16 *ports;
+
+	if (!e7_has_ports(proto) || l4off < 0)
+		return 0;
+	ports = skb_header_pointer(skb, l4off, sizeof(_ports), _ports);
+	if (!ports)
+		return 0;
+	peer->dport = ntohs(ports[1]);
+	peer->flags |= E7_PEER_PORT;
+	return ports[1];
+}
+
+int e7_c_pkt_dest(void *skbv, __u8 family, struct e7_peer *out)
+{
+	struct sk_buff *skb = skbv;
+	int l4off = -1;
+	__u32 proto;
+
+	memset(out, 0, sizeof(*out));
+	if (!skb || !e7_l4_proto(skb, family == 6 ? NFPROTO_IPV6 : NFPROTO_IPV4, &proto, out, &l4off))
+		return -EINVAL;
+	e7_peer_port(skb, proto, l4off, out);
+	return 0;
+}
+
 /* Keyed hash that mixes a fixed packet's destination into its socket's cookie (set at load). */
 static siphash_key_t e7_peer_key __read_mostly;
 
@@ -1224,21 +1260,12 @@ static noinline void e7_fill_peer(struct sk_buff *skb, u8 pf, struct sock *sk, i
 		__u16 pad;
 		__u32 pad2;
 	} mix = { 0 };
-	__be16 _ports[2], dport = 0;
-	const __be16 *ports;
-	bool has_port = pkt->proto == IPPROTO_TCP || pkt->proto == IPPROTO_UDP ||
-			pkt->proto == IPPROTO_UDPLITE || pkt->proto == IPPROTO_SCTP;
+	__be16 dport;
+	bool has_port = e7_has_ports(pkt->proto);
 	bool fixed;
 
 	pkt->peer = peer;
-	if (has_port && l4off >= 0) {
-		ports = skb_header_pointer(skb, l4off, sizeof(_ports), _ports);
-		if (ports) {
-			dport = ports[1];
-			peer->dport = ntohs(dport);
-			peer->flags |= E7_PEER_PORT;
-		}
-	}
+	dport = e7_peer_port(skb, pkt->proto, l4off, peer);
 	if (!sk)
 		return;
 	fixed = READ_ONCE(sk->sk_state) != TCP_LISTEN && READ_ONCE(sk->sk_state) != TCP_CLOSE;
@@ -1282,7 +1309,7 @@ static __always_inline __u64 e7_sk_cookie_fast(struct sock *sk)
  * gathered here inline, so Rust's hit path calls nothing back. */
 static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_hook_state *state)
 {
-	struct e7_pkt pkt = { .family = state->pf == NFPROTO_IPV6 ? 6 : 4 };
+	struct e7_pkt pkt = { .family = state->pf == NFPROTO_IPV6 ? 6 : 4, .skb = skb };
 	/* The destination only while a rule depends on it (one load otherwise). */
 	bool want_peer = READ_ONCE(*e7_peer_word) != 0;
 	struct e7_peer peer;

@@ -153,3 +153,31 @@ case_qual_udp_alternation() {
     [ "$_n" = 4 ] && [ "$_hits" = 0 ] && ok "unconnected socket: 4 decisions, none from the cache" \
         || fail "unconnected socket: $_n decisions logged, $_hits cached (want 4, 0): $(short "$_log")"
 }
+
+# Events name where the packet went and whose socket sent it, so the rule they suggest can be written:
+# `e7 monitor` prints `event pending tcp PROG -> ADDR:PORT uid N`, `--json` has destination, port and uid.
+# With no rule depending on destinations (read for the event only) and with one (read for the decision).
+case_qual_events() {
+    qual_addrs
+    enforce
+    monitor_until /tmp/qe1 nobody "$PA" to tcp 10.2.0.1 7443
+    expect_event /tmp/qe1 '"event":"pending"' '"protocol":"tcp"' "\"path\":\"$PA\"" '"destination":"10.2.0.1"' \
+        '"port":7443' '"uid":65534'
+    # Text, IPv6, root.
+    e7 monitor --count 1 --timeout 8 >/tmp/qe2 2>&1 &
+    _m=$!
+    _i=0
+    while alive "$_m" && [ "$_i" -lt 35 ]; do
+        "$PB" to udp 2001:db8::1 5300 >/dev/null 2>&1
+        sleep 0.3
+        _i=$((_i + 1))
+    done
+    wait "$_m"
+    grep -qxF "event pending udp $PB -> [2001:db8::1]:5300 uid 0" /tmp/qe2 && ok "monitor: $(grep event /tmp/qe2)" \
+        || fail "monitor text: $(short "$(cat /tmp/qe2)")"
+    # A rule depends on destinations: the decision's own facts go into the event.
+    must e7 block udp / to 10.2.0.1
+    must e7 set drops enabled
+    monitor_until /tmp/qe3 nobody "$PA" to udp 10.2.0.1 5301
+    expect_event /tmp/qe3 '"event":"block"' '"protocol":"udp"' '"destination":"10.2.0.1"' '"port":5301' '"uid":65534'
+}

@@ -29,7 +29,9 @@ use core::fmt;
 use crate::nla::{
     nla_align, AttrIter, ParseError, RawAttr, WriteError, Writer, NLA_F_NESTED, NLA_HDRLEN,
 };
-use crate::qual::{emit_qualifiers, legacy_path, parse_qualifiers, QualWireError, Qualifiers};
+use crate::qual::{
+    emit_qualifiers, legacy_path, parse_qualifiers, Addr, Dest, QualWireError, Qualifiers,
+};
 use crate::schema::{Action, Attr, AttrKind, Command, Const, EventState, Flag, Mode, UnknownValue};
 use crate::validate::{
     validate_rule_path, validate_rule_protocol, PathError, ProtocolError, ValueError,
@@ -46,6 +48,19 @@ pub struct RuleSpec<'a> {
     pub path: &'a str,
     /// Verdict for matching packets.
     pub action: Action,
+}
+
+/// Where an event's packet went and whose socket sent it (appended attributes DEST, DPORT, UID;
+/// each absent when the module did not know it). A console that knows only STATE, PROT and PATH
+/// ignores them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EventPeer {
+    /// Destination address.
+    pub dst: Option<Addr>,
+    /// Destination port (tcp, udp, udplite, sctp).
+    pub dport: Option<u16>,
+    /// The uid of the packet's socket (none: no socket).
+    pub uid: Option<u32>,
 }
 
 /// What a CLEAR request removes.
@@ -146,6 +161,8 @@ pub enum Reply<'a> {
         prot: u32,
         /// The sending program's executable path (bytes: Linux paths need not be UTF-8).
         path: &'a [u8],
+        /// DEST, DPORT, UID (appended; absent ones `None`).
+        peer: EventPeer,
     },
     /// A QUERY reply (either shape).
     Query(QueryReply<'a>),
@@ -825,7 +842,32 @@ pub fn parse_reply(cmd: u8, attrs: &[u8]) -> Result<Reply<'_>, MsgError> {
                 command,
                 attr: Attr::Path,
             })?;
-            Reply::Event { state, prot, path }
+            let dst = match found.get(Attr::Dest) {
+                None => None,
+                Some(a) => match Dest::parse(a.str(crate::QUAL_TEXT_LEN)?) {
+                    Ok(Dest::V4 { net, len: 32 }) => Some(Addr::V4(net)),
+                    Ok(Dest::V6 { net, len: 128 }) => Some(Addr::V6(net)),
+                    _ => return Err(MsgError::Qualifier(QualWireError::Attr(Attr::Dest))),
+                },
+            };
+            let dport = match found.u32(Attr::Dport)? {
+                None => None,
+                Some(p) => Some(
+                    u16::try_from(p)
+                        .map_err(|_| MsgError::Qualifier(QualWireError::Attr(Attr::Dport)))?,
+                ),
+            };
+            let peer = EventPeer {
+                dst,
+                dport,
+                uid: found.u32(Attr::Uid)?,
+            };
+            Reply::Event {
+                state,
+                prot,
+                path,
+                peer,
+            }
         }
         Command::Get => {
             let index = found.need_u32(command, Attr::Flag)?;
@@ -899,12 +941,42 @@ pub fn emit_event(
     prot: u32,
     path: &[u8],
 ) -> Result<(), WriteError> {
+    emit_event_peer(w, state, prot, path, &EventPeer::default())
+}
+
+/// [`emit_event`] with where the packet went and whose socket sent it: DEST (the address as
+/// text, the form a `to` qualifier takes), DPORT, UID, each only when known.
+pub fn emit_event_peer(
+    w: &mut Writer<'_>,
+    state: EventState,
+    prot: u32,
+    path: &[u8],
+    peer: &EventPeer,
+) -> Result<(), WriteError> {
     check_path_bytes(path)?;
     let start = w.len();
-    let r = w
-        .put_u32(Attr::State.value(), state.value())
-        .and_then(|()| w.put_u32(Attr::Prot.value(), prot))
-        .and_then(|()| w.put_str(Attr::Path.value(), path));
+    let r = (|| {
+        w.put_u32(Attr::State.value(), state.value())?;
+        w.put_u32(Attr::Prot.value(), prot)?;
+        w.put_str(Attr::Path.value(), path)?;
+        if let Some(a) = peer.dst {
+            let d = match a {
+                Addr::V4(net) => Dest::V4 { net, len: 32 },
+                Addr::V6(net) => Dest::V6 { net, len: 128 },
+            };
+            let mut q = Qualifiers::NONE;
+            q.dest = d;
+            // The qualifier writer formats it: one printer for addresses.
+            emit_qualifiers(w, &q)?;
+        }
+        if let Some(p) = peer.dport {
+            w.put_u32(Attr::Dport.value(), u32::from(p))?;
+        }
+        if let Some(u) = peer.uid {
+            w.put_u32(Attr::Uid.value(), u)?;
+        }
+        Ok(())
+    })();
     if r.is_err() {
         w.rollback(start);
     }

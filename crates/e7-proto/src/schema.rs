@@ -388,7 +388,7 @@ e7_schema! {
             request: Some(&[]), reply: Some(&[Attr::State, Attr::Nested, Attr::Count]);
         /// A packet notification (kernel->user only).
         Event = 8, "ENL_COMM_EVENT", admin: false,
-            request: None, reply: Some(&[Attr::State, Attr::Prot, Attr::Path]);
+            request: None, reply: Some(&[Attr::State, Attr::Prot, Attr::Path, Attr::Dest, Attr::Dport, Attr::Uid]);
         /// Set a flag.
         Set = 9, "ENL_COMM_SET", admin: true,
             request: Some(&[Attr::Flag, Attr::Value]), reply: None;
@@ -425,6 +425,8 @@ e7_schema! {
         Ports = 11, "ENL_ATTR_PORTS", AttrKind::NulString { max_len: QUAL_TEXT_LEN };
         /// A rule's user qualifier: the uid a packet's socket must belong to (appended; FEATURE_USER).
         Uid = 12, "ENL_ATTR_UID", AttrKind::U32;
+        /// An event's destination port (tcp, udp, udplite, sctp; appended). The event's destination address is a DEST (its text form, e.g. `93.184.216.34`) and the socket's uid a UID.
+        Dport = 13, "ENL_ATTR_DPORT", AttrKind::U32;
     }
 
     flags {

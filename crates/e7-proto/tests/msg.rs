@@ -450,7 +450,8 @@ fn event_reply() {
         Ok(Reply::Event {
             state: EventState::Pending,
             prot: 17,
-            path: b"/bin/\xffx"
+            path: b"/bin/\xffx",
+            peer: Default::default(),
         })
     );
     let bad_state = cat(&[

@@ -355,3 +355,63 @@ proptest! {
         prop_assert_eq!(parse_v6(&s), s.parse::<std::net::Ipv6Addr>().ok().map(|a| a.octets()), "{}", s);
     }
 }
+
+#[test]
+fn events_carry_destination_port_and_uid_and_stay_readable_without_them() {
+    use e7_proto::msg::{emit_event, emit_event_peer, EventPeer};
+    use e7_proto::qual::Addr;
+    use e7_proto::EventState;
+    for peer in [
+        EventPeer {
+            dst: Some(Addr::V4([93, 184, 216, 34])),
+            dport: Some(443),
+            uid: Some(1000),
+        },
+        EventPeer {
+            dst: Some(Addr::V6([
+                0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+            ])),
+            dport: None,
+            uid: Some(0),
+        },
+        EventPeer::default(),
+    ] {
+        let mut buf = [0u8; 512];
+        let mut w = Writer::new(&mut buf);
+        emit_event_peer(&mut w, EventState::Pending, TCP, b"/usr/bin/curl", &peer).unwrap();
+        let Reply::Event {
+            state,
+            prot,
+            path,
+            peer: got,
+        } = parse_reply(Command::Event.value(), w.as_bytes()).unwrap()
+        else {
+            panic!("not an event");
+        };
+        assert_eq!(
+            (state, prot, path, got),
+            (EventState::Pending, TCP, &b"/usr/bin/curl"[..], peer)
+        );
+    }
+    // Without the appended attributes: byte-identical to the original's event.
+    let mut a = [0u8; 512];
+    let mut wa = Writer::new(&mut a);
+    emit_event(&mut wa, EventState::Block, TCP, b"/x").unwrap();
+    let mut b = [0u8; 512];
+    let mut wb = Writer::new(&mut b);
+    emit_event_peer(
+        &mut wb,
+        EventState::Block,
+        TCP,
+        b"/x",
+        &EventPeer::default(),
+    )
+    .unwrap();
+    assert_eq!(wa.as_bytes(), wb.as_bytes());
+    // A DEST in an event must be one address, not a prefix.
+    let mut buf = [0u8; 512];
+    let mut w = Writer::new(&mut buf);
+    emit_event(&mut w, EventState::Block, TCP, b"/x").unwrap();
+    w.put_str(Attr::Dest.value(), "10.0.0.0/8").unwrap();
+    assert!(parse_reply(Command::Event.value(), w.as_bytes()).is_err());
+}

@@ -51,10 +51,16 @@ pub fn get(attrs: &[u8]) -> Result<(u32, u32), String> {
 /// Decode an EVENT.
 pub fn event(attrs: &[u8]) -> Result<Event, String> {
     match parse_reply(e7_proto::Command::Event.value(), attrs).map_err(|e| e.to_string())? {
-        Reply::Event { state, prot, path } => Ok(Event {
+        Reply::Event {
+            state,
+            prot,
+            path,
+            peer,
+        } => Ok(Event {
             state: state.value(),
             prot,
             path: String::from_utf8_lossy(path).into_owned(),
+            peer,
         }),
         other => Err(format!("expected an EVENT, got {:?}", other.command())),
     }
@@ -257,7 +263,8 @@ mod tests {
             Ok(Event {
                 state: Const::Pending.value(),
                 prot: 17,
-                path: "/bin/x".into()
+                path: "/bin/x".into(),
+                peer: Default::default(),
             })
         );
 

@@ -21,8 +21,8 @@ use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
 use crate::abi::{
-    E7Dest, E7Exe, E7Pkt, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED, PEER_FIXED, PEER_PORT,
-    PKT_IN_TASK, PKT_MALFORMED, PKT_SENDER, SOCK_KERNEL, SOCK_USER,
+    E7Dest, E7Exe, E7Peer, E7Pkt, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED, PEER_FIXED,
+    PEER_PORT, PKT_IN_TASK, PKT_MALFORMED, PKT_SENDER, SOCK_KERNEL, SOCK_USER,
 };
 use crate::control::Handled;
 use crate::errno::EINVAL;
@@ -55,6 +55,7 @@ extern "C" {
     fn e7_c_now_secs() -> u64;
     fn e7_c_stat_inc(idx: u32);
     fn e7_c_stat_sum(idx: u32) -> u64;
+    fn e7_c_pkt_dest(skb: *mut c_void, family: u8, out: *mut E7Peer) -> i32;
     fn e7_c_sk_cookie(sk: *mut c_void) -> u64;
     fn e7_c_sk_info(sk: *mut c_void, out: *mut E7SockInfo);
     fn e7_c_current_task(out: *mut TaskId) -> i32;
@@ -77,11 +78,19 @@ static E7: Module<KernelRwLock> = Module::new();
 /// shim inline with the packet (`None`: ask the shim, outside the hook).
 struct Shim {
     sender: Option<Option<TaskId>>,
+    /// Inside the hook: the packet (`struct sk_buff *`, valid for the call) and its family, for
+    /// [`Kernel::packet_dest`]; null outside.
+    skb: *mut c_void,
+    family: u8,
 }
 
 impl Shim {
     /// Outside the hook: every answer from the shim.
-    const ASK: Shim = Shim { sender: None };
+    const ASK: Shim = Shim {
+        sender: None,
+        skb: core::ptr::null_mut(),
+        family: 0,
+    };
 }
 
 /// A fixed line buffer for log messages (truncates).
@@ -153,6 +162,25 @@ impl Kernel for Shim {
         };
         // SAFETY: buf[..len] is initialised; C prints it with "%.*s" (no NUL needed).
         unsafe { e7_c_log(lvl, line.buf.as_ptr(), line.len as u32) }
+    }
+
+    fn packet_dest(&self) -> (Option<e7_core::qualified::Addr>, Option<u16>) {
+        if self.skb.is_null() {
+            return (None, None);
+        }
+        let mut out = E7Peer {
+            daddr: [0; 16],
+            dport: 0,
+            flags: 0,
+            pad: [0; 5],
+        };
+        // SAFETY: skb is the hook's packet, valid for the whole hook call this Shim lives in
+        // (made only by e7_hook); out is a local e7_peer. Reads headers with skb_header_pointer.
+        if unsafe { e7_c_pkt_dest(self.skb, self.family, &mut out) } != 0 {
+            return (None, None);
+        }
+        let p = peer_from(self.family, &out);
+        (p.dst, p.dport)
     }
 
     fn sk_cookie(&self, sk: SockRef<'_>) -> SocketKey {
@@ -373,7 +401,12 @@ unsafe fn peer_of(p: &E7Pkt) -> e7_core::Peer {
             fixed: false,
         };
     };
-    let dst = if p.family == 6 {
+    peer_from(p.family, peer)
+}
+
+/// An `e7_peer` as e7-core's [`e7_core::Peer`].
+fn peer_from(family: u8, peer: &E7Peer) -> e7_core::Peer {
+    let dst = if family == 6 {
         e7_core::qualified::Addr::V6(peer.daddr)
     } else {
         let [a, b, c, d, ..] = peer.daddr;
@@ -433,6 +466,8 @@ pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt) -> u32 {
     };
     let shim = Shim {
         sender: Some((p.flags & PKT_SENDER != 0).then_some(p.sender)),
+        skb: p.skb,
+        family: p.family,
     };
     let (verdict, cached) = E7.packet_cached(&shim, &input);
     let accept = match verdict {

@@ -295,7 +295,18 @@ impl<R: RawRwLock> Module<R> {
     #[inline(never)]
     fn packet_full<S>(&self, k: &impl Kernel, p: &Packet<S>, out: Outcome) -> (Verdict, bool) {
         if let Some(ev) = out.event {
-            self.queue_event(k, p.uid, ev.kind.state(), ev.proto, ev.exe);
+            // Where the packet went: the decision's own facts when a rule needed them, else read
+            // now (only for an event).
+            let (dst, dport) = match p.peer.dst {
+                Some(d) => (Some(d), p.peer.dport),
+                None => k.packet_dest(),
+            };
+            let peer = e7_proto::msg::EventPeer {
+                dst,
+                dport,
+                uid: p.sk.is_some().then_some(p.uid),
+            };
+            self.queue_event(k, p.uid, ev.kind.state(), ev.proto, ev.exe, &peer);
         }
         if self.engine.flags.get(Flag::Debug) == e7_proto::Const::Enabled.value() {
             self.debug_log(k, p, &out);
@@ -393,7 +404,15 @@ impl<R: RawRwLock> Module<R> {
     /// The queue lock is taken, not tried: a failed `try_write` also lost the event, so one
     /// user's flood from other CPUs could crowd out another's through the lock alone. The
     /// critical section is bounded (a copy of one path, O(queue) index moves).
-    fn queue_event(&self, k: &impl Kernel, uid: u32, state: u32, proto: u32, exe: ExeId) {
+    fn queue_event(
+        &self,
+        k: &impl Kernel,
+        uid: u32,
+        state: u32,
+        proto: u32,
+        exe: ExeId,
+        peer: &e7_proto::msg::EventPeer,
+    ) {
         if self.is_stopping() {
             return;
         }
@@ -401,7 +420,10 @@ impl<R: RawRwLock> Module<R> {
         if !self.engine.exe_path(exe, &mut path) {
             return;
         }
-        let queued = self.events.write().push(uid, state, proto, &path);
+        let queued = self
+            .events
+            .write()
+            .push_peer(uid, state, proto, &path, peer);
         if queued != Queued::Yes {
             // Refused, or queued by evicting the biggest holder's newest event: one lost either way.
             self.engine.flags.count(Flag::EvLost);
@@ -440,7 +462,15 @@ impl<R: RawRwLock> Module<R> {
                     e7_proto::Command::Event,
                     E7Dest::default(),
                     port,
-                    &mut |w| e7_proto::msg::emit_event(w, state, rec.proto, rec.path.as_bytes()),
+                    &mut |w| {
+                        e7_proto::msg::emit_event_peer(
+                            w,
+                            state,
+                            rec.proto,
+                            rec.path.as_bytes(),
+                            &rec.peer,
+                        )
+                    },
                 );
                 self.after_unicast(k, port, r);
             }

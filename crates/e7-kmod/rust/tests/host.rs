@@ -1051,7 +1051,9 @@ fn softirq_uses_the_interrupted_tasks_known_image_without_d_path() {
 
 fn parse_event(s: &Sent) -> (EventState, u32, Vec<u8>) {
     match parse_reply(s.cmd.value(), &s.body).unwrap() {
-        Reply::Event { state, prot, path } => (state, prot, path.to_vec()),
+        Reply::Event {
+            state, prot, path, ..
+        } => (state, prot, path.to_vec()),
         other => panic!("not an event: {other:?}"),
     }
 }
