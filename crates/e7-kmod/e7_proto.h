@@ -156,7 +156,7 @@ enum e7_flag {
 	E7F_LONGPATH_ACTION = 13, /* longpath: Verdict for a process whose executable path exceeds 255 bytes (appended). */
 	E7F_STAT_EVLOST = 14, /* evlost: Events dropped because the bounded event queue was full (appended). */
 	E7F_NSPATH_ACTION = 15, /* nspath: Verdict for a program whose executable has no verified path in the initial mount namespace and root (appended). */
-	E7F_QUALIFIERS = 16, /* qualifiers: Rule qualifiers the module enforces, a bit set: 1 destinations, 2 ports, 4 users; 0 = none yet (appended). */
+	E7F_QUALIFIERS = 16, /* qualifiers: Rule qualifiers the module enforces, a bit set: 1 destinations, 2 ports, 4 users (7 since issue 11; 0: a module that enforces none, which the CLI never sends a qualified rule) (appended). */
 };
 #define E7_FLAG_COUNT 17
 #define E7F_MODE_DEFAULT E7C_DISABLED

@@ -478,7 +478,7 @@ e7_schema! {
         /// Verdict for a program whose executable has no verified path in the initial mount namespace and root (appended).
         NsPath = 15, "nspath", "E7F_NSPATH_ACTION", Action, default: Const::Block.value(),
             decides: true, param: "verdict for programs without a verified path in the initial mount namespace and root";
-        /// Rule qualifiers the module enforces, a bit set: 1 destinations, 2 ports, 4 users; 0 = none yet (appended).
+        /// Rule qualifiers the module enforces, a bit set: 1 destinations, 2 ports, 4 users (7 since issue 11; 0: a module that enforces none, which the CLI never sends a qualified rule) (appended).
         Qualifiers = 16, "qualifiers", "E7F_QUALIFIERS", ReadOnly, default: 0,
             decides: false, param: "";
     }
