@@ -49,7 +49,7 @@
 #define E7_PKT_IN_TASK   0x2u  /* process context with BH+IRQs on: task locks allowed */
 #define E7_PKT_SENDER    0x4u  /* e7_pkt.sender is current's process image (IN_TASK, a user process) */
 
-/* A packet's destination, read only while a rule depends on it (e7_pkt.peer; NULL otherwise). */
+/* A packet's destination, read only while a rule depends on it (e7_hook's PEER; NULL otherwise). */
 #define E7_PEER_PORT     0x1u  /* dport holds the destination port (tcp, udp, udplite, sctp) */
 #define E7_PEER_FIXED    0x2u  /* the packet goes to its socket's connected destination; e7_pkt.cookie
 				* is then the cookie mixed with the destination (see e7_fill_peer) */
@@ -81,10 +81,6 @@ struct e7_pkt {
 	__u8 family;     /* 4 or 6 */
 	__u8 flags;      /* E7_PKT_* */
 	__u8 pad[6];
-	/* Appended: the destination while a rule depends on it, else NULL (so the hit path without
-	 * such rules zeroes one more word, nothing else). */
-	const struct e7_peer *peer;
-	void *skb;       /* the packet, opaque to Rust: e7_c_pkt_dest reads its destination for an event */
 };
 
 /* Socket facts fetched lazily (only on a known-socket-cache miss). */
@@ -155,7 +151,10 @@ E7_RUST_EXPORT void e7_rust_stop(void);
  * the verdict came from a still-valid cached one (the hook counts the hit per CPU). */
 #define E7_HOOK_ACCEPT 0x1u
 #define E7_HOOK_CACHED 0x2u
-E7_RUST_EXPORT __u32 e7_hook(const struct e7_pkt *pkt);
+/* PEER: the destination while a rule depends on it (e7_rust_peer_word), else NULL. SKB: the packet,
+ * opaque to Rust, valid for the call (e7_c_pkt_dest reads its destination for an event). Arguments,
+ * not e7_pkt fields, so the hit path without such rules stores nothing more. */
+E7_RUST_EXPORT __u32 e7_hook(const struct e7_pkt *pkt, const struct e7_peer *peer, void *skb);
 /* e7_genl_doit's answer "start the chain-shaped QUERY reply as a dump" (no ack). */
 #define E7_DOIT_QUERY_CHAIN 1
 /* One generic-netlink request (doit). ATTRS/LEN: attributes after the genl header; ADMIN: the

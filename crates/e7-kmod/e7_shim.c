@@ -182,7 +182,7 @@ static inline rwlock_t *e7_rwl_of(void *slot)
 /* ------------------------------------------------------------------------------------------ */
 /* ABI size checks (mirrored by const assertions in rust/src/abi.rs)                          */
 
-_Static_assert(sizeof(struct e7_pkt) == 72, "e7_pkt ABI");
+_Static_assert(sizeof(struct e7_pkt) == 56, "e7_pkt ABI");
 _Static_assert(sizeof(struct e7_peer) == 24, "e7_peer ABI");
 _Static_assert(sizeof(struct e7_sockinfo) == 16, "e7_sockinfo ABI");
 _Static_assert(sizeof(struct e7_task_id) == 24, "e7_task_id ABI");
@@ -1250,9 +1250,10 @@ static siphash_key_t e7_peer_key __read_mostly;
  * destination by a keyed hash, top bit set (never a plain cookie). So a cached verdict belongs
  * to one (socket, destination): a socket that reconnects elsewhere (connect(AF_UNSPEC), then
  * connect) misses and is decided for its new destination. */
-static noinline void e7_fill_peer(struct sk_buff *skb, u8 pf, struct sock *sk, int l4off,
-				  struct e7_pkt *pkt, struct e7_peer *peer)
+static void e7_fill_peer(struct sk_buff *skb, u8 pf, void *skv, int l4off,
+			 struct e7_pkt *pkt, struct e7_peer *peer)
 {
+	struct sock *sk = skv;
 	struct {
 		__u64 cookie;
 		__u8 daddr[16];
@@ -1264,7 +1265,6 @@ static noinline void e7_fill_peer(struct sk_buff *skb, u8 pf, struct sock *sk, i
 	bool has_port = e7_has_ports(pkt->proto);
 	bool fixed;
 
-	pkt->peer = peer;
 	dport = e7_peer_port(skb, pkt->proto, l4off, peer);
 	if (!sk)
 		return;
@@ -1289,6 +1289,21 @@ static noinline void e7_fill_peer(struct sk_buff *skb, u8 pf, struct sock *sk, i
 	pkt->cookie = siphash(&mix, sizeof(mix), &e7_peer_key) | (1ULL << 63);
 }
 
+/* The hook while a rule depends on the destination (out of line: the hit path without such rules
+ * carries no e7_peer): the headers read again for the address and port, then e7_hook. */
+static noinline __u32 e7_hook_peer(struct sk_buff *skb, struct e7_pkt *pkt)
+{
+	u8 pf = pkt->family == 6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
+	struct e7_peer peer = { 0 };
+	int l4off = -1;
+	__u32 proto;
+
+	if (!e7_l4_proto(skb, pf, &proto, &peer, &l4off))
+		return e7_hook(pkt, NULL, skb);
+	e7_fill_peer(skb, pf, pkt->sk, l4off, pkt, &peer);
+	return e7_hook(pkt, &peer, skb);
+}
+
 /* The mode flag's value inside the Rust state (e7_rust_mode_word), set before the hooks exist. */
 static const __u32 *e7_mode_word __read_mostly;
 /* Rust's "some rule depends on the destination" byte (e7_rust_peer_word), set before the hooks. */
@@ -1309,22 +1324,14 @@ static __always_inline __u64 e7_sk_cookie_fast(struct sock *sk)
  * gathered here inline, so Rust's hit path calls nothing back. */
 static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_hook_state *state)
 {
-	struct e7_pkt pkt = { .family = state->pf == NFPROTO_IPV6 ? 6 : 4, .skb = skb };
-	/* The destination only while a rule depends on it (one load otherwise). */
-	bool want_peer = READ_ONCE(*e7_peer_word) != 0;
-	struct e7_peer peer;
-	int l4off = -1;
+	struct e7_pkt pkt = { .family = state->pf == NFPROTO_IPV6 ? 6 : 4 };
 	struct sock *sk;
 	__u32 r;
 
 	/* `qpackets`, on this CPU (Rust's Kernel::stat_inc knows the hook counts it). */
 	this_cpu_inc(e7_stats->c[E7_STAT_PACKETS]);
-	if (unlikely(want_peer))
-		memset(&peer, 0, sizeof(peer));
-	if (!e7_l4_proto(skb, state->pf, &pkt.proto, want_peer ? &peer : NULL, &l4off)) {
+	if (!e7_l4_proto(skb, state->pf, &pkt.proto, NULL, NULL))
 		pkt.flags |= E7_PKT_MALFORMED;
-		want_peer = false;
-	}
 	/* Not in_task(): a process-context transmit with BH disabled (tcp_release_cb under the
 	 * socket's slock) must not take task locks either; it gets the softirq path. */
 	if (e7_may_lock_tasks()) {
@@ -1347,12 +1354,12 @@ static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_h
 		/* from_kuid_munged(&init_user_ns, kuid) without the call: the initial namespace's map
 		 * is the identity on every valid kuid; an invalid one is munged to overflowuid. */
 		pkt.uid = uid_valid(kuid) ? __kuid_val(kuid) : overflowuid;
-	} else {
-		sk = NULL;
 	}
-	if (unlikely(want_peer))
-		e7_fill_peer(skb, state->pf, sk, l4off, &pkt, &peer);
-	r = e7_hook(&pkt);
+	/* The destination only while a rule depends on it (one load otherwise). */
+	if (unlikely(READ_ONCE(*e7_peer_word)) && !(pkt.flags & E7_PKT_MALFORMED))
+		r = e7_hook_peer(skb, &pkt);
+	else
+		r = e7_hook(&pkt, NULL, skb);
 	if (r & E7_HOOK_CACHED)
 		this_cpu_inc(e7_stats->c[E7_STAT_HITS]);
 	return (r & E7_HOOK_ACCEPT) ? NF_ACCEPT : NF_DROP;

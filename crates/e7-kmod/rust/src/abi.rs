@@ -69,11 +69,6 @@ pub struct E7Pkt {
     pub flags: u8,
     /// Padding.
     pub pad: [u8; 6],
-    /// The destination while a rule depends on it, else null (the shim's stack, valid for the
-    /// hook call).
-    pub peer: *const E7Peer,
-    /// The packet (`struct sk_buff *`, opaque; valid for the hook call), for `e7_c_pkt_dest`.
-    pub skb: *mut core::ffi::c_void,
 }
 
 /// `struct e7_peer`: a packet's destination.
@@ -193,7 +188,7 @@ pub struct E7WalkPos {
     pub pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<E7Pkt>() == 72);
+const _: () = assert!(core::mem::size_of::<E7Pkt>() == 56);
 const _: () = assert!(core::mem::size_of::<E7Peer>() == 24);
 const _: () = assert!(core::mem::size_of::<E7WalkPos>() == 16);
 // `struct e7_sock_owner` is e7-core's SocketOwner (#[repr(C)]): u64 inode, u32 tgid, 4 padding.
