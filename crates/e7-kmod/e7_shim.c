@@ -1254,13 +1254,8 @@ static void e7_fill_peer(struct sk_buff *skb, u8 pf, void *skv, int l4off,
 			 struct e7_pkt *pkt, struct e7_peer *peer)
 {
 	struct sock *sk = skv;
-	struct {
-		__u64 cookie;
-		__u8 daddr[16];
-		__be16 dport;
-		__u16 pad;
-		__u32 pad2;
-	} mix = { 0 };
+	__u64 a6[2], h;
+	__u32 a4;
 	__be16 dport;
 	bool has_port = e7_has_ports(pkt->proto);
 	bool fixed;
@@ -1283,25 +1278,14 @@ static void e7_fill_peer(struct sk_buff *skb, u8 pf, void *skv, int l4off,
 	if (!fixed)
 		return;
 	peer->flags |= E7_PEER_FIXED;
-	mix.cookie = pkt->cookie;
-	memcpy(mix.daddr, peer->daddr, 16);
-	mix.dport = dport;
-	pkt->cookie = siphash(&mix, sizeof(mix), &e7_peer_key) | (1ULL << 63);
-}
-
-/* The hook while a rule depends on the destination (out of line: the hit path without such rules
- * carries no e7_peer): the headers read again for the address and port, then e7_hook. */
-static noinline __u32 e7_hook_peer(struct sk_buff *skb, struct e7_pkt *pkt)
-{
-	u8 pf = pkt->family == 6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
-	struct e7_peer peer = { 0 };
-	int l4off = -1;
-	__u32 proto;
-
-	if (!e7_l4_proto(skb, pf, &proto, &peer, &l4off))
-		return e7_hook(pkt, NULL, skb);
-	e7_fill_peer(skb, pf, pkt->sk, l4off, pkt, &peer);
-	return e7_hook(pkt, &peer, skb);
+	if (pf == NFPROTO_IPV4) {
+		memcpy(&a4, peer->daddr, 4);
+		h = siphash_2u64(pkt->cookie, ((__u64)a4 << 16) | dport, &e7_peer_key);
+	} else {
+		memcpy(a6, peer->daddr, 16);
+		h = siphash_4u64(pkt->cookie, a6[0], a6[1], dport, &e7_peer_key);
+	}
+	pkt->cookie = h | (1ULL << 63);
 }
 
 /* The mode flag's value inside the Rust state (e7_rust_mode_word), set before the hooks exist. */
@@ -1319,18 +1303,23 @@ static __always_inline __u64 e7_sk_cookie_fast(struct sock *sk)
 	return c ? c : e7_c_sk_cookie(sk);
 }
 
-/* Everything after the mode check, out of line: the disabled path then sets up no stack frame
- * (no stack protector, no e7_pkt to zero). The facts a cached hit needs (cookie, sender, uid) are
- * gathered here inline, so Rust's hit path calls nothing back. */
-static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_hook_state *state)
+/* Everything after the mode check (instantiated twice below, out of line: the disabled path then
+ * sets up no stack frame, no stack protector, no e7_pkt to zero). The facts a cached hit needs
+ * (cookie, sender, uid) are gathered here inline, so Rust's hit path calls nothing back. PEER
+ * (zeroed, or a constant NULL): also the destination, for while a rule depends on it; with NULL the
+ * compiler drops every trace of it. */
+static __always_inline unsigned int e7_decide(struct sk_buff *skb,
+					      const struct nf_hook_state *state,
+					      struct e7_peer *peer)
 {
 	struct e7_pkt pkt = { .family = state->pf == NFPROTO_IPV6 ? 6 : 4 };
+	int l4off = -1;
 	struct sock *sk;
 	__u32 r;
 
 	/* `qpackets`, on this CPU (Rust's Kernel::stat_inc knows the hook counts it). */
 	this_cpu_inc(e7_stats->c[E7_STAT_PACKETS]);
-	if (!e7_l4_proto(skb, state->pf, &pkt.proto, NULL, NULL))
+	if (!e7_l4_proto(skb, state->pf, &pkt.proto, peer, peer ? &l4off : NULL))
 		pkt.flags |= E7_PKT_MALFORMED;
 	/* Not in_task(): a process-context transmit with BH disabled (tcp_release_cb under the
 	 * socket's slock) must not take task locks either; it gets the softirq path. */
@@ -1355,14 +1344,29 @@ static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_h
 		 * is the identity on every valid kuid; an invalid one is munged to overflowuid. */
 		pkt.uid = uid_valid(kuid) ? __kuid_val(kuid) : overflowuid;
 	}
-	/* The destination only while a rule depends on it (one load otherwise). */
-	if (unlikely(READ_ONCE(*e7_peer_word)) && !(pkt.flags & E7_PKT_MALFORMED))
-		r = e7_hook_peer(skb, &pkt);
-	else
+	if (peer && !(pkt.flags & E7_PKT_MALFORMED)) {
+		e7_fill_peer(skb, state->pf, pkt.sk, l4off, &pkt, peer);
+		r = e7_hook(&pkt, peer, skb);
+	} else {
 		r = e7_hook(&pkt, NULL, skb);
+	}
 	if (r & E7_HOOK_CACHED)
 		this_cpu_inc(e7_stats->c[E7_STAT_HITS]);
 	return (r & E7_HOOK_ACCEPT) ? NF_ACCEPT : NF_DROP;
+}
+
+static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_hook_state *state)
+{
+	return e7_decide(skb, state, NULL);
+}
+
+/* While a rule depends on the destination or port. */
+static noinline unsigned int e7_nf_decide_peer(struct sk_buff *skb,
+					       const struct nf_hook_state *state)
+{
+	struct e7_peer peer = { 0 };
+
+	return e7_decide(skb, state, &peer);
 }
 
 static unsigned int e7_nf_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
@@ -1371,6 +1375,9 @@ static unsigned int e7_nf_hook(void *priv, struct sk_buff *skb, const struct nf_
 	 * flag (no copy that could lag a SET): `set mode enabled` applies to the very next packet. */
 	if (READ_ONCE(*e7_mode_word) == E7C_DISABLED)
 		return NF_ACCEPT;
+	/* The destination only while a rule depends on it (one more load otherwise). */
+	if (unlikely(READ_ONCE(*e7_peer_word)))
+		return e7_nf_decide_peer(skb, state);
 	return e7_nf_decide(skb, state);
 }
 
