@@ -181,3 +181,39 @@ case_qual_events() {
     monitor_until /tmp/qe3 nobody "$PA" to udp 10.2.0.1 5301
     expect_event /tmp/qe3 '"event":"block"' '"protocol":"udp"' '"destination":"10.2.0.1"' '"port":5301' '"uid":65534'
 }
+
+# A blocklist loaded with `e7 run`: 1,000 lines `block any / to 10.A.B.0/24` (the default module holds 1,024
+# qualified rules; the 10,000-line list needs a module built with E7_FEATURES=blocklist and is measured by
+# `E7_BENCH_BLOCK=10000 make -C vmtest bench`, benches/README.md). Every program, root or not, even one with
+# its own allow rule, is blocked to the listed prefixes (first, middle, last); the allowed program's other
+# traffic flows, and a connected socket's packets are still answered from the cache.
+case_qual_blocklist() {
+    qual_addrs
+    for a in 10.4.231.1 10.200.0.1; do ip addr add "$a/32" dev lo 2>/dev/null; done
+    enforce
+    _i=0
+    while [ $_i -lt 1000 ]; do
+        echo "block any / to 10.$((1 + _i / 256)).$((_i % 256)).0/24"
+        _i=$((_i + 1))
+    done >/tmp/blocklist.e7
+    _t0=$(cut -d' ' -f1 /proc/uptime)
+    must e7 run /tmp/blocklist.e7
+    _t1=$(cut -d' ' -f1 /proc/uptime)
+    note "1000 blocklist lines loaded in $(awk "BEGIN{print $_t1 - $_t0}") s (TCG)"
+    expect_rules 1000
+    must e7 allow udp "$PA"
+    expect blocked "$PA" to udp 10.1.0.1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 10.2.0.1
+    expect blocked "$PU" as-user "$NOBODY" "$PB" to tcp 10.4.231.1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 10.200.0.1
+    expect delivered "$PU" as-user "$NOBODY" "$PB" to tcp 10.200.0.1
+    must e7 set debug enabled
+    sleep 5
+    dmesg -c >/dev/null
+    run nobody "$PA" connected 10.200.0.1 4
+    [ "$OUT" = "connected ok=4 blocked=0 errors=0" ] && ok "$OUT" || fail "connected -> rc $RC: $(short "$OUT")"
+    _log=$(dmesg -c | grep -F "exe=$PA")
+    _hits=$(printf '%s\n' "$_log" | grep -c '(cached)')
+    [ "$_hits" -ge 1 ] && ok "allowed program, blocklist loaded: $_hits cached hits" \
+        || fail "no cached hit with the blocklist loaded; log: $(short "$_log")"
+}
