@@ -1161,7 +1161,9 @@ static struct genl_family e7_family __ro_after_init = {
 
 /* The L4 protocol; with PEER (only while a rule depends on the destination) also the destination
  * address into peer->daddr and the transport header's offset into *l4off (-1: a non-first
- * fragment, which has no transport header). */
+ * fragment, which has no transport header). The address is the IP header's: for IPv6 with a
+ * routing header (segment routing, which an unprivileged socket may set with IPV6_RTHDR), the next
+ * segment, not the final one, as ip6tables' -d sees it. */
 static __always_inline bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto,
 					struct e7_peer *peer, int *l4off)
 {
@@ -1242,8 +1244,8 @@ int e7_c_pkt_dest(void *skbv, __u8 family, struct e7_peer *out)
 /* Keyed hash that mixes a fixed packet's destination into its socket's cookie (set at load). */
 static siphash_key_t e7_peer_key __read_mostly;
 
-/* The rest of the destination, for a packet while a rule depends on it (pkt->daddr is already
- * set, and pkt->peer then points to it): the port (tcp, udp, udplite, sctp: bytes 2-3 of the transport header), whether the
+/* The rest of the destination, for a packet while a rule depends on it (peer->daddr is already
+ * set): the port (tcp, udp, udplite, sctp: bytes 2-3 of the transport header), whether the
  * packet goes to its socket's connected destination (`fixed`: the same address and port as the
  * socket's; a listener's SYN-ACKs, unconnected and raw sockets, and a connected UDP socket's
  * sendto() elsewhere are not), and for a fixed packet the cache key: the cookie mixed with the
