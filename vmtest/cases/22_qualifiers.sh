@@ -55,7 +55,9 @@ case_qual_port() {
     expect blocked "$PU" as-user "$NOBODY" "$PB" to udp 127.0.0.1 5405
 }
 
-# `user`: uid 65534 is blocked, root is not, running the same program.
+# `user`: uid 65534 is blocked, root is not, running the same program. Becoming root in a user namespace
+# of its own (with or without a network namespace of its own) does not help: the socket's uid is the one
+# the initial namespace sees.
 case_qual_user() {
     enforce
     must e7 block any / user 65534
@@ -64,6 +66,9 @@ case_qual_user() {
         expect blocked "$PU" as-user "$NOBODY" "$PA" "$p"
         expect delivered "$PA" "$p"
     done
+    E7_PROBE_TIMEOUT_MS=2500 expect blocked "$PU" as-user "$NOBODY" "$PU" userns "$PA" udp4
+    E7_PROBE_TIMEOUT_MS=2500 expect blocked "$PU" as-user "$NOBODY" "$PU" userns -n "$PA" tcp4
+    E7_PROBE_TIMEOUT_MS=2500 expect delivered "$PU" userns -n "$PA" tcp4
 }
 
 # An IPv6 destination, also behind a Destination Options extension header (udpx: root only, as setting
