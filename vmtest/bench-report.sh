@@ -8,6 +8,7 @@ awk '
 function min_add(key, v) { if (!(key in best) || v < best[key]) best[key] = v }
 { t = $1; $1 = ""; sub(/^ /, "") }
 /^E7BENCH info / { sub(/^E7BENCH info /, ""); info = $0 }
+/^E7BENCH note / { sub(/^E7BENCH note /, ""); notes = notes "\n" $0 }
 /^E7BENCH error / { err = err "\n  " $0 }
 /^E7BENCH done/ { done = 1 }
 /^E7BENCH mark / {
@@ -45,12 +46,16 @@ END {
     print "|---|---:|---:|---:|---:|---:|---:|"
     name["off"] = "module not loaded"; name["disabled"] = "loaded, `mode disabled`"
     name["cached"] = "enforcing, cached verdict (allowed)"; name["norule"] = "enforcing, no rule (events + squelch)"
-    for (r = 1; r <= 4; r++) {
+    # The optional round (E7_BENCH_BLOCK): listed when it ran.
+    nr = 4
+    if (("blocklist udp") in best) { rounds[5] = "blocklist"; nr = 5; name["blocklist"] = "enforcing, cached verdict, with the blocklist" }
+    for (r = 1; r <= nr; r++) {
         n = rounds[r]
         u = best[n " udp"]; c = best[n " tcp"]
         printf "| %s | %.0f | %s | %.0f | %s | %.2f | %.2f |\n", name[n], u, (n == "off" ? "" : sprintf("%+.0f", u - best["off udp"])), \
             c, (n == "off" ? "" : sprintf("%+.0f", c - best["off tcp"])), \
             wall[n " udp"] / wall["off udp"], wall[n " tcp"] / wall["off tcp"]
     }
+    if (notes != "") print notes
     if (err != "") { print "\nbench: FAIL:" err; exit 1 }
 }' "$1"

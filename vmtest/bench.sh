@@ -15,6 +15,8 @@
 #
 # Environment: E7_KROW (row, default 6.1), E7_BENCH_UDP (sends per run, 20000), E7_BENCH_TCP (connections
 # per run, 500), E7_BENCH_REPS (runs per round and kind, 3), E7_BENCH_NOBUILD=1 (reuse the initramfs),
+# E7_BENCH_BLOCK=N (one more round, "cached" plus N `block any / to PREFIX` rules loaded with `e7 run`; for
+# 10,000 build the module with E7_FEATURES=blocklist, which the build step passes on),
 # E7_VM_TIMEOUT (seconds, default 1800). Output: the table on stdout, the serial log in
 # .vm/logs/bench-ROW-DATE.log.
 set -euo pipefail
@@ -57,7 +59,7 @@ rc=0
 # Each serial line is stamped with the host's clock as it arrives (the wall-clock column).
 timeout -k 5 "${E7_VM_TIMEOUT:-1800}" qemu-system-x86_64 -accel tcg -icount shift=0,sleep=off -cpu max \
     -smp 1 -m "${E7_VM_MEM:-512}" -nographic -no-reboot -kernel "$vmlinuz" -initrd "$initrd" \
-    -append "console=ttyS0 panic=-1 panic_on_warn=1 loglevel=4 e7mode=bench e7benchudp=${E7_BENCH_UDP:-20000} e7benchtcp=${E7_BENCH_TCP:-500} e7benchreps=${E7_BENCH_REPS:-3}" \
+    -append "console=ttyS0 panic=-1 panic_on_warn=1 loglevel=4 e7mode=bench e7benchudp=${E7_BENCH_UDP:-20000} e7benchtcp=${E7_BENCH_TCP:-500} e7benchreps=${E7_BENCH_REPS:-3} e7benchblock=${E7_BENCH_BLOCK:-0}" \
     </dev/null 2>&1 | while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "${line%$'\r'}"; done >"$logf" || rc=$?
 ln -sf "$(basename "$logf")" "$VM/logs/bench-latest.log"
 [ "$rc" = 0 ] || die "qemu failed or timed out (exit $rc); log: $logf"

@@ -353,7 +353,7 @@ cmd_demo_check() {
             t_on=$(date +%s) &&
             say 'set mode enabled' 'mode enabled' &&
             n=$(last_line 'mode enabled') &&
-            { wait_after "$n" "event pending udp $pa\$" 30 || fail="${fail:-no pending event of $pa within 30 s of enabling}"; } &&
+            { wait_after "$n" "event pending udp $pa -> " 30 || fail="${fail:-no pending event of $pa within 30 s of enabling}"; } &&
             { wait_after "$n" "event pending tcp $pb" 30 || fail="${fail:-no pending event of $pb within 30 s}"; } &&
             { wait_after "$n" "event pending icmp $pu" 30 || fail="${fail:-no pending event of $pu within 30 s}"; } &&
             t_events=$(($(date +%s) - t_on)) &&
@@ -374,7 +374,7 @@ cmd_demo_check() {
             t_clear=$(date +%s) &&
             say 'clear' 'cleared all rules' &&
             n=$(last_line 'cleared all rules') &&
-            { wait_after "$n" "event pending udp $pa\$" 30 || fail="${fail:-no pending event of $pa within 30 s of clear}"; } &&
+            { wait_after "$n" "event pending udp $pa -> " 30 || fail="${fail:-no pending event of $pa within 30 s of clear}"; } &&
             until_tally opt-a "$pa" delivered $((d1 + 1)) 30 &&
             t_clear=$(($(date +%s) - t_clear))
     else

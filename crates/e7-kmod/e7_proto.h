@@ -94,11 +94,12 @@ enum e7_attr {
 	ENL_ATTR_ERRNO = 7, /* Positive errno of an ERROR message (appended). */
 	ENL_ATTR_MESSAGE = 8, /* Human-readable text of an ERROR message (appended). */
 	ENL_ATTR_COUNT = 9, /* Total number of rules in a QUERY reply (appended). */
-	ENL_ATTR_DEST = 10, /* A rule's destination qualifier in the CLI's text form (`10.0.0.0/8`, `lan`), parsed by `qual::Dest::parse` (appended; accepted once the module announces the `qualifiers` flag's FEATURE_DEST bit). */
+	ENL_ATTR_DEST = 10, /* A rule's destination qualifier in the CLI's text form (`10.0.0.0/8`, `lan`), parsed by `qual::Dest::parse` (appended; in BLOCK/ALLOW/CLEAR requests and QUERY rule nests; a client sends it only to a module announcing the `qualifiers` flag's FEATURE_DEST bit). */
 	ENL_ATTR_PORTS = 11, /* A rule's port qualifier in the CLI's text form (`80,443`, `1024-65535`), parsed by `qual::Ports::parse` (appended; FEATURE_PORTS). */
 	ENL_ATTR_UID = 12, /* A rule's user qualifier: the uid a packet's socket must belong to (appended; FEATURE_USER). */
+	ENL_ATTR_DPORT = 13, /* An event's destination port (tcp, udp, udplite, sctp; appended). The event's destination address is a DEST (its text form, e.g. `93.184.216.34`) and the socket's uid a UID. */
 };
-#define E7_ATTR_MAX 12
+#define E7_ATTR_MAX 13
 /* nla_policy initializer of each attribute */
 #define ENL_ATTR_NESTED_POLICY { .type = NLA_NESTED }
 #define ENL_ATTR_PATH_POLICY { .type = NLA_NUL_STRING, .len = 255 }
@@ -112,6 +113,7 @@ enum e7_attr {
 #define ENL_ATTR_DEST_POLICY { .type = NLA_NUL_STRING, .len = 127 }
 #define ENL_ATTR_PORTS_POLICY { .type = NLA_NUL_STRING, .len = 127 }
 #define ENL_ATTR_UID_POLICY { .type = NLA_U32 }
+#define ENL_ATTR_DPORT_POLICY { .type = NLA_U32 }
 /* static const struct nla_policy e7_policy[E7_ATTR_MAX + 1] = { E7_POLICY_INIT }; */
 #define E7_POLICY_INIT \
 	[ENL_ATTR_NESTED] = ENL_ATTR_NESTED_POLICY, \
@@ -125,7 +127,8 @@ enum e7_attr {
 	[ENL_ATTR_COUNT] = ENL_ATTR_COUNT_POLICY, \
 	[ENL_ATTR_DEST] = ENL_ATTR_DEST_POLICY, \
 	[ENL_ATTR_PORTS] = ENL_ATTR_PORTS_POLICY, \
-	[ENL_ATTR_UID] = ENL_ATTR_UID_POLICY,
+	[ENL_ATTR_UID] = ENL_ATTR_UID_POLICY, \
+	[ENL_ATTR_DPORT] = ENL_ATTR_DPORT_POLICY,
 
 /* flag value classes */
 enum e7_value_class {
@@ -153,7 +156,7 @@ enum e7_flag {
 	E7F_LONGPATH_ACTION = 13, /* longpath: Verdict for a process whose executable path exceeds 255 bytes (appended). */
 	E7F_STAT_EVLOST = 14, /* evlost: Events dropped because the bounded event queue was full (appended). */
 	E7F_NSPATH_ACTION = 15, /* nspath: Verdict for a program whose executable has no verified path in the initial mount namespace and root (appended). */
-	E7F_QUALIFIERS = 16, /* qualifiers: Rule qualifiers the module enforces, a bit set: 1 destinations, 2 ports, 4 users; 0 = none yet (appended). */
+	E7F_QUALIFIERS = 16, /* qualifiers: Rule qualifiers the module enforces, a bit set: 1 destinations, 2 ports, 4 users (7 since issue 11; 0: a module that enforces none, which the CLI never sends a qualified rule) (appended). */
 };
 #define E7_FLAG_COUNT 17
 #define E7F_MODE_DEFAULT E7C_DISABLED

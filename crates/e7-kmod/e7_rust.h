@@ -49,6 +49,17 @@
 #define E7_PKT_IN_TASK   0x2u  /* process context with BH+IRQs on: task locks allowed */
 #define E7_PKT_SENDER    0x4u  /* e7_pkt.sender is current's process image (IN_TASK, a user process) */
 
+/* A packet's destination, read only while a rule depends on it (e7_hook's PEER; NULL otherwise). */
+#define E7_PEER_PORT     0x1u  /* dport holds the destination port (tcp, udp, udplite, sctp) */
+#define E7_PEER_FIXED    0x2u  /* the packet goes to its socket's connected destination; e7_pkt.cookie
+				* is then the cookie mixed with the destination (see e7_fill_peer) */
+struct e7_peer {
+	__u8 daddr[16];  /* destination, network order (IPv4: the first 4 bytes) */
+	__u16 dport;     /* E7_PEER_PORT: destination port, host order */
+	__u8 flags;      /* E7_PEER_* */
+	__u8 pad[5];
+};
+
 /* Which program a process is running, without its path: the thread group, when its leader
  * started, and the exec generation (self_exec_id, bumped by every execve). Two observations with
  * equal values are the same program image, so a path resolved once can be reused. */
@@ -127,6 +138,10 @@ E7_RUST_EXPORT int e7_rust_init(void);
 /* The mode flag's value (Rust's atomic u32, the mode's one home), valid until unload: the hook
  * reads it first and accepts without any other work while it is E7C_DISABLED. */
 E7_RUST_EXPORT const __u32 *e7_rust_mode_word(void);
+/* Nonzero (one byte, Rust's atomic) while some rule depends on the packet's destination or port:
+ * only then does the hook read the destination (the cached hit path without such rules pays one
+ * load for it). Valid until unload. */
+E7_RUST_EXPORT const __u8 *e7_rust_peer_word(void);
 /* The netfilter hooks could not be registered: set the mode to `disabled` (what the kernel then
  * does), so no reader believes it enforces. Process context. */
 E7_RUST_EXPORT void e7_rust_mode_failsafe(void);
@@ -136,7 +151,10 @@ E7_RUST_EXPORT void e7_rust_stop(void);
  * the verdict came from a still-valid cached one (the hook counts the hit per CPU). */
 #define E7_HOOK_ACCEPT 0x1u
 #define E7_HOOK_CACHED 0x2u
-E7_RUST_EXPORT __u32 e7_hook(const struct e7_pkt *pkt);
+/* PEER: the destination while a rule depends on it (e7_rust_peer_word), else NULL. SKB: the packet,
+ * opaque to Rust, valid for the call (e7_c_pkt_dest reads its destination for an event). Arguments,
+ * not e7_pkt fields, so the hit path without such rules stores nothing more. */
+E7_RUST_EXPORT __u32 e7_hook(const struct e7_pkt *pkt, const struct e7_peer *peer, void *skb);
 /* e7_genl_doit's answer "start the chain-shaped QUERY reply as a dump" (no ack). */
 #define E7_DOIT_QUERY_CHAIN 1
 /* One generic-netlink request (doit). ATTRS/LEN: attributes after the genl header; ADMIN: the
@@ -172,6 +190,10 @@ E7_C_EXPORT __u64 e7_c_now_ms(void);
 E7_C_EXPORT __u64 e7_c_now_ns(void);
 E7_C_EXPORT __u64 e7_c_sk_cookie(void *sk);
 E7_C_EXPORT void e7_c_sk_info(void *sk, struct e7_sockinfo *out);
+/* Inside the hook, any context: the destination address and port of the hook's packet SKB (FAMILY
+ * 4 or 6) into OUT (daddr, E7_PEER_PORT/dport). Returns 0, or -EINVAL when the headers cannot be
+ * read. For events: the decision gets the destination inline only while a rule needs it. */
+E7_C_EXPORT int e7_c_pkt_dest(void *skb, __u8 family, struct e7_peer *out);
 /* Task context: the sending task (current, if a user process; io-wq workers count as their
  * process) whether or not an fd table holds the socket. Lock-free; returns 1 and fills OUT. */
 E7_C_EXPORT int e7_c_current_task(struct e7_task_id *out);

@@ -59,6 +59,8 @@
 #include <linux/timekeeping.h>
 #include <linux/sock_diag.h>
 #include <linux/uidgid.h>
+#include <linux/siphash.h>
+#include <linux/random.h>
 #include <net/sock.h>
 #include <net/inet_sock.h>
 #include <net/ipv6.h>
@@ -181,6 +183,7 @@ static inline rwlock_t *e7_rwl_of(void *slot)
 /* ABI size checks (mirrored by const assertions in rust/src/abi.rs)                          */
 
 _Static_assert(sizeof(struct e7_pkt) == 56, "e7_pkt ABI");
+_Static_assert(sizeof(struct e7_peer) == 24, "e7_peer ABI");
 _Static_assert(sizeof(struct e7_sockinfo) == 16, "e7_sockinfo ABI");
 _Static_assert(sizeof(struct e7_task_id) == 24, "e7_task_id ABI");
 _Static_assert(sizeof(struct e7_exe) == 32 + E7_EXE_BUF, "e7_exe ABI");
@@ -1156,7 +1159,13 @@ static struct genl_family e7_family __ro_after_init = {
 /* ------------------------------------------------------------------------------------------ */
 /* Netfilter: LOCAL_OUT for IPv4 and IPv6 in every network namespace                           */
 
-static __always_inline bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto)
+/* The L4 protocol; with PEER (only while a rule depends on the destination) also the destination
+ * address into peer->daddr and the transport header's offset into *l4off (-1: a non-first
+ * fragment, which has no transport header). The address is the IP header's: for IPv6 with a
+ * routing header (segment routing, which an unprivileged socket may set with IPV6_RTHDR), the next
+ * segment, not the final one, as ip6tables' -d sees it. */
+static __always_inline bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto,
+					struct e7_peer *peer, int *l4off)
 {
 	if (pf == NFPROTO_IPV4) {
 		struct iphdr _iph;
@@ -1166,6 +1175,11 @@ static __always_inline bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto
 		if (!iph)
 			return false;
 		*proto = iph->protocol;
+		if (peer) {
+			memcpy(peer->daddr, &iph->daddr, 4);
+			*l4off = (iph->frag_off & htons(IP_OFFSET)) ? -1 :
+				 skb_network_offset(skb) + iph->ihl * 4;
+		}
 		return true;
 	} else {
 		struct ipv6hdr _ip6h;
@@ -1178,17 +1192,108 @@ static __always_inline bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto
 		if (!ip6h)
 			return false;
 		nexthdr = ip6h->nexthdr;
+		if (peer)
+			memcpy(peer->daddr, &ip6h->daddr, 16);
 		off = ipv6_skip_exthdr(skb, skb_network_offset(skb) + sizeof(_ip6h), &nexthdr,
 				       &frag_off);
 		if (off < 0)
 			return false;
 		*proto = nexthdr;
+		if (peer)
+			*l4off = (frag_off & htons(IP6_OFFSET)) ? -1 : off;
 		return true;
 	}
 }
 
+static __always_inline bool e7_has_ports(__u32 proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE ||
+	       proto == IPPROTO_SCTP;
+}
+
+/* The destination port (bytes 2-3 of a tcp, udp, udplite or sctp header at L4OFF) into
+ * peer->dport (E7_PEER_PORT); returns it in network order, 0 when there is none. */
+static __be16 e7_peer_port(struct sk_buff *skb, __u32 proto, int l4off, struct e7_peer *peer)
+{
+	__be16 _ports[2];
+	const __be16 *ports;
+
+	if (!e7_has_ports(proto) || l4off < 0)
+		return 0;
+	ports = skb_header_pointer(skb, l4off, sizeof(_ports), _ports);
+	if (!ports)
+		return 0;
+	peer->dport = ntohs(ports[1]);
+	peer->flags |= E7_PEER_PORT;
+	return ports[1];
+}
+
+int e7_c_pkt_dest(void *skbv, __u8 family, struct e7_peer *out)
+{
+	struct sk_buff *skb = skbv;
+	int l4off = -1;
+	__u32 proto;
+
+	memset(out, 0, sizeof(*out));
+	if (!skb || !e7_l4_proto(skb, family == 6 ? NFPROTO_IPV6 : NFPROTO_IPV4, &proto, out, &l4off))
+		return -EINVAL;
+	e7_peer_port(skb, proto, l4off, out);
+	return 0;
+}
+
+/* Keyed hash that mixes a fixed packet's destination into its socket's cookie (set at load). */
+static siphash_key_t e7_peer_key __read_mostly;
+
+/* The rest of the destination, for a packet while a rule depends on it (peer->daddr is already
+ * set): the port (tcp, udp, udplite, sctp: bytes 2-3 of the transport header), whether the
+ * packet goes to its socket's connected destination (`fixed`: the same address and port as the
+ * socket's; a listener's SYN-ACKs, unconnected and raw sockets, and a connected UDP socket's
+ * sendto() elsewhere are not), and for a fixed packet the cache key: the cookie mixed with the
+ * destination by a keyed hash, top bit set (never a plain cookie). So a cached verdict belongs
+ * to one (socket, destination): a socket that reconnects elsewhere (connect(AF_UNSPEC), then
+ * connect) misses and is decided for its new destination. */
+static void e7_fill_peer(struct sk_buff *skb, u8 pf, void *skv, int l4off,
+			 struct e7_pkt *pkt, struct e7_peer *peer)
+{
+	struct sock *sk = skv;
+	__u64 a6[2], h;
+	__u32 a4;
+	__be16 dport;
+	bool has_port = e7_has_ports(pkt->proto);
+	bool fixed;
+
+	dport = e7_peer_port(skb, pkt->proto, l4off, peer);
+	if (!sk)
+		return;
+	fixed = READ_ONCE(sk->sk_state) != TCP_LISTEN && READ_ONCE(sk->sk_state) != TCP_CLOSE;
+	if (pf == NFPROTO_IPV4)
+		fixed = fixed && !memcmp(peer->daddr, &sk->sk_daddr, 4);
+#if IS_ENABLED(CONFIG_IPV6)
+	else
+		fixed = fixed && !memcmp(peer->daddr, &sk->sk_v6_daddr, 16);
+#else
+	else
+		fixed = false;
+#endif
+	if (has_port)
+		fixed = fixed && (peer->flags & E7_PEER_PORT) && dport == READ_ONCE(sk->sk_dport);
+	if (!fixed)
+		return;
+	peer->flags |= E7_PEER_FIXED;
+	if (pf == NFPROTO_IPV4) {
+		memcpy(&a4, peer->daddr, 4);
+		h = siphash_2u64(pkt->cookie, ((__u64)a4 << 16) | dport, &e7_peer_key);
+	} else {
+		memcpy(a6, peer->daddr, 16);
+		h = siphash_4u64(pkt->cookie, a6[0], a6[1], dport, &e7_peer_key);
+	}
+	pkt->cookie = h | (1ULL << 63);
+}
+
 /* The mode flag's value inside the Rust state (e7_rust_mode_word), set before the hooks exist. */
 static const __u32 *e7_mode_word __read_mostly;
+/* Rust's "some rule depends on the destination" byte (e7_rust_peer_word), set before the hooks. */
+static const __u8 *e7_peer_word __read_mostly;
 
 /* The socket's cookie without a call once it has one (every socket e7 saw before: the hit path).
  * sk_cookie is an atomic64_t set once, from 0, by __sock_gen_cookie (6.1 through 7.x); the first
@@ -1200,18 +1305,23 @@ static __always_inline __u64 e7_sk_cookie_fast(struct sock *sk)
 	return c ? c : e7_c_sk_cookie(sk);
 }
 
-/* Everything after the mode check, out of line: the disabled path then sets up no stack frame
- * (no stack protector, no e7_pkt to zero). The facts a cached hit needs (cookie, sender, uid) are
- * gathered here inline, so Rust's hit path calls nothing back. */
-static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_hook_state *state)
+/* Everything after the mode check (instantiated twice below, out of line: the disabled path then
+ * sets up no stack frame, no stack protector, no e7_pkt to zero). The facts a cached hit needs
+ * (cookie, sender, uid) are gathered here inline, so Rust's hit path calls nothing back. PEER
+ * (zeroed, or a constant NULL): also the destination, for while a rule depends on it; with NULL the
+ * compiler drops every trace of it. */
+static __always_inline unsigned int e7_decide(struct sk_buff *skb,
+					      const struct nf_hook_state *state,
+					      struct e7_peer *peer)
 {
 	struct e7_pkt pkt = { .family = state->pf == NFPROTO_IPV6 ? 6 : 4 };
+	int l4off = -1;
 	struct sock *sk;
 	__u32 r;
 
 	/* `qpackets`, on this CPU (Rust's Kernel::stat_inc knows the hook counts it). */
 	this_cpu_inc(e7_stats->c[E7_STAT_PACKETS]);
-	if (!e7_l4_proto(skb, state->pf, &pkt.proto))
+	if (!e7_l4_proto(skb, state->pf, &pkt.proto, peer, peer ? &l4off : NULL))
 		pkt.flags |= E7_PKT_MALFORMED;
 	/* Not in_task(): a process-context transmit with BH disabled (tcp_release_cb under the
 	 * socket's slock) must not take task locks either; it gets the softirq path. */
@@ -1236,10 +1346,29 @@ static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_h
 		 * is the identity on every valid kuid; an invalid one is munged to overflowuid. */
 		pkt.uid = uid_valid(kuid) ? __kuid_val(kuid) : overflowuid;
 	}
-	r = e7_hook(&pkt);
+	if (peer && !(pkt.flags & E7_PKT_MALFORMED)) {
+		e7_fill_peer(skb, state->pf, pkt.sk, l4off, &pkt, peer);
+		r = e7_hook(&pkt, peer, skb);
+	} else {
+		r = e7_hook(&pkt, NULL, skb);
+	}
 	if (r & E7_HOOK_CACHED)
 		this_cpu_inc(e7_stats->c[E7_STAT_HITS]);
 	return (r & E7_HOOK_ACCEPT) ? NF_ACCEPT : NF_DROP;
+}
+
+static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_hook_state *state)
+{
+	return e7_decide(skb, state, NULL);
+}
+
+/* While a rule depends on the destination or port. */
+static noinline unsigned int e7_nf_decide_peer(struct sk_buff *skb,
+					       const struct nf_hook_state *state)
+{
+	struct e7_peer peer = { 0 };
+
+	return e7_decide(skb, state, &peer);
 }
 
 static unsigned int e7_nf_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
@@ -1248,6 +1377,9 @@ static unsigned int e7_nf_hook(void *priv, struct sk_buff *skb, const struct nf_
 	 * flag (no copy that could lag a SET): `set mode enabled` applies to the very next packet. */
 	if (READ_ONCE(*e7_mode_word) == E7C_DISABLED)
 		return NF_ACCEPT;
+	/* The destination only while a rule depends on it (one more load otherwise). */
+	if (unlikely(READ_ONCE(*e7_peer_word)))
+		return e7_nf_decide_peer(skb, state);
 	return e7_nf_decide(skb, state);
 }
 
@@ -1352,6 +1484,8 @@ static int __init e7_init(void)
 	}
 	e7_rust_init();
 	e7_mode_word = e7_rust_mode_word();
+	e7_peer_word = e7_rust_peer_word();
+	get_random_bytes(&e7_peer_key, sizeof(e7_peer_key));
 
 	wq = alloc_ordered_workqueue("e7", 0);
 	if (!wq) {

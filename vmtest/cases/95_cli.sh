@@ -189,28 +189,42 @@ case_cli_json() {
     [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q '{' && ok "status JSON: $(short "$OUT")" || fail "e7 --json status -> rc $RC: $(short "$OUT")"
 }
 
-# Rules that say where and who (issue 11) are parsed and checked by the CLI, but this module does not
-# enforce them yet: it announces no qualifier (`qualifiers` 0), and the CLI refuses to send it one, with
-# exit 1 and a message, so a qualified rule is never installed as a wider plain rule. `e7 check` accepts
-# them without a module.
-case_cli_qualified_rules_refused() {
+# Rules that say where and who (issue 11) go to the module, which announces every qualifier it enforces
+# (`qualifiers` 7: destinations, ports, users); `e7 run` loads them, `query` lists them, `e7 save` writes them
+# back the same, `clear` with the qualifiers removes exactly that rule. (A module announcing none is never
+# sent one: crates/e7-cli/tests/qualifiers.rs, a_module_without_qualifiers_is_never_sent_one.) The
+# enforcement itself: cases qual_* (22_qualifiers.sh).
+case_cli_qualified_rules() {
     run e7 get qualifiers
-    [ "$RC" = 0 ] && [ "$OUT" = "qualifiers 0" ] && ok "module announces no qualifier: $OUT" \
-        || fail "e7 get qualifiers -> rc $RC: $(short "$OUT"), want 'qualifiers 0'"
+    [ "$RC" = 0 ] && [ "$OUT" = "qualifiers 7" ] && ok "module announces every qualifier: $OUT" \
+        || fail "e7 get qualifiers -> rc $RC: $(short "$OUT"), want 'qualifiers 7'"
     printf '%s\n' 'allow tcp /usr/bin/firefox to any port 80,443' 'block any / to 10.0.0.0/8' \
-        'block any / user root' 'allow any /usr/bin/ to localhost' >/tmp/qual.e7
+        'block any / user 0' 'allow any /usr/bin/ to localhost' 'allow udp /usr/bin/x to 2001:db8::/32 port 53' \
+        'allow tcp /usr/bin/curl' >/tmp/qual.e7
     must e7 check /tmp/qual.e7
-    for line in 'allow tcp /usr/bin/firefox to any port 80,443' 'block any / to 10.0.0.0/8' \
-        'block any / user 65534' 'allow udp /usr/bin/x to 2001:db8::/32 port 53' 'clear any / to lan'; do
-        # shellcheck disable=SC2086
-        run e7 $line
-        [ "$RC" = 1 ] && printf '%s' "$OUT" | grep -q 'does not enforce' && ok "refused: e7 $line" \
-            || fail "e7 $line -> rc $RC, want 1 and 'does not enforce': $(short "$OUT")"
+    must e7 run /tmp/qual.e7
+    expect_rules 6
+    for line in 'allow tcp /usr/bin/firefox to any port 80,443' 'block any / to 10.0.0.0/8' 'block any / user 0' \
+        'allow any /usr/bin/ to localhost' 'allow udp /usr/bin/x to 2001:db8::/32 port 53'; do
+        e7 query | grep -qxF "$line" && ok "listed: $line" || fail "not listed: $line; query: $(short "$(e7 query)")"
     done
-    run e7 run /tmp/qual.e7
-    [ "$RC" = 1 ] && printf '%s' "$OUT" | grep -q 'qual.e7:1:' && ok "e7 run stops at line 1" \
-        || fail "e7 run qual.e7 -> rc $RC: $(short "$OUT")"
-    expect_rules 0
+    must e7 save /tmp/qual-saved.e7
+    for line in 'allow tcp /usr/bin/firefox to any port 80,443' 'block any / user 0' \
+        'allow udp /usr/bin/x to 2001:db8::/32 port 53'; do
+        grep -qxF "$line" /tmp/qual-saved.e7 && ok "saved: $line" || fail "not saved: $line: $(short "$(cat /tmp/qual-saved.e7)")"
+    done
+    # Clear with the qualifiers removes that rule only; without them, only the plain rule.
+    must e7 clear any / to 10.0.0.0/8
+    expect_rules 5
+    expect_rc 1 e7 clear any / to 10.0.0.0/8
+    # Adding the same qualified rule with the other action flips it in place.
+    must e7 block tcp /usr/bin/firefox to any port 80,443
+    expect_rules 5
+    e7 query | grep -qxF 'block tcp /usr/bin/firefox to any port 80,443' && ok "flipped" || fail "not flipped: $(short "$(e7 query)")"
+    # A restore of the saved file gives the saved table back.
+    must e7 clear
+    must e7 run /tmp/qual-saved.e7
+    expect_rules 6
     # A bad qualifier is a usage error before anything is asked.
     expect_rc 2 e7 allow icmp /bin/x port 53
     expect_rc 2 e7 block any / to 10.0.0.1/8

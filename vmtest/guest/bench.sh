@@ -13,6 +13,10 @@
 #   E7BENCH error <text>
 
 LOAD=/usr/bin/e7-load
+# BLOCK > 0: one more round, "blocklist": as "cached", plus BLOCK lines `block any / to 10.A.B.0/24`
+# loaded with `e7 run` (its guest time is printed: `E7BENCH note blocklist ...`); needs a module whose
+# qualified table holds them (10,000: `make -C crates/e7-kmod E7_FEATURES=blocklist`).
+BLOCK=${e7benchblock:-0}
 UDP_N=${e7benchudp:-20000}
 TCP_N=${e7benchtcp:-500}
 REPS=${e7benchreps:-3}
@@ -65,6 +69,32 @@ unload
 measure off no
 fresh disabled yes && measure disabled no
 fresh enabled yes && measure cached yes
+if [ "$BLOCK" -gt 0 ] && fresh enabled yes; then
+    _i=0
+    while [ $_i -lt "$BLOCK" ]; do
+        echo "block any / to 10.$((_i / 256)).$((_i % 256)).0/24"
+        _i=$((_i + 1))
+    done >/tmp/blocklist.e7
+    _t0=$(cut -d' ' -f1 /proc/uptime)
+    if e7 run /tmp/blocklist.e7 >/dev/null; then
+        _t1=$(cut -d' ' -f1 /proc/uptime)
+        _n=$(e7 --json query | tr -d ' \n' | sed -n 's/.*"count":\([0-9]*\).*/\1/p')
+        echo "E7BENCH note blocklist: $BLOCK lines loaded with e7 run in $(awk "BEGIN{print $_t1 - $_t0}") s of guest time (-icount: 1 s = 10^9 guest instructions); the module holds $_n rules"
+        # It blocks: a blocklisted destination (added to lo), for a program without a rule of its own.
+        ip addr add 10.0.7.1/32 dev lo
+        if /opt/a/e7-probe to udp 10.0.7.1 >/dev/null 2>&1; then
+            berr "blocklist: 10.0.7.1 was not blocked"
+        elif [ $? = 1 ]; then
+            echo "E7BENCH note blocklist: udp to 10.0.7.1 (in 10.0.7.0/24) blocked"
+        else
+            berr "blocklist: the probe to 10.0.7.1 failed"
+        fi
+        ip addr del 10.0.7.1/32 dev lo
+        measure blocklist yes
+    else
+        berr "e7 run /tmp/blocklist.e7 failed ($BLOCK lines)"
+    fi
+fi
 if fresh enabled no; then
     e7 monitor --timeout 100000 >/dev/null 2>&1 &
     _mon=$!

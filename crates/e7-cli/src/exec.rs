@@ -340,12 +340,23 @@ pub fn state_word(state: u32) -> String {
 pub fn render_notice(notice: &Notice, as_json: bool) -> String {
     match (notice, as_json) {
         (Notice::Event(e), false) => event_text(e),
-        (Notice::Event(e), true) => json!({
-            "event": state_word(e.state),
-            "protocol": grammar::protocol_word(e.prot),
-            "path": e.path,
-        })
-        .to_string(),
+        (Notice::Event(e), true) => {
+            let mut v = json!({
+                "event": state_word(e.state),
+                "protocol": grammar::protocol_word(e.prot),
+                "path": e.path,
+            });
+            if let Some(a) = e.peer.dst {
+                v["destination"] = json!(a.to_string());
+            }
+            if let Some(p) = e.peer.dport {
+                v["port"] = json!(p);
+            }
+            if let Some(u) = e.peer.uid {
+                v["uid"] = json!(u);
+            }
+            v.to_string()
+        }
         (Notice::Lost, false) => {
             "# kernel events were lost (the socket buffer was full)".to_string()
         }
@@ -363,12 +374,26 @@ fn event_text(e: &Event) -> String {
     } else {
         grammar::quote_path(&e.path)
     };
-    format!(
+    let mut line = format!(
         "event {} {} {}",
         state_word(e.state),
         grammar::protocol_word(e.prot),
         path
-    )
+    );
+    // ` -> 93.184.216.34:443`, ` -> [2001:db8::1]:443`, ` -> 10.0.0.1` (no port), ` uid 1000`: what a
+    // rule for this packet would say after `to`, `port` and `user`.
+    match (e.peer.dst, e.peer.dport) {
+        (Some(a @ e7_proto::qual::Addr::V6(_)), Some(p)) => {
+            line.push_str(&format!(" -> [{a}]:{p}"))
+        }
+        (Some(a), Some(p)) => line.push_str(&format!(" -> {a}:{p}")),
+        (Some(a), None) => line.push_str(&format!(" -> {a}")),
+        (None, _) => {}
+    }
+    if let Some(u) = e.peer.uid {
+        line.push_str(&format!(" uid {u}"));
+    }
+    line
 }
 
 #[cfg(test)]
@@ -431,12 +456,50 @@ mod tests {
             state: Const::Pending.value(),
             prot: 17,
             path: "/bin/x".into(),
+            peer: Default::default(),
         });
         assert_eq!(
             render_notice(&e, true),
             r#"{"event":"pending","protocol":"udp","path":"/bin/x"}"#
         );
         assert_eq!(render_notice(&e, false), "event pending udp /bin/x");
+        let with = |dst, dport| {
+            Notice::Event(Event {
+                state: Const::Pending.value(),
+                prot: 6,
+                path: "/usr/bin/curl".into(),
+                peer: e7_proto::msg::EventPeer {
+                    dst: Some(dst),
+                    dport,
+                    uid: Some(1000),
+                },
+            })
+        };
+        let e = with(e7_proto::qual::Addr::V4([93, 184, 216, 34]), Some(443));
+        assert_eq!(
+            render_notice(&e, false),
+            "event pending tcp /usr/bin/curl -> 93.184.216.34:443 uid 1000"
+        );
+        assert_eq!(
+            render_notice(&e, true),
+            r#"{"event":"pending","protocol":"tcp","path":"/usr/bin/curl","destination":"93.184.216.34","port":443,"uid":1000}"#
+        );
+        let mut v6 = [0u8; 16];
+        v6[0] = 0x20;
+        v6[1] = 0x01;
+        v6[2] = 0x0d;
+        v6[3] = 0xb8;
+        v6[15] = 1;
+        let e = with(e7_proto::qual::Addr::V6(v6), Some(53));
+        assert_eq!(
+            render_notice(&e, false),
+            "event pending tcp /usr/bin/curl -> [2001:db8::1]:53 uid 1000"
+        );
+        let e = with(e7_proto::qual::Addr::V4([10, 0, 0, 1]), None);
+        assert_eq!(
+            render_notice(&e, false),
+            "event pending tcp /usr/bin/curl -> 10.0.0.1 uid 1000"
+        );
     }
 
     #[test]

@@ -151,6 +151,9 @@ pub struct Event {
     pub prot: u32,
     /// The program's path (empty when unknown).
     pub path: String,
+    /// Where the packet went and whose socket sent it (each part `None` when the module did not
+    /// say: an older module, or a packet without ports or socket).
+    pub peer: e7_proto::msg::EventPeer,
 }
 
 /// Something the kernel said without being asked.

@@ -97,6 +97,7 @@ impl Throttle {
                     state: *state,
                     prot: *prot,
                     path: path.clone(),
+                    peer: Default::default(),
                 },
                 open.more,
             ));
@@ -117,7 +118,17 @@ impl Throttle {
         self.open
             .drain()
             .filter(|(_, open)| open.more > 0)
-            .map(|((state, prot, path), open)| (Event { state, prot, path }, open.more))
+            .map(|((state, prot, path), open)| {
+                (
+                    Event {
+                        state,
+                        prot,
+                        path,
+                        peer: Default::default(),
+                    },
+                    open.more,
+                )
+            })
             .collect()
     }
 }
@@ -197,7 +208,12 @@ impl Held {
         }
         for (state, prot, path) in self.order.drain(..) {
             let n = self.keys.remove(&(state, prot, path.clone())).unwrap_or(0);
-            let event = Event { state, prot, path };
+            let event = Event {
+                state,
+                prot,
+                path,
+                peer: Default::default(),
+            };
             lines.push(render_count(&event, n, Count::Held, json));
         }
         for notice in self.notices.drain(..) {
@@ -288,6 +304,7 @@ mod tests {
             state: state.value(),
             prot,
             path: path.into(),
+            peer: Default::default(),
         }
     }
 

@@ -108,7 +108,7 @@ fn errors_name_what_was_wrong_and_what_would_be_right() {
 
 #[test]
 fn a_module_without_qualifiers_is_never_sent_one() {
-    // Today's module: the `qualifiers` flag is 0.
+    // A module that enforces no qualifier (an older one): the `qualifiers` flag is 0.
     let mut k = FakeKernel::new();
     for line in [
         "block any / to 10.0.0.0/8",

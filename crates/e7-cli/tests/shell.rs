@@ -84,6 +84,7 @@ fn events_are_delivered_after_subscribing() {
         state: Const::Pending.value(),
         prot: 6,
         path: "/usr/bin/curl".into(),
+        peer: Default::default(),
     });
     let line = rx.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(
@@ -105,6 +106,7 @@ fn monitor_loop_counts_events_and_times_out() {
         state: Const::Block.value(),
         prot: 17,
         path: "/x".into(),
+        peer: Default::default(),
     };
     tx.send(Notice::Lost).unwrap();
     tx.send(Notice::Event(ev.clone())).unwrap();

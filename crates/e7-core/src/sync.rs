@@ -355,6 +355,13 @@ impl<
         out
     }
 
+    /// Whether some qualified rule depends on the packet's destination or port: a host that reads
+    /// the destination only when a rule needs it (the kernel's hook) reads this word first. Set
+    /// by [`Engine::edit_qualified`] before the new rule generation is published.
+    pub fn per_destination_word(&self) -> &AtomicBool {
+        &self.qual_per_dest
+    }
+
     /// Runs `f` on the qualified rules (under the ring's write lock too, so the published rule
     /// generation — the sum of both tables' — moves by one per edit) and publishes it.
     pub fn edit_qualified<T>(&self, f: impl FnOnce(&mut QualTable<QUAL, QUAL_BYTES>) -> T) -> T {

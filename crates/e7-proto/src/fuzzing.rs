@@ -18,8 +18,8 @@
 use core::fmt;
 
 use crate::msg::{
-    emit_error, emit_event, emit_get_reply, emit_query_chain, emit_query_dump, parse_reply,
-    parse_request, QueryReply, Reply,
+    emit_error, emit_get_reply, emit_query_chain, emit_query_dump, parse_reply, parse_request,
+    QueryReply, Reply,
 };
 use crate::nla::{AttrIter, Writer};
 use crate::schema::{Attr, MAX_PATH_LEN};
@@ -76,7 +76,12 @@ fn check_reply(cmd: u8, reply: &Reply<'_>) -> Result<(), Mismatch> {
     let fail = |what| Mismatch { command: cmd, what };
     let emitted = match *reply {
         Reply::Get { flag, value } => emit_get_reply(&mut w, flag, value),
-        Reply::Event { state, prot, path } => emit_event(&mut w, state, prot, path),
+        Reply::Event {
+            state,
+            prot,
+            path,
+            peer,
+        } => crate::msg::emit_event_peer(&mut w, state, prot, path, &peer),
         Reply::Error { errno, message } => emit_error(&mut w, errno, message),
         Reply::Disconnect => Ok(()),
         Reply::Query(q) => {

@@ -29,6 +29,9 @@ use core::fmt;
 use crate::nla::{
     nla_align, AttrIter, ParseError, RawAttr, WriteError, Writer, NLA_F_NESTED, NLA_HDRLEN,
 };
+use crate::qual::{
+    emit_qualifiers, legacy_path, parse_qualifiers, Addr, Dest, QualWireError, Qualifiers,
+};
 use crate::schema::{Action, Attr, AttrKind, Command, Const, EventState, Flag, Mode, UnknownValue};
 use crate::validate::{
     validate_rule_path, validate_rule_protocol, PathError, ProtocolError, ValueError,
@@ -47,6 +50,19 @@ pub struct RuleSpec<'a> {
     pub action: Action,
 }
 
+/// Where an event's packet went and whose socket sent it (appended attributes DEST, DPORT, UID;
+/// each absent when the module did not know it). A console that knows only STATE, PROT and PATH
+/// ignores them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EventPeer {
+    /// Destination address.
+    pub dst: Option<Addr>,
+    /// Destination port (tcp, udp, udplite, sctp).
+    pub dport: Option<u16>,
+    /// The uid of the packet's socket (none: no socket).
+    pub uid: Option<u32>,
+}
+
 /// What a CLEAR request removes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ClearSpec<'a> {
@@ -61,6 +77,35 @@ pub enum ClearSpec<'a> {
         /// Path.
         path: &'a str,
     },
+    /// The one qualified rule with this protocol, path and qualifiers (PATH, optional PROT, and
+    /// at least one of DEST, PORTS, UID narrowing it).
+    Qualified {
+        /// Protocol, `Const::Any` if absent.
+        prot: u32,
+        /// Path.
+        path: &'a str,
+        /// The qualifiers (never [`Qualifiers::NONE`]).
+        qual: Qualifiers,
+    },
+}
+
+/// A rule with its qualifiers, as a QUERY reply carries it ([`Qualifiers::NONE`]: a plain rule,
+/// written exactly as the original wrote it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct QueryRule<'a> {
+    /// Protocol, path (the rule's own, never the `//` text old consoles are shown) and action.
+    pub spec: RuleSpec<'a>,
+    /// The qualifiers.
+    pub qual: Qualifiers,
+}
+
+impl<'a> From<RuleSpec<'a>> for QueryRule<'a> {
+    fn from(spec: RuleSpec<'a>) -> Self {
+        QueryRule {
+            spec,
+            qual: Qualifiers::NONE,
+        }
+    }
 }
 
 /// A validated user→kernel message.
@@ -75,6 +120,9 @@ pub enum Request<'a> {
     SetMode(Mode),
     /// BLOCK or ALLOW with a PATH: add a rule (the action is the command's).
     AddRule(RuleSpec<'a>),
+    /// BLOCK or ALLOW with a PATH and DEST/PORTS/UID narrowing it: add a qualified rule. (A
+    /// request whose qualifiers narrow nothing, e.g. DEST `any` alone, is an [`Request::AddRule`].)
+    AddQualified(RuleSpec<'a>, Qualifiers),
     /// CLEAR.
     Clear(ClearSpec<'a>),
     /// QUERY (plain for the chained reply, with `NLM_F_DUMP` for the flat dump).
@@ -113,6 +161,8 @@ pub enum Reply<'a> {
         prot: u32,
         /// The sending program's executable path (bytes: Linux paths need not be UTF-8).
         path: &'a [u8],
+        /// DEST, DPORT, UID (appended; absent ones `None`).
+        peer: EventPeer,
     },
     /// A QUERY reply (either shape).
     Query(QueryReply<'a>),
@@ -149,12 +199,35 @@ impl<'a> QueryReply<'a> {
         self.rules_here
     }
 
-    /// The rules in this message, in order (chain and flat shapes alike). Already validated.
+    /// The rules in this message, in order (chain and flat shapes alike). Already validated. A
+    /// qualified rule's PATH is the text old consoles are shown (`/usr/bin/curl// to 10.0.0.0/8`);
+    /// [`QueryReply::qualified_rules`] gives its path and qualifiers.
     pub fn rules(&self) -> QueryRules<'a> {
         QueryRules {
             top: AttrIter::new(self.attrs),
             chain: None,
         }
+    }
+
+    /// The rules in this message with their qualifiers, in order; a qualified rule's path is its
+    /// own.
+    pub fn qualified_rules(&self) -> impl Iterator<Item = QueryRule<'a>> + 'a {
+        let mut top = AttrIter::new(self.attrs);
+        let mut chain: Option<&'a [u8]> = None;
+        core::iter::from_fn(move || loop {
+            if let Some(payload) = chain.take() {
+                let (rule, next) = parse_rule_nest_qualified(payload).ok()?;
+                chain = next;
+                return Some(QueryRule {
+                    spec: rule.spec,
+                    qual: rule.qual,
+                });
+            }
+            let attr = top.next()?.ok()?;
+            if attr.kind == Attr::Nested.value() {
+                chain = Some(attr.payload);
+            }
+        })
     }
 }
 
@@ -257,6 +330,8 @@ pub enum MsgError {
     UnknownFlag(UnknownValue),
     /// A flag VALUE the flag refuses.
     Value(ValueError),
+    /// A DEST, PORTS or UID attribute is malformed or names no valid qualifier.
+    Qualifier(QualWireError),
 }
 
 impl MsgError {
@@ -378,6 +453,7 @@ impl fmt::Display for MsgError {
             }
             MsgError::UnknownFlag(e) => e.fmt(f),
             MsgError::Value(e) => e.fmt(f),
+            MsgError::Qualifier(e) => write!(f, "invalid rule qualifier: {e}"),
         }
     }
 }
@@ -476,6 +552,11 @@ fn collect<'a>(
     Ok(found)
 }
 
+/// The DEST/PORTS/UID qualifiers of a rule-shaped request, checked against its protocol.
+fn rule_qualifiers(attrs: &[u8], prot: u32) -> Result<Qualifiers, MsgError> {
+    parse_qualifiers(attrs, prot).map_err(MsgError::Qualifier)
+}
+
 /// PROT (default `any`) and PATH of a rule-shaped request, validated.
 fn rule_target<'a>(command: Command, found: &Found<'a>) -> Result<(u32, &'a str), MsgError> {
     let prot = found.u32(Attr::Prot)?.unwrap_or(Const::Any.value());
@@ -518,7 +599,11 @@ pub fn parse_request(cmd: u8, attrs: &[u8]) -> Result<Request<'_>, MsgError> {
                 })
             } else {
                 let (prot, path) = rule_target(command, &found)?;
-                Request::AddRule(RuleSpec { prot, path, action })
+                let spec = RuleSpec { prot, path, action };
+                match rule_qualifiers(attrs, prot)? {
+                    q if q.is_none() => Request::AddRule(spec),
+                    q => Request::AddQualified(spec, q),
+                }
             }
         }
         Command::Clear => {
@@ -536,7 +621,10 @@ pub fn parse_request(cmd: u8, attrs: &[u8]) -> Result<Request<'_>, MsgError> {
                 Request::Clear(ClearSpec::All)
             } else {
                 let (prot, path) = rule_target(command, &found)?;
-                Request::Clear(ClearSpec::Rule { prot, path })
+                match rule_qualifiers(attrs, prot)? {
+                    q if q.is_none() => Request::Clear(ClearSpec::Rule { prot, path }),
+                    qual => Request::Clear(ClearSpec::Qualified { prot, path, qual }),
+                }
             }
         }
         Command::Set => {
@@ -568,11 +656,25 @@ impl Request<'_> {
             Request::AddRule(RuleSpec {
                 action: Action::Block,
                 ..
-            }) => Command::Block,
+            })
+            | Request::AddQualified(
+                RuleSpec {
+                    action: Action::Block,
+                    ..
+                },
+                _,
+            ) => Command::Block,
             Request::AddRule(RuleSpec {
                 action: Action::Allow,
                 ..
-            }) => Command::Allow,
+            })
+            | Request::AddQualified(
+                RuleSpec {
+                    action: Action::Allow,
+                    ..
+                },
+                _,
+            ) => Command::Allow,
             Request::Clear(_) => Command::Clear,
             Request::Query => Command::Query,
             Request::Set { .. } => Command::Set,
@@ -605,6 +707,12 @@ impl Request<'_> {
                 w.put_u32(Attr::Prot.value(), prot)?;
                 w.put_str(Attr::Path.value(), path)
             }
+            Request::AddQualified(RuleSpec { prot, path, .. }, qual)
+            | Request::Clear(ClearSpec::Qualified { prot, path, qual }) => {
+                w.put_u32(Attr::Prot.value(), prot)?;
+                w.put_str(Attr::Path.value(), path)?;
+                emit_qualifiers(w, &qual)
+            }
             Request::Clear(ClearSpec::Action(a)) => w.put_u32(Attr::State.value(), a.value()),
             Request::Set { flag, value } => {
                 w.put_u32(Attr::Flag.value(), flag.index())?;
@@ -622,14 +730,41 @@ pub fn emit_request(w: &mut Writer<'_>, req: &Request<'_>) -> Result<(), WriteEr
 
 // ---- replies ------------------------------------------------------------------------------------
 
-/// One rule nest: its rule and, in the chain shape, the payload of the next nest.
+/// One rule nest: its rule (PATH as on the wire: a qualified rule's is the `//` text old consoles
+/// are shown) and, in the chain shape, the payload of the next nest.
 fn parse_rule_nest(payload: &[u8]) -> Result<(RuleSpec<'_>, Option<&[u8]>), MsgError> {
+    parse_rule_nest_qualified(payload).map(|(r, next)| {
+        let mut spec = r.spec;
+        if !r.qual.is_none() {
+            spec.path = r.wire_path;
+        }
+        (spec, next)
+    })
+}
+
+/// A rule nest read with its qualifiers: the rule's own path (the PATH text before `//` when
+/// DEST/PORTS/UID narrow it) and the PATH text as sent.
+struct NestRule<'a> {
+    spec: RuleSpec<'a>,
+    qual: Qualifiers,
+    wire_path: &'a str,
+}
+
+fn parse_rule_nest_qualified(payload: &[u8]) -> Result<(NestRule<'_>, Option<&[u8]>), MsgError> {
     let command = Command::Query;
     let found = collect(
         command,
         false,
         payload,
-        &[Attr::State, Attr::Prot, Attr::Path, Attr::Nested],
+        &[
+            Attr::State,
+            Attr::Prot,
+            Attr::Path,
+            Attr::Nested,
+            Attr::Dest,
+            Attr::Ports,
+            Attr::Uid,
+        ],
         None,
     )?;
     let state = found.need_u32(command, Attr::State)?;
@@ -643,9 +778,34 @@ fn parse_rule_nest(payload: &[u8]) -> Result<(RuleSpec<'_>, Option<&[u8]>), MsgE
         command,
         attr: Attr::Path,
     })?;
-    let path = core::str::from_utf8(path).map_err(|_| MsgError::PathNotUtf8)?;
+    let wire_path = core::str::from_utf8(path).map_err(|_| MsgError::PathNotUtf8)?;
+    let qual = rule_qualifiers(payload, prot)?;
+    let path = if qual.is_none() {
+        wire_path
+    } else {
+        // `legacy_path`: the rule's path, `//`, the qualifiers (which start with a space). A
+        // canonical path has no `//`, so the first `//` is the marker, or starts one byte early
+        // when the path is a folder (`/usr/bin/` + `//`).
+        let own = match crate::qual::find_pair(wire_path, *b"//") {
+            Some(at) if wire_path.as_bytes().get(at.saturating_add(2)) == Some(&b'/') => {
+                wire_path.get(..at.saturating_add(1))
+            }
+            Some(at) => wire_path.get(..at),
+            None => None,
+        }
+        .unwrap_or(wire_path);
+        validate_rule_path(own.as_bytes()).map_err(MsgError::Path)?;
+        own
+    };
     let next = found.get(Attr::Nested).map(|a| a.payload);
-    Ok((RuleSpec { prot, path, action }, next))
+    Ok((
+        NestRule {
+            spec: RuleSpec { prot, path, action },
+            qual,
+            wire_path,
+        },
+        next,
+    ))
 }
 
 /// Parses and validates a kernel→user message body.
@@ -682,7 +842,32 @@ pub fn parse_reply(cmd: u8, attrs: &[u8]) -> Result<Reply<'_>, MsgError> {
                 command,
                 attr: Attr::Path,
             })?;
-            Reply::Event { state, prot, path }
+            let dst = match found.get(Attr::Dest) {
+                None => None,
+                Some(a) => match Dest::parse(a.str(crate::QUAL_TEXT_LEN)?) {
+                    Ok(Dest::V4 { net, len: 32 }) => Some(Addr::V4(net)),
+                    Ok(Dest::V6 { net, len: 128 }) => Some(Addr::V6(net)),
+                    _ => return Err(MsgError::Qualifier(QualWireError::Attr(Attr::Dest))),
+                },
+            };
+            let dport = match found.u32(Attr::Dport)? {
+                None => None,
+                Some(p) => Some(
+                    u16::try_from(p)
+                        .map_err(|_| MsgError::Qualifier(QualWireError::Attr(Attr::Dport)))?,
+                ),
+            };
+            let peer = EventPeer {
+                dst,
+                dport,
+                uid: found.u32(Attr::Uid)?,
+            };
+            Reply::Event {
+                state,
+                prot,
+                path,
+                peer,
+            }
         }
         Command::Get => {
             let index = found.need_u32(command, Attr::Flag)?;
@@ -702,7 +887,7 @@ pub fn parse_reply(cmd: u8, attrs: &[u8]) -> Result<Reply<'_>, MsgError> {
                 }
                 let mut next = Some(raw.payload);
                 while let Some(payload) = next {
-                    let (_, n) = parse_rule_nest(payload)?;
+                    let (_, n) = parse_rule_nest_qualified(payload)?;
                     rules_here += 1;
                     next = n;
                 }
@@ -756,12 +941,42 @@ pub fn emit_event(
     prot: u32,
     path: &[u8],
 ) -> Result<(), WriteError> {
+    emit_event_peer(w, state, prot, path, &EventPeer::default())
+}
+
+/// [`emit_event`] with where the packet went and whose socket sent it: DEST (the address as
+/// text, the form a `to` qualifier takes), DPORT, UID, each only when known.
+pub fn emit_event_peer(
+    w: &mut Writer<'_>,
+    state: EventState,
+    prot: u32,
+    path: &[u8],
+    peer: &EventPeer,
+) -> Result<(), WriteError> {
     check_path_bytes(path)?;
     let start = w.len();
-    let r = w
-        .put_u32(Attr::State.value(), state.value())
-        .and_then(|()| w.put_u32(Attr::Prot.value(), prot))
-        .and_then(|()| w.put_str(Attr::Path.value(), path));
+    let r = (|| {
+        w.put_u32(Attr::State.value(), state.value())?;
+        w.put_u32(Attr::Prot.value(), prot)?;
+        w.put_str(Attr::Path.value(), path)?;
+        if let Some(a) = peer.dst {
+            let d = match a {
+                Addr::V4(net) => Dest::V4 { net, len: 32 },
+                Addr::V6(net) => Dest::V6 { net, len: 128 },
+            };
+            let mut q = Qualifiers::NONE;
+            q.dest = d;
+            // The qualifier writer formats it: one printer for addresses.
+            emit_qualifiers(w, &q)?;
+        }
+        if let Some(p) = peer.dport {
+            w.put_u32(Attr::Dport.value(), u32::from(p))?;
+        }
+        if let Some(u) = peer.uid {
+            w.put_u32(Attr::Uid.value(), u)?;
+        }
+        Ok(())
+    })();
     if r.is_err() {
         w.rollback(start);
     }
@@ -839,16 +1054,31 @@ fn check_path_bytes(path: &[u8]) -> Result<(), WriteError> {
     Ok(())
 }
 
-/// Bytes one rule nest occupies: nest header, STATE, PROT, PATH.
-fn rule_cost(rule: &RuleSpec<'_>) -> Result<usize, WriteError> {
-    check_path_bytes(rule.path.as_bytes())?;
-    Ok(NLA_HDRLEN + 8 + 8 + nla_align(NLA_HDRLEN + rule.path.len() + 1))
+/// Bytes one rule nest occupies: nest header, STATE, PROT, PATH, and a qualified rule's
+/// DEST/PORTS/UID.
+fn rule_cost(rule: &QueryRule<'_>) -> Result<usize, WriteError> {
+    check_path_bytes(rule.spec.path.as_bytes())?;
+    if rule.qual.is_none() {
+        return Ok(NLA_HDRLEN + 8 + 8 + nla_align(NLA_HDRLEN + rule.spec.path.len() + 1));
+    }
+    let mut scratch = [0u8; crate::MAX_PATH_LEN + 2 * crate::QUAL_TEXT_LEN + 64];
+    let mut w = Writer::new(&mut scratch);
+    emit_rule_attrs(&mut w, rule)?;
+    Ok(NLA_HDRLEN + w.len())
 }
 
-fn emit_rule_attrs(w: &mut Writer<'_>, rule: &RuleSpec<'_>) -> Result<(), WriteError> {
-    w.put_u32(Attr::State.value(), rule.action.value())?;
-    w.put_u32(Attr::Prot.value(), rule.prot)?;
-    w.put_str(Attr::Path.value(), rule.path)
+/// A rule's STATE, PROT and PATH; a qualified rule's PATH is [`legacy_path`]'s text (so a console
+/// that knows only these three never reads it as a plain rule), followed by DEST/PORTS/UID.
+fn emit_rule_attrs(w: &mut Writer<'_>, rule: &QueryRule<'_>) -> Result<(), WriteError> {
+    w.put_u32(Attr::State.value(), rule.spec.action.value())?;
+    w.put_u32(Attr::Prot.value(), rule.spec.prot)?;
+    if rule.qual.is_none() {
+        return w.put_str(Attr::Path.value(), rule.spec.path);
+    }
+    let mut buf = [0u8; crate::MAX_PATH_LEN];
+    let shown = legacy_path(rule.spec.path.as_bytes(), &rule.qual, &mut buf);
+    w.put_str(Attr::Path.value(), shown)?;
+    emit_qualifiers(w, &rule.qual)
 }
 
 /// Writes one message of the compatible (chained) QUERY reply: STATE = `mode`, then as many of
@@ -864,14 +1094,15 @@ pub fn emit_query_chain<'r, I>(
     total: u32,
 ) -> Result<QueryProgress, WriteError>
 where
-    I: IntoIterator<Item = RuleSpec<'r>>,
+    I: IntoIterator,
+    I::Item: Into<QueryRule<'r>>,
 {
     const COUNT_COST: usize = NLA_HDRLEN + 4;
     let start = w.len();
     let result = (|| {
         w.put_u32(Attr::State.value(), mode)?;
         let chain_start = w.len();
-        let mut iter = rules.into_iter().peekable();
+        let mut iter = rules.into_iter().map(Into::into).peekable();
         let mut written = 0usize;
         while let Some(rule) = iter.peek() {
             let cost = rule_cost(rule)?;
@@ -934,7 +1165,8 @@ pub fn emit_query_dump<'r, I>(
     rules: I,
 ) -> Result<QueryProgress, WriteError>
 where
-    I: IntoIterator<Item = RuleSpec<'r>>,
+    I: IntoIterator,
+    I::Item: Into<QueryRule<'r>>,
 {
     let start = w.len();
     let result = (|| {
@@ -942,7 +1174,7 @@ where
             w.put_u32(Attr::State.value(), h.mode)?;
             w.put_u32(Attr::Count.value(), h.count)?;
         }
-        let mut iter = rules.into_iter().peekable();
+        let mut iter = rules.into_iter().map(Into::into).peekable();
         let mut written = 0usize;
         while let Some(rule) = iter.peek() {
             let mark = w.len();

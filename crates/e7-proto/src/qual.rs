@@ -178,15 +178,47 @@ impl fmt::Display for Addr {
 }
 
 // ---- addresses as text, without `core::net` ----------------------------------------------------
-// `core::net`'s parser and formatter have reachable panics (its number reader, slice indexing), which
-// the kernel build refuses; these are written with checked access only, and a test compares them
-// with `std::net` on random addresses.
+// `core::net`'s parser and formatter have reachable panics (its number reader, slice indexing), and
+// so do `str::split`, `str::find` with a string pattern and `str::parse` (slice indexing in their
+// searchers): the kernel module parses DEST and PORTS, and its build refuses any `core::panicking`
+// path. So these parsers split on single bytes with checked access only ([`split_byte`],
+// [`find_pair`]); a test compares them with `std::net` on random addresses.
+
+/// `s` split at every `sep` byte (an ASCII separator, so every piece is a `str`): like
+/// `s.split(sep as char)`, without a reachable panic.
+fn split_byte(s: &str, sep: u8) -> impl Iterator<Item = &str> + '_ {
+    let mut rest = Some(s);
+    core::iter::from_fn(move || {
+        let r = rest?;
+        match r.bytes().position(|b| b == sep) {
+            Some(i) => {
+                rest = r.get(i.saturating_add(1)..);
+                r.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
+/// `s` split at the first `sep` byte, like `s.split_once(sep as char)`.
+fn split_once_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..i)?, s.get(i.saturating_add(1)..)?))
+}
+
+/// Where the first `pair` (two bytes) starts in `s`, like `s.find("::")`.
+pub fn find_pair(s: &str, pair: [u8; 2]) -> Option<usize> {
+    s.as_bytes().windows(2).position(|w| w == pair)
+}
 
 /// A dotted-quad IPv4 address (`10.0.0.1`; no leading zeros, no other forms).
 pub fn parse_v4(s: &str) -> Option<[u8; 4]> {
     let mut out = [0u8; 4];
     let mut n = 0usize;
-    for part in s.split('.') {
+    for part in split_byte(s, b'.') {
         let b = part.as_bytes();
         if b.is_empty() || b.len() > 3 || !b.iter().all(u8::is_ascii_digit) {
             return None;
@@ -212,9 +244,9 @@ fn parse_groups(s: &str, out: &mut [u16; 8], v4_tail: bool) -> Option<usize> {
         return Some(0);
     }
     let mut n = 0usize;
-    let count = s.split(':').count();
-    for (i, g) in s.split(':').enumerate() {
-        if v4_tail && i.wrapping_add(1) == count && g.contains('.') {
+    let count = split_byte(s, b':').count();
+    for (i, g) in split_byte(s, b':').enumerate() {
+        if v4_tail && i.wrapping_add(1) == count && g.bytes().any(|b| b == b'.') {
             let [a, b, c, d] = parse_v4(g)?;
             for v in [u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])] {
                 *out.get_mut(n)? = v;
@@ -243,7 +275,7 @@ fn parse_groups(s: &str, out: &mut [u16; 8], v4_tail: bool) -> Option<usize> {
 /// An IPv6 address in any RFC 4291 text form (`2001:db8::1`, `::`, `::ffff:10.0.0.1`).
 pub fn parse_v6(s: &str) -> Option<[u8; 16]> {
     let mut groups = [0u16; 8];
-    match s.find("::") {
+    match find_pair(s, *b"::") {
         None => {
             if parse_groups(s, &mut groups, true)? != 8 {
                 return None;
@@ -252,7 +284,7 @@ pub fn parse_v6(s: &str) -> Option<[u8; 16]> {
         Some(at) => {
             let head = s.get(..at)?;
             let tail = s.get(at.wrapping_add(2)..)?;
-            if tail.contains("::") {
+            if find_pair(tail, *b"::").is_some() {
                 return None;
             }
             let mut h = [0u16; 8];
@@ -400,7 +432,7 @@ impl Dest {
         if let Some(s) = Scope::from_name(text) {
             return Ok(Dest::Scope(s));
         }
-        let (addr, len) = match text.split_once('/') {
+        let (addr, len) = match split_once_byte(text, b'/') {
             Some((a, l)) => (a, Some(l)),
             None => (text, None),
         };
@@ -562,8 +594,8 @@ impl Ports {
     pub fn parse(text: &str) -> Result<Ports, QualError> {
         let mut buf = [PortRange { lo: 0, hi: 0 }; 32];
         let mut n = 0usize;
-        for item in text.split(',') {
-            let (lo, hi) = match item.split_once('-') {
+        for item in split_byte(text, b',') {
+            let (lo, hi) = match split_once_byte(item, b'-') {
                 Some((a, b)) => (parse_port(a)?, parse_port(b)?),
                 None => {
                     let p = parse_port(item)?;
@@ -601,7 +633,11 @@ fn parse_small(s: &str) -> Option<u32> {
     if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok()
+    // At most 5 digits: no overflow.
+    Some(s.bytes().fold(0u32, |acc, d| {
+        acc.wrapping_mul(10)
+            .wrapping_add(u32::from(d.wrapping_sub(b'0')))
+    }))
 }
 
 fn parse_port(s: &str) -> Result<u16, QualError> {
@@ -694,7 +730,7 @@ pub const FEATURE_PORTS: u32 = 2;
 pub const FEATURE_USER: u32 = 4;
 
 /// A qualifier that cannot be accepted; `Display` says what would be right.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum QualError {
     /// Not `any`, a scope or an address.
     BadDest,
@@ -906,7 +942,7 @@ fn text<'b>(
 }
 
 /// Why [`parse_qualifiers`] refused a message's qualifiers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum QualWireError {
     /// An attribute is malformed (length, NUL, UTF-8).
     Attr(crate::schema::Attr),

@@ -373,22 +373,22 @@ e7_schema! {
             request: Some(&[]), reply: Some(&[]);
         /// Add a block rule, or with no attributes set mode = block.
         Block = 3, "ENL_COMM_BLOCK", admin: true,
-            request: Some(&[Attr::Prot, Attr::Path]), reply: None;
+            request: Some(&[Attr::Prot, Attr::Path, Attr::Dest, Attr::Ports, Attr::Uid]), reply: None;
         /// Add an allow rule, or with no attributes set mode = disabled.
         Allow = 4, "ENL_COMM_ALLOW", admin: true,
-            request: Some(&[Attr::Prot, Attr::Path]), reply: None;
+            request: Some(&[Attr::Prot, Attr::Path, Attr::Dest, Attr::Ports, Attr::Uid]), reply: None;
         /// Set mode = enabled.
         Enable = 5, "ENL_COMM_ENABLE", admin: true,
             request: Some(&[]), reply: None;
         /// Remove all rules, the rules of one state, or one rule.
         Clear = 6, "ENL_COMM_CLEAR", admin: true,
-            request: Some(&[Attr::State, Attr::Prot, Attr::Path]), reply: None;
+            request: Some(&[Attr::State, Attr::Prot, Attr::Path, Attr::Dest, Attr::Ports, Attr::Uid]), reply: None;
         /// Request (user->kernel) or report (kernel->user) the mode and every rule.
         Query = 7, "ENL_COMM_QUERY", admin: false,
             request: Some(&[]), reply: Some(&[Attr::State, Attr::Nested, Attr::Count]);
         /// A packet notification (kernel->user only).
         Event = 8, "ENL_COMM_EVENT", admin: false,
-            request: None, reply: Some(&[Attr::State, Attr::Prot, Attr::Path]);
+            request: None, reply: Some(&[Attr::State, Attr::Prot, Attr::Path, Attr::Dest, Attr::Dport, Attr::Uid]);
         /// Set a flag.
         Set = 9, "ENL_COMM_SET", admin: true,
             request: Some(&[Attr::Flag, Attr::Value]), reply: None;
@@ -419,12 +419,14 @@ e7_schema! {
         Message = 8, "ENL_ATTR_MESSAGE", AttrKind::NulString { max_len: MAX_PATH_LEN };
         /// Total number of rules in a QUERY reply (appended).
         Count = 9, "ENL_ATTR_COUNT", AttrKind::U32;
-        /// A rule's destination qualifier in the CLI's text form (`10.0.0.0/8`, `lan`), parsed by `qual::Dest::parse` (appended; accepted once the module announces the `qualifiers` flag's FEATURE_DEST bit).
+        /// A rule's destination qualifier in the CLI's text form (`10.0.0.0/8`, `lan`), parsed by `qual::Dest::parse` (appended; in BLOCK/ALLOW/CLEAR requests and QUERY rule nests; a client sends it only to a module announcing the `qualifiers` flag's FEATURE_DEST bit).
         Dest = 10, "ENL_ATTR_DEST", AttrKind::NulString { max_len: QUAL_TEXT_LEN };
         /// A rule's port qualifier in the CLI's text form (`80,443`, `1024-65535`), parsed by `qual::Ports::parse` (appended; FEATURE_PORTS).
         Ports = 11, "ENL_ATTR_PORTS", AttrKind::NulString { max_len: QUAL_TEXT_LEN };
         /// A rule's user qualifier: the uid a packet's socket must belong to (appended; FEATURE_USER).
         Uid = 12, "ENL_ATTR_UID", AttrKind::U32;
+        /// An event's destination port (tcp, udp, udplite, sctp; appended). The event's destination address is a DEST (its text form, e.g. `93.184.216.34`) and the socket's uid a UID.
+        Dport = 13, "ENL_ATTR_DPORT", AttrKind::U32;
     }
 
     flags {
@@ -476,7 +478,7 @@ e7_schema! {
         /// Verdict for a program whose executable has no verified path in the initial mount namespace and root (appended).
         NsPath = 15, "nspath", "E7F_NSPATH_ACTION", Action, default: Const::Block.value(),
             decides: true, param: "verdict for programs without a verified path in the initial mount namespace and root";
-        /// Rule qualifiers the module enforces, a bit set: 1 destinations, 2 ports, 4 users; 0 = none yet (appended).
+        /// Rule qualifiers the module enforces, a bit set: 1 destinations, 2 ports, 4 users (7 since issue 11; 0: a module that enforces none, which the CLI never sends a qualified rule) (appended).
         Qualifiers = 16, "qualifiers", "E7F_QUALIFIERS", ReadOnly, default: 0,
             decides: false, param: "";
     }

@@ -338,7 +338,7 @@ fn structural_errors() {
     let unexpected = cat(&[stra(Attr::Path, "/a"), u32a(Attr::Flag, 0)]);
     assert_eq!(
         req(Command::Block, &unexpected).unwrap_err().to_string(),
-        "attribute FLAG is not allowed in a ENL_COMM_BLOCK request: expected PROT, PATH"
+        "attribute FLAG is not allowed in a ENL_COMM_BLOCK request: expected PROT, PATH, DEST, PORTS, UID"
     );
     let truncated = &stra(Attr::Path, "/abc")[..6];
     assert!(matches!(
@@ -450,7 +450,8 @@ fn event_reply() {
         Ok(Reply::Event {
             state: EventState::Pending,
             prot: 17,
-            path: b"/bin/\xffx"
+            path: b"/bin/\xffx",
+            peer: Default::default(),
         })
     );
     let bad_state = cat(&[
@@ -629,7 +630,7 @@ fn query_chain_matches_the_original_encoding() {
 fn query_chain_with_no_rules() {
     let mut buf = [0u8; 64];
     let mut w = Writer::new(&mut buf);
-    let p = emit_query_chain(&mut w, 0xFF04, std::iter::empty(), 0).unwrap();
+    let p = emit_query_chain(&mut w, 0xFF04, std::iter::empty::<RuleSpec>(), 0).unwrap();
     assert_eq!(
         p,
         QueryProgress {

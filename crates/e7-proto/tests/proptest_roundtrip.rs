@@ -203,7 +203,7 @@ proptest! {
         let parsed = parse_reply(cmd, &bytes).unwrap();
         match (&c, parsed) {
             (ReplyCase::Get(f, v), Reply::Get { flag, value }) => prop_assert_eq!((*f, *v), (flag, value)),
-            (ReplyCase::Event(s, p, e), Reply::Event { state, prot, path }) => {
+            (ReplyCase::Event(s, p, e), Reply::Event { state, prot, path, .. }) => {
                 prop_assert_eq!((*s, *p, e.as_slice()), (state, prot, path))
             }
             (ReplyCase::Error(e, m), Reply::Error { errno, message }) => {

@@ -1,8 +1,12 @@
 //! The qualifiers on the wire: DEST/PORTS/UID round-trip, an unqualified rule stays byte-identical,
-//! today's module refuses the attributes (never drops them), and what the original console is shown
+//! a request carrying them parses as a qualified rule (never the plain one), QUERY replies carry
+//! them, and what the original console is shown
 //! for a qualified rule can never read as an unqualified rule.
 
-use e7_proto::msg::{parse_request, MsgError, Request, RuleSpec};
+use e7_proto::msg::{
+    emit_query_chain, emit_query_dump, parse_reply, parse_request, ClearSpec, MsgError,
+    QueryHeader, QueryRule, Reply, Request, RuleSpec,
+};
 use e7_proto::nla::Writer;
 use e7_proto::qual::{
     emit_qualifiers, legacy_path, parse_qualifiers, Dest, Ports, QualWireError, Qualifiers,
@@ -64,21 +68,111 @@ fn qualifiers_round_trip_and_none_adds_no_byte() {
 }
 
 #[test]
-fn todays_module_refuses_the_attributes_instead_of_dropping_them() {
-    // ALLOW's request grammar lists PROT and PATH only: a module that does not enforce
-    // qualifiers answers EINVAL naming the attribute, it never adds the rule unqualified.
-    for (qual, attr) in [
-        (q("10.0.0.0/8", None, None), Attr::Dest),
-        (q("any", Some("53"), None), Attr::Ports),
-        (q("any", None, Some(5)), Attr::Uid),
+fn a_qualified_request_parses_as_a_qualified_rule_never_a_plain_one() {
+    // The module parses DEST/PORTS/UID together with the rule: a request carrying them is an
+    // AddQualified (or a qualified CLEAR), never the plain rule without them.
+    for qual in [
+        q("10.0.0.0/8", None, None),
+        q("any", Some("53"), None),
+        q("any", None, Some(5)),
+        q("2001:db8::/32", Some("80,443"), Some(65534)),
     ] {
         let bytes = rule_request(&qual);
-        let e = parse_request(Command::Allow.value(), &bytes).unwrap_err();
-        assert!(
-            matches!(e, MsgError::UnexpectedAttr { attr: a, .. } if a == attr),
-            "{e:?}"
+        let spec = RuleSpec {
+            prot: TCP,
+            path: "/usr/bin/firefox",
+            action: Action::Allow,
+        };
+        assert_eq!(
+            parse_request(Command::Allow.value(), &bytes),
+            Ok(Request::AddQualified(spec, qual))
         );
-        assert_eq!(e.errno(), 22);
+        assert_eq!(
+            parse_request(Command::Clear.value(), &bytes),
+            Ok(Request::Clear(ClearSpec::Qualified {
+                prot: TCP,
+                path: "/usr/bin/firefox",
+                qual
+            }))
+        );
+        // And the request emits the same bytes back.
+        let mut buf = [0u8; 1024];
+        let mut w = Writer::new(&mut buf);
+        Request::AddQualified(spec, qual).emit(&mut w).unwrap();
+        assert_eq!(w.as_bytes(), &bytes[..]);
+    }
+    // `to any` alone narrows nothing: the plain rule.
+    let bytes = rule_request(&q("any", None, None));
+    assert!(matches!(
+        parse_request(Command::Allow.value(), &bytes),
+        Ok(Request::AddRule(_))
+    ));
+    // A bad qualifier is refused with its reason (EINVAL), never dropped.
+    let mut buf = [0u8; 256];
+    let mut w = Writer::new(&mut buf);
+    w.put_u32(Attr::Prot.value(), Const::Icmp.value()).unwrap();
+    w.put_str(Attr::Path.value(), "/bin/ping").unwrap();
+    w.put_str(Attr::Ports.value(), "53").unwrap();
+    let e = parse_request(Command::Block.value(), w.as_bytes()).unwrap_err();
+    assert!(matches!(e, MsgError::Qualifier(_)), "{e:?}");
+    assert_eq!(e.errno(), 22);
+    assert!(e.to_string().contains("has no ports"), "{e}");
+}
+
+#[test]
+fn query_replies_carry_qualified_rules_that_old_readers_see_marked() {
+    let plain = RuleSpec {
+        prot: TCP,
+        path: "/usr/bin/curl",
+        action: Action::Allow,
+    };
+    let qualified = QueryRule {
+        spec: RuleSpec {
+            prot: Const::Any.value(),
+            path: "/",
+            action: Action::Block,
+        },
+        qual: q("10.0.0.0/8", None, Some(65534)),
+    };
+    let folder = QueryRule {
+        spec: RuleSpec {
+            prot: TCP,
+            path: "/usr/bin/",
+            action: Action::Allow,
+        },
+        qual: q("any", Some("80,443"), None),
+    };
+    let rules = [QueryRule::from(plain), qualified, folder];
+    for chain in [true, false] {
+        let mut buf = [0u8; 4096];
+        let mut w = Writer::new(&mut buf);
+        if chain {
+            assert!(
+                emit_query_chain(&mut w, Const::Enabled.value(), rules, 3)
+                    .unwrap()
+                    .done
+            );
+        } else {
+            let h = QueryHeader {
+                mode: Const::Enabled.value(),
+                count: 3,
+            };
+            assert!(emit_query_dump(&mut w, Some(h), rules).unwrap().done);
+        }
+        let Reply::Query(r) = parse_reply(Command::Query.value(), w.as_bytes()).unwrap() else {
+            panic!("not a query reply");
+        };
+        assert_eq!(r.qualified_rules().collect::<Vec<_>>(), rules.to_vec());
+        // What a reader of PROT, PATH, STATE alone sees: the marked text, never `/`.
+        let old: Vec<_> = r.rules().map(|s| s.path).collect();
+        assert_eq!(
+            old,
+            [
+                "/usr/bin/curl",
+                "/// to 10.0.0.0/8 user 65534",
+                "/usr/bin/// to any port 80,443"
+            ]
+        );
     }
 }
 
@@ -260,4 +354,64 @@ proptest! {
         prop_assert_eq!(parse_v4(&s).is_some(), s.parse::<std::net::Ipv4Addr>().is_ok(), "{}", s);
         prop_assert_eq!(parse_v6(&s), s.parse::<std::net::Ipv6Addr>().ok().map(|a| a.octets()), "{}", s);
     }
+}
+
+#[test]
+fn events_carry_destination_port_and_uid_and_stay_readable_without_them() {
+    use e7_proto::msg::{emit_event, emit_event_peer, EventPeer};
+    use e7_proto::qual::Addr;
+    use e7_proto::EventState;
+    for peer in [
+        EventPeer {
+            dst: Some(Addr::V4([93, 184, 216, 34])),
+            dport: Some(443),
+            uid: Some(1000),
+        },
+        EventPeer {
+            dst: Some(Addr::V6([
+                0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+            ])),
+            dport: None,
+            uid: Some(0),
+        },
+        EventPeer::default(),
+    ] {
+        let mut buf = [0u8; 512];
+        let mut w = Writer::new(&mut buf);
+        emit_event_peer(&mut w, EventState::Pending, TCP, b"/usr/bin/curl", &peer).unwrap();
+        let Reply::Event {
+            state,
+            prot,
+            path,
+            peer: got,
+        } = parse_reply(Command::Event.value(), w.as_bytes()).unwrap()
+        else {
+            panic!("not an event");
+        };
+        assert_eq!(
+            (state, prot, path, got),
+            (EventState::Pending, TCP, &b"/usr/bin/curl"[..], peer)
+        );
+    }
+    // Without the appended attributes: byte-identical to the original's event.
+    let mut a = [0u8; 512];
+    let mut wa = Writer::new(&mut a);
+    emit_event(&mut wa, EventState::Block, TCP, b"/x").unwrap();
+    let mut b = [0u8; 512];
+    let mut wb = Writer::new(&mut b);
+    emit_event_peer(
+        &mut wb,
+        EventState::Block,
+        TCP,
+        b"/x",
+        &EventPeer::default(),
+    )
+    .unwrap();
+    assert_eq!(wa.as_bytes(), wb.as_bytes());
+    // A DEST in an event must be one address, not a prefix.
+    let mut buf = [0u8; 512];
+    let mut w = Writer::new(&mut buf);
+    emit_event(&mut w, EventState::Block, TCP, b"/x").unwrap();
+    w.put_str(Attr::Dest.value(), "10.0.0.0/8").unwrap();
+    assert!(parse_reply(Command::Event.value(), w.as_bytes()).is_err());
 }

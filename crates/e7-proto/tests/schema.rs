@@ -100,13 +100,14 @@ fn attributes_are_numbered_as_the_original() {
         (10, "ENL_ATTR_DEST", AttrKind::NulString { max_len: 127 }),
         (11, "ENL_ATTR_PORTS", AttrKind::NulString { max_len: 127 }),
         (12, "ENL_ATTR_UID", AttrKind::U32),
+        (13, "ENL_ATTR_DPORT", AttrKind::U32),
     ];
     assert_eq!(Attr::ALL.len(), expected.len());
     for (a, &(value, id, kind)) in Attr::ALL.iter().zip(expected) {
         assert_eq!((a.value(), a.id_name(), a.kind()), (value, id, kind));
         assert_eq!(Attr::try_from(value), Ok(*a));
     }
-    assert_eq!(Attr::MAX, 12);
+    assert_eq!(Attr::MAX, 13);
     assert_eq!(Attr::Path.short_name(), "PATH");
 }
 
@@ -161,7 +162,7 @@ fn unknown_numbers_are_rejected() {
     assert!(Command::try_from(12).is_err());
     assert!(Command::try_from(255).is_err());
     assert!(Attr::try_from(0).is_err());
-    assert!(Attr::try_from(13).is_err());
+    assert!(Attr::try_from(14).is_err());
     assert!(
         Attr::try_from(0x8002).is_err(),
         "flag bits are not masked by TryFrom"
@@ -188,7 +189,7 @@ fn unknown_number_messages_list_the_valid_range() {
     let m = Attr::try_from(0).unwrap_err().to_string();
     assert_eq!(
         m,
-        "unknown attribute type 0: expected 1..=12 (ENL_ATTR_NESTED..ENL_ATTR_UID)"
+        "unknown attribute type 0: expected 1..=13 (ENL_ATTR_NESTED..ENL_ATTR_DPORT)"
     );
     let m = Const::try_from(5).unwrap_err().to_string();
     assert!(

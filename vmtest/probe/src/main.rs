@@ -11,6 +11,7 @@
 //! error (including bad usage), so shell cases can branch on the exit code alone.
 #![deny(unsafe_code)]
 
+mod dest;
 mod fuzz;
 mod genl;
 mod net;
@@ -76,6 +77,16 @@ traffic (exit 0 delivered, 1 blocked, 2 error):
                                            last=WORD`; ROUNDS 0 or absent: until killed
   after GATEFILE COMMAND...                wait until GATEFILE exists, then run COMMAND in this process (the
                                            binary-deleted-while-running case)
+destinations (rules with `to`/`port`; ADDR must be local: 127.0.0.0/8, ::1 or an address on lo):
+  to udp|tcp|udpx ADDR [PORT]              one exchange with a receiver bound on ADDR:PORT (udp: unconnected
+                                           sendto; udpx: UDP over IPv6 behind a Destination Options header,
+                                           root)
+  alternate ADDR_A ADDR_B ROUNDS [PORT]    ONE unconnected UDP socket sends to A, then B, ROUNDS times; prints
+                                           `alternate a_ok=.. a_blocked=.. b_ok=.. b_blocked=.. errors=..`
+  reconnect ADDR_A ADDR_B ROUNDS [PORT]    ONE UDP socket: connect A, send twice, connect B, send, ROUNDS
+                                           times; prints `reconnect a_ok=.. ..` (A counts two per round)
+  connected ADDR ROUNDS [PORT]             ONE connected UDP socket sends ROUNDS times; prints
+                                           `connected ok=.. blocked=.. errors=..`
   udp4m|tcp4m are IPv4 from a dual-stack IPv6 socket (to ::ffff:127.0.0.1); udp6x is UDP over IPv6 behind a
   Destination Options header (root)
 other:
@@ -220,6 +231,23 @@ enum Cmd {
     Console {
         secs: u64,
     },
+    To {
+        kind: dest::Kind,
+        addr: std::net::IpAddr,
+        port: u16,
+    },
+    Alternate {
+        reconnect: bool,
+        a: std::net::IpAddr,
+        b: std::net::IpAddr,
+        rounds: u32,
+        port: u16,
+    },
+    Connected {
+        addr: std::net::IpAddr,
+        rounds: u32,
+        port: u16,
+    },
     Help,
 }
 
@@ -313,6 +341,51 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             };
             no_more(args, 2)?;
             Cmd::Probe { proto, port }
+        }
+        "to" => {
+            let kind = match args.get(1).map(String::as_str).and_then(dest::Kind::parse) {
+                Some(k) => k,
+                None => {
+                    return usage_err(format!(
+                        "to: expected udp, tcp or udpx, got {:?}",
+                        args.get(1)
+                    ))
+                }
+            };
+            let addr = parse_num("ADDR", args.get(2), "an IPv4 or IPv6 address")?;
+            let port = match args.get(3) {
+                None => 0,
+                s => parse_num("PORT", s, PORT_RANGE)?,
+            };
+            no_more(args, 4)?;
+            Cmd::To { kind, addr, port }
+        }
+        "alternate" | "reconnect" => {
+            let a = parse_num("ADDR_A", args.get(1), "an IPv4 or IPv6 address")?;
+            let b = parse_num("ADDR_B", args.get(2), "an IPv4 or IPv6 address")?;
+            let rounds = parse_num("ROUNDS", args.get(3), "a number of rounds")?;
+            let port = match args.get(4) {
+                None => 0,
+                s => parse_num("PORT", s, PORT_RANGE)?,
+            };
+            no_more(args, 5)?;
+            Cmd::Alternate {
+                reconnect: args[0] == "reconnect",
+                a,
+                b,
+                rounds,
+                port,
+            }
+        }
+        "connected" => {
+            let addr = parse_num("ADDR", args.get(1), "an IPv4 or IPv6 address")?;
+            let rounds = parse_num("ROUNDS", args.get(2), "a number of sends")?;
+            let port = match args.get(3) {
+                None => 0,
+                s => parse_num("PORT", s, PORT_RANGE)?,
+            };
+            no_more(args, 4)?;
+            Cmd::Connected { addr, rounds, port }
         }
         "raw4" | "raw6" => {
             let ipproto = parse_num("IPPROTO", args.get(1), "an IP protocol number 0-255")?;
@@ -1268,6 +1341,24 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         }
         Cmd::Probe { proto, port } => report(&net::probe(proto, port, timeout)),
         Cmd::Raw { v6, ipproto } => report(&net::raw(v6, ipproto)),
+        Cmd::To { kind, addr, port } => report(&dest::to(kind, addr, port, timeout)),
+        Cmd::Alternate {
+            reconnect: false,
+            a,
+            b,
+            rounds,
+            port,
+        } => ExitCode::from(dest::alternate(a, b, port, rounds, timeout)),
+        Cmd::Alternate {
+            reconnect: true,
+            a,
+            b,
+            rounds,
+            port,
+        } => ExitCode::from(dest::reconnect(a, b, port, rounds, timeout)),
+        Cmd::Connected { addr, rounds, port } => {
+            ExitCode::from(dest::connected(addr, port, rounds, timeout))
+        }
         Cmd::Uring { v6, worker } => report(&uring::uring_send(v6, worker, timeout)),
         Cmd::Inherit { v6, prog } => report(&uring::inherit(v6, &prog, timeout)),
         Cmd::SendFd { fd } => report(&uring::send_fd(fd)),

@@ -27,12 +27,12 @@ pub fn query(attrs: &[u8]) -> Result<QueryPart, String> {
             mode: q.mode,
             count: q.count,
             rules: q
-                .rules()
+                .qualified_rules()
                 .map(|r| Rule {
-                    action: r.action,
-                    prot: r.prot,
-                    path: r.path.to_string(),
-                    qual: e7_proto::qual::Qualifiers::NONE,
+                    action: r.spec.action,
+                    prot: r.spec.prot,
+                    path: r.spec.path.to_string(),
+                    qual: r.qual,
                 })
                 .collect(),
         }),
@@ -51,10 +51,16 @@ pub fn get(attrs: &[u8]) -> Result<(u32, u32), String> {
 /// Decode an EVENT.
 pub fn event(attrs: &[u8]) -> Result<Event, String> {
     match parse_reply(e7_proto::Command::Event.value(), attrs).map_err(|e| e.to_string())? {
-        Reply::Event { state, prot, path } => Ok(Event {
+        Reply::Event {
+            state,
+            prot,
+            path,
+            peer,
+        } => Ok(Event {
             state: state.value(),
             prot,
             path: String::from_utf8_lossy(path).into_owned(),
+            peer,
         }),
         other => Err(format!("expected an EVENT, got {:?}", other.command())),
     }
@@ -257,7 +263,8 @@ mod tests {
             Ok(Event {
                 state: Const::Pending.value(),
                 prot: 17,
-                path: "/bin/x".into()
+                path: "/bin/x".into(),
+                peer: Default::default(),
             })
         );
 

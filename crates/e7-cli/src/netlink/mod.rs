@@ -1090,6 +1090,7 @@ mod sink_tests {
                 state: 0xFF02,
                 prot: 17,
                 path: format!("/p{n}"),
+                peer: Default::default(),
             })
         };
         for n in 0..5 {

@@ -16,6 +16,11 @@ pub const PKT_MALFORMED: u8 = 0x1;
 pub const PKT_IN_TASK: u8 = 0x2;
 /// `E7_PKT_SENDER`: `E7Pkt::sender` holds current's process image (task context, a user process).
 pub const PKT_SENDER: u8 = 0x4;
+/// `E7_PEER_PORT`: `E7Peer::dport` holds the destination port.
+pub const PEER_PORT: u8 = 0x1;
+/// `E7_PEER_FIXED`: the packet goes to its socket's connected destination; the shim mixed the
+/// destination into `E7Pkt::cookie`, so a cached verdict is per (socket, destination).
+pub const PEER_FIXED: u8 = 0x2;
 /// `E7_SOCK_DETACHED`: no `struct socket` (orphaned, or a child not yet `accept()`ed).
 pub const SOCK_DETACHED: u32 = 0;
 /// `E7_SOCK_KERNEL`: a `struct socket` without a file (a kernel socket).
@@ -64,6 +69,20 @@ pub struct E7Pkt {
     pub flags: u8,
     /// Padding.
     pub pad: [u8; 6],
+}
+
+/// `struct e7_peer`: a packet's destination.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct E7Peer {
+    /// Destination address, network order (IPv4: the first 4 bytes).
+    pub daddr: [u8; 16],
+    /// [`PEER_PORT`]: destination port, host order.
+    pub dport: u16,
+    /// `PEER_*` bits.
+    pub flags: u8,
+    /// Padding.
+    pub pad: [u8; 5],
 }
 
 /// `struct e7_sockinfo`: socket facts fetched on a cache miss.
@@ -170,6 +189,7 @@ pub struct E7WalkPos {
 }
 
 const _: () = assert!(core::mem::size_of::<E7Pkt>() == 56);
+const _: () = assert!(core::mem::size_of::<E7Peer>() == 24);
 const _: () = assert!(core::mem::size_of::<E7WalkPos>() == 16);
 // `struct e7_sock_owner` is e7-core's SocketOwner (#[repr(C)]): u64 inode, u32 tgid, 4 padding.
 const _: () = assert!(core::mem::size_of::<e7_core::SocketOwner>() == 16);

@@ -27,6 +27,8 @@ pub struct EventRecord {
     pub uid: u32,
     /// The executable.
     pub path: ExePath,
+    /// Where the packet went and whether it had a socket (the event's DEST, DPORT, UID).
+    pub peer: e7_proto::msg::EventPeer,
 }
 
 impl EventRecord {
@@ -36,6 +38,11 @@ impl EventRecord {
         proto: 0,
         uid: 0,
         path: ExePath::EMPTY,
+        peer: e7_proto::msg::EventPeer {
+            dst: None,
+            dport: None,
+            uid: None,
+        },
     };
 }
 
@@ -176,6 +183,24 @@ impl<const N: usize> EventRing<N> {
 
     /// Queues an event of `uid` (see [`Queued`]; the type's docs say who gives way when full).
     pub fn push(&mut self, uid: u32, state: u32, proto: u32, path: &ExePath) -> Queued {
+        self.push_peer(
+            uid,
+            state,
+            proto,
+            path,
+            &e7_proto::msg::EventPeer::default(),
+        )
+    }
+
+    /// [`EventRing::push`] with where the packet went.
+    pub fn push_peer(
+        &mut self,
+        uid: u32,
+        state: u32,
+        proto: u32,
+        path: &ExePath,
+        peer: &e7_proto::msg::EventPeer,
+    ) -> Queued {
         let outcome = if self.len < N {
             Queued::Yes
         } else {
@@ -217,6 +242,7 @@ impl<const N: usize> EventRing<N> {
         slot.proto = proto;
         slot.uid = uid;
         slot.path.clone_from(path);
+        slot.peer = *peer;
         self.len += 1;
         self.own(uid);
         outcome

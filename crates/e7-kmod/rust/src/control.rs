@@ -27,11 +27,12 @@
 use core::ffi::CStr;
 use core::fmt;
 
+use e7_core::qualified::{QualRef, QualRule, QualRuleError, Qualifiers};
 use e7_core::sync::RawRwLock;
 use e7_core::{Rule, RuleError, RuleRef};
 use e7_proto::msg::{
     emit_error, emit_error_display, emit_get_reply, emit_query_chain, emit_query_dump,
-    parse_request, ClearSpec, MsgError, QueryHeader, Request, RuleSpec,
+    parse_request, ClearSpec, MsgError, QueryHeader, QueryRule, Request, RuleSpec,
 };
 use e7_proto::nla::{WriteError, Writer};
 use e7_proto::{Command, Const, Flag};
@@ -39,7 +40,7 @@ use e7_proto::{Command, Const, Flag};
 use crate::abi::E7Dest;
 use crate::errno::{EINVAL, EMSGSIZE, ENOENT, ENOMEM, ENOSPC};
 use crate::kernel::{Kernel, Level, SendError};
-use crate::state::{Module, ModuleRules};
+use crate::state::{Module, ModuleQual, ModuleRules, QUALIFIERS_ENFORCED};
 
 /// A refused request: the positive errno for the ack and a static extack text (the detailed
 /// text went to the asker in an ERROR message).
@@ -83,6 +84,7 @@ fn extack_for(e: &MsgError) -> &'static CStr {
         MsgError::BadState { .. } => c"e7: invalid STATE (CLEAR takes allow or block)",
         MsgError::UnknownFlag(_) => c"e7: unknown flag index",
         MsgError::Value(_) => c"e7: invalid value for this flag",
+        MsgError::Qualifier(_) => c"e7: invalid rule qualifier (to, port or user)",
         #[allow(unreachable_patterns)]
         _ => c"e7: invalid request",
     }
@@ -115,6 +117,36 @@ fn spec_of(r: RuleRef<'_>) -> Option<RuleSpec<'_>> {
         action: proto_action(r.action()),
     })
 }
+
+/// A qualified rule as the wire sees it (its own path: the QUERY writer shows old consoles the
+/// `//` text).
+fn qspec_of(r: QualRef<'_>) -> Option<QueryRule<'_>> {
+    Some(QueryRule {
+        spec: RuleSpec {
+            prot: r.proto,
+            path: core::str::from_utf8(r.path).ok()?,
+            action: proto_action(r.action),
+        },
+        qual: r.qual,
+    })
+}
+
+/// Every rule of both tables in QUERY order: the plain rules, then the qualified ones.
+fn all_rules<'a>(
+    rules: &'a ModuleRules,
+    qual: &'a ModuleQual,
+) -> impl Iterator<Item = QueryRule<'a>> + 'a {
+    rules
+        .iter()
+        .filter_map(spec_of)
+        .map(QueryRule::from)
+        .chain(qual.iter().filter_map(qspec_of))
+}
+
+/// Longest path a qualified rule may have: its QUERY PATH for old consoles is the path, `//` and
+/// the qualifiers, cut at 255 bytes, and the path must survive the cut for `e7 save` to
+/// round-trip it.
+const QUAL_PATH_MAX: usize = e7_proto::MAX_PATH_LEN - 2;
 
 /// Formats a protocol for messages: its alias when it has one.
 struct Proto(u32);
@@ -182,6 +214,7 @@ impl<R: RawRwLock> Module<R> {
                 done(self.after_change(k, dest))
             }
             Request::AddRule(spec) => done(self.add_rule(k, dest, spec)),
+            Request::AddQualified(spec, qual) => done(self.add_qualified(k, dest, spec, qual)),
             Request::Clear(spec) => done(self.clear(k, dest, spec)),
             Request::Query => Ok(Handled::QueryChain),
             Request::Set { flag, value } => {
@@ -230,6 +263,9 @@ impl<R: RawRwLock> Module<R> {
             self.engine.flags.set_stat(cf, secs);
             return secs;
         }
+        if cf == e7_core::Flag::Qualifiers {
+            return QUALIFIERS_ENFORCED;
+        }
         if cf == e7_core::Flag::QPackets {
             // Counted per CPU when the kernel can (wrapping at 2^32, as the u32 flag did).
             if let Some(n) = k.stat_sum(e7_core::Stat::Packets) {
@@ -266,28 +302,92 @@ impl<R: RawRwLock> Module<R> {
         self.after_change(k, dest)
     }
 
+    /// A qualified rule goes into the qualified table (e7-core's `QualTable`: precedence, lookup
+    /// by destination); adding one that differs only in action flips it.
+    fn add_qualified(
+        &self,
+        k: &impl Kernel,
+        dest: E7Dest,
+        spec: RuleSpec<'_>,
+        qual: Qualifiers,
+    ) -> Result<(), Refusal> {
+        if spec.path.len() > QUAL_PATH_MAX {
+            return Err(self.refuse(
+                k,
+                dest,
+                EINVAL,
+                &format_args!(
+                    "a rule with `to`, `port` or `user` takes a path of at most {QUAL_PATH_MAX} \
+                     bytes (this one has {})",
+                    spec.path.len()
+                ),
+                c"e7: path too long for a qualified rule",
+            ));
+        }
+        let rule = match QualRule::new(
+            spec.prot,
+            spec.path.as_bytes(),
+            qual,
+            core_action(spec.action),
+        ) {
+            Ok(r) => r,
+            Err(e) => return Err(self.refuse(k, dest, EINVAL, &e, qual_extack(&e))),
+        };
+        let added = self.engine.edit_qualified(|t| {
+            let full = (t.len(), t.capacity(), t.path_bytes());
+            t.add(rule).map(|_| ()).map_err(|_| full)
+        });
+        if let Err((len, cap, (used, bytes))) = added {
+            return Err(self.refuse(
+                k,
+                dest,
+                ENOSPC,
+                &format_args!(
+                    "the qualified rule table is full ({len} of {cap} rules, {used} of {bytes} \
+                     bytes of rule paths): cannot add {} {} {}{qual}; clear rules first",
+                    spec.action.alias(),
+                    Proto(spec.prot),
+                    spec.path
+                ),
+                c"e7: the qualified rule table is full",
+            ));
+        }
+        self.after_change(k, dest)
+    }
+
     fn clear(&self, k: &impl Kernel, dest: E7Dest, spec: ClearSpec<'_>) -> Result<(), Refusal> {
         let found = match spec {
             ClearSpec::All => {
                 self.engine.edit_rules(|r| r.clear());
+                self.engine.edit_qualified(|q| q.clear());
                 true
             }
             ClearSpec::Action(a) => {
                 self.engine.edit_rules(|r| r.clear_action(core_action(a)));
+                self.engine
+                    .edit_qualified(|q| q.clear_action(core_action(a)));
                 true
             }
             ClearSpec::Rule { prot, path } => {
                 self.engine.edit_rules(|r| r.remove(prot, path.as_bytes()))
             }
+            ClearSpec::Qualified { prot, path, qual } => self
+                .engine
+                .edit_qualified(|q| q.remove(prot, path.as_bytes(), &qual)),
         };
         // Like the original, the QUERY follows a CLEAR even when nothing matched.
         let sent = self.after_change(k, dest);
-        if let (false, ClearSpec::Rule { prot, path }) = (found, spec) {
+        if !found {
+            let (prot, path, qual) = match spec {
+                ClearSpec::Rule { prot, path } => (prot, path, Qualifiers::NONE),
+                ClearSpec::Qualified { prot, path, qual } => (prot, path, qual),
+                ClearSpec::All | ClearSpec::Action(_) => return sent,
+            };
             return Err(self.refuse(
                 k,
                 dest,
                 ENOENT,
-                &format_args!("no rule for {} {} to clear", Proto(prot), path),
+                &format_args!("no rule for {} {}{qual} to clear", Proto(prot), path),
                 c"e7: no such rule",
             ));
         }
@@ -332,16 +432,17 @@ impl<R: RawRwLock> Module<R> {
         let mode = self.engine.flags.get(e7_core::Flag::Mode);
         k.send(Command::Query, dest, dest.portid, &mut |w| {
             let rules = self.engine.rules.read();
-            let total = u32::try_from(rules.len()).unwrap_or(u32::MAX);
+            let qual = self.engine.qualified.read();
+            let total = u32::try_from(rules.len().saturating_add(qual.len())).unwrap_or(u32::MAX);
             let start = w.len();
-            match emit_query_chain(w, mode, rules.iter().filter_map(spec_of), total) {
+            match emit_query_chain(w, mode, all_rules(&rules, &qual), total) {
                 Ok(p) if p.done => return Ok(()),
                 Ok(_) | Err(WriteError::Full) => {}
                 Err(e) => return Err(e),
             }
             // Not all in one message: the notice instead of a part of the table.
             w.rollback(start);
-            emit_query_chain(w, mode, core::iter::empty(), total).map(|_| ())
+            emit_query_chain(w, mode, core::iter::empty::<RuleSpec<'_>>(), total).map(|_| ())
         })
         .map_err(|e| Refusal {
             errno: send_errno(e),
@@ -360,10 +461,10 @@ impl<R: RawRwLock> Module<R> {
         cursor: &mut [u64; 2],
         generation: &mut u32,
     ) -> Result<usize, u32> {
-        self.dump_message(buf, cursor, generation, |w, mode, rules, cursor| {
-            let total = u32::try_from(rules.len()).unwrap_or(u32::MAX);
+        self.dump_message(buf, cursor, generation, |w, mode, rules, qual, cursor| {
+            let total = u32::try_from(rules.len().saturating_add(qual.len())).unwrap_or(u32::MAX);
             let sent = usize::try_from(cursor[0]).unwrap_or(usize::MAX);
-            let p = emit_query_chain(w, mode, rules.iter().skip(sent).filter_map(spec_of), total)
+            let p = emit_query_chain(w, mode, all_rules(rules, qual).skip(sent), total)
                 .map_err(|_| EMSGSIZE)?;
             if !p.done && p.written == 0 {
                 // Not even one rule fits: never loop on empty messages.
@@ -387,13 +488,13 @@ impl<R: RawRwLock> Module<R> {
         cursor: &mut [u64; 2],
         generation: &mut u32,
     ) -> Result<usize, u32> {
-        self.dump_message(buf, cursor, generation, |w, mode, rules, cursor| {
+        self.dump_message(buf, cursor, generation, |w, mode, rules, qual, cursor| {
             let header = (cursor[0] == 0).then(|| QueryHeader {
                 mode,
-                count: u32::try_from(rules.len()).unwrap_or(u32::MAX),
+                count: u32::try_from(rules.len().saturating_add(qual.len())).unwrap_or(u32::MAX),
             });
             let sent = usize::try_from(cursor[0].saturating_sub(1)).unwrap_or(usize::MAX);
-            let p = emit_query_dump(w, header, rules.iter().skip(sent).filter_map(spec_of))
+            let p = emit_query_dump(w, header, all_rules(rules, qual).skip(sent))
                 .map_err(|_| EMSGSIZE)?;
             let next = sent.saturating_add(p.written).saturating_add(1);
             cursor[0] = u64::try_from(next).unwrap_or(u64::MAX);
@@ -410,16 +511,24 @@ impl<R: RawRwLock> Module<R> {
         buf: &mut [u8],
         cursor: &mut [u64; 2],
         generation: &mut u32,
-        emit: impl FnOnce(&mut Writer<'_>, u32, &ModuleRules, &mut [u64; 2]) -> Result<bool, u32>,
+        emit: impl FnOnce(
+            &mut Writer<'_>,
+            u32,
+            &ModuleRules,
+            &ModuleQual,
+            &mut [u64; 2],
+        ) -> Result<bool, u32>,
     ) -> Result<usize, u32> {
         let mode = self.engine.flags.get(e7_core::Flag::Mode);
+        // The engine's lock order: the ring, then the qualified table.
         let rules = self.engine.rules.read();
-        *generation = rules.generation();
+        let qual = self.engine.qualified.read();
+        *generation = rules.generation().wrapping_add(qual.generation());
         if cursor[1] != 0 {
             return Ok(0);
         }
         let mut w = Writer::new(buf);
-        if emit(&mut w, mode, &rules, cursor)? {
+        if emit(&mut w, mode, &rules, &qual, cursor)? {
             cursor[1] = 1;
         }
         Ok(w.len())
@@ -439,6 +548,11 @@ impl<R: RawRwLock> Module<R> {
         });
         Refusal { errno, extack }
     }
+}
+
+fn qual_extack(e: &QualRuleError) -> &'static CStr {
+    let _ = e;
+    c"e7: invalid qualified rule (see the ERROR message)"
 }
 
 fn rule_extack(e: &RuleError) -> &'static CStr {

@@ -21,8 +21,8 @@ use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
 use crate::abi::{
-    E7Dest, E7Exe, E7Pkt, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED, PKT_IN_TASK,
-    PKT_MALFORMED, PKT_SENDER, SOCK_KERNEL, SOCK_USER,
+    E7Dest, E7Exe, E7Peer, E7Pkt, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED, PEER_FIXED,
+    PEER_PORT, PKT_IN_TASK, PKT_MALFORMED, PKT_SENDER, SOCK_KERNEL, SOCK_USER,
 };
 use crate::control::Handled;
 use crate::errno::EINVAL;
@@ -55,6 +55,7 @@ extern "C" {
     fn e7_c_now_secs() -> u64;
     fn e7_c_stat_inc(idx: u32);
     fn e7_c_stat_sum(idx: u32) -> u64;
+    fn e7_c_pkt_dest(skb: *mut c_void, family: u8, out: *mut E7Peer) -> i32;
     fn e7_c_sk_cookie(sk: *mut c_void) -> u64;
     fn e7_c_sk_info(sk: *mut c_void, out: *mut E7SockInfo);
     fn e7_c_current_task(out: *mut TaskId) -> i32;
@@ -73,15 +74,20 @@ extern "C" {
 /// All module state. Placed in the module's .data/.bss by the loader; never on a stack.
 static E7: Module<KernelRwLock> = Module::new();
 
-/// The kernel, as seen through the shim. `sender`: the hook's answer to "who sends" read by the
-/// shim inline with the packet (`None`: ask the shim, outside the hook).
-struct Shim {
-    sender: Option<Option<TaskId>>,
+/// The kernel, as seen through the shim. Inside the hook, `pkt` is the shim's `e7_pkt` (its
+/// sender, read inline, answers "who sends") and `skb` the packet (for [`Kernel::packet_dest`]);
+/// outside (`ASK`), every answer comes from the shim.
+struct Shim<'p> {
+    pkt: Option<&'p E7Pkt>,
+    skb: *mut c_void,
 }
 
-impl Shim {
+impl Shim<'static> {
     /// Outside the hook: every answer from the shim.
-    const ASK: Shim = Shim { sender: None };
+    const ASK: Shim<'static> = Shim {
+        pkt: None,
+        skb: core::ptr::null_mut(),
+    };
 }
 
 /// A fixed line buffer for log messages (truncates).
@@ -105,7 +111,7 @@ impl fmt::Write for Line {
     }
 }
 
-impl Kernel for Shim {
+impl Kernel for Shim<'_> {
     type Sock<'s> = SockRef<'s>;
 
     fn now_ms(&self) -> u64 {
@@ -155,6 +161,25 @@ impl Kernel for Shim {
         unsafe { e7_c_log(lvl, line.buf.as_ptr(), line.len as u32) }
     }
 
+    fn packet_dest(&self) -> (Option<e7_core::qualified::Addr>, Option<u16>) {
+        let (Some(p), false) = (self.pkt, self.skb.is_null()) else {
+            return (None, None);
+        };
+        let mut out = E7Peer {
+            daddr: [0; 16],
+            dport: 0,
+            flags: 0,
+            pad: [0; 5],
+        };
+        // SAFETY: skb is the hook's packet, valid for the whole hook call this Shim lives in
+        // (made only by e7_hook); out is a local e7_peer. Reads headers with skb_header_pointer.
+        if unsafe { e7_c_pkt_dest(self.skb, p.family, &mut out) } != 0 {
+            return (None, None);
+        }
+        let peer = peer_from(p.family, &out);
+        (peer.dst, peer.dport)
+    }
+
     fn sk_cookie(&self, sk: SockRef<'_>) -> SocketKey {
         if sk.cookie != 0 {
             return SocketKey(sk.cookie);
@@ -179,8 +204,8 @@ impl Kernel for Shim {
     }
 
     fn current_task(&self) -> Option<TaskId> {
-        if let Some(known) = self.sender {
-            return known;
+        if let Some(p) = self.pkt {
+            return (p.flags & PKT_SENDER != 0).then_some(p.sender);
         }
         let mut id = TaskId::default();
         // SAFETY: id is a valid e7_task_id (TaskId is its #[repr(C)] mirror). Lock-free.
@@ -350,6 +375,38 @@ pub extern "C" fn e7_rust_mode_word() -> *const u32 {
     E7.engine.flags.mode_word().as_ptr()
 }
 
+/// The address of the engine's "some rule depends on the destination" word (one byte): the hook
+/// reads the packet's destination only while it is set. The static lives as long as the module.
+#[no_mangle]
+pub extern "C" fn e7_rust_peer_word() -> *const u8 {
+    E7.engine.per_destination_word().as_ptr() as *const u8
+}
+
+/// A packet whose destination the hook did not read (no rule depended on it when the shim
+/// looked): no `to`/`port` rule matches, and the packet counts as not fixed, so its verdict is
+/// cached only if still no rule depends on the destination when it is decided (a rule added
+/// meanwhile must not find a verdict cached under the socket's plain cookie).
+const NOT_READ: e7_core::Peer = e7_core::Peer {
+    dst: None,
+    dport: None,
+    fixed: false,
+};
+
+/// An `e7_peer` as e7-core's [`e7_core::Peer`].
+fn peer_from(family: u8, peer: &E7Peer) -> e7_core::Peer {
+    let dst = if family == 6 {
+        e7_core::qualified::Addr::V6(peer.daddr)
+    } else {
+        let [a, b, c, d, ..] = peer.daddr;
+        e7_core::qualified::Addr::V4([a, b, c, d])
+    };
+    e7_core::Peer {
+        dst: Some(dst),
+        dport: (peer.flags & PEER_PORT != 0).then_some(peer.dport),
+        fixed: peer.flags & PEER_FIXED != 0,
+    }
+}
+
 /// The shim could not register its netfilter hooks for an enforcing mode: the mode becomes
 /// `disabled`, which is what the kernel then does (no reader may believe it enforces).
 #[no_mangle]
@@ -370,15 +427,45 @@ pub extern "C" fn e7_rust_stop() {
 /// [`HOOK_CACHED`]: a cached-verdict hit (the shim counts it per CPU).
 ///
 /// # Safety
-/// `pkt` points to a valid `e7_pkt` whose `sk` (if not null) is a full socket valid for the call.
+/// `pkt` points to a valid `e7_pkt` whose `sk` (if not null) is a full socket valid for the call;
+/// `peer` is null or points to an initialised `e7_peer`; `skb` is the packet (or null), valid for
+/// the call.
 #[no_mangle]
-pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt) -> u32 {
+pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt, peer: *const E7Peer, skb: *mut c_void) -> u32 {
     // SAFETY: the shim passes a pointer to an initialised e7_pkt on its stack.
     let Some(p) = (unsafe { pkt.as_ref() }) else {
         return 1;
     };
-    let input = Packet {
-        peer: e7_core::Peer::UNKNOWN,
+    let shim = Shim { pkt: Some(p), skb };
+    // SAFETY: the shim's peer is null or its stack e7_peer, initialised, valid for this call.
+    let (verdict, cached) = match unsafe { peer.as_ref() } {
+        // The common path: no rule depends on the destination, the peer is a constant.
+        None => E7.packet_cached(&shim, &packet_of(p, NOT_READ)),
+        Some(peer) => hook_with_peer(&shim, p, peer),
+    };
+    let accept = match verdict {
+        Verdict::Accept => HOOK_ACCEPT,
+        Verdict::Drop => 0,
+    };
+    if cached {
+        accept | HOOK_CACHED
+    } else {
+        accept
+    }
+}
+
+/// The hook while a rule depends on the destination (out of line, so the common path keeps its
+/// constant peer).
+#[inline(never)]
+fn hook_with_peer(shim: &Shim<'_>, p: &E7Pkt, peer: &E7Peer) -> (Verdict, bool) {
+    E7.packet_cached(shim, &packet_of(p, peer_from(p.family, peer)))
+}
+
+/// The engine's view of the shim's `e7_pkt`.
+#[inline(always)]
+fn packet_of<'p>(p: &'p E7Pkt, peer: e7_core::Peer) -> Packet<SockRef<'p>> {
+    Packet {
+        peer,
         sk: NonNull::new(p.sk).map(|sk| SockRef {
             sk,
             cookie: p.cookie,
@@ -393,19 +480,6 @@ pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt) -> u32 {
         },
         malformed: p.flags & PKT_MALFORMED != 0,
         in_task: p.flags & PKT_IN_TASK != 0,
-    };
-    let shim = Shim {
-        sender: Some((p.flags & PKT_SENDER != 0).then_some(p.sender)),
-    };
-    let (verdict, cached) = E7.packet_cached(&shim, &input);
-    let accept = match verdict {
-        Verdict::Accept => HOOK_ACCEPT,
-        Verdict::Drop => 0,
-    };
-    if cached {
-        accept | HOOK_CACHED
-    } else {
-        accept
     }
 }
 

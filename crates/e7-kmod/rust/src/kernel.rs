@@ -77,6 +77,12 @@ pub trait Kernel {
     }
     /// Logs one line (rate-limited). Atomic-safe.
     fn log(&self, level: Level, args: fmt::Arguments<'_>);
+    /// Inside the hook, any context: the packet's destination address and port, read from the
+    /// packet only when asked (for an event; the decision gets them inline while a rule needs
+    /// them). Default: not known.
+    fn packet_dest(&self) -> (Option<e7_core::qualified::Addr>, Option<u16>) {
+        (None, None)
+    }
     /// The socket's cookie: 64-bit, assigned once, never reused, kept when the socket is orphaned.
     fn sk_cookie(&self, sk: Self::Sock<'_>) -> SocketKey;
     /// The socket's inode and backing.

@@ -53,13 +53,33 @@ pub const RULES: usize = 1024;
 /// The module's rule table.
 pub type ModuleRules = e7_core::RuleRing<RULES>;
 
-/// Qualified-rule capacity (`to`/`port`/`user`): one unused slot until the hook reports packet
-/// destinations (issue 11 phase 2). The module announces no qualifier (`qualifiers` flag 0) and
-/// refuses DEST/PORTS/UID attributes, so the CLI never sends it a qualified rule.
-pub const QUAL_RULES: usize = 1;
+/// Qualified-rule capacity (`to`/`port`/`user`): e7-core's default, 1,024 rules with a 64 KiB
+/// path arena (about 154 KiB of module memory). A 10,000-line blocklist needs e7-core's
+/// `BlocklistTable` sizes (16,384 rules, 256 KiB of paths: about 1.7 MiB in the module's .bss,
+/// allocated whether or not it is used); build with the cargo feature `blocklist`
+/// (`make E7_FEATURES=blocklist`) to get them.
+#[cfg(not(feature = "blocklist"))]
+pub const QUAL_RULES: usize = e7_core::qualified::QUAL_RULES;
+/// Path arena of the qualified table, in bytes (see [`QUAL_RULES`]).
+#[cfg(not(feature = "blocklist"))]
+pub const QUAL_BYTES: usize = e7_core::qualified::QUAL_PATH_BYTES;
+/// Qualified-rule capacity with the `blocklist` feature: a 10,000-line blocklist fits.
+#[cfg(feature = "blocklist")]
+pub const QUAL_RULES: usize = 16_384;
+/// Path arena with the `blocklist` feature.
+#[cfg(feature = "blocklist")]
+pub const QUAL_BYTES: usize = 262_144;
 
-/// The module's engine: e7-core's defaults except [`SOCKET_SETS`] and [`QUAL_RULES`].
-pub type ModuleEngine<R> = Engine<R, RULES, SOCKET_SETS, 8, 256, 1024, QUAL_RULES, 1>;
+/// The qualifiers the module enforces (the read-only flag `qualifiers`): destinations, ports and
+/// users. The CLI sends a qualified rule only to a module announcing every bit it needs.
+pub const QUALIFIERS_ENFORCED: u32 =
+    e7_proto::qual::FEATURE_DEST | e7_proto::qual::FEATURE_PORTS | e7_proto::qual::FEATURE_USER;
+
+/// The module's engine: e7-core's defaults except [`SOCKET_SETS`] and the qualified table's size.
+pub type ModuleEngine<R> = Engine<R, RULES, SOCKET_SETS, 8, 256, 1024, QUAL_RULES, QUAL_BYTES>;
+
+/// The module's qualified rule table.
+pub type ModuleQual = e7_core::QualTable<QUAL_RULES, QUAL_BYTES>;
 
 /// Delay before the refill work retries sockets not answered yet (ms); the active-socket cache
 /// allows one walk slice per 50 ms after the previous one ended.
@@ -275,7 +295,18 @@ impl<R: RawRwLock> Module<R> {
     #[inline(never)]
     fn packet_full<S>(&self, k: &impl Kernel, p: &Packet<S>, out: Outcome) -> (Verdict, bool) {
         if let Some(ev) = out.event {
-            self.queue_event(k, p.uid, ev.kind.state(), ev.proto, ev.exe);
+            // Where the packet went: the decision's own facts when a rule needed them, else read
+            // now (only for an event).
+            let (dst, dport) = match p.peer.dst {
+                Some(d) => (Some(d), p.peer.dport),
+                None => k.packet_dest(),
+            };
+            let peer = e7_proto::msg::EventPeer {
+                dst,
+                dport,
+                uid: p.sk.is_some().then_some(p.uid),
+            };
+            self.queue_event(k, p.uid, ev.kind.state(), ev.proto, ev.exe, &peer);
         }
         if self.engine.flags.get(Flag::Debug) == e7_proto::Const::Enabled.value() {
             self.debug_log(k, p, &out);
@@ -373,7 +404,15 @@ impl<R: RawRwLock> Module<R> {
     /// The queue lock is taken, not tried: a failed `try_write` also lost the event, so one
     /// user's flood from other CPUs could crowd out another's through the lock alone. The
     /// critical section is bounded (a copy of one path, O(queue) index moves).
-    fn queue_event(&self, k: &impl Kernel, uid: u32, state: u32, proto: u32, exe: ExeId) {
+    fn queue_event(
+        &self,
+        k: &impl Kernel,
+        uid: u32,
+        state: u32,
+        proto: u32,
+        exe: ExeId,
+        peer: &e7_proto::msg::EventPeer,
+    ) {
         if self.is_stopping() {
             return;
         }
@@ -381,7 +420,10 @@ impl<R: RawRwLock> Module<R> {
         if !self.engine.exe_path(exe, &mut path) {
             return;
         }
-        let queued = self.events.write().push(uid, state, proto, &path);
+        let queued = self
+            .events
+            .write()
+            .push_peer(uid, state, proto, &path, peer);
         if queued != Queued::Yes {
             // Refused, or queued by evicting the biggest holder's newest event: one lost either way.
             self.engine.flags.count(Flag::EvLost);
@@ -420,7 +462,15 @@ impl<R: RawRwLock> Module<R> {
                     e7_proto::Command::Event,
                     E7Dest::default(),
                     port,
-                    &mut |w| e7_proto::msg::emit_event(w, state, rec.proto, rec.path.as_bytes()),
+                    &mut |w| {
+                        e7_proto::msg::emit_event_peer(
+                            w,
+                            state,
+                            rec.proto,
+                            rec.path.as_bytes(),
+                            &rec.peer,
+                        )
+                    },
                 );
                 self.after_unicast(k, port, r);
             }

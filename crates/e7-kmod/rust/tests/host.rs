@@ -1051,7 +1051,9 @@ fn softirq_uses_the_interrupted_tasks_known_image_without_d_path() {
 
 fn parse_event(s: &Sent) -> (EventState, u32, Vec<u8>) {
     match parse_reply(s.cmd.value(), &s.body).unwrap() {
-        Reply::Event { state, prot, path } => (state, prot, path.to_vec()),
+        Reply::Event {
+            state, prot, path, ..
+        } => (state, prot, path.to_vec()),
         other => panic!("not an event: {other:?}"),
     }
 }
@@ -1831,4 +1833,184 @@ fn module_parameters_set_initial_flags_and_explain_refusals() {
         .unwrap_err()
         .to_string()
         .contains("settable"));
+}
+
+// ---- qualified rules (`to`, `port`, `user`) ------------------------------------------------
+
+fn qual(to: &str, ports: Option<&str>, uid: Option<u32>) -> e7_proto::qual::Qualifiers {
+    e7_proto::qual::Qualifiers {
+        dest: e7_proto::qual::Dest::parse(to).unwrap(),
+        ports: ports.map(|p| e7_proto::qual::Ports::parse(p).unwrap()),
+        uid,
+    }
+}
+
+fn to(mut p: PacketIn, a: [u8; 4], port: u16, fixed: bool) -> PacketIn {
+    p.peer = e7_core::Peer {
+        dst: Some(e7_core::qualified::Addr::V4(a)),
+        dport: Some(port),
+        fixed,
+    };
+    p
+}
+
+/// Every rule a plain QUERY answers, with its qualifiers (the chain shape, as the CLI reads it).
+fn query_all(m: &M, k: &Fake) -> Vec<(Action, u32, String, e7_proto::qual::Qualifiers)> {
+    k.take_sent();
+    request(m, k, &Request::Query, 1).unwrap();
+    let mut out = Vec::new();
+    for s in k.take_sent() {
+        if let Ok(Reply::Query(q)) = parse_reply(s.cmd.value(), &s.body) {
+            for r in q.qualified_rules() {
+                out.push((r.spec.action, r.spec.prot, r.spec.path.to_string(), r.qual));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn qualified_rules_are_added_listed_enforced_per_destination_and_cleared() {
+    let (m, k) = enabled();
+    assert_eq!(
+        m.flag_value(&k, Flag::Qualifiers),
+        7,
+        "announces to, port, user"
+    );
+    let block10 = qual("10.0.0.0/8", None, None);
+    let spec = |action, prot, path| RuleSpec { prot, path, action };
+    request(
+        &m,
+        &k,
+        &Request::AddQualified(spec(Action::Block, Const::Any.value(), "/"), block10),
+        1,
+    )
+    .unwrap();
+    request(&m, &k, &rule(Action::Allow, UDP, "/usr/bin/dig"), 1).unwrap();
+    assert_eq!(
+        query_all(&m, &k),
+        vec![
+            (
+                Action::Allow,
+                UDP,
+                "/usr/bin/dig".to_string(),
+                qual("any", None, None)
+            ),
+            (Action::Block, Const::Any.value(), "/".to_string(), block10),
+        ]
+    );
+    k.process(42, "/usr/bin/dig", &[5000]);
+    k.current.set(Some(42));
+    let sk = k.sock(1, 100, 5000, SockKind::User);
+    // An unconnected socket (not fixed): each packet its own destination's verdict, never a
+    // cached one from the other destination.
+    for _ in 0..3 {
+        let allowed = to(pkt(Some(sk), UDP, true), [1, 1, 1, 1], 53, false);
+        let blocked = to(pkt(Some(sk), UDP, true), [10, 1, 2, 3], 53, false);
+        assert_eq!(m.packet(&k, &allowed), Verdict::Accept);
+        assert_eq!(m.packet(&k, &blocked), Verdict::Drop);
+    }
+    // A packet whose destination the hook did not read (no rule depended on it when it looked):
+    // no `to` rule matches, and its verdict is not cached under the socket's plain key.
+    let mut unknown = pkt(Some(sk), UDP, true);
+    unknown.peer = e7_core::Peer {
+        dst: None,
+        dport: None,
+        fixed: false,
+    };
+    assert_eq!(m.packet(&k, &unknown), Verdict::Accept);
+    assert_eq!(
+        m.packet(&k, &to(pkt(Some(sk), UDP, true), [10, 0, 0, 1], 53, false)),
+        Verdict::Drop
+    );
+    // A user rule for uid 1000 (the packets' socket uid) beats the program's allow.
+    request(
+        &m,
+        &k,
+        &Request::AddQualified(
+            spec(Action::Block, UDP, "/usr/bin/"),
+            qual("any", Some("53"), Some(1000)),
+        ),
+        1,
+    )
+    .unwrap();
+    assert_eq!(
+        m.packet(&k, &to(pkt(Some(sk), UDP, true), [1, 1, 1, 1], 53, false)),
+        Verdict::Drop
+    );
+    assert_eq!(
+        m.packet(&k, &to(pkt(Some(sk), UDP, true), [1, 1, 1, 1], 54, false)),
+        Verdict::Accept
+    );
+    // Clearing the one qualified rule by its qualifiers; a wrong qualifier finds nothing.
+    let clear = |q| {
+        Request::Clear(ClearSpec::Qualified {
+            prot: UDP,
+            path: "/usr/bin/",
+            qual: q,
+        })
+    };
+    assert_eq!(
+        request(&m, &k, &clear(qual("any", Some("54"), Some(1000))), 1)
+            .unwrap_err()
+            .errno,
+        2
+    );
+    request(&m, &k, &clear(qual("any", Some("53"), Some(1000))), 1).unwrap();
+    assert_eq!(
+        m.packet(&k, &to(pkt(Some(sk), UDP, true), [1, 1, 1, 1], 53, false)),
+        Verdict::Accept
+    );
+    // CLEAR by action and CLEAR all reach the qualified table too.
+    request(&m, &k, &Request::Clear(ClearSpec::Action(Action::Block)), 1).unwrap();
+    assert_eq!(query_all(&m, &k).len(), 1);
+    assert_eq!(
+        m.packet(&k, &to(pkt(Some(sk), UDP, true), [10, 0, 0, 1], 53, false)),
+        Verdict::Accept
+    );
+    request(
+        &m,
+        &k,
+        &Request::AddQualified(spec(Action::Block, Const::Any.value(), "/"), block10),
+        1,
+    )
+    .unwrap();
+    request(&m, &k, &Request::Clear(ClearSpec::All), 1).unwrap();
+    assert!(query_all(&m, &k).is_empty());
+}
+
+#[test]
+fn a_qualified_rule_path_must_survive_the_old_consoles_cut() {
+    let (m, k) = enabled();
+    let long = format!("/{}", "a".repeat(253));
+    let r = request(
+        &m,
+        &k,
+        &Request::AddQualified(
+            RuleSpec {
+                prot: TCP,
+                path: &long,
+                action: Action::Block,
+            },
+            qual("10.0.0.0/8", None, None),
+        ),
+        1,
+    );
+    assert_eq!(r.unwrap_err().errno, 22);
+    let ok = format!("/{}", "a".repeat(252));
+    request(
+        &m,
+        &k,
+        &Request::AddQualified(
+            RuleSpec {
+                prot: TCP,
+                path: &ok,
+                action: Action::Block,
+            },
+            qual("10.0.0.0/8", None, None),
+        ),
+        1,
+    )
+    .unwrap();
+    assert_eq!(query_all(&m, &k)[0].2, ok);
 }

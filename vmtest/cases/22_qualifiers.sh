@@ -1,0 +1,224 @@
+# Rules that say where and who (issue 11): `to`, `port`, `user`, enforced by the module. The VM has only
+# the loopback interface, but every address routed to it is a distinct local destination: 127.0.0.0/8, and
+# the addresses qual_addrs adds to `lo`. `e7-probe to udp|tcp|udpx ADDR [PORT]` binds a receiver there and
+# sends once (exit 0 delivered, 1 blocked); `alternate`, `reconnect` and `connected` drive one socket.
+# Senders run as uid 65534 wherever an unprivileged user could send.
+
+# Extra local destinations (idempotent: the VM lives across cases).
+qual_addrs() {
+    for a in 10.1.0.1 10.1.0.2 10.2.0.1; do ip addr add "$a/32" dev lo 2>/dev/null; done
+    for a in 2001:db8::1 2001:db9::1; do ip -6 addr add "$a/128" dev lo 2>/dev/null; done
+    ip addr show dev lo | grep -q 'inet 10.1.0.2/' && ip -6 addr show dev lo | grep -q '2001:db8::1/' \
+        && ok "local destinations added to lo" || fail "could not add addresses to lo: $(short "$(ip addr show dev lo 2>&1)")"
+}
+
+# nobody PROG ARGS...: PROG run as uid 65534 (through the probe's as-user).
+nobody() { "$PU" as-user "$NOBODY" "$@"; }
+
+# `block any / to PREFIX` blocks every program, root or not, tcp and udp, to that prefix only; the rule
+# is listed with its qualifier and `e7 save` writes it back.
+case_qual_to_blocks_every_program() {
+    qual_addrs
+    enforce
+    must e7 block any / to 10.1.0.0/16
+    expect_out 'block any / to 10.1.0.0/16' e7 query
+    for p in udp tcp; do
+        expect blocked "$PA" to "$p" 10.1.0.1
+        expect blocked "$PB" to "$p" 10.1.0.2
+        expect blocked "$PU" as-user "$NOBODY" "$PA" to "$p" 10.1.0.1
+        # Other destinations flow, for the same programs.
+        expect delivered "$PA" to "$p" 10.2.0.1
+        expect delivered "$PU" as-user "$NOBODY" "$PA" to "$p" 127.0.0.1
+    done
+    must e7 save /tmp/qual-saved.e7
+    grep -qx 'block any / to 10.1.0.0/16' /tmp/qual-saved.e7 && ok "saved: $(grep ' to ' /tmp/qual-saved.e7)" \
+        || fail "e7 save did not write the qualified rule: $(short "$(cat /tmp/qual-saved.e7)")"
+    must e7 clear any / to 10.1.0.0/16
+    expect_rules 0
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 10.1.0.1
+    # `e7 run` restores it from the saved file.
+    must e7 run /tmp/qual-saved.e7
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 10.1.0.1
+}
+
+# `port`: a list and a range, tcp and udp; ports outside still flow.
+case_qual_port() {
+    enforce
+    must e7 block udp / port 5353,5400-5410
+    must e7 block tcp /opt/a/ to 127.0.0.0/8 port 7000-7010,7100
+    for port in 5353 5400 5410; do expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.1 "$port"; done
+    for port in 5352 5354 5399 5411; do expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.1 "$port"; done
+    for port in 7000 7005 7010 7100; do expect blocked "$PU" as-user "$NOBODY" "$PA" to tcp 127.0.0.1 "$port"; done
+    for port in 6999 7011 7099; do expect delivered "$PU" as-user "$NOBODY" "$PA" to tcp 127.0.0.1 "$port"; done
+    # The tcp rule is for /opt/a/ only; the udp one for every program.
+    expect delivered "$PU" as-user "$NOBODY" "$PB" to tcp 127.0.0.1 7005
+    expect blocked "$PU" as-user "$NOBODY" "$PB" to udp 127.0.0.1 5405
+}
+
+# `user`: uid 65534 is blocked, root is not, running the same program. Becoming root in a user namespace
+# of its own (with or without a network namespace of its own) does not help: the socket's uid is the one
+# the initial namespace sees.
+case_qual_user() {
+    enforce
+    must e7 block any / user 65534
+    expect_out 'block any / user 65534' e7 query
+    for p in udp4 tcp4 udp6 tcp6; do
+        expect blocked "$PU" as-user "$NOBODY" "$PA" "$p"
+        expect delivered "$PA" "$p"
+    done
+    E7_PROBE_TIMEOUT_MS=2500 expect blocked "$PU" as-user "$NOBODY" "$PU" userns "$PA" udp4
+    E7_PROBE_TIMEOUT_MS=2500 expect blocked "$PU" as-user "$NOBODY" "$PU" userns -n "$PA" tcp4
+    E7_PROBE_TIMEOUT_MS=2500 expect delivered "$PU" userns -n "$PA" tcp4
+}
+
+# An IPv6 destination, also behind a Destination Options extension header (udpx: root only, as setting
+# that header needs CAP_NET_RAW); an unprivileged sender over plain UDP and TCP.
+case_qual_ipv6_exthdr() {
+    qual_addrs
+    enforce
+    must e7 block any / to 2001:db8::/32
+    expect blocked "$PA" to udpx 2001:db8::1
+    expect delivered "$PA" to udpx 2001:db9::1
+    expect delivered "$PA" to udpx ::1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to tcp 2001:db8::1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to tcp 2001:db9::1
+    # A port rule behind the extension header: the port is read past it.
+    must e7 block udp / to ::1 port 5999
+    expect blocked "$PA" to udpx ::1 5999
+    expect delivered "$PA" to udpx ::1 5998
+}
+
+# The precedence table's lines 1-3 (README): each pair of rules once one way, once the other.
+case_qual_precedence() {
+    qual_addrs
+    enforce
+    # 1. A rule naming the packet's user beats a rule for every user, even a more precise one.
+    must e7 block any / to 127.0.0.5
+    must e7 allow any / user 65534
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.5
+    expect blocked "$PA" to udp 127.0.0.5
+    must e7 clear
+    # 2. A longer prefix beats a shorter (both orders of insertion).
+    must e7 block any / to 10.1.0.0/16
+    must e7 allow any / to 10.1.0.1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 10.1.0.1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 10.1.0.2
+    must e7 clear
+    must e7 allow any / to 10.1.0.0/16
+    must e7 block any / to 10.1.0.1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 10.1.0.1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 10.1.0.2
+    must e7 clear
+    # 3. A port list beats no port (same destination).
+    must e7 block udp / to 127.0.0.6
+    must e7 allow udp / to 127.0.0.6 port 6000
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.6 6000
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.6 6001
+    # ... and a qualified rule beats the program's plain rule (destination over program).
+    must e7 allow udp "$PA"
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.6 6001
+    # Adding the same rule with the other action flips it.
+    must e7 allow udp / to 127.0.0.6
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.6 6001
+}
+
+# One unconnected UDP socket alternating between an allowed and a blocked destination: every packet gets
+# its own destination's verdict (a verdict cached per socket would carry the first one to the other). A
+# connected socket that reconnects elsewhere gets the new destination's verdict. A connected socket's
+# packets are still answered from the cache (debug log: "(cached)").
+case_qual_udp_alternation() {
+    enforce
+    must e7 block udp / to 127.0.0.9
+    run nobody "$PA" alternate 127.0.0.8 127.0.0.9 6
+    [ "$OUT" = "alternate a_ok=6 a_blocked=0 b_ok=0 b_blocked=6 errors=0" ] && ok "$OUT" \
+        || fail "alternate (allowed first) -> rc $RC: $(short "$OUT")"
+    run nobody "$PA" alternate 127.0.0.9 127.0.0.8 6
+    [ "$OUT" = "alternate a_ok=0 a_blocked=6 b_ok=6 b_blocked=0 errors=0" ] && ok "$OUT" \
+        || fail "alternate (blocked first) -> rc $RC: $(short "$OUT")"
+    run nobody "$PA" reconnect 127.0.0.8 127.0.0.9 3
+    [ "$OUT" = "reconnect a_ok=6 a_blocked=0 b_ok=0 b_blocked=3 errors=0" ] && ok "$OUT" \
+        || fail "reconnect -> rc $RC: $(short "$OUT")"
+    # The cache: debug logs every decision (rate-limited: at most 10 lines per 5 s, so few packets).
+    must e7 set debug enabled
+    sleep 5
+    dmesg -c >/dev/null
+    run nobody "$PA" connected 127.0.0.8 4
+    [ "$OUT" = "connected ok=4 blocked=0 errors=0" ] && ok "$OUT" || fail "connected -> rc $RC: $(short "$OUT")"
+    _log=$(dmesg -c | grep -F "exe=$PA")
+    _hits=$(printf '%s\n' "$_log" | grep -c '(cached)')
+    [ "$_hits" -ge 1 ] && ok "connected socket: $_hits cached hits" \
+        || fail "connected socket: no cached hit; log: $(short "$_log")"
+    sleep 5
+    run nobody "$PA" alternate 127.0.0.8 127.0.0.9 2
+    [ "$OUT" = "alternate a_ok=2 a_blocked=0 b_ok=0 b_blocked=2 errors=0" ] && ok "$OUT" || fail "alternate -> $(short "$OUT")"
+    _log=$(dmesg -c | grep -F "exe=$PA")
+    _n=$(printf '%s\n' "$_log" | grep -c 'proto=17')
+    _hits=$(printf '%s\n' "$_log" | grep -c '(cached)')
+    [ "$_n" = 4 ] && [ "$_hits" = 0 ] && ok "unconnected socket: 4 decisions, none from the cache" \
+        || fail "unconnected socket: $_n decisions logged, $_hits cached (want 4, 0): $(short "$_log")"
+}
+
+# Events name where the packet went and whose socket sent it, so the rule they suggest can be written:
+# `e7 monitor` prints `event pending tcp PROG -> ADDR:PORT uid N`, `--json` has destination, port and uid.
+# With no rule depending on destinations (read for the event only) and with one (read for the decision).
+case_qual_events() {
+    qual_addrs
+    enforce
+    monitor_until /tmp/qe1 nobody "$PA" to tcp 10.2.0.1 7443
+    expect_event /tmp/qe1 '"event":"pending"' '"protocol":"tcp"' "\"path\":\"$PA\"" '"destination":"10.2.0.1"' \
+        '"port":7443' '"uid":65534'
+    # Text, IPv6, root.
+    e7 monitor --count 1 --timeout 8 >/tmp/qe2 2>&1 &
+    _m=$!
+    _i=0
+    while alive "$_m" && [ "$_i" -lt 35 ]; do
+        "$PB" to udp 2001:db8::1 5300 >/dev/null 2>&1
+        sleep 0.3
+        _i=$((_i + 1))
+    done
+    wait "$_m"
+    grep -qxF "event pending udp $PB -> [2001:db8::1]:5300 uid 0" /tmp/qe2 && ok "monitor: $(grep event /tmp/qe2)" \
+        || fail "monitor text: $(short "$(cat /tmp/qe2)")"
+    # A rule depends on destinations: the decision's own facts go into the event.
+    must e7 block udp / to 10.2.0.1
+    must e7 set drops enabled
+    monitor_until /tmp/qe3 nobody "$PA" to udp 10.2.0.1 5301
+    expect_event /tmp/qe3 '"event":"block"' '"protocol":"udp"' '"destination":"10.2.0.1"' '"port":5301' '"uid":65534'
+}
+
+# A blocklist loaded with `e7 run`: 1,000 lines `block any / to 10.A.B.0/24` (the default module holds 1,024
+# qualified rules; the 10,000-line list needs a module built with E7_FEATURES=blocklist and is measured by
+# `E7_BENCH_BLOCK=10000 make -C vmtest bench`, benches/README.md). Every program, root or not, even one with
+# its own allow rule, is blocked to the listed prefixes (first, middle, last); the allowed program's other
+# traffic flows, and a connected socket's packets are still answered from the cache.
+case_qual_blocklist() {
+    qual_addrs
+    for a in 10.4.231.1 10.200.0.1; do ip addr add "$a/32" dev lo 2>/dev/null; done
+    enforce
+    _i=0
+    while [ $_i -lt 1000 ]; do
+        echo "block any / to 10.$((1 + _i / 256)).$((_i % 256)).0/24"
+        _i=$((_i + 1))
+    done >/tmp/blocklist.e7
+    _t0=$(cut -d' ' -f1 /proc/uptime)
+    must e7 run /tmp/blocklist.e7
+    _t1=$(cut -d' ' -f1 /proc/uptime)
+    note "1000 blocklist lines loaded in $(awk "BEGIN{print $_t1 - $_t0}") s (TCG)"
+    expect_rules 1000
+    must e7 allow udp "$PA"
+    expect blocked "$PA" to udp 10.1.0.1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 10.2.0.1
+    expect blocked "$PU" as-user "$NOBODY" "$PB" to tcp 10.4.231.1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 10.200.0.1
+    expect delivered "$PU" as-user "$NOBODY" "$PB" to tcp 10.200.0.1
+    must e7 set debug enabled
+    sleep 5
+    dmesg -c >/dev/null
+    run nobody "$PA" connected 10.200.0.1 4
+    [ "$OUT" = "connected ok=4 blocked=0 errors=0" ] && ok "$OUT" || fail "connected -> rc $RC: $(short "$OUT")"
+    _log=$(dmesg -c | grep -F "exe=$PA")
+    _hits=$(printf '%s\n' "$_log" | grep -c '(cached)')
+    [ "$_hits" -ge 1 ] && ok "allowed program, blocklist loaded: $_hits cached hits" \
+        || fail "no cached hit with the blocklist loaded; log: $(short "$_log")"
+}
