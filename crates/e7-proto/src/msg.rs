@@ -93,6 +93,8 @@ pub enum Request<'a> {
     },
     /// SUBSCRIBE: become the event subscriber.
     Subscribe,
+    /// STATS: per-program statistics (sent with `NLM_F_DUMP`).
+    Stats,
 }
 
 /// A validated kernel→user message.
@@ -125,6 +127,8 @@ pub enum Reply<'a> {
     },
     /// The module is unloading.
     Disconnect,
+    /// One message of a STATS dump: per-program entries.
+    Stats(crate::stats::StatsReply<'a>),
 }
 
 /// A QUERY reply message: mode, total rule count, and the rules it carries.
@@ -453,6 +457,9 @@ fn collect<'a>(
             AttrKind::U32 => {
                 raw.u32()?;
             }
+            AttrKind::U64 => {
+                raw.u64()?;
+            }
             AttrKind::NulString { max_len } => {
                 raw.nul_str(max_len)?;
             }
@@ -503,6 +510,7 @@ pub fn parse_request(cmd: u8, attrs: &[u8]) -> Result<Request<'_>, MsgError> {
         Command::Enable => Request::SetMode(Mode::Enabled),
         Command::Query => Request::Query,
         Command::Subscribe => Request::Subscribe,
+        Command::Stats => Request::Stats,
         Command::Event => return Err(MsgError::NotARequest(command)),
         Command::Block | Command::Allow => {
             let action = if command == Command::Block {
@@ -578,6 +586,7 @@ impl Request<'_> {
             Request::Set { .. } => Command::Set,
             Request::Get { .. } => Command::Get,
             Request::Subscribe => Command::Subscribe,
+            Request::Stats => Command::Stats,
         }
     }
 
@@ -599,6 +608,7 @@ impl Request<'_> {
             | Request::SetMode(_)
             | Request::Query
             | Request::Subscribe
+            | Request::Stats
             | Request::Clear(ClearSpec::All) => Ok(()),
             Request::AddRule(RuleSpec { prot, path, .. })
             | Request::Clear(ClearSpec::Rule { prot, path }) => {
@@ -714,6 +724,7 @@ pub fn parse_reply(cmd: u8, attrs: &[u8]) -> Result<Reply<'_>, MsgError> {
                 rules_here,
             })
         }
+        Command::Stats => Reply::Stats(crate::stats::parse_entries(attrs)?),
         Command::Block
         | Command::Allow
         | Command::Enable
@@ -732,6 +743,7 @@ impl Reply<'_> {
             Reply::Query(_) => Command::Query,
             Reply::Error { .. } => Command::Error,
             Reply::Disconnect => Command::Disconnect,
+            Reply::Stats(_) => Command::Stats,
         }
     }
 }
