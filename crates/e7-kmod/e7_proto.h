@@ -104,8 +104,8 @@ enum e7_attr {
 	ENL_ATTR_ACCEPT_BYTES = 14, /* Bytes (IP packet length) of a program that were accepted, in a STATS entry (appended). */
 	ENL_ATTR_DROP_PACKETS = 15, /* Packets of a program that were dropped, in a STATS entry (appended). */
 	ENL_ATTR_DROP_BYTES = 16, /* Bytes of a program that were dropped, in a STATS entry (appended). */
-	ENL_ATTR_FIRST_SEEN = 17, /* Seconds since module load when a program's first counted packet was seen, in a STATS entry (appended). */
-	ENL_ATTR_LAST_SEEN = 18, /* Seconds since module load when a program's latest packet was seen, in a STATS entry (appended). */
+	ENL_ATTR_FIRST_SEEN = 17, /* Seconds from a program's first counted packet to this STATS reply (monotonic clock), in a STATS entry (appended). */
+	ENL_ATTR_LAST_SEEN = 18, /* Seconds from a program's latest packet to this STATS reply (monotonic clock), in a STATS entry (appended). */
 	ENL_ATTR_REASON = 19, /* Why a program's latest packet got its verdict (`rule`, `norule`, ...: `stats::Reason`), in a STATS entry (appended). */
 };
 #define E7_ATTR_MAX 19

@@ -69,7 +69,8 @@ struct e7_pkt {
 	__u32 uid;       /* sk->sk_uid in the initial user namespace, or 0 without a socket */
 	__u8 family;     /* 4 or 6 */
 	__u8 flags;      /* E7_PKT_* */
-	__u8 pad[6];
+	__u8 pad[2];
+	__u32 len;       /* skb->len: the IP packet's length (per-program byte counts) */
 };
 
 /* Socket facts fetched lazily (only on a known-socket-cache miss). */
@@ -149,6 +150,13 @@ E7_RUST_EXPORT int e7_genl_doit(__u8 cmd, const __u8 *attrs, __u32 len,
  * genl_dump_check_consistent). Returns bytes written, 0 when the dump is complete, or a negative
  * errno. */
 E7_RUST_EXPORT int e7_genl_dump_query(__u8 *buf, __u32 room, __u64 *cursor, __u32 *generation);
+/* STATS: 0 if a client (ADMIN: it has CAP_NET_ADMIN) may read the per-program statistics, else
+ * -EPERM (the `statsunpriv` flag opens them to everybody). Process context. */
+E7_RUST_EXPORT int e7_genl_stats_permitted(__u32 admin);
+/* Fill one STATS dump message body (one NESTED entry per program) into BUF (ROOM bytes); CURSOR
+ * (two u64, zero at first) tracks progress. Returns bytes written, 0 when complete, or a negative
+ * errno. Process context. */
+E7_RUST_EXPORT int e7_genl_dump_stats(__u8 *buf, __u32 room, __u64 *cursor);
 /* Same contract for the chain-shaped reply to a plain QUERY: one message (as many rules as fit,
  * the last one with COUNT) per call. BUF must be initialised (the shim zeroes it). */
 E7_RUST_EXPORT int e7_genl_chain_query(__u8 *buf, __u32 room, __u64 *cursor, __u32 *generation);
@@ -203,6 +211,24 @@ E7_C_EXPORT __u64 e7_c_now_secs(void);
 #define E7_STAT_HITS 1
 E7_C_EXPORT void e7_c_stat_inc(__u32 idx);
 E7_C_EXPORT __u64 e7_c_stat_sum(__u32 idx);
+/* Per-program statistics (issue 12): one record per executable-table slot per CPU
+ * (alloc_percpu at load, never per packet). ID is e7-core's ExeId::to_u64 (generation << 16 |
+ * slot): a record counts for one generation only, so a reused slot starts from zero and a packet
+ * of a retired generation is not counted. INFO: the decision bits (Decision::to_bits) | protocol
+ * << 8. count: any context (IRQs off on this CPU for the few stores: no lock, no shared line);
+ * read: process context, sums every CPU's record of ID into OUT, returns 1 if any packet was
+ * counted. */
+#define E7_PROG_SLOTS 256
+struct e7_prog_sum {
+	__u64 packets[2]; /* [0] accepted, [1] dropped */
+	__u64 bytes[2];
+	__u64 first;      /* e7_c_now_secs() of the first packet counted (earliest CPU) */
+	__u64 last;       /* e7_c_now_secs() of the latest packet */
+	__u32 info;       /* INFO of the latest packet */
+	__u32 pad;
+};
+E7_C_EXPORT void e7_c_prog_count(__u64 id, __u32 info, __u32 len);
+E7_C_EXPORT int e7_c_prog_read(__u64 id, struct e7_prog_sum *out);
 /* Kernel rwlock_t stored inline in Rust statics (rust/src/klock.rs): LOCK points at 8 zeroed,
  * 8-aligned bytes, which is an unlocked rwlock_t on this kernel configuration (checked at build
  * time by size and at load time by content). Readers run in softirq, writers in process context,

@@ -74,6 +74,22 @@ impl CachedHit {
         }
     }
 
+    /// The decision bits ([`Decision::to_bits`]) of the cached verdict.
+    #[inline(always)]
+    pub const fn bits(self) -> u8 {
+        self.bits
+    }
+
+    /// The program the cached verdict was earned by, when it was identified (the kernel counts
+    /// per-program statistics with it; no lookup, a decode of the cached word).
+    #[inline(always)]
+    pub fn exe(self) -> Option<ExeId> {
+        match FastIdentity::get(self.ident) {
+            Identity::Exe(id) => Some(id),
+            _ => None,
+        }
+    }
+
     /// The whole outcome, as [`Engine::decide_packet`] reports it.
     pub fn outcome(self) -> Outcome {
         Outcome {

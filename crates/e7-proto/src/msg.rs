@@ -662,6 +662,10 @@ fn parse_rule_nest(payload: &[u8]) -> Result<(RuleSpec<'_>, Option<&[u8]>), MsgE
 pub fn parse_reply(cmd: u8, attrs: &[u8]) -> Result<Reply<'_>, MsgError> {
     let command = Command::from_value(cmd).ok_or(MsgError::UnknownCommand(cmd))?;
     let allowed = command.reply_attrs().ok_or(MsgError::NotAReply(command))?;
+    if command == Command::Stats {
+        // Many NESTED entries, each validated by its own grammar.
+        return Ok(Reply::Stats(crate::stats::parse_entries(attrs)?));
+    }
     let repeatable = if command == Command::Query {
         Some(Attr::Nested)
     } else {
@@ -724,7 +728,7 @@ pub fn parse_reply(cmd: u8, attrs: &[u8]) -> Result<Reply<'_>, MsgError> {
                 rules_here,
             })
         }
-        Command::Stats => Reply::Stats(crate::stats::parse_entries(attrs)?),
+        Command::Stats => return Err(MsgError::NotAReply(command)),
         Command::Block
         | Command::Allow
         | Command::Enable

@@ -439,9 +439,9 @@ e7_schema! {
         DropPackets = 15, "ENL_ATTR_DROP_PACKETS", AttrKind::U64;
         /// Bytes of a program that were dropped, in a STATS entry (appended).
         DropBytes = 16, "ENL_ATTR_DROP_BYTES", AttrKind::U64;
-        /// Seconds since module load when a program's first counted packet was seen, in a STATS entry (appended).
+        /// Seconds from a program's first counted packet to this STATS reply (monotonic clock), in a STATS entry (appended).
         FirstSeen = 17, "ENL_ATTR_FIRST_SEEN", AttrKind::U32;
-        /// Seconds since module load when a program's latest packet was seen, in a STATS entry (appended).
+        /// Seconds from a program's latest packet to this STATS reply (monotonic clock), in a STATS entry (appended).
         LastSeen = 18, "ENL_ATTR_LAST_SEEN", AttrKind::U32;
         /// Why a program's latest packet got its verdict (`rule`, `norule`, ...: `stats::Reason`), in a STATS entry (appended).
         Reason = 19, "ENL_ATTR_REASON", AttrKind::NulString { max_len: 15 };

@@ -4,8 +4,8 @@
 //! reports one NESTED entry per program that sent packets; the kernel writes the entries with
 //! [`emit_entry`] and the CLI reads them with [`parse_entries`], so both sides share one
 //! description of the entry. Counters are u64 (bytes overflow a u32 within minutes); times are
-//! seconds since the module was loaded (the `uptime` flag's clock), so a reader computes "seconds
-//! ago" as `uptime - last_seen` without any wall clock.
+//! "seconds ago" at the moment the reply was built (the kernel's monotonic clock), so a reader
+//! needs no clock of its own and no clock can disagree with another.
 
 use crate::msg::MsgError;
 use crate::nla::{AttrIter, WriteError, Writer};
@@ -77,9 +77,9 @@ pub struct Entry<'a> {
     pub drop_packets: u64,
     /// Bytes dropped.
     pub drop_bytes: u64,
-    /// Seconds since module load of the first counted packet.
+    /// Seconds from the first counted packet to this reply.
     pub first_seen: u32,
-    /// Seconds since module load of the latest packet.
+    /// Seconds from the latest packet to this reply.
     pub last_seen: u32,
 }
 
@@ -231,8 +231,8 @@ mod tests {
             accept_bytes: 5 * 60,
             drop_packets: 1 << 33,
             drop_bytes: u64::MAX,
-            first_seen: 3,
-            last_seen: 90,
+            first_seen: 90,
+            last_seen: 3,
         }
     }
 
@@ -248,6 +248,12 @@ mod tests {
         emit_entry(&mut w, &other).unwrap();
         let n = w.len();
         let reply = parse_entries(&buf[..n]).unwrap();
+        let crate::msg::Reply::Stats(via_reply) =
+            crate::msg::parse_reply(Command::Stats.value(), &buf[..n]).unwrap()
+        else {
+            panic!("STATS parses as a STATS reply");
+        };
+        assert!(via_reply.entries().eq(reply.entries()));
         let mut got = reply.entries();
         assert_eq!(got.next(), Some(sample()));
         assert_eq!(got.next(), Some(other));

@@ -40,6 +40,28 @@ pub const HOOK_ACCEPT: u32 = 1;
 pub const HOOK_CACHED: u32 = 2;
 /// `E7_DOIT_QUERY_CHAIN`: `e7_genl_doit`'s "start the chain-shaped QUERY dump" (no ack).
 pub const DOIT_QUERY_CHAIN: i32 = 1;
+/// `E7_PROG_SLOTS`: per-program statistics records per CPU, one per executable-table slot.
+pub const PROG_SLOTS: usize = 256;
+const _: () = assert!(PROG_SLOTS == crate::state::EXES, "E7_PROG_SLOTS must equal the executable table");
+
+/// `struct e7_prog_sum`: one program's per-CPU statistics, summed.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct E7ProgSum {
+    /// `[accepted, dropped]` packets.
+    pub packets: [u64; 2],
+    /// `[accepted, dropped]` bytes.
+    pub bytes: [u64; 2],
+    /// Monotonic seconds of the first counted packet.
+    pub first: u64,
+    /// Monotonic seconds of the latest packet.
+    pub last: u64,
+    /// The latest packet's decision bits | protocol << 8.
+    pub info: u32,
+    /// Padding.
+    pub pad: u32,
+}
+
 /// `E7_RWLOCK_BYTES`: inline storage of one kernel lock (the shim's choice of lock type, which
 /// differs by kernel configuration, must fit; the shim checks that at build and load time).
 pub const RWLOCK_BYTES: usize = 64;
@@ -63,7 +85,9 @@ pub struct E7Pkt {
     /// `PKT_*` bits.
     pub flags: u8,
     /// Padding.
-    pub pad: [u8; 6],
+    pub pad: [u8; 2],
+    /// The IP packet's length (`skb->len`), for per-program byte counts.
+    pub len: u32,
 }
 
 /// `struct e7_sockinfo`: socket facts fetched on a cache miss.
@@ -178,3 +202,4 @@ const _: () = assert!(core::mem::size_of::<E7SockInfo>() == 16);
 const _: () = assert!(core::mem::size_of::<E7TaskId>() == 24);
 const _: () = assert!(core::mem::size_of::<E7Exe>() == 32 + EXE_BUF);
 const _: () = assert!(core::mem::size_of::<E7Dest>() == 8);
+const _: () = assert!(core::mem::size_of::<E7ProgSum>() == 56);

@@ -21,7 +21,7 @@ use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
 use crate::abi::{
-    E7Dest, E7Exe, E7Pkt, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED, PKT_IN_TASK,
+    E7Dest, E7Exe, E7Pkt, E7ProgSum, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED, PKT_IN_TASK,
     PKT_MALFORMED, PKT_SENDER, SOCK_KERNEL, SOCK_USER,
 };
 use crate::control::Handled;
@@ -55,6 +55,8 @@ extern "C" {
     fn e7_c_now_secs() -> u64;
     fn e7_c_stat_inc(idx: u32);
     fn e7_c_stat_sum(idx: u32) -> u64;
+    fn e7_c_prog_count(id: u64, info: u32, len: u32);
+    fn e7_c_prog_read(id: u64, out: *mut E7ProgSum) -> i32;
     fn e7_c_sk_cookie(sk: *mut c_void) -> u64;
     fn e7_c_sk_info(sk: *mut c_void, out: *mut E7SockInfo);
     fn e7_c_current_task(out: *mut TaskId) -> i32;
@@ -74,14 +76,19 @@ extern "C" {
 static E7: Module<KernelRwLock> = Module::new();
 
 /// The kernel, as seen through the shim. `sender`: the hook's answer to "who sends" read by the
-/// shim inline with the packet (`None`: ask the shim, outside the hook).
+/// shim inline with the packet (`None`: ask the shim, outside the hook). `len`: the hook's
+/// packet length (per-program byte counts; 0 outside the hook).
 struct Shim {
     sender: Option<Option<TaskId>>,
+    len: u32,
 }
 
 impl Shim {
     /// Outside the hook: every answer from the shim.
-    const ASK: Shim = Shim { sender: None };
+    const ASK: Shim = Shim {
+        sender: None,
+        len: 0,
+    };
 }
 
 /// A fixed line buffer for log messages (truncates).
@@ -138,6 +145,20 @@ impl Kernel for Shim {
     fn stat_sum(&self, stat: Stat) -> Option<u64> {
         // SAFETY: an integer argument; reads per-CPU counters only (process context here).
         Some(unsafe { e7_c_stat_sum(stat.index() as u32) })
+    }
+
+    fn prog_count(&self, exe: e7_core::ExeId, bits: u8, proto: u32) {
+        // SAFETY: integer arguments; the shim ignores a slot >= E7_PROG_SLOTS. Any context (it
+        // disables IRQs on this CPU around its few stores).
+        unsafe { e7_c_prog_count(exe.to_u64(), u32::from(bits) | (proto << 8), self.len) }
+    }
+
+    fn prog_read(&self, exe: e7_core::ExeId) -> Option<E7ProgSum> {
+        let mut out = E7ProgSum::default();
+        // SAFETY: out is a valid, writable e7_prog_sum (#[repr(C)] mirror, size checked on both
+        // sides); process context.
+        let any = unsafe { e7_c_prog_read(exe.to_u64(), &mut out) };
+        (any != 0).then_some(out)
     }
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
@@ -396,6 +417,7 @@ pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt) -> u32 {
     };
     let shim = Shim {
         sender: Some((p.flags & PKT_SENDER != 0).then_some(p.sender)),
+        len: p.len,
     };
     let (verdict, cached) = E7.packet_cached(&shim, &input);
     let accept = match verdict {
@@ -508,6 +530,37 @@ pub unsafe extern "C" fn e7_genl_chain_query(
 ) -> i32 {
     // SAFETY: the caller's guarantees are dump_message's.
     unsafe { dump_message(buf, room, cursor, generation, Module::chain_query) }
+}
+
+/// STATS permission: 0, or `-EPERM` for a client without CAP_NET_ADMIN (`admin` = 0) while
+/// `statsunpriv` is disabled.
+#[no_mangle]
+pub extern "C" fn e7_genl_stats_permitted(admin: u32) -> i32 {
+    if E7.stats_permitted(admin != 0) {
+        0
+    } else {
+        -(crate::errno::EPERM as i32)
+    }
+}
+
+/// One message of the STATS dump ([`Module::dump_stats`]).
+///
+/// # Safety
+/// `buf` points to `room` writable bytes; `cursor` to two `u64` owned by this dump.
+#[no_mangle]
+pub unsafe extern "C" fn e7_genl_dump_stats(buf: *mut u8, room: u32, cursor: *mut u64) -> i32 {
+    if buf.is_null() || cursor.is_null() {
+        return -(EINVAL as i32);
+    }
+    // SAFETY: the dump skb's tailroom, zeroed by the shim (initialised memory); nothing else
+    // writes it during the call.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, room as usize) };
+    // SAFETY: cb->args[0..2] of this dump, u64-sized (checked by BUILD_BUG_ON in C).
+    let cur = unsafe { &mut *(cursor as *mut [u64; 2]) };
+    match E7.dump_stats(&Shim::ASK, out, cur) {
+        Ok(n) => i32::try_from(n).unwrap_or(0),
+        Err(e) => -(e as i32),
+    }
 }
 
 /// The event work item.

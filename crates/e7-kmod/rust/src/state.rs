@@ -58,8 +58,12 @@ pub type ModuleRules = e7_core::RuleRing<RULES>;
 /// refuses DEST/PORTS/UID attributes, so the CLI never sends it a qualified rule.
 pub const QUAL_RULES: usize = 1;
 
+/// Executable-table slots (e7-core's default); also the number of per-program statistics
+/// records per CPU (`E7_PROG_SLOTS`), one per slot.
+pub const EXES: usize = 256;
+
 /// The module's engine: e7-core's defaults except [`SOCKET_SETS`] and [`QUAL_RULES`].
-pub type ModuleEngine<R> = Engine<R, RULES, SOCKET_SETS, 8, 256, 1024, QUAL_RULES, 1>;
+pub type ModuleEngine<R> = Engine<R, RULES, SOCKET_SETS, 8, EXES, 1024, QUAL_RULES, 1>;
 
 /// Delay before the refill work retries sockets not answered yet (ms); the active-socket cache
 /// allows one walk slice per 50 ms after the previous one ended.
@@ -186,6 +190,8 @@ pub struct Module<R: RawRwLock> {
     events_kicked: AtomicBool,
     refill_kicked: AtomicBool,
     pub(crate) start_ms: AtomicU64,
+    /// Statistics dumps built (tests: the unprivileged refusal builds none).
+    pub(crate) stats_dumps: AtomicU64,
     /// Internal counters.
     pub stats: Stats,
 }
@@ -209,6 +215,7 @@ impl<R: RawRwLock> Module<R> {
             events_kicked: AtomicBool::new(false),
             refill_kicked: AtomicBool::new(false),
             start_ms: AtomicU64::new(0),
+            stats_dumps: AtomicU64::new(0),
             stats: Stats {
                 released: AtomicU64::new(0),
                 disconnect_lost: AtomicU64::new(0),
@@ -261,6 +268,9 @@ impl<R: RawRwLock> Module<R> {
         let out = match self.engine.decide_packet_fast(&Hook { m: self, k }, p) {
             // The hit path: one bit of the cached decision, nothing decoded unless logged.
             Decided::Hit(h) => {
+                if let Some(exe) = h.exe() {
+                    k.prog_count(exe, h.bits(), p.proto);
+                }
                 if self.engine.flags.get(Flag::Debug) == e7_proto::Const::Enabled.value() {
                     self.debug_log(k, p, &h.outcome());
                 }
@@ -274,6 +284,9 @@ impl<R: RawRwLock> Module<R> {
     /// The rest of a packet the hit path did not answer: its event and log line.
     #[inline(never)]
     fn packet_full<S>(&self, k: &impl Kernel, p: &Packet<S>, out: Outcome) -> (Verdict, bool) {
+        if let Identity::Exe(exe) = out.ident {
+            k.prog_count(exe, out.decision.to_bits(), p.proto);
+        }
         if let Some(ev) = out.event {
             self.queue_event(k, p.uid, ev.kind.state(), ev.proto, ev.exe);
         }
