@@ -169,6 +169,8 @@ enum Expect {
     Get(Flag),
     QueryDump,
     QueryChain,
+    /// A STATS dump: entries until NLMSG_DONE.
+    StatsDump,
 }
 
 impl NetlinkKernel {
@@ -329,7 +331,7 @@ impl NetlinkKernel {
         let attrs = buf.get(..len).unwrap_or(&[]);
         let seq = self.next_seq();
         let mut flags = wire::NLM_F_REQUEST | wire::NLM_F_ACK;
-        if expect == Expect::QueryDump {
+        if matches!(expect, Expect::QueryDump | Expect::StatsDump) {
             flags |= wire::NLM_F_DUMP;
         }
         if trace_enabled() {
@@ -418,6 +420,8 @@ struct Matcher {
     acked: bool,
     value: Option<u32>,
     parts: Vec<QueryPart>,
+    /// STATS entries received so far.
+    stats: Vec<crate::kernel::ProgStat>,
     /// A message of this dump carried `NLM_F_DUMP_INTR`.
     interrupted: bool,
 }
@@ -432,6 +436,7 @@ impl Matcher {
             acked: false,
             value: None,
             parts: Vec::new(),
+            stats: Vec::new(),
             interrupted: false,
         }
     }
@@ -481,6 +486,11 @@ impl Matcher {
                 if errno != 0 {
                     return self.refuse(errno, text.as_deref());
                 }
+                if self.expect == Expect::StatsDump {
+                    // Counters move all the time: a STATS dump is a snapshot per entry, never
+                    // retried for consistency.
+                    return Progress::Finished(Ok(Outcome::Stats(std::mem::take(&mut self.stats))));
+                }
                 if dump {
                     if interrupted || self.interrupted {
                         return Progress::DumpInterrupted;
@@ -503,7 +513,8 @@ impl Matcher {
             } if family == self.family => {
                 // Replies carry the request's sequence number; the original module sent 0. A
                 // dump is always answered with the request's number.
-                let ours = seq == self.seq || (seq == 0 && !dump);
+                let ours =
+                    seq == self.seq || (seq == 0 && !dump && self.expect != Expect::StatsDump);
                 if !ours {
                     return Progress::Pending;
                 }
@@ -522,6 +533,12 @@ impl Matcher {
                         Ok(_) => {}
                         Err(e) => return self.bad_reply("GET", e),
                     },
+                    Expect::StatsDump if cmd == Command::Stats.value() => {
+                        match decode::stats(&attrs) {
+                            Ok(mut list) => self.stats.append(&mut list),
+                            Err(e) => return self.bad_reply("STATS", e),
+                        }
+                    }
                     Expect::QueryDump | Expect::QueryChain if cmd == Command::Query.value() => {
                         match decode::query(&attrs) {
                             Ok(part) => self.parts.push(part),
@@ -576,7 +593,7 @@ impl Kernel for NetlinkKernel {
     fn call(&mut self, op: &Op) -> Result<Outcome, CliError> {
         match op {
             Op::Disconnect => self.joined = false,
-            Op::Get(_) | Op::Query => {}
+            Op::Get(_) | Op::Query | Op::Stats => {}
             _ => self.joined = true,
         }
         match self.transact(op) {
@@ -665,6 +682,7 @@ fn to_request(op: &Op, dump: bool) -> (Request<'_>, Expect) {
         Op::Query => (Request::Query, Expect::QueryChain),
         Op::Subscribe => (Request::Subscribe, Expect::Ack),
         Op::Disconnect => (Request::Disconnect, Expect::Ack),
+        Op::Stats => (Request::Stats, Expect::StatsDump),
     }
 }
 
