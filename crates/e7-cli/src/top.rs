@@ -347,6 +347,41 @@ fn decided_short(s: &ProgStat, rules: Option<&RuleSet>, width: usize) -> String 
     tail(&stats::decided_by(s, rules), width)
 }
 
+/// A byte count for a narrow column (at most 6 characters): `980B`, `4.8K`, `115K`, `3.0M`.
+fn bytes_short(n: f64) -> String {
+    const UNITS: [&str; 6] = ["B", "K", "M", "G", "T", "P"];
+    let mut v = n;
+    let mut unit = 0;
+    while v >= 999.5 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{v:.0}B")
+    } else if v < 9.95 {
+        format!("{v:.1}{}", UNITS[unit])
+    } else {
+        format!("{v:.0}{}", UNITS[unit])
+    }
+}
+
+/// A count for a narrow column (at most 6 characters): `999999`, `1.2M`, `35M`.
+fn count_short(n: u64) -> String {
+    if n < 1_000_000 {
+        return n.to_string();
+    }
+    let (v, unit) = if n < 1_000_000_000 {
+        (n as f64 / 1e6, "M")
+    } else {
+        (n as f64 / 1e9, "G")
+    };
+    if v < 9.95 {
+        format!("{v:.1}{unit}")
+    } else {
+        format!("{v:.0}{unit}")
+    }
+}
+
 /// A rate for a narrow column: `0`, `12`, `3.4k`, `1.2M`.
 fn rate_text(v: f64) -> String {
     if v < 10.0 {
@@ -393,9 +428,10 @@ pub fn draw(f: &mut Frame<'_>, top: &Top, mode: Option<u32>) {
     );
 
     // Fixed columns; the program gets what is left.
-    let fixed: [u16; 8] = [5, 16, 5, 6, 6, 5, 7, 4];
+    let fixed: [u16; 8] = [5, 16, 5, 6, 6, 6, 6, 4];
     let spacing = 1u16;
-    let used: u16 = fixed.iter().sum::<u16>() + spacing * fixed.len() as u16;
+    // One more column for the selection mark (`>`), which plain text captures show too.
+    let used: u16 = fixed.iter().sum::<u16>() + spacing * fixed.len() as u16 + 1;
     let prog_w = body.width.saturating_sub(used).max(8);
     let header = TableRow::new(
         [
@@ -419,10 +455,10 @@ pub fn draw(f: &mut Frame<'_>, top: &Top, mode: Option<u32>) {
             Cell::from(stats::verdict_word(s.verdict)),
             Cell::from(decided_short(s, top.rules.as_ref(), 16)),
             Cell::from(Line::from(rate_text(r.pkt_rate)).right_aligned()),
-            Cell::from(Line::from(rate_text(r.byte_rate)).right_aligned()),
-            Cell::from(Line::from(s.packets().to_string()).right_aligned()),
-            Cell::from(Line::from(s.drop_packets.to_string()).right_aligned()),
-            Cell::from(Line::from(stats::bytes_text(s.bytes())).right_aligned()),
+            Cell::from(Line::from(bytes_short(r.byte_rate)).right_aligned()),
+            Cell::from(Line::from(count_short(s.packets())).right_aligned()),
+            Cell::from(Line::from(count_short(s.drop_packets)).right_aligned()),
+            Cell::from(Line::from(bytes_short(s.bytes() as f64)).right_aligned()),
             Cell::from(Line::from(stats::ago_text(s.last_seen_ago)).right_aligned()),
         ])
     });
@@ -432,7 +468,9 @@ pub fn draw(f: &mut Frame<'_>, top: &Top, mode: Option<u32>) {
     let table = Table::new(rows, widths)
         .header(header)
         .column_spacing(spacing)
-        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+        .highlight_symbol(">")
+        .highlight_spacing(ratatui::widgets::HighlightSpacing::Always);
     let mut state = TableState::default();
     if !top.rows.is_empty() {
         state.select(Some(top.selected));
@@ -615,7 +653,7 @@ mod tests {
         assert!(text.lines().count() == 24 && text.lines().all(|l| l.chars().count() == 80));
         let row = text
             .lines()
-            .find(|l| l.starts_with("/opt/a/e7-probe"))
+            .find(|l| l.starts_with(">/opt/a/e7-probe"))
             .unwrap_or_else(|| panic!("no row for /opt/a/e7-probe:\n{text}"));
         assert!(
             row.contains("allow") && row.contains("no rule") && row.contains(" 14 "),
@@ -633,8 +671,8 @@ mod tests {
         let text = screen_text(&top, &mut k);
         let row = text
             .lines()
-            .find(|l| l.starts_with("/opt/a/e7-probe"))
-            .unwrap();
+            .find(|l| l.starts_with(">/opt/a/e7-probe"))
+            .unwrap_or_else(|| panic!("{text}"));
         assert!(row.contains("block block any …"), "{row}");
         assert!(text.contains("ran: e7 block any /opt/a/e7-probe"), "{text}");
     }
@@ -704,5 +742,12 @@ mod tests {
         assert_eq!(rate_text(2.5), "2.5");
         assert_eq!(rate_text(2.0), "2");
         assert_eq!(rate_text(1234.0), "1.2k");
+        assert_eq!(bytes_short(980.0), "980B");
+        assert_eq!(bytes_short(117_600.0), "115K");
+        assert_eq!(bytes_short(4_915.0), "4.8K");
+        assert_eq!(bytes_short(3_150_000.0), "3.0M");
+        assert_eq!(count_short(999_999), "999999");
+        assert_eq!(count_short(1_234_567), "1.2M");
+        assert!(bytes_short(1e18).len() <= 6);
     }
 }

@@ -66,12 +66,13 @@ fn fake_top() -> PathBuf {
     p
 }
 
-/// The table row of `path` on `screen`, split into its columns.
+/// The table row of `path` on `screen` (after the selection mark column: `>` or blank), split
+/// into its columns.
 fn row<'a>(screen: &'a str, path: &str) -> Option<Vec<&'a str>> {
     screen
         .lines()
-        .find(|l| l.starts_with(path))
-        .map(|l| l.split_whitespace().collect())
+        .find(|l| l.get(1..).is_some_and(|l| l.starts_with(path)))
+        .map(|l| l[1..].split_whitespace().collect())
 }
 
 #[test]
@@ -115,10 +116,13 @@ fn e7_top_shows_a_senders_counts_and_its_block_key_blocks_it() {
     // Sorted by traffic: the busier sender is the first row, and selected.
     let first = s
         .lines()
-        .skip_while(|l| !l.starts_with("PROGRAM"))
+        .skip_while(|l| !l.contains("PROGRAM"))
         .nth(1)
         .unwrap();
-    assert!(first.starts_with("/opt/a/e7-probe"), "{s}");
+    assert!(
+        first.starts_with(">/opt/a/e7-probe"),
+        "busiest first, selected:\n{s}"
+    );
     assert!(s.lines().all(|l| l.chars().count() <= 80));
 
     t.cmd(&["send-keys", "-t", "top", "b"]);
