@@ -222,8 +222,8 @@ E7_C_EXPORT __u64 e7_c_stat_sum(__u32 idx);
 struct e7_prog_sum {
 	__u64 packets[2]; /* [0] accepted, [1] dropped */
 	__u64 bytes[2];
-	__u64 first;      /* e7_c_now_secs() of the first packet counted (earliest CPU) */
-	__u64 last;       /* e7_c_now_secs() of the latest packet */
+	__u64 first;      /* seconds since the first packet counted (earliest CPU) */
+	__u64 last;       /* seconds since the latest packet */
 	__u32 info;       /* INFO of the latest packet */
 	__u32 pad;
 };

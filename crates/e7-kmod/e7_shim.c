@@ -336,8 +336,8 @@ struct e7_prog_stat {
 	u64 id;
 	u64 packets[2];
 	u64 bytes[2];
-	u64 first;
-	u64 last;
+	unsigned long first; /* jiffies: one load, no clock read (converted when read) */
+	unsigned long last;
 	u32 info;
 	u32 pad;
 } __aligned(64);
@@ -351,12 +351,11 @@ void e7_c_prog_count(__u64 id, __u32 info, __u32 len)
 	u32 slot = (u32)(id & 0xffff);
 	unsigned int v = info & 1; /* Decision::to_bits: bit 0 = drop */
 	struct e7_prog_stat *s;
-	unsigned long flags;
-	u64 now;
+	unsigned long flags, now;
 
 	if (unlikely(slot >= E7_PROG_SLOTS))
 		return;
-	now = ktime_get_seconds();
+	now = READ_ONCE(jiffies);
 	local_irq_save(flags);
 	s = this_cpu_ptr(&e7_pstats->s[slot]);
 	if (unlikely(s->id != id)) {
@@ -378,6 +377,7 @@ out:
 int e7_c_prog_read(__u64 id, struct e7_prog_sum *out)
 {
 	u32 slot = (u32)(id & 0xffff);
+	unsigned long now = READ_ONCE(jiffies), first = 0, last = 0;
 	int cpu, any = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -405,13 +405,17 @@ int e7_c_prog_read(__u64 id, struct e7_prog_sum *out)
 		out->packets[1] += c.packets[1];
 		out->bytes[0] += c.bytes[0];
 		out->bytes[1] += c.bytes[1];
-		if (!any || c.first < out->first)
-			out->first = c.first;
-		if (!any || c.last >= out->last) {
-			out->last = c.last;
+		if (!any || time_before(c.first, first))
+			first = c.first;
+		if (!any || time_after_eq(c.last, last)) {
+			last = c.last;
 			out->info = c.info;
 		}
 		any = 1;
+	}
+	if (any) {
+		out->first = jiffies_to_msecs(now - first) / MSEC_PER_SEC;
+		out->last = jiffies_to_msecs(now - last) / MSEC_PER_SEC;
 	}
 	return any;
 }

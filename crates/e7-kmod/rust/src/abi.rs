@@ -52,9 +52,9 @@ pub struct E7ProgSum {
     pub packets: [u64; 2],
     /// `[accepted, dropped]` bytes.
     pub bytes: [u64; 2],
-    /// Monotonic seconds of the first counted packet.
+    /// Seconds since the first counted packet (when read).
     pub first: u64,
-    /// Monotonic seconds of the latest packet.
+    /// Seconds since the latest packet (when read).
     pub last: u64,
     /// The latest packet's decision bits | protocol << 8.
     pub info: u32,

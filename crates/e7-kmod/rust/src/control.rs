@@ -247,7 +247,6 @@ impl<R: RawRwLock> Module<R> {
         if cursor[0] == 0 {
             self.stats_dumps.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         }
-        let now = k.now_secs();
         let mut w = Writer::new(buf);
         let mut path = e7_core::ExePath::EMPTY;
         let mut next = cursor[0];
@@ -285,7 +284,7 @@ impl<R: RawRwLock> Module<R> {
                 Some(e7_core::Reason::PathTooLong) => e7_proto::stats::Reason::LongPath,
                 _ => e7_proto::stats::Reason::Other,
             };
-            let ago = |t: u64| u32::try_from(now.saturating_sub(t)).unwrap_or(u32::MAX);
+            let ago = |t: u64| u32::try_from(t).unwrap_or(u32::MAX);
             let entry = e7_proto::stats::Entry {
                 path: path.as_bytes(),
                 prot: sum.info >> 8,

@@ -210,9 +210,15 @@ impl Kernel for Fake {
         rec.info = u32::from(bits) | (proto << 8);
     }
 
+    /// The shim's `e7_c_prog_read`: times as seconds ago.
     fn prog_read(&self, exe: e7_core::ExeId) -> Option<E7ProgSum> {
+        let now = self.now.get() / 1000;
         match self.progs.borrow().get(&exe.slot()) {
-            Some((id, rec)) if *id == exe.to_u64() => Some(*rec),
+            Some((id, rec)) if *id == exe.to_u64() => Some(E7ProgSum {
+                first: now - rec.first,
+                last: now - rec.last,
+                ..*rec
+            }),
             _ => None,
         }
     }
@@ -2008,4 +2014,22 @@ fn a_stats_dump_spans_messages_without_losing_programs() {
         assert!(r.0.starts_with(&format!("/opt/p{i:03}/")), "{}", r.0);
         assert_eq!(r.1, u64::from(i as u32 % 3) + 1);
     }
+}
+
+#[test]
+fn stats_report_first_and_last_seen_as_seconds_ago() {
+    let (m, k) = enabled();
+    k.process(42, "/opt/a/e7-probe", &[5000]);
+    k.current.set(Some(42));
+    let a = k.sock(1, 100, 5000, SockKind::User);
+    m.packet(&k, &pkt(Some(a), UDP, true));
+    k.advance(7_000);
+    m.packet(&k, &pkt(Some(a), UDP, true));
+    k.advance(3_000);
+    let msgs = stats_dump(&m, &k);
+    let Reply::Stats(st) = parse_reply(Command::Stats.value(), &msgs[0]).unwrap() else {
+        panic!("not a STATS reply");
+    };
+    let e = st.entries().next().unwrap();
+    assert_eq!((e.first_seen, e.last_seen, e.prot), (10, 3, UDP));
 }
