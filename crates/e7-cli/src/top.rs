@@ -308,10 +308,8 @@ impl Top {
                 self.rebuild();
             }
             Key::Up | Key::Char('k') => self.selected = self.selected.saturating_sub(1),
-            Key::Down | Key::Char('j') => {
-                if self.selected + 1 < self.rows.len() {
-                    self.selected += 1;
-                }
+            Key::Down | Key::Char('j') if self.selected + 1 < self.rows.len() => {
+                self.selected += 1;
             }
             Key::Char('b') => return self.add_rule(kernel, Action::Block),
             Key::Char('a') => return self.add_rule(kernel, Action::Allow),
