@@ -42,7 +42,10 @@ pub const HOOK_CACHED: u32 = 2;
 pub const DOIT_QUERY_CHAIN: i32 = 1;
 /// `E7_PROG_SLOTS`: per-program statistics records per CPU, one per executable-table slot.
 pub const PROG_SLOTS: usize = 256;
-const _: () = assert!(PROG_SLOTS == crate::state::EXES, "E7_PROG_SLOTS must equal the executable table");
+const _: () = assert!(
+    PROG_SLOTS == crate::state::EXES,
+    "E7_PROG_SLOTS must equal the executable table"
+);
 
 /// `struct e7_prog_sum`: one program's per-CPU statistics, summed.
 #[repr(C)]

@@ -240,12 +240,14 @@ impl<R: RawRwLock> Module<R> {
     /// path, and the per-CPU sums are read without any module lock. A slot whose program changed
     /// meanwhile is reported under the id read with its path (the counters are keyed by the
     /// same id, so a new program never shows an old one's counts).
-    pub fn dump_stats(&self, k: &impl Kernel, buf: &mut [u8], cursor: &mut [u64; 2]) -> Result<usize, u32> {
+    pub fn dump_stats(
+        &self,
+        k: &impl Kernel,
+        buf: &mut [u8],
+        cursor: &mut [u64; 2],
+    ) -> Result<usize, u32> {
         if cursor[1] != 0 {
             return Ok(0);
-        }
-        if cursor[0] == 0 {
-            self.stats_dumps.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         }
         let mut w = Writer::new(buf);
         let mut path = e7_core::ExePath::EMPTY;

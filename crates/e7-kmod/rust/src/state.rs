@@ -190,8 +190,6 @@ pub struct Module<R: RawRwLock> {
     events_kicked: AtomicBool,
     refill_kicked: AtomicBool,
     pub(crate) start_ms: AtomicU64,
-    /// Statistics dumps built (tests: the unprivileged refusal builds none).
-    pub(crate) stats_dumps: AtomicU64,
     /// Internal counters.
     pub stats: Stats,
 }
@@ -215,7 +213,6 @@ impl<R: RawRwLock> Module<R> {
             events_kicked: AtomicBool::new(false),
             refill_kicked: AtomicBool::new(false),
             start_ms: AtomicU64::new(0),
-            stats_dumps: AtomicU64::new(0),
             stats: Stats {
                 released: AtomicU64::new(0),
                 disconnect_lost: AtomicU64::new(0),

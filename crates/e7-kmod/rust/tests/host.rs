@@ -1935,8 +1935,24 @@ fn stats_count_each_programs_packets_and_bytes_by_verdict() {
     assert_eq!(
         stats_rows(&m, &k),
         vec![
-            ("/opt/a/e7-probe".into(), 4, 400, 0, 0, Const::Allow.value(), Reason::NoRule),
-            ("/opt/b/e7-probe".into(), 3, 300, 0, 0, Const::Allow.value(), Reason::NoRule),
+            (
+                "/opt/a/e7-probe".into(),
+                4,
+                400,
+                0,
+                0,
+                Const::Allow.value(),
+                Reason::NoRule
+            ),
+            (
+                "/opt/b/e7-probe".into(),
+                3,
+                300,
+                0,
+                0,
+                Const::Allow.value(),
+                Reason::NoRule
+            ),
         ]
     );
     request(&m, &k, &rule(Action::Block, UDP, "/opt/a/e7-probe"), 1).unwrap();
@@ -1948,7 +1964,15 @@ fn stats_count_each_programs_packets_and_bytes_by_verdict() {
     let rows = stats_rows(&m, &k);
     assert_eq!(
         rows[0],
-        ("/opt/a/e7-probe".into(), 4, 400, 2, 120, Const::Block.value(), Reason::Rule)
+        (
+            "/opt/a/e7-probe".into(),
+            4,
+            400,
+            2,
+            120,
+            Const::Block.value(),
+            Reason::Rule
+        )
     );
     assert_eq!(rows[1].1, 3);
 }
@@ -1983,7 +2007,11 @@ fn a_reused_slot_never_shows_the_previous_programs_counts() {
     let new = m.engine.exes.write().intern(b"/opt/new").unwrap();
     assert_eq!(new.slot(), old.slot());
     assert_ne!(new.gen(), old.gen());
-    assert_eq!(stats_rows(&m, &k), vec![], "no packet of /opt/new was counted yet");
+    assert_eq!(
+        stats_rows(&m, &k),
+        vec![],
+        "no packet of /opt/new was counted yet"
+    );
     // A late packet of the old program (its socket's cached verdict names the old id) is not
     // counted for the new one either.
     k.prog_count(old, 0, UDP);
