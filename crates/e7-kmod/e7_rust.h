@@ -69,8 +69,7 @@ struct e7_pkt {
 	__u32 uid;       /* sk->sk_uid in the initial user namespace, or 0 without a socket */
 	__u8 family;     /* 4 or 6 */
 	__u8 flags;      /* E7_PKT_* */
-	__u8 pad[2];
-	__u32 len;       /* skb->len: the IP packet's length (per-program byte counts) */
+	__u8 pad[6];
 };
 
 /* Socket facts fetched lazily (only on a known-socket-cache miss). */
@@ -134,10 +133,15 @@ E7_RUST_EXPORT void e7_rust_mode_failsafe(void);
 /* Stop kicking work and queuing events (module unload has begun). */
 E7_RUST_EXPORT void e7_rust_stop(void);
 /* The per-packet decision: E7_HOOK_ACCEPT set = NF_ACCEPT, clear = NF_DROP; E7_HOOK_CACHED:
- * the verdict came from a still-valid cached one (the hook counts the hit per CPU). */
+ * the verdict came from a still-valid cached one (the hook counts the hit per CPU);
+ * E7_HOOK_REASON: the decision's reason; from bit E7_HOOK_EXE_SHIFT on, the program's ExeId
+ * (generation << 16 | slot, 0 = none): the hook counts the packet for it (per-program
+ * statistics) without another call into Rust. */
 #define E7_HOOK_ACCEPT 0x1u
 #define E7_HOOK_CACHED 0x2u
-E7_RUST_EXPORT __u32 e7_hook(const struct e7_pkt *pkt);
+#define E7_HOOK_REASON 0xf0u
+#define E7_HOOK_EXE_SHIFT 8
+E7_RUST_EXPORT __u64 e7_hook(const struct e7_pkt *pkt);
 /* e7_genl_doit's answer "start the chain-shaped QUERY reply as a dump" (no ack). */
 #define E7_DOIT_QUERY_CHAIN 1
 /* One generic-netlink request (doit). ATTRS/LEN: attributes after the genl header; ADMIN: the
@@ -214,10 +218,10 @@ E7_C_EXPORT __u64 e7_c_stat_sum(__u32 idx);
 /* Per-program statistics (issue 12): one record per executable-table slot per CPU
  * (alloc_percpu at load, never per packet). ID is e7-core's ExeId::to_u64 (generation << 16 |
  * slot): a record counts for one generation only, so a reused slot starts from zero and a packet
- * of a retired generation is not counted. INFO: the decision bits (Decision::to_bits) | protocol
- * << 8. count: any context (IRQs off on this CPU for the few stores: no lock, no shared line);
- * read: process context, sums every CPU's record of ID into OUT, returns 1 if any packet was
- * counted. */
+ * of a retired generation is not counted. INFO: bit 0 drop, bits 4..7 the reason (as in
+ * Decision::to_bits), protocol << 8. Counted by the hook itself from e7_hook's result (IRQs off on
+ * this CPU for the few stores: no lock, no shared line); read: process context, sums every CPU's
+ * record of ID into OUT, returns 1 if any packet was counted. */
 #define E7_PROG_SLOTS 256
 struct e7_prog_sum {
 	__u64 packets[2]; /* [0] accepted, [1] dropped */
@@ -227,7 +231,6 @@ struct e7_prog_sum {
 	__u32 info;       /* INFO of the latest packet */
 	__u32 pad;
 };
-E7_C_EXPORT void e7_c_prog_count(__u64 id, __u32 info, __u32 len);
 E7_C_EXPORT int e7_c_prog_read(__u64 id, struct e7_prog_sum *out);
 /* Kernel rwlock_t stored inline in Rust statics (rust/src/klock.rs): LOCK points at 8 zeroed,
  * 8-aligned bytes, which is an unlocked rwlock_t on this kernel configuration (checked at build

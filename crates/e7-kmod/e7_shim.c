@@ -346,7 +346,7 @@ struct e7_prog_stats {
 };
 static struct e7_prog_stats __percpu *e7_pstats __read_mostly;
 
-void e7_c_prog_count(__u64 id, __u32 info, __u32 len)
+static __always_inline void e7_prog_count(__u64 id, __u32 info, __u32 len)
 {
 	u32 slot = (u32)(id & 0xffff);
 	unsigned int v = info & 1; /* Decision::to_bits: bit 0 = drop */
@@ -1342,7 +1342,7 @@ static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_h
 {
 	struct e7_pkt pkt = { .family = state->pf == NFPROTO_IPV6 ? 6 : 4 };
 	struct sock *sk;
-	__u32 r;
+	__u64 r;
 
 	/* `qpackets`, on this CPU (Rust's Kernel::stat_inc knows the hook counts it). */
 	this_cpu_inc(e7_stats->c[E7_STAT_PACKETS]);
@@ -1371,10 +1371,14 @@ static noinline unsigned int e7_nf_decide(struct sk_buff *skb, const struct nf_h
 		 * is the identity on every valid kuid; an invalid one is munged to overflowuid. */
 		pkt.uid = uid_valid(kuid) ? __kuid_val(kuid) : overflowuid;
 	}
-	pkt.len = skb->len;
 	r = e7_hook(&pkt);
 	if (r & E7_HOOK_CACHED)
 		this_cpu_inc(e7_stats->c[E7_STAT_HITS]);
+	/* The program's per-program counters, on this CPU (INFO: bit 0 = drop, the reason, the
+	 * protocol). */
+	if (r >> E7_HOOK_EXE_SHIFT)
+		e7_prog_count(r >> E7_HOOK_EXE_SHIFT,
+			      (r & E7_HOOK_REASON) | !(r & E7_HOOK_ACCEPT) | (pkt.proto << 8), skb->len);
 	return (r & E7_HOOK_ACCEPT) ? NF_ACCEPT : NF_DROP;
 }
 

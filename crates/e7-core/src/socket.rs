@@ -382,6 +382,18 @@ impl FastIdentity {
     pub fn get(packed: u64) -> Identity {
         unpack_identity(packed).unwrap_or(Identity::Unknown)
     }
+
+    /// The program's [`ExeId::to_u64`] packed in a [`Fast::Hit`], or 0 when the identity is not a
+    /// program: one mask, no validation (for per-program counters keyed by the id; 0 is never an
+    /// id, generations start at 1).
+    #[inline(always)]
+    pub const fn exe_word(packed: u64) -> u64 {
+        if packed & ID_TAG == ID_EXE {
+            packed & !ID_TAG
+        } else {
+            0
+        }
+    }
 }
 
 /// The outcome of one lock-free probe ([`SocketCache::probe`]).

@@ -80,14 +80,11 @@ impl CachedHit {
         self.bits
     }
 
-    /// The program the cached verdict was earned by, when it was identified (the kernel counts
-    /// per-program statistics with it; no lookup, a decode of the cached word).
+    /// The program the cached verdict was earned by as [`ExeId::to_u64`], or 0 when it was not
+    /// a program (the kernel keys its per-program counters with it; no decode).
     #[inline(always)]
-    pub fn exe(self) -> Option<ExeId> {
-        match FastIdentity::get(self.ident) {
-            Identity::Exe(id) => Some(id),
-            _ => None,
-        }
+    pub const fn exe_word(self) -> u64 {
+        FastIdentity::exe_word(self.ident)
     }
 
     /// The whole outcome, as [`Engine::decide_packet`] reports it.

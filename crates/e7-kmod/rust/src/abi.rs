@@ -38,6 +38,16 @@ const _: () = assert!(e7_core::Stat::Hits.index() == STAT_HITS);
 pub const HOOK_ACCEPT: u32 = 1;
 /// `E7_HOOK_CACHED`: bit of `e7_hook`'s result: the verdict was a still-valid cached one.
 pub const HOOK_CACHED: u32 = 2;
+/// `E7_HOOK_REASON`: bits of `e7_hook`'s result: the decision's reason, where
+/// `Decision::to_bits` has it (bits 4..7), for the per-program statistics.
+pub const HOOK_REASON: u32 = 0xF0;
+/// `E7_HOOK_EXE_SHIFT`: `e7_hook`'s result from this bit on is the program's `ExeId::to_u64`
+/// (56 bits: 40-bit generation, 16-bit slot), 0 for none.
+pub const HOOK_EXE_SHIFT: u32 = 8;
+const _: () = assert!(
+    e7_core::exe::MAX_GENERATION < (1u64 << (64 - HOOK_EXE_SHIFT - 16)),
+    "an ExeId must fit e7_hook's result above HOOK_EXE_SHIFT"
+);
 /// `E7_DOIT_QUERY_CHAIN`: `e7_genl_doit`'s "start the chain-shaped QUERY dump" (no ack).
 pub const DOIT_QUERY_CHAIN: i32 = 1;
 /// `E7_PROG_SLOTS`: per-program statistics records per CPU, one per executable-table slot.
@@ -88,9 +98,7 @@ pub struct E7Pkt {
     /// `PKT_*` bits.
     pub flags: u8,
     /// Padding.
-    pub pad: [u8; 2],
-    /// The IP packet's length (`skb->len`), for per-program byte counts.
-    pub len: u32,
+    pub pad: [u8; 6],
 }
 
 /// `struct e7_sockinfo`: socket facts fetched on a cache miss.

@@ -21,8 +21,8 @@ use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
 use crate::abi::{
-    E7Dest, E7Exe, E7Pkt, E7ProgSum, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED, PKT_IN_TASK,
-    PKT_MALFORMED, PKT_SENDER, SOCK_KERNEL, SOCK_USER,
+    E7Dest, E7Exe, E7Pkt, E7ProgSum, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED,
+    HOOK_EXE_SHIFT, HOOK_REASON, PKT_IN_TASK, PKT_MALFORMED, PKT_SENDER, SOCK_KERNEL, SOCK_USER,
 };
 use crate::control::Handled;
 use crate::errno::EINVAL;
@@ -55,7 +55,6 @@ extern "C" {
     fn e7_c_now_secs() -> u64;
     fn e7_c_stat_inc(idx: u32);
     fn e7_c_stat_sum(idx: u32) -> u64;
-    fn e7_c_prog_count(id: u64, info: u32, len: u32);
     fn e7_c_prog_read(id: u64, out: *mut E7ProgSum) -> i32;
     fn e7_c_sk_cookie(sk: *mut c_void) -> u64;
     fn e7_c_sk_info(sk: *mut c_void, out: *mut E7SockInfo);
@@ -76,19 +75,14 @@ extern "C" {
 static E7: Module<KernelRwLock> = Module::new();
 
 /// The kernel, as seen through the shim. `sender`: the hook's answer to "who sends" read by the
-/// shim inline with the packet (`None`: ask the shim, outside the hook). `len`: the hook's
-/// packet length (per-program byte counts; 0 outside the hook).
+/// shim inline with the packet (`None`: ask the shim, outside the hook).
 struct Shim {
     sender: Option<Option<TaskId>>,
-    len: u32,
 }
 
 impl Shim {
     /// Outside the hook: every answer from the shim.
-    const ASK: Shim = Shim {
-        sender: None,
-        len: 0,
-    };
+    const ASK: Shim = Shim { sender: None };
 }
 
 /// A fixed line buffer for log messages (truncates).
@@ -145,12 +139,6 @@ impl Kernel for Shim {
     fn stat_sum(&self, stat: Stat) -> Option<u64> {
         // SAFETY: an integer argument; reads per-CPU counters only (process context here).
         Some(unsafe { e7_c_stat_sum(stat.index() as u32) })
-    }
-
-    fn prog_count(&self, exe: e7_core::ExeId, bits: u8, proto: u32) {
-        // SAFETY: integer arguments; the shim ignores a slot >= E7_PROG_SLOTS. Any context (it
-        // disables IRQs on this CPU around its few stores).
-        unsafe { e7_c_prog_count(exe.to_u64(), u32::from(bits) | (proto << 8), self.len) }
     }
 
     fn prog_read(&self, exe: e7_core::ExeId) -> Option<E7ProgSum> {
@@ -388,15 +376,17 @@ pub extern "C" fn e7_rust_stop() {
 }
 
 /// The netfilter decision: bit [`HOOK_ACCEPT`] set = NF_ACCEPT, clear = NF_DROP; bit
-/// [`HOOK_CACHED`]: a cached-verdict hit (the shim counts it per CPU).
+/// [`HOOK_CACHED`]: a cached-verdict hit (the shim counts it per CPU); bits [`HOOK_REASON`]: the
+/// decision's reason (its `Decision::to_bits` bits 4..7); from bit [`HOOK_EXE_SHIFT`] on: the
+/// program's `ExeId::to_u64` (0: none), for the shim's per-program counters.
 ///
 /// # Safety
 /// `pkt` points to a valid `e7_pkt` whose `sk` (if not null) is a full socket valid for the call.
 #[no_mangle]
-pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt) -> u32 {
+pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt) -> u64 {
     // SAFETY: the shim passes a pointer to an initialised e7_pkt on its stack.
     let Some(p) = (unsafe { pkt.as_ref() }) else {
-        return 1;
+        return u64::from(HOOK_ACCEPT);
     };
     let input = Packet {
         peer: e7_core::Peer::UNKNOWN,
@@ -417,18 +407,14 @@ pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt) -> u32 {
     };
     let shim = Shim {
         sender: Some((p.flags & PKT_SENDER != 0).then_some(p.sender)),
-        len: p.len,
     };
-    let (verdict, cached) = E7.packet_cached(&shim, &input);
-    let accept = match verdict {
+    let d = E7.packet_cached(&shim, &input);
+    let accept = match d.verdict {
         Verdict::Accept => HOOK_ACCEPT,
         Verdict::Drop => 0,
     };
-    if cached {
-        accept | HOOK_CACHED
-    } else {
-        accept
-    }
+    let cached = if d.cached { HOOK_CACHED } else { 0 };
+    (d.exe << HOOK_EXE_SHIFT) | u64::from(accept | cached | (u32::from(d.bits) & HOOK_REASON))
 }
 
 /// One generic-netlink request. Returns 0 (ack), [`DOIT_QUERY_CHAIN`](crate::abi::DOIT_QUERY_CHAIN) (start the chain-shaped

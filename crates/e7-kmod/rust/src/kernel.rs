@@ -76,7 +76,9 @@ pub trait Kernel {
         None
     }
     /// Counts one packet of program `exe` (decision bits `bits`, IP protocol `proto`) in the
-    /// per-program statistics: per CPU, no lock, no allocation. The default counts nothing.
+    /// per-program statistics ([`Module::packet`](crate::state::Module::packet)). The kernel's
+    /// hook does not come through here: `e7_hook` returns the program with the verdict and the
+    /// shim counts it in its per-CPU records without another call. The default counts nothing.
     /// Atomic-safe.
     fn prog_count(&self, exe: ExeId, bits: u8, proto: u32) {
         let _ = (exe, bits, proto);

@@ -186,7 +186,7 @@ impl Kernel for Fake {
         self.logs.borrow_mut().push(args.to_string());
     }
 
-    /// The shim's `e7_c_prog_count` on one CPU: a record counts one id; a newer generation of
+    /// The shim's per-program count (`e7_prog_count`, from `e7_hook`'s result) on one CPU: a record counts one id; a newer generation of
     /// the slot resets it, an older one is not counted.
     fn prog_count(&self, exe: e7_core::ExeId, bits: u8, proto: u32) {
         let id = exe.to_u64();
