@@ -999,6 +999,26 @@ mod tests {
         }
     }
 
+    /// The kernel's per-program counters take the program's id straight from the cached word.
+    #[test]
+    fn exe_word_is_the_programs_id_or_zero() {
+        let mut t: crate::exe::ExeTable<4> = crate::exe::ExeTable::new();
+        let id = t.intern(b"/opt/a/e7-probe").unwrap();
+        assert_eq!(
+            FastIdentity::exe_word(pack_identity(Identity::Exe(id))),
+            id.to_u64()
+        );
+        assert_ne!(id.to_u64(), 0);
+        for other in [
+            Identity::PathTooLong,
+            Identity::NoHostPath,
+            Identity::Unknown,
+        ] {
+            assert_eq!(FastIdentity::exe_word(pack_identity(other)), 0);
+        }
+        assert_eq!(FastIdentity::exe_word(0), 0, "a free entry");
+    }
+
     /// An entry whose writer never finishes (odd sequence count) is never returned: the probe says
     /// busy, and the engine's lookup, after its retries and the shared lock, reads it as a miss.
     #[test]
