@@ -506,10 +506,27 @@ pub fn draw(f: &mut Frame<'_>, top: &Top, mode: Option<u32>) {
     );
 }
 
+/// The smallest terminal the view is drawn in (else: the plain table).
+pub const MIN_WIDTH: u16 = 60;
+/// See [`MIN_WIDTH`].
+pub const MIN_HEIGHT: u16 = 10;
+
 /// `e7 top`: the full-screen view on a terminal, else the plain table every interval.
 pub fn run(kernel: &mut dyn Kernel, opts: Options) -> Result<(), CliError> {
     if !std::io::stdout().is_terminal() {
         return plain(kernel, opts);
+    }
+    // A terminal that does not know its size (a serial console says 0×0) cannot hold the view.
+    match crossterm::terminal::size() {
+        Ok((w, h)) if w >= MIN_WIDTH && h >= MIN_HEIGHT => {}
+        other => {
+            let size = other.map_or("unknown".into(), |(w, h)| format!("{w}×{h}"));
+            eprintln!(
+                "e7 top: the terminal's size is {size} (need {MIN_WIDTH}×{MIN_HEIGHT}; on a serial \
+                 console set it with `stty cols 80 rows 24`); printing the table every interval"
+            );
+            return plain(kernel, opts);
+        }
     }
     let root = nix::unistd::geteuid().is_root();
     let mut top = Top::new(root);
