@@ -94,3 +94,39 @@ case_top_plain_when_not_a_terminal() {
         fail "e7 top --count 2 (not a terminal): rc $RC, $_n tables: $(short "$OUT")"
     fi
 }
+
+# The module keeps 256 programs (its executable table, least recently used out first); a program that
+# takes a slot another one had must start from zero. 300 names for one file (hard links: distinct
+# executable paths, no extra memory), each sending one datagram, cycle every slot at least once, so
+# every count above 1 would be a previous program's packets shown under a new name.
+case_stats_a_reused_slot_starts_from_zero() {
+    reload_module
+    enforce
+    "$PA" --timeout 3000 beat udp4 20 /tmp/beat-r 3 >/dev/null 2>&1
+    _got=$(stats_of "$PA")
+    [ "${_got%% *}" = 3 ] && ok "$PA before: $_got" || fail "$PA before: '$_got'"
+    mkdir -p /opt/many
+    _i=0
+    while [ "$_i" -lt 300 ]; do
+        ln -f "$PU" "/opt/many/p$_i" || fail "ln $PU /opt/many/p$_i"
+        _i=$((_i + 1))
+    done
+    _i=0
+    _sent=0
+    while [ "$_i" -lt 300 ]; do
+        "/opt/many/p$_i" udp4 >/dev/null 2>&1 && _sent=$((_sent + 1))
+        _i=$((_i + 1))
+    done
+    [ "$_sent" = 300 ] && ok "300 programs sent one datagram each" || fail "only $_sent of 300 delivered"
+    e7 --json stats 2>&1 | tr -d ' ' >/tmp/many.json
+    _n=$(grep -c '"path":"/opt/many/' /tmp/many.json)
+    _one=$(grep '"path":"/opt/many/' /tmp/many.json | grep -c '"accepted":{"packets":1,"bytes":42}')
+    if [ "$_n" -ge 200 ] && [ "$_n" -le 256 ] && [ "$_one" = "$_n" ]; then
+        ok "$_n programs listed (256 slots), each with exactly its own datagram"
+    else
+        fail "$_n programs listed, $_one with exactly their own datagram: $(short "$(grep '"path":"/opt/many/' /tmp/many.json | grep -v '"accepted":{"packets":1,"bytes":42}' | head -n 3)")"
+    fi
+    _got=$(stats_of "$PA")
+    [ -z "$_got" ] && ok "$PA left the table and its counts with it" || fail "$PA still listed after 300 others: '$_got'"
+    rm -rf /opt/many
+}
