@@ -34,6 +34,7 @@ case_stats_equal_the_senders_tally() {
     # One UDP datagram per round, nothing else on the network from these programs.
     "$PA" --timeout 3000 beat udp4 20 /tmp/beat-a 6 >/dev/null 2>&1
     "$PB" --timeout 3000 beat udp4 20 /tmp/beat-b 3 >/dev/null 2>&1
+    # shellcheck disable=SC2046 # split on purpose: four numbers
     set -- $(beat_tally /tmp/beat-a)
     [ "$1 $2 $3 $4" = "6 0 0 6" ] && ok "a's tally: $(cat /tmp/beat-a)" || fail "a's tally: $(cat /tmp/beat-a)"
     _want="6 $(udp_bytes 1 6) 0 0 allow norule"
@@ -47,6 +48,7 @@ case_stats_equal_the_senders_tally() {
     # After a block: the same program's next packets are counted as dropped, by the rule.
     must e7 block udp "$PA"
     "$PA" --timeout 3000 beat udp4 20 /tmp/beat-a 4 >/dev/null 2>&1
+    # shellcheck disable=SC2046 # split on purpose: four numbers
     set -- $(beat_tally /tmp/beat-a)
     [ "$1 $2 $4" = "0 4 4" ] && ok "a's tally after the block: $(cat /tmp/beat-a)" \
         || fail "a's tally after the block: $(cat /tmp/beat-a)"
