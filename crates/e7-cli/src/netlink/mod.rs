@@ -738,6 +738,69 @@ mod tests {
         }
     }
 
+    fn stats_entry(path: &str, accepted: u64) -> e7_proto::stats::Entry<'_> {
+        e7_proto::stats::Entry {
+            path: path.as_bytes(),
+            prot: 17,
+            state: Const::Allow.value(),
+            reason: e7_proto::stats::Reason::NoRule,
+            accept_packets: accepted,
+            accept_bytes: accepted * 42,
+            drop_packets: 0,
+            drop_bytes: 0,
+            first_seen: 9,
+            last_seen: 1,
+        }
+    }
+
+    #[test]
+    fn a_stats_dump_collects_every_message_until_done() {
+        let mut m = Matcher::new(Expect::StatsDump, 4, FAMILY, "stats");
+        let one = genl(4, Command::Stats, |w| {
+            e7_proto::stats::emit_entry(w, &stats_entry("/opt/a/e7-probe", 6)).unwrap();
+            e7_proto::stats::emit_entry(w, &stats_entry("/opt/b/e7-probe", 3)).unwrap();
+        });
+        let two = genl(4, Command::Stats, |w| {
+            e7_proto::stats::emit_entry(w, &stats_entry("/usr/bin/e7-probe", 1)).unwrap();
+        });
+        assert!(matches!(m.feed(one), Progress::Pending));
+        assert!(
+            matches!(m.feed(pushed_query(4)), Progress::Pending),
+            "other commands are ignored"
+        );
+        assert!(matches!(m.feed(two), Progress::Pending));
+        let done = Message::Done {
+            seq: 4,
+            errno: 0,
+            text: None,
+            interrupted: false,
+        };
+        let Outcome::Stats(list) = finished(m.feed(done)).unwrap() else {
+            panic!("not a STATS answer");
+        };
+        let got: Vec<(&str, u64, u64)> = list
+            .iter()
+            .map(|s| (s.path.as_str(), s.accept_packets, s.accept_bytes))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/opt/a/e7-probe", 6, 252),
+                ("/opt/b/e7-probe", 3, 126),
+                ("/usr/bin/e7-probe", 1, 42)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refused_stats_dump_is_permission_denied() {
+        // The module's dump .start refuses an unprivileged reader with an EPERM ack.
+        let mut m = Matcher::new(Expect::StatsDump, 5, FAMILY, "stats");
+        let e = finished(m.feed(ack(5, 1, None))).unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert!(e.to_string().contains("statsunpriv"), "{e}");
+    }
+
     #[test]
     fn ack_completes_a_change_and_pushed_queries_are_ignored() {
         let mut m = Matcher::new(Expect::Ack, 7, FAMILY, "allow");
