@@ -2061,3 +2061,18 @@ fn stats_report_first_and_last_seen_as_seconds_ago() {
     let e = st.entries().next().unwrap();
     assert_eq!((e.first_seen, e.last_seen, e.prot), (10, 3, UDP));
 }
+
+#[test]
+fn stats_count_only_while_the_mode_enables_filtering() {
+    let (m, k) = enabled();
+    request(&m, &k, &Request::SetMode(Mode::Block), 1).unwrap();
+    k.process(42, "/opt/a/e7-probe", &[5000]);
+    k.current.set(Some(42));
+    let a = k.sock(1, 100, 5000, SockKind::User);
+    assert_eq!(m.packet(&k, &pkt(Some(a), UDP, true)), Verdict::Drop);
+    assert_eq!(
+        stats_rows(&m, &k),
+        vec![],
+        "mode block decides before asking who sent it"
+    );
+}
