@@ -70,6 +70,8 @@ case_stats_unprivileged_read_needs_the_flag() {
     expect_flag statsunpriv disabled
     expect_rc 4 "$PU" as-user "$NOBODY" e7 stats
     expect_rc 4 "$PU" as-user "$NOBODY" e7 --json stats
+    # Root of its own user namespace is still no admin of the module.
+    expect_rc 4 "$PU" as-user "$NOBODY" "$PU" userns e7 stats
     expect_rc 4 "$PU" as-user "$NOBODY" e7 set statsunpriv enabled
     expect_flag statsunpriv disabled
     # `e7 top` refuses the same way before taking the screen.
