@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing e7 needs on Debian 12, idempotently: the newest Debian 12 kernel
 # headers (the module build), qemu + busybox-static + cpio (the VM), valgrind (cachegrind), pahole
-# (dwarves: BTF for the 6.12+ rows' modules), mmdebstrap (the sid row's build root), and the Rust
+# (dwarves: BTF for the 6.12+ rows' modules), mmdebstrap (the sid row's build root), tmux (the `e7 top` test), and the Rust
 # toolchain pinned by rust-toolchain.toml with rust-src (the kernel build's -Zbuild-std).
 # The other rows' headers and images are not installed: vmtest/krow.sh fetches and unpacks them under .vm/.
 # Used by .ci/run and by `make demo`; does nothing that is already done.
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 
-pkgs=(make gcc libc6-dev bc cpio kmod libelf-dev busybox-static qemu-system-x86 valgrind dwarves mmdebstrap)
+pkgs=(make gcc libc6-dev bc cpio kmod libelf-dev busybox-static qemu-system-x86 valgrind dwarves mmdebstrap tmux)
 kver="$(./vmtest/kernel-version.sh 2>/dev/null || true)"
 if [ -z "$kver" ]; then
     $SUDO apt-get update -qq

@@ -264,8 +264,13 @@ cmd_demo() {
     echo "  block udp /opt/a/e7-probe ...). '!' opens a shell in the VM to run programs and e7"
     echo "  commands ('exit' returns to the console), '!CMD' runs one command. 'quit' or Ctrl-D"
     echo "  powers the VM off (Ctrl-A x kills qemu)."
+    # The serial console cannot tell the guest this terminal's size: pass it (`e7 top` needs it).
+    local size="" rows cols
+    if read -r rows cols < <(stty size 2>/dev/null) && [ "${rows:-0}" -gt 0 ] && [ "${cols:-0}" -gt 0 ]; then
+        size=" e7rows=$rows e7cols=$cols"
+    fi
     # shellcheck disable=SC2046
-    exec qemu-system-x86_64 $(qemu_args "$vmlinuz") -append "$cmdline_base quiet e7mode=demo"
+    exec qemu-system-x86_64 $(qemu_args "$vmlinuz") -append "$cmdline_base quiet e7mode=demo$size"
 }
 
 # Drives the demo like a user would, through a FIFO on qemu's stdin, and proves that it shows enforcement

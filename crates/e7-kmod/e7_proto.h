@@ -55,8 +55,9 @@ enum e7_command {
 	ENL_COMM_SET = 9, /* Set a flag. */
 	ENL_COMM_GET = 10, /* Read a flag (request) or report its value (reply). */
 	ENL_COMM_SUBSCRIBE = 11, /* Become the event subscriber (appended). */
+	ENL_COMM_STATS = 12, /* Per-program statistics, one NESTED entry per program (a dump; appended). Not GENL_ADMIN_PERM: the module refuses it (EPERM) to a client without CAP_NET_ADMIN unless the `statsunpriv` flag is enabled. */
 };
-#define E7_CMD_MAX 11
+#define E7_CMD_MAX 12
 /* 1 if the command needs CAP_NET_ADMIN (GENL_ADMIN_PERM) */
 #define ENL_COMM_ERROR_ADMIN 0
 #define ENL_COMM_DISCONNECT_ADMIN 0
@@ -69,6 +70,7 @@ enum e7_command {
 #define ENL_COMM_SET_ADMIN 1
 #define ENL_COMM_GET_ADMIN 0
 #define ENL_COMM_SUBSCRIBE_ADMIN 1
+#define ENL_COMM_STATS_ADMIN 0
 /* genl_ops.flags for each command */
 #define ENL_COMM_ERROR_GENL_FLAGS 0
 #define ENL_COMM_DISCONNECT_GENL_FLAGS 0
@@ -81,6 +83,7 @@ enum e7_command {
 #define ENL_COMM_SET_GENL_FLAGS GENL_ADMIN_PERM
 #define ENL_COMM_GET_GENL_FLAGS 0
 #define ENL_COMM_SUBSCRIBE_GENL_FLAGS GENL_ADMIN_PERM
+#define ENL_COMM_STATS_GENL_FLAGS 0
 
 /* attributes (nlattr.nla_type); 0 is reserved */
 enum e7_attr {
@@ -98,8 +101,15 @@ enum e7_attr {
 	ENL_ATTR_PORTS = 11, /* A rule's port qualifier in the CLI's text form (`80,443`, `1024-65535`), parsed by `qual::Ports::parse` (appended; FEATURE_PORTS). */
 	ENL_ATTR_UID = 12, /* A rule's user qualifier: the uid a packet's socket must belong to (appended; FEATURE_USER). */
 	ENL_ATTR_DPORT = 13, /* An event's destination port (tcp, udp, udplite, sctp; appended). The event's destination address is a DEST (its text form, e.g. `93.184.216.34`) and the socket's uid a UID. */
+	ENL_ATTR_ACCEPT_PACKETS = 14, /* Packets of a program that were accepted, in a STATS entry (appended). */
+	ENL_ATTR_ACCEPT_BYTES = 15, /* Bytes (IP packet length) of a program that were accepted, in a STATS entry (appended). */
+	ENL_ATTR_DROP_PACKETS = 16, /* Packets of a program that were dropped, in a STATS entry (appended). */
+	ENL_ATTR_DROP_BYTES = 17, /* Bytes of a program that were dropped, in a STATS entry (appended). */
+	ENL_ATTR_FIRST_SEEN = 18, /* Seconds from a program's first counted packet to this STATS reply (monotonic clock), in a STATS entry (appended). */
+	ENL_ATTR_LAST_SEEN = 19, /* Seconds from a program's latest packet to this STATS reply (monotonic clock), in a STATS entry (appended). */
+	ENL_ATTR_REASON = 20, /* Why a program's latest packet got its verdict (`rule`, `norule`, ...: `stats::Reason`), in a STATS entry (appended). */
 };
-#define E7_ATTR_MAX 13
+#define E7_ATTR_MAX 20
 /* nla_policy initializer of each attribute */
 #define ENL_ATTR_NESTED_POLICY { .type = NLA_NESTED }
 #define ENL_ATTR_PATH_POLICY { .type = NLA_NUL_STRING, .len = 255 }
@@ -114,6 +124,13 @@ enum e7_attr {
 #define ENL_ATTR_PORTS_POLICY { .type = NLA_NUL_STRING, .len = 127 }
 #define ENL_ATTR_UID_POLICY { .type = NLA_U32 }
 #define ENL_ATTR_DPORT_POLICY { .type = NLA_U32 }
+#define ENL_ATTR_ACCEPT_PACKETS_POLICY { .type = NLA_U64 }
+#define ENL_ATTR_ACCEPT_BYTES_POLICY { .type = NLA_U64 }
+#define ENL_ATTR_DROP_PACKETS_POLICY { .type = NLA_U64 }
+#define ENL_ATTR_DROP_BYTES_POLICY { .type = NLA_U64 }
+#define ENL_ATTR_FIRST_SEEN_POLICY { .type = NLA_U32 }
+#define ENL_ATTR_LAST_SEEN_POLICY { .type = NLA_U32 }
+#define ENL_ATTR_REASON_POLICY { .type = NLA_NUL_STRING, .len = 15 }
 /* static const struct nla_policy e7_policy[E7_ATTR_MAX + 1] = { E7_POLICY_INIT }; */
 #define E7_POLICY_INIT \
 	[ENL_ATTR_NESTED] = ENL_ATTR_NESTED_POLICY, \
@@ -128,7 +145,14 @@ enum e7_attr {
 	[ENL_ATTR_DEST] = ENL_ATTR_DEST_POLICY, \
 	[ENL_ATTR_PORTS] = ENL_ATTR_PORTS_POLICY, \
 	[ENL_ATTR_UID] = ENL_ATTR_UID_POLICY, \
-	[ENL_ATTR_DPORT] = ENL_ATTR_DPORT_POLICY,
+	[ENL_ATTR_DPORT] = ENL_ATTR_DPORT_POLICY, \
+	[ENL_ATTR_ACCEPT_PACKETS] = ENL_ATTR_ACCEPT_PACKETS_POLICY, \
+	[ENL_ATTR_ACCEPT_BYTES] = ENL_ATTR_ACCEPT_BYTES_POLICY, \
+	[ENL_ATTR_DROP_PACKETS] = ENL_ATTR_DROP_PACKETS_POLICY, \
+	[ENL_ATTR_DROP_BYTES] = ENL_ATTR_DROP_BYTES_POLICY, \
+	[ENL_ATTR_FIRST_SEEN] = ENL_ATTR_FIRST_SEEN_POLICY, \
+	[ENL_ATTR_LAST_SEEN] = ENL_ATTR_LAST_SEEN_POLICY, \
+	[ENL_ATTR_REASON] = ENL_ATTR_REASON_POLICY,
 
 /* flag value classes */
 enum e7_value_class {
@@ -157,8 +181,9 @@ enum e7_flag {
 	E7F_STAT_EVLOST = 14, /* evlost: Events dropped because the bounded event queue was full (appended). */
 	E7F_NSPATH_ACTION = 15, /* nspath: Verdict for a program whose executable has no verified path in the initial mount namespace and root (appended). */
 	E7F_QUALIFIERS = 16, /* qualifiers: Rule qualifiers the module enforces, a bit set: 1 destinations, 2 ports, 4 users (7 since issue 11; 0: a module that enforces none, which the CLI never sends a qualified rule) (appended). */
+	E7F_STATS_UNPRIV = 17, /* statsunpriv: Let users without CAP_NET_ADMIN read the per-program statistics (STATS); they reveal every program's network use (appended). */
 };
-#define E7_FLAG_COUNT 17
+#define E7_FLAG_COUNT 18
 #define E7F_MODE_DEFAULT E7C_DISABLED
 #define E7F_MODE_CLASS E7_CLASS_MODE
 #define E7F_DEBUG_DEFAULT E7C_DISABLED
@@ -193,6 +218,8 @@ enum e7_flag {
 #define E7F_NSPATH_ACTION_CLASS E7_CLASS_ACTION
 #define E7F_QUALIFIERS_DEFAULT 0u
 #define E7F_QUALIFIERS_CLASS E7_CLASS_READONLY
+#define E7F_STATS_UNPRIV_DEFAULT E7C_DISABLED
+#define E7F_STATS_UNPRIV_CLASS E7_CLASS_BOOLEAN
 /* u32 e7_flag_defaults[E7_FLAG_COUNT] = { E7_FLAG_DEFAULTS_INIT }; */
 #define E7_FLAG_DEFAULTS_INIT \
 	[E7F_MODE] = E7F_MODE_DEFAULT, \
@@ -211,7 +238,8 @@ enum e7_flag {
 	[E7F_LONGPATH_ACTION] = E7F_LONGPATH_ACTION_DEFAULT, \
 	[E7F_STAT_EVLOST] = E7F_STAT_EVLOST_DEFAULT, \
 	[E7F_NSPATH_ACTION] = E7F_NSPATH_ACTION_DEFAULT, \
-	[E7F_QUALIFIERS] = E7F_QUALIFIERS_DEFAULT,
+	[E7F_QUALIFIERS] = E7F_QUALIFIERS_DEFAULT, \
+	[E7F_STATS_UNPRIV] = E7F_STATS_UNPRIV_DEFAULT,
 
 /* module parameters: one per settable flag, X(name, MODULE_PARM_DESC text) */
 #define E7_MODULE_PARAMS(X) \
@@ -227,6 +255,7 @@ enum e7_flag {
 	X(accepts, "send an event for every packet accepted by a rule: enabled or disabled (default disabled)") \
 	X(rchngq, "push a QUERY to the sender after a rule or mode change: enabled or disabled (default enabled)") \
 	X(longpath, "verdict for programs whose path exceeds 255 bytes: allow or block (default block)") \
-	X(nspath, "verdict for programs without a verified path in the initial mount namespace and root: allow or block (default block)")
+	X(nspath, "verdict for programs without a verified path in the initial mount namespace and root: allow or block (default block)") \
+	X(statsunpriv, "let unprivileged users read per-program statistics (e7 stats, e7 top): enabled or disabled (default disabled)")
 
 #endif /* E7_PROTO_H */

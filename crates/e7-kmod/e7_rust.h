@@ -148,13 +148,18 @@ E7_RUST_EXPORT void e7_rust_mode_failsafe(void);
 /* Stop kicking work and queuing events (module unload has begun). */
 E7_RUST_EXPORT void e7_rust_stop(void);
 /* The per-packet decision: E7_HOOK_ACCEPT set = NF_ACCEPT, clear = NF_DROP; E7_HOOK_CACHED:
- * the verdict came from a still-valid cached one (the hook counts the hit per CPU). */
+ * the verdict came from a still-valid cached one (the hook counts the hit per CPU);
+ * E7_HOOK_REASON: the decision's reason; from bit E7_HOOK_EXE_SHIFT on, the program's ExeId
+ * (generation << 16 | slot, 0 = none): the hook counts the packet for it (per-program
+ * statistics) without another call into Rust. */
 #define E7_HOOK_ACCEPT 0x1u
 #define E7_HOOK_CACHED 0x2u
+#define E7_HOOK_REASON 0xf0u
+#define E7_HOOK_EXE_SHIFT 8
 /* PEER: the destination while a rule depends on it (e7_rust_peer_word), else NULL. SKB: the packet,
  * opaque to Rust, valid for the call (e7_c_pkt_dest reads its destination for an event). Arguments,
  * not e7_pkt fields, so the hit path without such rules stores nothing more. */
-E7_RUST_EXPORT __u32 e7_hook(const struct e7_pkt *pkt, const struct e7_peer *peer, void *skb);
+E7_RUST_EXPORT __u64 e7_hook(const struct e7_pkt *pkt, const struct e7_peer *peer, void *skb);
 /* e7_genl_doit's answer "start the chain-shaped QUERY reply as a dump" (no ack). */
 #define E7_DOIT_QUERY_CHAIN 1
 /* One generic-netlink request (doit). ATTRS/LEN: attributes after the genl header; ADMIN: the
@@ -167,6 +172,13 @@ E7_RUST_EXPORT int e7_genl_doit(__u8 cmd, const __u8 *attrs, __u32 len,
  * genl_dump_check_consistent). Returns bytes written, 0 when the dump is complete, or a negative
  * errno. */
 E7_RUST_EXPORT int e7_genl_dump_query(__u8 *buf, __u32 room, __u64 *cursor, __u32 *generation);
+/* STATS: 0 if a client (ADMIN: it has CAP_NET_ADMIN) may read the per-program statistics, else
+ * -EPERM (the `statsunpriv` flag opens them to everybody). Process context. */
+E7_RUST_EXPORT int e7_genl_stats_permitted(__u32 admin);
+/* Fill one STATS dump message body (one NESTED entry per program) into BUF (ROOM bytes); CURSOR
+ * (two u64, zero at first) tracks progress. Returns bytes written, 0 when complete, or a negative
+ * errno. Process context. */
+E7_RUST_EXPORT int e7_genl_dump_stats(__u8 *buf, __u32 room, __u64 *cursor);
 /* Same contract for the chain-shaped reply to a plain QUERY: one message (as many rules as fit,
  * the last one with COUNT) per call. BUF must be initialised (the shim zeroes it). */
 E7_RUST_EXPORT int e7_genl_chain_query(__u8 *buf, __u32 room, __u64 *cursor, __u32 *generation);
@@ -225,6 +237,23 @@ E7_C_EXPORT __u64 e7_c_now_secs(void);
 #define E7_STAT_HITS 1
 E7_C_EXPORT void e7_c_stat_inc(__u32 idx);
 E7_C_EXPORT __u64 e7_c_stat_sum(__u32 idx);
+/* Per-program statistics (issue 12): one record per executable-table slot per CPU
+ * (alloc_percpu at load, never per packet). ID is e7-core's ExeId::to_u64 (generation << 16 |
+ * slot): a record counts for one generation only, so a reused slot starts from zero and a packet
+ * of a retired generation is not counted. INFO: bit 0 drop, bits 4..7 the reason (as in
+ * Decision::to_bits), protocol << 8. Counted by the hook itself from e7_hook's result (IRQs off on
+ * this CPU for the few stores: no lock, no shared line); read: process context, sums every CPU's
+ * record of ID into OUT, returns 1 if any packet was counted. */
+#define E7_PROG_SLOTS 256
+struct e7_prog_sum {
+	__u64 packets[2]; /* [0] accepted, [1] dropped */
+	__u64 bytes[2];
+	__u64 first;      /* seconds since the first packet counted (earliest CPU) */
+	__u64 last;       /* seconds since the latest packet */
+	__u32 info;       /* INFO of the latest packet */
+	__u32 pad;
+};
+E7_C_EXPORT int e7_c_prog_read(__u64 id, struct e7_prog_sum *out);
 /* Kernel rwlock_t stored inline in Rust statics (rust/src/klock.rs): LOCK points at 8 zeroed,
  * 8-aligned bytes, which is an unlocked rwlock_t on this kernel configuration (checked at build
  * time by size and at load time by content). Readers run in softirq, writers in process context,

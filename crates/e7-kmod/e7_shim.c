@@ -188,6 +188,7 @@ _Static_assert(sizeof(struct e7_sockinfo) == 16, "e7_sockinfo ABI");
 _Static_assert(sizeof(struct e7_task_id) == 24, "e7_task_id ABI");
 _Static_assert(sizeof(struct e7_exe) == 32 + E7_EXE_BUF, "e7_exe ABI");
 _Static_assert(sizeof(struct e7_dest) == 8, "e7_dest ABI");
+_Static_assert(sizeof(struct e7_prog_sum) == 56, "e7_prog_sum ABI");
 _Static_assert(sizeof(struct e7_walk_pos) == 16, "e7_walk_pos ABI");
 _Static_assert(sizeof(struct e7_sock_owner) == 16, "e7_sock_owner ABI (e7-core's SocketOwner)");
 
@@ -324,6 +325,102 @@ __u64 e7_c_stat_sum(__u32 idx)
 	for_each_possible_cpu(cpu)
 		sum += per_cpu_ptr(e7_stats, cpu)->c[idx];
 	return sum;
+}
+
+/* Per-program statistics (issue 12): one 64-byte record per executable-table slot per CPU,
+ * allocated once at load. A packet updates only its own CPU's record, with IRQs off on this CPU
+ * for the few stores (the hook runs in task context with BH enabled, and a softirq packet on the
+ * same CPU, or a migration, must not interleave with the generation check): no lock, no atomic,
+ * no cache line another CPU writes. A record counts for one ExeId (generation << 16 | slot): a
+ * newer generation of the slot (the slot was reused for another program) starts it from zero,
+ * an older one (a cached verdict of a retired program) is not counted, so one program's counts
+ * are never shown as another's. Reads sum the records of exactly that id. */
+struct e7_prog_stat {
+	u64 id;
+	u64 packets[2];
+	u64 bytes[2];
+	unsigned long first; /* jiffies: one load, no clock read (converted when read) */
+	unsigned long last;
+	u32 info;
+	u32 pad;
+} __aligned(64);
+struct e7_prog_stats {
+	struct e7_prog_stat s[E7_PROG_SLOTS];
+};
+static struct e7_prog_stats __percpu *e7_pstats __read_mostly;
+
+static __always_inline void e7_prog_count(__u64 id, __u32 info, __u32 len)
+{
+	u32 slot = (u32)(id & 0xffff);
+	unsigned int v = info & 1; /* Decision::to_bits: bit 0 = drop */
+	struct e7_prog_stat *s;
+	unsigned long flags, now;
+
+	if (unlikely(slot >= E7_PROG_SLOTS))
+		return;
+	now = READ_ONCE(jiffies);
+	local_irq_save(flags);
+	s = this_cpu_ptr(&e7_pstats->s[slot]);
+	if (unlikely(s->id != id)) {
+		/* Same slot, so ids order by generation. */
+		if (s->id > id)
+			goto out;
+		memset(s, 0, sizeof(*s));
+		s->id = id;
+		s->first = now;
+	}
+	s->packets[v]++;
+	s->bytes[v] += len;
+	s->last = now;
+	s->info = info;
+out:
+	local_irq_restore(flags);
+}
+
+int e7_c_prog_read(__u64 id, struct e7_prog_sum *out)
+{
+	u32 slot = (u32)(id & 0xffff);
+	unsigned long now = READ_ONCE(jiffies), first = 0, last = 0;
+	int cpu, any = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (slot >= E7_PROG_SLOTS)
+		return 0;
+	for_each_possible_cpu(cpu) {
+		const struct e7_prog_stat *s = &per_cpu_ptr(e7_pstats, cpu)->s[slot];
+		struct e7_prog_stat c;
+
+		/* Another CPU may be counting: copy, then keep the copy only if the record still
+		 * counts this id (a reset meanwhile drops this CPU's share, never mixes programs). */
+		if (READ_ONCE(s->id) != id)
+			continue;
+		c.packets[0] = READ_ONCE(s->packets[0]);
+		c.packets[1] = READ_ONCE(s->packets[1]);
+		c.bytes[0] = READ_ONCE(s->bytes[0]);
+		c.bytes[1] = READ_ONCE(s->bytes[1]);
+		c.first = READ_ONCE(s->first);
+		c.last = READ_ONCE(s->last);
+		c.info = READ_ONCE(s->info);
+		smp_rmb();
+		if (READ_ONCE(s->id) != id)
+			continue;
+		out->packets[0] += c.packets[0];
+		out->packets[1] += c.packets[1];
+		out->bytes[0] += c.bytes[0];
+		out->bytes[1] += c.bytes[1];
+		if (!any || time_before(c.first, first))
+			first = c.first;
+		if (!any || time_after_eq(c.last, last)) {
+			last = c.last;
+			out->info = c.info;
+		}
+		any = 1;
+	}
+	if (any) {
+		out->first = jiffies_to_msecs(now - first) / MSEC_PER_SEC;
+		out->last = jiffies_to_msecs(now - last) / MSEC_PER_SEC;
+	}
+	return any;
 }
 
 /* Kernel rwlocks stored inline in Rust statics (rust/src/klock.rs) back Rust's
@@ -1044,6 +1141,35 @@ static int e7_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 	return e7_dump_one(skb, cb, e7_genl_dump_query, SIZE_MAX);
 }
 
+/* STATS (e7 stats, e7 top): who may read is decided once, when the dump starts (an error ack
+ * for a refused client instead of an empty dump); messages carry ENL_COMM_STATS. */
+static int e7_stats_start(struct netlink_callback *cb)
+{
+	return e7_genl_stats_permitted(netlink_capable(cb->skb, CAP_NET_ADMIN));
+}
+
+static int e7_stats_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	size_t room;
+	void *hdr;
+	int n;
+
+	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq, &e7_family,
+			  NLM_F_MULTI, ENL_COMM_STATS);
+	if (!hdr)
+		return -EMSGSIZE;
+	room = skb_tailroom(skb);
+	memset(skb_tail_pointer(skb), 0, room);
+	n = e7_genl_dump_stats(skb_tail_pointer(skb), room, (__u64 *)&cb->args[0]);
+	if (n <= 0) {
+		genlmsg_cancel(skb, hdr);
+		return n;
+	}
+	skb_put(skb, n);
+	genlmsg_end(skb, hdr);
+	return skb->len;
+}
+
 /* Plain QUERY (the original console): the chain shape, page-sized messages, started by e7_doit
  * and continued from the reader's recvmsg; runs without genl_mutex (Rust takes its own locks). */
 static int e7_chain_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
@@ -1144,6 +1270,13 @@ static const struct genl_small_ops e7_ops[] = {
 	E7_OP(ENL_COMM_SUBSCRIBE),
 };
 
+/* STATS needs a dump .start (the permission check), which genl_small_ops lacks. A plain STATS
+ * request reaches e7_doit, which refuses it. */
+static const struct genl_ops e7_full_ops[] = {
+	{ .cmd = ENL_COMM_STATS, .doit = e7_doit, .start = e7_stats_start,
+	  .dumpit = e7_stats_dumpit, .flags = ENL_COMM_STATS_GENL_FLAGS },
+};
+
 static struct genl_family e7_family __ro_after_init = {
 	.name = E7_FAMILY_NAME,
 	.version = E7_FAMILY_VERSION,
@@ -1154,6 +1287,8 @@ static struct genl_family e7_family __ro_after_init = {
 	.module = THIS_MODULE,
 	.small_ops = e7_ops,
 	.n_small_ops = ARRAY_SIZE(e7_ops),
+	.ops = e7_full_ops,
+	.n_ops = ARRAY_SIZE(e7_full_ops),
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1317,7 +1452,7 @@ static __always_inline unsigned int e7_decide(struct sk_buff *skb,
 	struct e7_pkt pkt = { .family = state->pf == NFPROTO_IPV6 ? 6 : 4 };
 	int l4off = -1;
 	struct sock *sk;
-	__u32 r;
+	__u64 r;
 
 	/* `qpackets`, on this CPU (Rust's Kernel::stat_inc knows the hook counts it). */
 	this_cpu_inc(e7_stats->c[E7_STAT_PACKETS]);
@@ -1354,6 +1489,11 @@ static __always_inline unsigned int e7_decide(struct sk_buff *skb,
 	}
 	if (r & E7_HOOK_CACHED)
 		this_cpu_inc(e7_stats->c[E7_STAT_HITS]);
+	/* The program's per-program counters, on this CPU (INFO: bit 0 = drop, the reason, the
+	 * protocol). */
+	if (r >> E7_HOOK_EXE_SHIFT)
+		e7_prog_count(r >> E7_HOOK_EXE_SHIFT,
+			      (r & E7_HOOK_REASON) | !(r & E7_HOOK_ACCEPT) | (pkt.proto << 8), skb->len);
 	return (r & E7_HOOK_ACCEPT) ? NF_ACCEPT : NF_DROP;
 }
 
@@ -1478,8 +1618,11 @@ static int __init e7_init(void)
 	if (rc)
 		return rc;
 	e7_stats = alloc_percpu(struct e7_pcpu_stats);
-	if (!e7_stats) {
+	e7_pstats = alloc_percpu(struct e7_prog_stats);
+	if (!e7_stats || !e7_pstats) {
 		pr_err("e7: cannot allocate the per-CPU statistics\n");
+		free_percpu(e7_pstats);
+		free_percpu(e7_stats);
 		return -ENOMEM;
 	}
 	e7_rust_init();
@@ -1490,6 +1633,7 @@ static int __init e7_init(void)
 	wq = alloc_ordered_workqueue("e7", 0);
 	if (!wq) {
 		pr_err("e7: cannot allocate the e7 workqueue\n");
+		free_percpu(e7_pstats);
 		free_percpu(e7_stats);
 		return -ENOMEM;
 	}
@@ -1534,6 +1678,7 @@ err_wq:
 	cancel_work_sync(&e7_event_work);
 	cancel_delayed_work_sync(&e7_refill_work);
 	destroy_workqueue(wq);
+	free_percpu(e7_pstats);
 	free_percpu(e7_stats);
 	return rc;
 }
@@ -1561,6 +1706,7 @@ static void __exit e7_exit(void)
 	cancel_work_sync(&e7_event_work);
 	cancel_delayed_work_sync(&e7_refill_work);
 	destroy_workqueue(wq);
+	free_percpu(e7_pstats);
 	free_percpu(e7_stats);
 	pr_info("e7: unloaded\n");
 }

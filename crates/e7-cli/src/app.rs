@@ -64,6 +64,10 @@ pub fn run(cli: Cli) -> u8 {
         }
         Cmd::Monitor { count, timeout } => monitor(json, count, timeout),
         Cmd::Status => NetlinkKernel::connect().and_then(|mut k| status(&mut k, json)),
+        Cmd::Stats => NetlinkKernel::connect().and_then(|mut k| stats_cmd(&mut k, json)),
+        Cmd::Top { interval, count } => top_options(interval, count).and_then(|opts| {
+            NetlinkKernel::connect().and_then(|mut k| crate::top::run(&mut k, opts))
+        }),
         Cmd::Save { file } => NetlinkKernel::connect().and_then(|mut k| {
             let snap = save::save(&mut k, &file)?;
             let text = format!(
@@ -236,6 +240,36 @@ pub fn module_version() -> Option<String> {
         .ok()
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
+}
+
+/// `e7 stats`: the per-program statistics, sorted by traffic; with `--json` one object per
+/// program per line.
+pub fn stats_cmd(kernel: &mut dyn Kernel, json: bool) -> Result<(), CliError> {
+    let mut list = kernel::stats(kernel)?;
+    crate::stats::sort_by_traffic(&mut list);
+    let rules = kernel::query(kernel).ok();
+    if json {
+        for s in &list {
+            print_line(&crate::stats::stat_json(s, rules.as_ref()).to_string());
+        }
+    } else {
+        let text = crate::stats::table(&list, rules.as_ref());
+        print_line(text.trim_end());
+    }
+    Ok(())
+}
+
+/// `e7 top`'s options, checked before connecting.
+fn top_options(interval: f64, count: Option<u64>) -> Result<crate::top::Options, CliError> {
+    if !(interval.is_finite() && (0.1..=3600.0).contains(&interval)) {
+        return Err(CliError::Syntax(crate::error::SyntaxError::new(format!(
+            "--interval {interval}: expected seconds between 0.1 and 3600"
+        ))));
+    }
+    Ok(crate::top::Options {
+        interval: Duration::from_secs_f64(interval),
+        count,
+    })
 }
 
 /// `e7 status`.

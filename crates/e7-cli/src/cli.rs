@@ -20,7 +20,8 @@ Examples:
   e7 allow udp /usr/bin/ping        e7 block /usr/bin/socat
   e7 set mode enabled               e7 --json query
   e7 save /etc/e7/rules.e7          e7 run /etc/e7/rules.e7
-  e7 monitor --count 10 --timeout 30";
+  e7 monitor --count 10 --timeout 30
+  e7 stats                          e7 top";
 
 /// Control the e7 application firewall.
 #[derive(Debug, Parser)]
@@ -108,6 +109,21 @@ pub enum Cmd {
     },
     /// Module version, mode, every flag, rule count and uptime.
     Status,
+    /// Per-program statistics: packets and bytes accepted and dropped, the verdict of the latest
+    /// packet and what decided it, first and last seen. Needs root unless the module's
+    /// `statsunpriv` flag is enabled (they show every program's network use).
+    Stats,
+    /// Full-screen view of the programs using the network, sorted by traffic; keys sort, filter
+    /// and (root) add allow/block rules. Prints the plain `stats` table every interval when
+    /// stdout is not a terminal.
+    Top {
+        /// Seconds between refreshes (may be fractional).
+        #[arg(long, short = 'i', value_name = "SECS", default_value_t = 2.0)]
+        interval: f64,
+        /// Stop after this many refreshes.
+        #[arg(long, short = 'n', value_name = "N")]
+        count: Option<u64>,
+    },
     /// Print kernel events as they arrive (needs root: events show every program's network use).
     /// Ends on Ctrl-C, after --count events or after --timeout seconds.
     Monitor {

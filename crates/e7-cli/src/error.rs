@@ -139,6 +139,12 @@ pub fn permission_message(command: &str) -> String {
              events needs root (CAP_NET_ADMIN): the events reveal every program's network use, \
              whoever runs it. Run it with sudo; {READ_ONLY}"
         ),
+        "stats" => format!(
+            "permission denied: `stats` (and `top`) read per-program statistics, which reveal every \
+             program's network use, so the module gives them to root (CAP_NET_ADMIN) only, unless \
+             root enables them for everybody with `e7 set statsunpriv enabled`. Run it with sudo; \
+             {READ_ONLY}"
+        ),
         "allow" | "block" | "enable" | "clear" | "set" => format!(
             "permission denied: `{command}` changes the firewall and needs root (CAP_NET_ADMIN); \
              run it with sudo. {READ_ONLY}"

@@ -91,7 +91,7 @@ fn execute_resolved(kernel: &mut dyn Kernel, stmt: &Statement) -> Result<Report,
         }
         Statement::Disconnect => {
             match kernel.call(&Op::Disconnect)? {
-                Outcome::Done | Outcome::Value { .. } | Outcome::Rules(_) => {}
+                Outcome::Done | Outcome::Value { .. } | Outcome::Rules(_) | Outcome::Stats(_) => {}
             }
             Ok(Report::Disconnected)
         }

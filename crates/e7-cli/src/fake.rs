@@ -6,8 +6,9 @@
 //! request. Every request is recorded, so tests can assert what the CLI sent.
 
 use crate::error::CliError;
+use crate::grammar::Action;
 use crate::grammar::ClearSpec;
-use crate::kernel::{Change, Event, Kernel, Notice, Op, Outcome, Rule, RuleSet};
+use crate::kernel::{Change, Event, Kernel, Notice, Op, Outcome, ProgStat, Rule, RuleSet};
 use e7_proto::qual::Qualifiers;
 use e7_proto::{Const, Flag, ValueClass};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -29,6 +30,8 @@ pub struct FakeKernel {
     pub fail_at: Option<usize>,
     /// Every request received, in order.
     pub log: Vec<Op>,
+    /// Per-program statistics, as STATS reports them; [`FakeKernel::traffic`] adds to them.
+    pub programs: Vec<ProgStat>,
     subscribed: bool,
     notice_tx: Sender<Notice>,
     notice_rx: Option<Receiver<Notice>>,
@@ -52,6 +55,7 @@ impl FakeKernel {
             loaded: true,
             fail_at: None,
             log: Vec::new(),
+            programs: Vec::new(),
             subscribed: false,
             notice_tx,
             notice_rx: Some(notice_rx),
@@ -70,6 +74,74 @@ impl FakeKernel {
     pub fn emit(&mut self, event: Event) {
         if self.subscribed {
             let _ = self.notice_tx.send(Notice::Event(event));
+        }
+    }
+
+    /// `packets` packets of `bytes` bytes each sent by program `path` with protocol `prot`,
+    /// decided as the module would for a plain rule table: the first rule whose path is `path`
+    /// (or a folder holding it) and whose protocol is `prot` or `any`, else the `unkrule` flag;
+    /// nothing is counted while the mode is `disabled` (the module's hooks are not registered).
+    /// Returns the verdict.
+    pub fn traffic(&mut self, path: &str, prot: u32, packets: u64, bytes: u64) -> Action {
+        let rule = self.rules.iter().find(|r| {
+            r.qual.is_none()
+                && (r.prot == prot || r.prot == Const::Any.value())
+                && (r.path == path || (r.path.ends_with('/') && path.starts_with(&r.path)))
+        });
+        let mode = self.flag(Flag::Mode);
+        let (verdict, reason) = if mode == Const::Block.value() {
+            (Action::Block, e7_proto::stats::Reason::Other)
+        } else if let Some(r) = rule {
+            (r.action, e7_proto::stats::Reason::Rule)
+        } else if self.flag(Flag::UnkRule) == Const::Block.value() {
+            (Action::Block, e7_proto::stats::Reason::NoRule)
+        } else {
+            (Action::Allow, e7_proto::stats::Reason::NoRule)
+        };
+        if mode == Const::Disabled.value() {
+            return Action::Allow;
+        }
+        let i = match self.programs.iter().position(|p| p.path == path) {
+            Some(i) => i,
+            None => {
+                self.programs.push(ProgStat {
+                    path: path.to_string(),
+                    prot,
+                    verdict,
+                    reason,
+                    accept_packets: 0,
+                    accept_bytes: 0,
+                    drop_packets: 0,
+                    drop_bytes: 0,
+                    first_seen_ago: 0,
+                    last_seen_ago: 0,
+                });
+                self.programs.len() - 1
+            }
+        };
+        let p = &mut self.programs[i];
+        p.prot = prot;
+        p.verdict = verdict;
+        p.reason = reason;
+        p.last_seen_ago = 0;
+        match verdict {
+            Action::Allow => {
+                p.accept_packets += packets;
+                p.accept_bytes += packets * bytes;
+            }
+            Action::Block => {
+                p.drop_packets += packets;
+                p.drop_bytes += packets * bytes;
+            }
+        }
+        verdict
+    }
+
+    /// Time passes for the statistics: every program's first/last seen grows by `secs`.
+    pub fn age(&mut self, secs: u32) {
+        for p in &mut self.programs {
+            p.first_seen_ago = p.first_seen_ago.saturating_add(secs);
+            p.last_seen_ago = p.last_seen_ago.saturating_add(secs);
         }
     }
 
@@ -208,6 +280,17 @@ impl Kernel for FakeKernel {
             Op::Disconnect => {
                 self.subscribed = false;
                 Ok(Outcome::Done)
+            }
+            Op::Stats => {
+                // As the module: admins always, others only with `statsunpriv` enabled.
+                if !self.privileged && self.flag(Flag::StatsUnpriv) != Const::Enabled.value() {
+                    return Err(Self::refuse(
+                        op,
+                        1,
+                        "per-program statistics need CAP_NET_ADMIN (or `set statsunpriv enabled`)",
+                    ));
+                }
+                Ok(Outcome::Stats(self.programs.clone()))
             }
         }
     }

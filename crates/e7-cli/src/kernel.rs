@@ -89,6 +89,9 @@ pub enum Op {
     Subscribe,
     /// DISCONNECT: stop sending this socket events.
     Disconnect,
+    /// STATS: answered with [`Outcome::Stats`] (admin only unless the `statsunpriv` flag is
+    /// enabled).
+    Stats,
 }
 
 impl Op {
@@ -100,6 +103,7 @@ impl Op {
             Op::Query => "query",
             Op::Subscribe => "monitor",
             Op::Disconnect => "disconnect",
+            Op::Stats => "stats",
         }
     }
 }
@@ -140,6 +144,65 @@ pub enum Outcome {
     },
     /// The rule table (answer to QUERY).
     Rules(RuleSet),
+    /// Per-program statistics (answer to STATS), in the kernel's order.
+    Stats(Vec<ProgStat>),
+}
+
+/// One program's statistics as the kernel reports them (a STATS entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgStat {
+    /// The executable's path.
+    pub path: String,
+    /// IP protocol of its latest packet.
+    pub prot: u32,
+    /// Verdict of its latest packet.
+    pub verdict: Action,
+    /// Why the latest packet got that verdict.
+    pub reason: e7_proto::stats::Reason,
+    /// Packets accepted.
+    pub accept_packets: u64,
+    /// Bytes accepted.
+    pub accept_bytes: u64,
+    /// Packets dropped.
+    pub drop_packets: u64,
+    /// Bytes dropped.
+    pub drop_bytes: u64,
+    /// Seconds since its first counted packet.
+    pub first_seen_ago: u32,
+    /// Seconds since its latest packet.
+    pub last_seen_ago: u32,
+}
+
+impl ProgStat {
+    /// Packets in all.
+    pub fn packets(&self) -> u64 {
+        self.accept_packets.saturating_add(self.drop_packets)
+    }
+
+    /// Bytes in all.
+    pub fn bytes(&self) -> u64 {
+        self.accept_bytes.saturating_add(self.drop_bytes)
+    }
+
+    /// From a validated STATS entry.
+    pub fn from_entry(e: &e7_proto::stats::Entry<'_>) -> ProgStat {
+        ProgStat {
+            path: String::from_utf8_lossy(e.path).into_owned(),
+            prot: e.prot,
+            verdict: if e.state == e7_proto::Const::Block.value() {
+                Action::Block
+            } else {
+                Action::Allow
+            },
+            reason: e.reason,
+            accept_packets: e.accept_packets,
+            accept_bytes: e.accept_bytes,
+            drop_packets: e.drop_packets,
+            drop_bytes: e.drop_bytes,
+            first_seen_ago: e.first_seen,
+            last_seen_ago: e.last_seen,
+        }
+    }
 }
 
 /// A packet notification from the kernel.
@@ -202,6 +265,16 @@ pub fn query(kernel: &mut dyn Kernel) -> Result<RuleSet, CliError> {
         Outcome::Rules(set) => Ok(set),
         other => Err(CliError::Failed(format!(
             "unexpected answer to `query`: {other:?}"
+        ))),
+    }
+}
+
+/// STATS: every program's statistics.
+pub fn stats(kernel: &mut dyn Kernel) -> Result<Vec<ProgStat>, CliError> {
+    match kernel.call(&Op::Stats)? {
+        Outcome::Stats(list) => Ok(list),
+        other => Err(CliError::Failed(format!(
+            "unexpected answer to `stats`: {other:?}"
         ))),
     }
 }

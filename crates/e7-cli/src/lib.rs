@@ -12,6 +12,7 @@
 //! - [`save`]: `e7 save`, an exact, atomically written restore script;
 //! - [`shell`]: the interactive console; [`throttle`]: its event lines, one per program and
 //!   second; [`foreground`]: its `!` commands, run as the terminal's foreground job;
+//! - [`stats`]: `e7 stats` (per-program statistics as a table or JSON); [`top`]: `e7 top`;
 //! - [`netlink`]: the real kernel over generic netlink (neli socket, e7-proto messages);
 //! - [`cli`], [`app`]: the clap command line and the dispatch;
 //! - [`error`]: errors and the exit-code contract (0 ok, 1 refused/failed, 2 usage, 3 module not
@@ -36,4 +37,6 @@ pub mod save;
 pub mod script;
 pub mod shell;
 pub mod signals;
+pub mod stats;
 pub mod throttle;
+pub mod top;

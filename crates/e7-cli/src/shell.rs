@@ -46,14 +46,22 @@ console only:
   !COMMAND                        run COMMAND in /bin/sh and come back: !cat /etc/hostname
   !                               an interactive shell ($SHELL or /bin/sh); `exit` comes back";
 
-/// Set while an interactive `!` shell runs: the console's event printer holds events until the
-/// shell exits (see [`crate::throttle`]).
+/// Set while an interactive `!` shell (or a full-screen `!e7 top`) runs: the console's event
+/// printer holds events until it exits (see [`crate::throttle`]).
 static HOLD_EVENTS: AtomicBool = AtomicBool::new(false);
 
 /// The command of a console line that starts with `!` (after optional blanks): `Some("")` for
 /// `!` alone, `None` for a line of the firewall grammar.
 pub fn bang(line: &str) -> Option<&str> {
     line.trim_start().strip_prefix('!').map(str::trim)
+}
+
+/// Whether a `!` command draws on the whole screen (`e7 top`): the console's event lines would
+/// scribble over it, so they wait until it ends, as for an interactive shell.
+pub fn takes_screen(command: &str) -> bool {
+    let mut words = command.split_whitespace();
+    let prog = words.next().unwrap_or("");
+    (prog == "e7" || prog.ends_with("/e7")) && words.any(|w| w == "top")
 }
 
 /// Run a `!` line's command (see the module docs): `on_terminal` gives it the terminal (and its
@@ -83,11 +91,12 @@ pub fn run_bang(command: &str, on_terminal: bool, where_: &str, err: &mut dyn Wr
         command
     };
     let interactive = command.is_empty();
-    if interactive {
+    let hold = interactive || (on_terminal && takes_screen(command));
+    if hold {
         HOLD_EVENTS.store(true, Ordering::Relaxed);
     }
     let result = crate::foreground::run(&argv, on_terminal);
-    if interactive {
+    if hold {
         HOLD_EVENTS.store(false, Ordering::Relaxed);
     }
     match result {
@@ -342,4 +351,18 @@ fn run_tty(kernel: &mut dyn Kernel, json: bool) -> u8 {
         let _ = editor.save_history(h);
     }
     EXIT_OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::takes_screen;
+
+    #[test]
+    fn only_e7_top_takes_the_screen() {
+        assert!(takes_screen("e7 top"));
+        assert!(takes_screen("/bin/e7 --json top -i 1"));
+        assert!(!takes_screen("e7 stats"));
+        assert!(!takes_screen("cat /run/e7-demo/top"));
+        assert!(!takes_screen(""));
+    }
 }

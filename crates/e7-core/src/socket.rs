@@ -403,6 +403,18 @@ impl FastIdentity {
             None
         }
     }
+
+    /// The program's [`ExeId::to_u64`] packed in a [`Fast::Hit`], or 0 when the identity is not a
+    /// program: one mask, no validation (for per-program counters keyed by the id; 0 is never an
+    /// id, generations start at 1).
+    #[inline(always)]
+    pub const fn exe_word(packed: u64) -> u64 {
+        if packed & ID_TAG == ID_EXE {
+            packed & !ID_TAG
+        } else {
+            0
+        }
+    }
 }
 
 /// The outcome of one lock-free probe ([`SocketCache::probe`]).
@@ -1018,6 +1030,26 @@ mod tests {
             uid: 1000,
             exe: Identity::Unknown,
         }
+    }
+
+    /// The kernel's per-program counters take the program's id straight from the cached word.
+    #[test]
+    fn exe_word_is_the_programs_id_or_zero() {
+        let mut t: crate::exe::ExeTable<4> = crate::exe::ExeTable::new();
+        let id = t.intern(b"/opt/a/e7-probe").unwrap();
+        assert_eq!(
+            FastIdentity::exe_word(pack_identity(Identity::Exe(id))),
+            id.to_u64()
+        );
+        assert_ne!(id.to_u64(), 0);
+        for other in [
+            Identity::PathTooLong,
+            Identity::NoHostPath,
+            Identity::Unknown,
+        ] {
+            assert_eq!(FastIdentity::exe_word(pack_identity(other)), 0);
+        }
+        assert_eq!(FastIdentity::exe_word(0), 0, "a free entry");
     }
 
     /// An entry whose writer never finishes (odd sequence count) is never returned: the probe says

@@ -74,6 +74,19 @@ impl CachedHit {
         }
     }
 
+    /// The decision bits ([`Decision::to_bits`]) of the cached verdict.
+    #[inline(always)]
+    pub const fn bits(self) -> u8 {
+        self.bits
+    }
+
+    /// The program the cached verdict was earned by as [`ExeId::to_u64`], or 0 when it was not
+    /// a program (the kernel keys its per-program counters with it; no decode).
+    #[inline(always)]
+    pub const fn exe_word(self) -> u64 {
+        FastIdentity::exe_word(self.ident)
+    }
+
     /// The whole outcome, as [`Engine::decide_packet`] reports it.
     pub fn outcome(self) -> Outcome {
         Outcome {

@@ -84,6 +84,9 @@ fn check_reply(cmd: u8, reply: &Reply<'_>) -> Result<(), Mismatch> {
         } => crate::msg::emit_event_peer(&mut w, state, prot, path, &peer),
         Reply::Error { errno, message } => emit_error(&mut w, errno, message),
         Reply::Disconnect => Ok(()),
+        Reply::Stats(st) => st
+            .entries()
+            .try_for_each(|e| crate::stats::emit_entry(&mut w, &e)),
         Reply::Query(q) => {
             let mut r = Ok(());
             if let Some(m) = q.mode {
@@ -103,6 +106,7 @@ fn check_reply(cmd: u8, reply: &Reply<'_>) -> Result<(), Mismatch> {
         .map_err(|_| fail("re-emitted reply does not parse"))?;
     let same = match (reply, &again) {
         (Reply::Query(a), Reply::Query(b)) => same_query(a, b),
+        (Reply::Stats(a), Reply::Stats(b)) => a.entries().eq(b.entries()),
         _ => *reply == again,
     };
     if !same {

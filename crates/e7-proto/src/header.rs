@@ -142,6 +142,7 @@ impl fmt::Display for CHeader {
                     writeln!(f, "{{ .type = NLA_NUL_STRING, .len = {max_len} }}")?
                 }
                 AttrKind::U32 => writeln!(f, "{{ .type = NLA_U32 }}")?,
+                AttrKind::U64 => writeln!(f, "{{ .type = NLA_U64 }}")?,
             }
         }
         writeln!(f, "/* static const struct nla_policy e7_policy[E7_ATTR_MAX + 1] = {{ E7_POLICY_INIT }}; */")?;

@@ -90,6 +90,7 @@ pub mod msg;
 pub mod nla;
 pub mod qual;
 pub mod schema;
+pub mod stats;
 pub mod validate;
 
 pub use header::c_header;

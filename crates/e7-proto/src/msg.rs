@@ -141,6 +141,8 @@ pub enum Request<'a> {
     },
     /// SUBSCRIBE: become the event subscriber.
     Subscribe,
+    /// STATS: per-program statistics (sent with `NLM_F_DUMP`).
+    Stats,
 }
 
 /// A validated kernel→user message.
@@ -175,6 +177,8 @@ pub enum Reply<'a> {
     },
     /// The module is unloading.
     Disconnect,
+    /// One message of a STATS dump: per-program entries.
+    Stats(crate::stats::StatsReply<'a>),
 }
 
 /// A QUERY reply message: mode, total rule count, and the rules it carries.
@@ -529,6 +533,9 @@ fn collect<'a>(
             AttrKind::U32 => {
                 raw.u32()?;
             }
+            AttrKind::U64 => {
+                raw.u64()?;
+            }
             AttrKind::NulString { max_len } => {
                 raw.nul_str(max_len)?;
             }
@@ -584,6 +591,7 @@ pub fn parse_request(cmd: u8, attrs: &[u8]) -> Result<Request<'_>, MsgError> {
         Command::Enable => Request::SetMode(Mode::Enabled),
         Command::Query => Request::Query,
         Command::Subscribe => Request::Subscribe,
+        Command::Stats => Request::Stats,
         Command::Event => return Err(MsgError::NotARequest(command)),
         Command::Block | Command::Allow => {
             let action = if command == Command::Block {
@@ -680,6 +688,7 @@ impl Request<'_> {
             Request::Set { .. } => Command::Set,
             Request::Get { .. } => Command::Get,
             Request::Subscribe => Command::Subscribe,
+            Request::Stats => Command::Stats,
         }
     }
 
@@ -701,6 +710,7 @@ impl Request<'_> {
             | Request::SetMode(_)
             | Request::Query
             | Request::Subscribe
+            | Request::Stats
             | Request::Clear(ClearSpec::All) => Ok(()),
             Request::AddRule(RuleSpec { prot, path, .. })
             | Request::Clear(ClearSpec::Rule { prot, path }) => {
@@ -812,6 +822,10 @@ fn parse_rule_nest_qualified(payload: &[u8]) -> Result<(NestRule<'_>, Option<&[u
 pub fn parse_reply(cmd: u8, attrs: &[u8]) -> Result<Reply<'_>, MsgError> {
     let command = Command::from_value(cmd).ok_or(MsgError::UnknownCommand(cmd))?;
     let allowed = command.reply_attrs().ok_or(MsgError::NotAReply(command))?;
+    if command == Command::Stats {
+        // Many NESTED entries, each validated by its own grammar.
+        return Ok(Reply::Stats(crate::stats::parse_entries(attrs)?));
+    }
     let repeatable = if command == Command::Query {
         Some(Attr::Nested)
     } else {
@@ -899,6 +913,7 @@ pub fn parse_reply(cmd: u8, attrs: &[u8]) -> Result<Reply<'_>, MsgError> {
                 rules_here,
             })
         }
+        Command::Stats => return Err(MsgError::NotAReply(command)),
         Command::Block
         | Command::Allow
         | Command::Enable
@@ -917,6 +932,7 @@ impl Reply<'_> {
             Reply::Query(_) => Command::Query,
             Reply::Error { .. } => Command::Error,
             Reply::Disconnect => Command::Disconnect,
+            Reply::Stats(_) => Command::Stats,
         }
     }
 }

@@ -71,6 +71,13 @@ pub enum ParseError {
         /// Actual payload length.
         len: usize,
     },
+    /// A u64 attribute whose payload is not exactly 8 bytes.
+    U64Size {
+        /// Attribute number.
+        kind: u16,
+        /// Actual payload length.
+        len: usize,
+    },
     /// A string attribute whose payload has no NUL terminator.
     MissingNul {
         /// Attribute number.
@@ -133,6 +140,11 @@ impl fmt::Display for ParseError {
                 "{} has a {len}-byte payload: expected exactly 4 bytes (u32)",
                 AttrName(kind)
             ),
+            ParseError::U64Size { kind, len } => write!(
+                f,
+                "{} has a {len}-byte payload: expected exactly 8 bytes (u64)",
+                AttrName(kind)
+            ),
             ParseError::MissingNul { kind } => {
                 write!(f, "{} is not NUL-terminated: expected a NUL-terminated string", AttrName(kind))
             }
@@ -174,6 +186,17 @@ impl<'a> RawAttr<'a> {
         match <[u8; 4]>::try_from(self.payload) {
             Ok(b) => Ok(u32::from_ne_bytes(b)),
             Err(_) => Err(ParseError::U32Size {
+                kind: self.kind,
+                len: self.payload.len(),
+            }),
+        }
+    }
+
+    /// The payload as a u64: it must be exactly 8 bytes (copied: netlink aligns payloads to 4).
+    pub fn u64(&self) -> Result<u64, ParseError> {
+        match <[u8; 8]>::try_from(self.payload) {
+            Ok(b) => Ok(u64::from_ne_bytes(b)),
+            Err(_) => Err(ParseError::U64Size {
                 kind: self.kind,
                 len: self.payload.len(),
             }),
@@ -432,6 +455,11 @@ impl<'a> Writer<'a> {
 
     /// Writes a u32 attribute (host byte order).
     pub fn put_u32(&mut self, kind: u16, value: u32) -> Result<(), WriteError> {
+        self.put_bytes(kind, &value.to_ne_bytes())
+    }
+
+    /// Writes a u64 attribute (host byte order, unpadded like `nla_put_u64` without a pad type).
+    pub fn put_u64(&mut self, kind: u16, value: u64) -> Result<(), WriteError> {
         self.put_bytes(kind, &value.to_ne_bytes())
     }
 

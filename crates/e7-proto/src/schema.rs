@@ -291,6 +291,9 @@ pub enum AttrKind {
     },
     /// A 32-bit unsigned integer in host byte order, exactly 4 bytes (`NLA_U32`).
     U32,
+    /// A 64-bit unsigned integer in host byte order, exactly 8 bytes (`NLA_U64`; kernel→user only,
+    /// unpadded: readers copy it, never cast it in place).
+    U64,
 }
 
 /// Which values a flag accepts.
@@ -398,6 +401,9 @@ e7_schema! {
         /// Become the event subscriber (appended).
         Subscribe = 11, "ENL_COMM_SUBSCRIBE", admin: true,
             request: Some(&[]), reply: None;
+        /// Per-program statistics, one NESTED entry per program (a dump; appended). Not GENL_ADMIN_PERM: the module refuses it (EPERM) to a client without CAP_NET_ADMIN unless the `statsunpriv` flag is enabled.
+        Stats = 12, "ENL_COMM_STATS", admin: false,
+            request: Some(&[]), reply: Some(&[Attr::Nested]);
     }
 
     attributes {
@@ -427,6 +433,20 @@ e7_schema! {
         Uid = 12, "ENL_ATTR_UID", AttrKind::U32;
         /// An event's destination port (tcp, udp, udplite, sctp; appended). The event's destination address is a DEST (its text form, e.g. `93.184.216.34`) and the socket's uid a UID.
         Dport = 13, "ENL_ATTR_DPORT", AttrKind::U32;
+        /// Packets of a program that were accepted, in a STATS entry (appended).
+        AcceptPackets = 14, "ENL_ATTR_ACCEPT_PACKETS", AttrKind::U64;
+        /// Bytes (IP packet length) of a program that were accepted, in a STATS entry (appended).
+        AcceptBytes = 15, "ENL_ATTR_ACCEPT_BYTES", AttrKind::U64;
+        /// Packets of a program that were dropped, in a STATS entry (appended).
+        DropPackets = 16, "ENL_ATTR_DROP_PACKETS", AttrKind::U64;
+        /// Bytes of a program that were dropped, in a STATS entry (appended).
+        DropBytes = 17, "ENL_ATTR_DROP_BYTES", AttrKind::U64;
+        /// Seconds from a program's first counted packet to this STATS reply (monotonic clock), in a STATS entry (appended).
+        FirstSeen = 18, "ENL_ATTR_FIRST_SEEN", AttrKind::U32;
+        /// Seconds from a program's latest packet to this STATS reply (monotonic clock), in a STATS entry (appended).
+        LastSeen = 19, "ENL_ATTR_LAST_SEEN", AttrKind::U32;
+        /// Why a program's latest packet got its verdict (`rule`, `norule`, ...: `stats::Reason`), in a STATS entry (appended).
+        Reason = 20, "ENL_ATTR_REASON", AttrKind::NulString { max_len: 15 };
     }
 
     flags {
@@ -481,6 +501,9 @@ e7_schema! {
         /// Rule qualifiers the module enforces, a bit set: 1 destinations, 2 ports, 4 users (7 since issue 11; 0: a module that enforces none, which the CLI never sends a qualified rule) (appended).
         Qualifiers = 16, "qualifiers", "E7F_QUALIFIERS", ReadOnly, default: 0,
             decides: false, param: "";
+        /// Let users without CAP_NET_ADMIN read the per-program statistics (STATS); they reveal every program's network use (appended).
+        StatsUnpriv = 17, "statsunpriv", "E7F_STATS_UNPRIV", Boolean, default: Const::Disabled.value(),
+            decides: false, param: "let unprivileged users read per-program statistics (e7 stats, e7 top)";
     }
 }
 

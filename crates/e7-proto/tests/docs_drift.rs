@@ -60,6 +60,6 @@ fn module_parameter_descriptions_name_values_and_default() {
     );
     assert_eq!(
         e7_proto::docs::SettableList.to_string(),
-        "mode, debug, fail, unkproc, unkprot, norule, squelch, unkrule, drops, accepts, rchngq, longpath, nspath"
+        "mode, debug, fail, unkproc, unkprot, norule, squelch, unkrule, drops, accepts, rchngq, longpath, nspath, statsunpriv"
     );
 }

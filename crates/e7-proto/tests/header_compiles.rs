@@ -70,6 +70,7 @@ fn policy_checks() -> String {
             AttrKind::Nested => ("NLA_NESTED", 0),
             AttrKind::NulString { max_len } => ("NLA_NUL_STRING", max_len),
             AttrKind::U32 => ("NLA_U32", 0),
+            AttrKind::U64 => ("NLA_U64", 0),
         };
         writeln!(
             c,

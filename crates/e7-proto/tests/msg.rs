@@ -312,7 +312,11 @@ fn get_defaults_to_mode() {
 #[test]
 fn structural_errors() {
     assert_eq!(parse_request(0, &[]), Err(MsgError::UnknownCommand(0)));
-    assert_eq!(parse_request(12, &[]), Err(MsgError::UnknownCommand(12)));
+    let past = Command::MAX + 1;
+    assert_eq!(
+        parse_request(past, &[]),
+        Err(MsgError::UnknownCommand(past))
+    );
     assert_eq!(
         req(Command::Event, &[]),
         Err(MsgError::NotARequest(Command::Event))

@@ -76,13 +76,14 @@ fn commands_are_numbered_as_the_original() {
         (9, "ENL_COMM_SET", true),
         (10, "ENL_COMM_GET", false),
         (11, "ENL_COMM_SUBSCRIBE", true),
+        (12, "ENL_COMM_STATS", false),
     ];
     assert_eq!(Command::ALL.len(), expected.len());
     for (c, &(value, id, admin)) in Command::ALL.iter().zip(expected) {
         assert_eq!((c.value(), c.id_name(), c.admin()), (value, id, admin));
         assert_eq!(Command::try_from(value), Ok(*c));
     }
-    assert_eq!(Command::MAX, 11);
+    assert_eq!(Command::MAX, 12);
 }
 
 #[test]
@@ -101,13 +102,20 @@ fn attributes_are_numbered_as_the_original() {
         (11, "ENL_ATTR_PORTS", AttrKind::NulString { max_len: 127 }),
         (12, "ENL_ATTR_UID", AttrKind::U32),
         (13, "ENL_ATTR_DPORT", AttrKind::U32),
+        (14, "ENL_ATTR_ACCEPT_PACKETS", AttrKind::U64),
+        (15, "ENL_ATTR_ACCEPT_BYTES", AttrKind::U64),
+        (16, "ENL_ATTR_DROP_PACKETS", AttrKind::U64),
+        (17, "ENL_ATTR_DROP_BYTES", AttrKind::U64),
+        (18, "ENL_ATTR_FIRST_SEEN", AttrKind::U32),
+        (19, "ENL_ATTR_LAST_SEEN", AttrKind::U32),
+        (20, "ENL_ATTR_REASON", AttrKind::NulString { max_len: 15 }),
     ];
     assert_eq!(Attr::ALL.len(), expected.len());
     for (a, &(value, id, kind)) in Attr::ALL.iter().zip(expected) {
         assert_eq!((a.value(), a.id_name(), a.kind()), (value, id, kind));
         assert_eq!(Attr::try_from(value), Ok(*a));
     }
-    assert_eq!(Attr::MAX, 13);
+    assert_eq!(Attr::MAX, 20);
     assert_eq!(Attr::Path.short_name(), "PATH");
 }
 
@@ -136,8 +144,9 @@ fn flags_are_indexed_as_the_original() {
         ("evlost", "E7F_STAT_EVLOST", ReadOnly, 0),
         ("nspath", "E7F_NSPATH_ACTION", Action, b),
         ("qualifiers", "E7F_QUALIFIERS", ReadOnly, 0),
+        ("statsunpriv", "E7F_STATS_UNPRIV", Boolean, d),
     ];
-    assert_eq!(Flag::COUNT, 17);
+    assert_eq!(Flag::COUNT, 18);
     for (i, (f, &(alias, id, class, default))) in Flag::ALL.iter().zip(expected).enumerate() {
         assert_eq!(f.index() as usize, i);
         assert_eq!(
@@ -159,15 +168,15 @@ fn unknown_numbers_are_rejected() {
             value: 0
         })
     );
-    assert!(Command::try_from(12).is_err());
+    assert!(Command::try_from(13).is_err());
     assert!(Command::try_from(255).is_err());
     assert!(Attr::try_from(0).is_err());
-    assert!(Attr::try_from(14).is_err());
+    assert!(Attr::try_from(21).is_err());
     assert!(
         Attr::try_from(0x8002).is_err(),
         "flag bits are not masked by TryFrom"
     );
-    assert!(Flag::try_from(17).is_err());
+    assert!(Flag::try_from(18).is_err());
     assert!(Flag::try_from(u32::MAX).is_err());
     assert!(Const::try_from(0).is_err());
     assert!(Const::try_from(0xFF05).is_err());
@@ -178,18 +187,19 @@ fn unknown_number_messages_list_the_valid_range() {
     let m = Flag::try_from(20).unwrap_err().to_string();
     assert_eq!(
         m,
-        "flag index 20 does not exist: expected 0..=16 (mode, debug, fail, unkproc, unkprot, norule, \
-         squelch, unkrule, drops, accepts, rchngq, uptime, qpackets, longpath, evlost, nspath, qualifiers)"
+        "flag index 20 does not exist: expected 0..=17 (mode, debug, fail, unkproc, unkprot, norule, \
+         squelch, unkrule, drops, accepts, rchngq, uptime, qpackets, longpath, evlost, nspath, qualifiers, \
+         statsunpriv)"
     );
     let m = Command::try_from(42).unwrap_err().to_string();
     assert_eq!(
         m,
-        "unknown command 42: expected 1..=11 (ENL_COMM_ERROR..ENL_COMM_SUBSCRIBE)"
+        "unknown command 42: expected 1..=12 (ENL_COMM_ERROR..ENL_COMM_STATS)"
     );
     let m = Attr::try_from(0).unwrap_err().to_string();
     assert_eq!(
         m,
-        "unknown attribute type 0: expected 1..=13 (ENL_ATTR_NESTED..ENL_ATTR_DPORT)"
+        "unknown attribute type 0: expected 1..=20 (ENL_ATTR_NESTED..ENL_ATTR_REASON)"
     );
     let m = Const::try_from(5).unwrap_err().to_string();
     assert!(

@@ -59,14 +59,18 @@ fn flag_tokens() {
     assert_eq!(parse_flag_token("7"), Ok(Flag::UnkRule));
     assert_eq!(parse_flag_token("15"), Ok(Flag::NsPath));
     assert_eq!(parse_flag_token("16"), Ok(Flag::Qualifiers));
-    assert!(parse_flag_token("17").is_err());
+    assert_eq!(parse_flag_token("17"), Ok(Flag::StatsUnpriv));
+    assert!(parse_flag_token("18").is_err());
     assert!(parse_flag_token("Mode").is_err());
     let m = parse_flag_token("verbose").unwrap_err().to_string();
     assert!(
         m.starts_with("`verbose` is not a flag: expected one of mode, debug, fail,"),
         "{m}"
     );
-    assert!(m.ends_with("nspath, qualifiers or an index 0..=16"), "{m}");
+    assert!(
+        m.ends_with("qualifiers, statsunpriv or an index 0..=17"),
+        "{m}"
+    );
 }
 
 #[test]

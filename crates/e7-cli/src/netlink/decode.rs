@@ -40,6 +40,17 @@ pub fn query(attrs: &[u8]) -> Result<QueryPart, String> {
     }
 }
 
+/// Decode one message of a STATS dump.
+pub fn stats(attrs: &[u8]) -> Result<Vec<crate::kernel::ProgStat>, String> {
+    match parse_reply(e7_proto::Command::Stats.value(), attrs).map_err(|e| e.to_string())? {
+        Reply::Stats(st) => Ok(st
+            .entries()
+            .map(|e| crate::kernel::ProgStat::from_entry(&e))
+            .collect()),
+        other => Err(format!("expected a STATS reply, got {:?}", other.command())),
+    }
+}
+
 /// Decode a GET reply: (flag index, value).
 pub fn get(attrs: &[u8]) -> Result<(u32, u32), String> {
     match parse_reply(e7_proto::Command::Get.value(), attrs).map_err(|e| e.to_string())? {

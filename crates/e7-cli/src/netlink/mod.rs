@@ -169,6 +169,8 @@ enum Expect {
     Get(Flag),
     QueryDump,
     QueryChain,
+    /// A STATS dump: entries until NLMSG_DONE.
+    StatsDump,
 }
 
 impl NetlinkKernel {
@@ -329,7 +331,7 @@ impl NetlinkKernel {
         let attrs = buf.get(..len).unwrap_or(&[]);
         let seq = self.next_seq();
         let mut flags = wire::NLM_F_REQUEST | wire::NLM_F_ACK;
-        if expect == Expect::QueryDump {
+        if matches!(expect, Expect::QueryDump | Expect::StatsDump) {
             flags |= wire::NLM_F_DUMP;
         }
         if trace_enabled() {
@@ -418,6 +420,8 @@ struct Matcher {
     acked: bool,
     value: Option<u32>,
     parts: Vec<QueryPart>,
+    /// STATS entries received so far.
+    stats: Vec<crate::kernel::ProgStat>,
     /// A message of this dump carried `NLM_F_DUMP_INTR`.
     interrupted: bool,
 }
@@ -432,6 +436,7 @@ impl Matcher {
             acked: false,
             value: None,
             parts: Vec::new(),
+            stats: Vec::new(),
             interrupted: false,
         }
     }
@@ -481,6 +486,11 @@ impl Matcher {
                 if errno != 0 {
                     return self.refuse(errno, text.as_deref());
                 }
+                if self.expect == Expect::StatsDump {
+                    // Counters move all the time: a STATS dump is a snapshot per entry, never
+                    // retried for consistency.
+                    return Progress::Finished(Ok(Outcome::Stats(std::mem::take(&mut self.stats))));
+                }
                 if dump {
                     if interrupted || self.interrupted {
                         return Progress::DumpInterrupted;
@@ -503,7 +513,8 @@ impl Matcher {
             } if family == self.family => {
                 // Replies carry the request's sequence number; the original module sent 0. A
                 // dump is always answered with the request's number.
-                let ours = seq == self.seq || (seq == 0 && !dump);
+                let ours =
+                    seq == self.seq || (seq == 0 && !dump && self.expect != Expect::StatsDump);
                 if !ours {
                     return Progress::Pending;
                 }
@@ -522,6 +533,12 @@ impl Matcher {
                         Ok(_) => {}
                         Err(e) => return self.bad_reply("GET", e),
                     },
+                    Expect::StatsDump if cmd == Command::Stats.value() => {
+                        match decode::stats(&attrs) {
+                            Ok(mut list) => self.stats.append(&mut list),
+                            Err(e) => return self.bad_reply("STATS", e),
+                        }
+                    }
                     Expect::QueryDump | Expect::QueryChain if cmd == Command::Query.value() => {
                         match decode::query(&attrs) {
                             Ok(part) => self.parts.push(part),
@@ -576,7 +593,7 @@ impl Kernel for NetlinkKernel {
     fn call(&mut self, op: &Op) -> Result<Outcome, CliError> {
         match op {
             Op::Disconnect => self.joined = false,
-            Op::Get(_) | Op::Query => {}
+            Op::Get(_) | Op::Query | Op::Stats => {}
             _ => self.joined = true,
         }
         match self.transact(op) {
@@ -665,6 +682,7 @@ fn to_request(op: &Op, dump: bool) -> (Request<'_>, Expect) {
         Op::Query => (Request::Query, Expect::QueryChain),
         Op::Subscribe => (Request::Subscribe, Expect::Ack),
         Op::Disconnect => (Request::Disconnect, Expect::Ack),
+        Op::Stats => (Request::Stats, Expect::StatsDump),
     }
 }
 
@@ -718,6 +736,69 @@ mod tests {
             Progress::Finished(r) => r,
             other => panic!("not finished: {other:?}"),
         }
+    }
+
+    fn stats_entry(path: &str, accepted: u64) -> e7_proto::stats::Entry<'_> {
+        e7_proto::stats::Entry {
+            path: path.as_bytes(),
+            prot: 17,
+            state: Const::Allow.value(),
+            reason: e7_proto::stats::Reason::NoRule,
+            accept_packets: accepted,
+            accept_bytes: accepted * 42,
+            drop_packets: 0,
+            drop_bytes: 0,
+            first_seen: 9,
+            last_seen: 1,
+        }
+    }
+
+    #[test]
+    fn a_stats_dump_collects_every_message_until_done() {
+        let mut m = Matcher::new(Expect::StatsDump, 4, FAMILY, "stats");
+        let one = genl(4, Command::Stats, |w| {
+            e7_proto::stats::emit_entry(w, &stats_entry("/opt/a/e7-probe", 6)).unwrap();
+            e7_proto::stats::emit_entry(w, &stats_entry("/opt/b/e7-probe", 3)).unwrap();
+        });
+        let two = genl(4, Command::Stats, |w| {
+            e7_proto::stats::emit_entry(w, &stats_entry("/usr/bin/e7-probe", 1)).unwrap();
+        });
+        assert!(matches!(m.feed(one), Progress::Pending));
+        assert!(
+            matches!(m.feed(pushed_query(4)), Progress::Pending),
+            "other commands are ignored"
+        );
+        assert!(matches!(m.feed(two), Progress::Pending));
+        let done = Message::Done {
+            seq: 4,
+            errno: 0,
+            text: None,
+            interrupted: false,
+        };
+        let Outcome::Stats(list) = finished(m.feed(done)).unwrap() else {
+            panic!("not a STATS answer");
+        };
+        let got: Vec<(&str, u64, u64)> = list
+            .iter()
+            .map(|s| (s.path.as_str(), s.accept_packets, s.accept_bytes))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/opt/a/e7-probe", 6, 252),
+                ("/opt/b/e7-probe", 3, 126),
+                ("/usr/bin/e7-probe", 1, 42)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refused_stats_dump_is_permission_denied() {
+        // The module's dump .start refuses an unprivileged reader with an EPERM ack.
+        let mut m = Matcher::new(Expect::StatsDump, 5, FAMILY, "stats");
+        let e = finished(m.feed(ack(5, 1, None))).unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert!(e.to_string().contains("statsunpriv"), "{e}");
     }
 
     #[test]

@@ -43,8 +43,43 @@ const _: () = assert!(e7_core::Stat::Hits.index() == STAT_HITS);
 pub const HOOK_ACCEPT: u32 = 1;
 /// `E7_HOOK_CACHED`: bit of `e7_hook`'s result: the verdict was a still-valid cached one.
 pub const HOOK_CACHED: u32 = 2;
+/// `E7_HOOK_REASON`: bits of `e7_hook`'s result: the decision's reason, where
+/// `Decision::to_bits` has it (bits 4..7), for the per-program statistics.
+pub const HOOK_REASON: u32 = 0xF0;
+/// `E7_HOOK_EXE_SHIFT`: `e7_hook`'s result from this bit on is the program's `ExeId::to_u64`
+/// (56 bits: 40-bit generation, 16-bit slot), 0 for none.
+pub const HOOK_EXE_SHIFT: u32 = 8;
+const _: () = assert!(
+    e7_core::exe::MAX_GENERATION < (1u64 << (64 - HOOK_EXE_SHIFT - 16)),
+    "an ExeId must fit e7_hook's result above HOOK_EXE_SHIFT"
+);
 /// `E7_DOIT_QUERY_CHAIN`: `e7_genl_doit`'s "start the chain-shaped QUERY dump" (no ack).
 pub const DOIT_QUERY_CHAIN: i32 = 1;
+/// `E7_PROG_SLOTS`: per-program statistics records per CPU, one per executable-table slot.
+pub const PROG_SLOTS: usize = 256;
+const _: () = assert!(
+    PROG_SLOTS == crate::state::EXES,
+    "E7_PROG_SLOTS must equal the executable table"
+);
+
+/// `struct e7_prog_sum`: one program's per-CPU statistics, summed.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct E7ProgSum {
+    /// `[accepted, dropped]` packets.
+    pub packets: [u64; 2],
+    /// `[accepted, dropped]` bytes.
+    pub bytes: [u64; 2],
+    /// Seconds since the first counted packet (when read).
+    pub first: u64,
+    /// Seconds since the latest packet (when read).
+    pub last: u64,
+    /// The latest packet's decision bits | protocol << 8.
+    pub info: u32,
+    /// Padding.
+    pub pad: u32,
+}
+
 /// `E7_RWLOCK_BYTES`: inline storage of one kernel lock (the shim's choice of lock type, which
 /// differs by kernel configuration, must fit; the shim checks that at build and load time).
 pub const RWLOCK_BYTES: usize = 64;
@@ -198,3 +233,4 @@ const _: () = assert!(core::mem::size_of::<E7SockInfo>() == 16);
 const _: () = assert!(core::mem::size_of::<E7TaskId>() == 24);
 const _: () = assert!(core::mem::size_of::<E7Exe>() == 32 + EXE_BUF);
 const _: () = assert!(core::mem::size_of::<E7Dest>() == 8);
+const _: () = assert!(core::mem::size_of::<E7ProgSum>() == 56);

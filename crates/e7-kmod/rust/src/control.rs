@@ -38,7 +38,7 @@ use e7_proto::nla::{WriteError, Writer};
 use e7_proto::{Command, Const, Flag};
 
 use crate::abi::E7Dest;
-use crate::errno::{EINVAL, EMSGSIZE, ENOENT, ENOMEM, ENOSPC};
+use crate::errno::{EINVAL, EMSGSIZE, ENOENT, ENOMEM, ENOSPC, EOPNOTSUPP};
 use crate::kernel::{Kernel, Level, SendError};
 use crate::state::{Module, ModuleQual, ModuleRules, QUALIFIERS_ENFORCED};
 
@@ -246,7 +246,100 @@ impl<R: RawRwLock> Module<R> {
                 })
             }
             Request::Subscribe => Ok(Handled::Done),
+            // The statistics are a dump (one entry per program, more than one message holds):
+            // the shim routes NLM_F_DUMP to `dump_stats`; a plain request is refused.
+            Request::Stats => Err(self.refuse(
+                k,
+                dest,
+                EOPNOTSUPP,
+                &"STATS is a dump: send it with NLM_F_DUMP (e7 stats does)",
+                c"e7: STATS needs NLM_F_DUMP",
+            )),
         }
+    }
+
+    /// Whether a client may read the per-program statistics: one with CAP_NET_ADMIN always,
+    /// anybody else only while the `statsunpriv` flag is enabled (they reveal which programs use
+    /// the network, and how much).
+    pub fn stats_permitted(&self, admin: bool) -> bool {
+        admin || self.engine.flags.get(e7_core::Flag::StatsUnpriv) == Const::Enabled.value()
+    }
+
+    /// One message of the STATS dump into `buf`: one NESTED entry per program with counted
+    /// packets, by executable-table slot from `cursor[0]` on (`cursor[1]` = 1 once complete).
+    /// Returns the bytes written (0: complete).
+    ///
+    /// Each entry is read on its own: the executable table's read lock is held only to copy one
+    /// path, and the per-CPU sums are read without any module lock. A slot whose program changed
+    /// meanwhile is reported under the id read with its path (the counters are keyed by the
+    /// same id, so a new program never shows an old one's counts).
+    pub fn dump_stats(
+        &self,
+        k: &impl Kernel,
+        buf: &mut [u8],
+        cursor: &mut [u64; 2],
+    ) -> Result<usize, u32> {
+        if cursor[1] != 0 {
+            return Ok(0);
+        }
+        let mut w = Writer::new(buf);
+        let mut path = e7_core::ExePath::EMPTY;
+        let mut next = cursor[0];
+        loop {
+            let found = {
+                let exes = self.engine.exes.read();
+                let hit = exes
+                    .iter()
+                    .find(|(id, _)| u64::from(id.slot()) >= next)
+                    .map(|(id, p)| {
+                        path.clone_from(p);
+                        id
+                    });
+                hit
+            };
+            let Some(id) = found else {
+                cursor[1] = 1;
+                break;
+            };
+            let after = u64::from(id.slot()).saturating_add(1);
+            let Some(sum) = k.prog_read(id) else {
+                next = after;
+                continue;
+            };
+            let bits = (sum.info & 0xFF) as u8;
+            let decision = e7_core::Decision::from_bits(bits);
+            let state = match decision.map(|d| d.verdict) {
+                Some(e7_core::Verdict::Drop) => Const::Block,
+                _ => Const::Allow,
+            };
+            let reason = match decision.map(|d| d.reason) {
+                Some(e7_core::Reason::Rule) => e7_proto::stats::Reason::Rule,
+                Some(e7_core::Reason::NoRule) => e7_proto::stats::Reason::NoRule,
+                Some(e7_core::Reason::NoHostPath) => e7_proto::stats::Reason::NsPath,
+                Some(e7_core::Reason::PathTooLong) => e7_proto::stats::Reason::LongPath,
+                _ => e7_proto::stats::Reason::Other,
+            };
+            let ago = |t: u64| u32::try_from(t).unwrap_or(u32::MAX);
+            let entry = e7_proto::stats::Entry {
+                path: path.as_bytes(),
+                prot: sum.info >> 8,
+                state: state.value(),
+                reason,
+                accept_packets: sum.packets[0],
+                accept_bytes: sum.bytes[0],
+                drop_packets: sum.packets[1],
+                drop_bytes: sum.bytes[1],
+                first_seen: ago(sum.first),
+                last_seen: ago(sum.last),
+            };
+            match e7_proto::stats::emit_entry(&mut w, &entry) {
+                Ok(()) => next = after,
+                Err(WriteError::Full) if !w.is_empty() => break,
+                Err(_) => return Err(EMSGSIZE),
+            }
+        }
+        cursor[0] = next;
+        Ok(w.len())
     }
 
     /// A flag's current value (statistics computed live).

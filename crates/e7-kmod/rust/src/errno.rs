@@ -29,3 +29,5 @@ pub const ENOMEM: u32 = 12;
 pub const ENOSPC: u32 = 28;
 /// `EMSGSIZE`: the message does not fit (a reply that cannot hold even one rule).
 pub const EMSGSIZE: u32 = 90;
+/// Operation not supported.
+pub const EOPNOTSUPP: u32 = 95;

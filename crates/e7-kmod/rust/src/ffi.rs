@@ -21,14 +21,15 @@ use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
 use crate::abi::{
-    E7Dest, E7Exe, E7Peer, E7Pkt, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED, PEER_FIXED,
-    PEER_PORT, PKT_IN_TASK, PKT_MALFORMED, PKT_SENDER, SOCK_KERNEL, SOCK_USER,
+    E7Dest, E7Exe, E7Peer, E7Pkt, E7ProgSum, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED,
+    HOOK_EXE_SHIFT, HOOK_REASON, PEER_FIXED, PEER_PORT, PKT_IN_TASK, PKT_MALFORMED, PKT_SENDER,
+    SOCK_KERNEL, SOCK_USER,
 };
 use crate::control::Handled;
 use crate::errno::EINVAL;
 use crate::kernel::{Kernel, Level, SendError};
 use crate::klock::KernelRwLock;
-use crate::state::Module;
+use crate::state::{HookOutcome, Module};
 
 /// The packet's full socket (`struct sock *`), valid for the hook call `'hook`. Only
 /// [`e7_hook`] makes one (the field is private to this module), so safe code can neither forge a
@@ -56,6 +57,7 @@ extern "C" {
     fn e7_c_stat_inc(idx: u32);
     fn e7_c_stat_sum(idx: u32) -> u64;
     fn e7_c_pkt_dest(skb: *mut c_void, family: u8, out: *mut E7Peer) -> i32;
+    fn e7_c_prog_read(id: u64, out: *mut E7ProgSum) -> i32;
     fn e7_c_sk_cookie(sk: *mut c_void) -> u64;
     fn e7_c_sk_info(sk: *mut c_void, out: *mut E7SockInfo);
     fn e7_c_current_task(out: *mut TaskId) -> i32;
@@ -144,6 +146,14 @@ impl Kernel for Shim<'_> {
     fn stat_sum(&self, stat: Stat) -> Option<u64> {
         // SAFETY: an integer argument; reads per-CPU counters only (process context here).
         Some(unsafe { e7_c_stat_sum(stat.index() as u32) })
+    }
+
+    fn prog_read(&self, exe: e7_core::ExeId) -> Option<E7ProgSum> {
+        let mut out = E7ProgSum::default();
+        // SAFETY: out is a valid, writable e7_prog_sum (#[repr(C)] mirror, size checked on both
+        // sides); process context.
+        let any = unsafe { e7_c_prog_read(exe.to_u64(), &mut out) };
+        (any != 0).then_some(out)
     }
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
@@ -424,40 +434,39 @@ pub extern "C" fn e7_rust_stop() {
 }
 
 /// The netfilter decision: bit [`HOOK_ACCEPT`] set = NF_ACCEPT, clear = NF_DROP; bit
-/// [`HOOK_CACHED`]: a cached-verdict hit (the shim counts it per CPU).
+/// [`HOOK_CACHED`]: a cached-verdict hit (the shim counts it per CPU); bits [`HOOK_REASON`]: the
+/// decision's reason (its `Decision::to_bits` bits 4..7); from bit [`HOOK_EXE_SHIFT`] on: the
+/// program's `ExeId::to_u64` (0: none), for the shim's per-program counters.
 ///
 /// # Safety
 /// `pkt` points to a valid `e7_pkt` whose `sk` (if not null) is a full socket valid for the call;
 /// `peer` is null or points to an initialised `e7_peer`; `skb` is the packet (or null), valid for
 /// the call.
 #[no_mangle]
-pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt, peer: *const E7Peer, skb: *mut c_void) -> u32 {
+pub unsafe extern "C" fn e7_hook(pkt: *const E7Pkt, peer: *const E7Peer, skb: *mut c_void) -> u64 {
     // SAFETY: the shim passes a pointer to an initialised e7_pkt on its stack.
     let Some(p) = (unsafe { pkt.as_ref() }) else {
-        return 1;
+        return u64::from(HOOK_ACCEPT);
     };
     let shim = Shim { pkt: Some(p), skb };
     // SAFETY: the shim's peer is null or its stack e7_peer, initialised, valid for this call.
-    let (verdict, cached) = match unsafe { peer.as_ref() } {
+    let d = match unsafe { peer.as_ref() } {
         // The common path: no rule depends on the destination, the peer is a constant.
         None => E7.packet_cached(&shim, &packet_of(p, NOT_READ)),
         Some(peer) => hook_with_peer(&shim, p, peer),
     };
-    let accept = match verdict {
+    let accept = match d.verdict {
         Verdict::Accept => HOOK_ACCEPT,
         Verdict::Drop => 0,
     };
-    if cached {
-        accept | HOOK_CACHED
-    } else {
-        accept
-    }
+    let cached = if d.cached { HOOK_CACHED } else { 0 };
+    (d.exe << HOOK_EXE_SHIFT) | u64::from(accept | cached | (u32::from(d.bits) & HOOK_REASON))
 }
 
 /// The hook while a rule depends on the destination (out of line, so the common path keeps its
 /// constant peer).
 #[inline(never)]
-fn hook_with_peer(shim: &Shim<'_>, p: &E7Pkt, peer: &E7Peer) -> (Verdict, bool) {
+fn hook_with_peer(shim: &Shim<'_>, p: &E7Pkt, peer: &E7Peer) -> HookOutcome {
     E7.packet_cached(shim, &packet_of(p, peer_from(p.family, peer)))
 }
 
@@ -582,6 +591,37 @@ pub unsafe extern "C" fn e7_genl_chain_query(
 ) -> i32 {
     // SAFETY: the caller's guarantees are dump_message's.
     unsafe { dump_message(buf, room, cursor, generation, Module::chain_query) }
+}
+
+/// STATS permission: 0, or `-EPERM` for a client without CAP_NET_ADMIN (`admin` = 0) while
+/// `statsunpriv` is disabled.
+#[no_mangle]
+pub extern "C" fn e7_genl_stats_permitted(admin: u32) -> i32 {
+    if E7.stats_permitted(admin != 0) {
+        0
+    } else {
+        -(crate::errno::EPERM as i32)
+    }
+}
+
+/// One message of the STATS dump ([`Module::dump_stats`]).
+///
+/// # Safety
+/// `buf` points to `room` writable bytes; `cursor` to two `u64` owned by this dump.
+#[no_mangle]
+pub unsafe extern "C" fn e7_genl_dump_stats(buf: *mut u8, room: u32, cursor: *mut u64) -> i32 {
+    if buf.is_null() || cursor.is_null() {
+        return -(EINVAL as i32);
+    }
+    // SAFETY: the dump skb's tailroom, zeroed by the shim (initialised memory); nothing else
+    // writes it during the call.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, room as usize) };
+    // SAFETY: cb->args[0..2] of this dump, u64-sized (checked by BUILD_BUG_ON in C).
+    let cur = unsafe { &mut *(cursor as *mut [u64; 2]) };
+    match E7.dump_stats(&Shim::ASK, out, cur) {
+        Ok(n) => i32::try_from(n).unwrap_or(0),
+        Err(e) => -(e as i32),
+    }
 }
 
 /// The event work item.

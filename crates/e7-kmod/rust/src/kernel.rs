@@ -9,12 +9,12 @@
 use core::fmt;
 
 use e7_core::{
-    Chunk, ExeError, ExePath, SockInfo, SocketKey, SocketOwner, Stat, TaskId, WalkCursor,
+    Chunk, ExeError, ExeId, ExePath, SockInfo, SocketKey, SocketOwner, Stat, TaskId, WalkCursor,
 };
 use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
-use crate::abi::E7Dest;
+use crate::abi::{E7Dest, E7ProgSum};
 
 /// Log levels (`pr_err`, `pr_info`, `pr_notice`; all rate-limited by the shim).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,20 @@ pub trait Kernel {
     /// The sum of `stat`'s per-CPU counters, or `None` when [`Kernel::stat_inc`] does not count.
     fn stat_sum(&self, stat: Stat) -> Option<u64> {
         let _ = stat;
+        None
+    }
+    /// Counts one packet of program `exe` (decision bits `bits`, IP protocol `proto`) in the
+    /// per-program statistics ([`Module::packet`](crate::state::Module::packet)). The kernel's
+    /// hook does not come through here: `e7_hook` returns the program with the verdict and the
+    /// shim counts it in its per-CPU records without another call. The default counts nothing.
+    /// Atomic-safe.
+    fn prog_count(&self, exe: ExeId, bits: u8, proto: u32) {
+        let _ = (exe, bits, proto);
+    }
+    /// Program `exe`'s per-program statistics summed over every CPU, or `None` when no packet of
+    /// exactly this id (slot and generation) was counted. Process context.
+    fn prog_read(&self, exe: ExeId) -> Option<E7ProgSum> {
+        let _ = exe;
         None
     }
     /// Logs one line (rate-limited). Atomic-safe.

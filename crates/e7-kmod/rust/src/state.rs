@@ -75,8 +75,12 @@ pub const QUAL_BYTES: usize = 262_144;
 pub const QUALIFIERS_ENFORCED: u32 =
     e7_proto::qual::FEATURE_DEST | e7_proto::qual::FEATURE_PORTS | e7_proto::qual::FEATURE_USER;
 
+/// Executable-table slots (e7-core's default); also the number of per-program statistics
+/// records per CPU (`E7_PROG_SLOTS`), one per slot.
+pub const EXES: usize = 256;
+
 /// The module's engine: e7-core's defaults except [`SOCKET_SETS`] and the qualified table's size.
-pub type ModuleEngine<R> = Engine<R, RULES, SOCKET_SETS, 8, 256, 1024, QUAL_RULES, QUAL_BYTES>;
+pub type ModuleEngine<R> = Engine<R, RULES, SOCKET_SETS, 8, EXES, 1024, QUAL_RULES, QUAL_BYTES>;
 
 /// The module's qualified rule table.
 pub type ModuleQual = e7_core::QualTable<QUAL_RULES, QUAL_BYTES>;
@@ -179,6 +183,19 @@ impl<R: RawRwLock, K: Kernel> Host for Hook<'_, R, K> {
     }
 }
 
+/// What the hook needs of one decided packet ([`Module::packet_cached`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HookOutcome {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// A still-valid cached verdict answered it.
+    pub cached: bool,
+    /// The program it is counted for ([`ExeId::to_u64`]), 0 for none.
+    pub exe: u64,
+    /// The decision bits (`e7_core::Decision::to_bits`): verdict and reason for the statistics.
+    pub bits: u8,
+}
+
 /// Counters for tests and debugging (not on the wire); the packet path's are
 /// [`Engine::stats`](e7_core::Engine).
 #[derive(Debug, Default)]
@@ -269,22 +286,33 @@ impl<R: RawRwLock> Module<R> {
     // ---- the packet path ------------------------------------------------------------------------
 
     /// Decides one packet (any context) with e7-core's packet path; queues its event and logs it
-    /// (flag `debug`).
+    /// (flag `debug`); counts it in the per-program statistics ([`Kernel::prog_count`]).
     pub fn packet<'s, K: Kernel>(&self, k: &K, p: &Packet<K::Sock<'s>>) -> Verdict {
-        self.packet_cached(k, p).0
+        let d = self.packet_cached(k, p);
+        if let Some(exe) = ExeId::from_u64(d.exe) {
+            k.prog_count(exe, d.bits, p.proto);
+        }
+        d.verdict
     }
 
-    /// [`Module::packet`], also telling whether the verdict was a still-valid cached one (the
-    /// hook counts those hits in its per-CPU statistics itself, without another call).
+    /// [`Module::packet`] without the per-program count, which the hook does in the shim from
+    /// what this returns (no second call across the FFI): the verdict, whether it was a
+    /// still-valid cached one (the hook counts those hits in its per-CPU statistics), the program
+    /// and the decision bits.
     #[inline(always)]
-    pub fn packet_cached<'s, K: Kernel>(&self, k: &K, p: &Packet<K::Sock<'s>>) -> (Verdict, bool) {
+    pub fn packet_cached<'s, K: Kernel>(&self, k: &K, p: &Packet<K::Sock<'s>>) -> HookOutcome {
         let out = match self.engine.decide_packet_fast(&Hook { m: self, k }, p) {
             // The hit path: one bit of the cached decision, nothing decoded unless logged.
             Decided::Hit(h) => {
                 if self.engine.flags.get(Flag::Debug) == e7_proto::Const::Enabled.value() {
                     self.debug_log(k, p, &h.outcome());
                 }
-                return (h.verdict(), true);
+                return HookOutcome {
+                    verdict: h.verdict(),
+                    cached: true,
+                    exe: h.exe_word(),
+                    bits: h.bits(),
+                };
             }
             Decided::Full(out) => out,
         };
@@ -293,7 +321,7 @@ impl<R: RawRwLock> Module<R> {
 
     /// The rest of a packet the hit path did not answer: its event and log line.
     #[inline(never)]
-    fn packet_full<S>(&self, k: &impl Kernel, p: &Packet<S>, out: Outcome) -> (Verdict, bool) {
+    fn packet_full<S>(&self, k: &impl Kernel, p: &Packet<S>, out: Outcome) -> HookOutcome {
         if let Some(ev) = out.event {
             // Where the packet went: the decision's own facts when a rule needed them, else read
             // now (only for an event).
@@ -311,7 +339,15 @@ impl<R: RawRwLock> Module<R> {
         if self.engine.flags.get(Flag::Debug) == e7_proto::Const::Enabled.value() {
             self.debug_log(k, p, &out);
         }
-        (out.decision.verdict, out.cached)
+        HookOutcome {
+            verdict: out.decision.verdict,
+            cached: out.cached,
+            exe: match out.ident {
+                Identity::Exe(id) => id.to_u64(),
+                _ => 0,
+            },
+            bits: out.decision.to_bits(),
+        }
     }
 
     #[cold]

@@ -20,7 +20,7 @@ use e7_proto::msg::{emit_request, parse_reply, ClearSpec, Reply, Request, RuleSp
 use e7_proto::nla::{WriteError, Writer};
 use e7_proto::{Action, Command, Const, EventState, Flag, Mode};
 
-use e7_rust::abi::{E7Dest, E7Exe};
+use e7_rust::abi::{E7Dest, E7Exe, E7ProgSum};
 use e7_rust::control::Handled;
 use e7_rust::kernel::{Kernel, Level, SendError};
 use e7_rust::state::Module;
@@ -98,6 +98,10 @@ struct Fake {
     /// tgid → exec generation (default 1).
     execs: RefCell<HashMap<u32, u64>>,
     logs: RefCell<Vec<String>>,
+    /// Per-program statistics as the shim keeps them (one CPU): slot → record of one id.
+    progs: RefCell<HashMap<u16, (u64, E7ProgSum)>>,
+    /// The length of the packets the test sends (the hook's `skb->len`).
+    pkt_len: Cell<u32>,
 }
 
 impl Fake {
@@ -180,6 +184,43 @@ impl Kernel for Fake {
 
     fn log(&self, _level: Level, args: fmt::Arguments<'_>) {
         self.logs.borrow_mut().push(args.to_string());
+    }
+
+    /// The shim's per-program count (`e7_prog_count`, from `e7_hook`'s result) on one CPU: a record counts one id; a newer generation of
+    /// the slot resets it, an older one is not counted.
+    fn prog_count(&self, exe: e7_core::ExeId, bits: u8, proto: u32) {
+        let id = exe.to_u64();
+        let now = self.now.get() / 1000;
+        let mut progs = self.progs.borrow_mut();
+        let (rec_id, rec) = progs.entry(exe.slot()).or_insert((0, E7ProgSum::default()));
+        if *rec_id != id {
+            if *rec_id > id {
+                return;
+            }
+            *rec_id = id;
+            *rec = E7ProgSum {
+                first: now,
+                ..E7ProgSum::default()
+            };
+        }
+        let v = usize::from(bits & 1);
+        rec.packets[v] += 1;
+        rec.bytes[v] += u64::from(self.pkt_len.get());
+        rec.last = now;
+        rec.info = u32::from(bits) | (proto << 8);
+    }
+
+    /// The shim's `e7_c_prog_read`: times as seconds ago.
+    fn prog_read(&self, exe: e7_core::ExeId) -> Option<E7ProgSum> {
+        let now = self.now.get() / 1000;
+        match self.progs.borrow().get(&exe.slot()) {
+            Some((id, rec)) if *id == exe.to_u64() => Some(E7ProgSum {
+                first: now - rec.first,
+                last: now - rec.last,
+                ..*rec
+            }),
+            _ => None,
+        }
     }
 
     fn sk_cookie(&self, sk: SockRef) -> SocketKey {
@@ -2013,4 +2054,207 @@ fn a_qualified_rule_path_must_survive_the_old_consoles_cut() {
     )
     .unwrap();
     assert_eq!(query_all(&m, &k)[0].2, ok);
+}
+
+// ---- per-program statistics (issue 12) ----------------------------------------------------------
+
+/// Every message of a STATS dump, as the shim's dumpit would build them (the shim's room).
+fn stats_dump(m: &M, k: &Fake) -> Vec<Vec<u8>> {
+    let mut cursor = [0u64; 2];
+    let mut out = Vec::new();
+    for _ in 0..=512 {
+        let mut buf = vec![0u8; ROOM];
+        let n = m.dump_stats(k, &mut buf, &mut cursor).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.push(buf[..n].to_vec());
+    }
+    panic!("the STATS dump never completed");
+}
+
+/// (path, accepted packets, accepted bytes, dropped packets, dropped bytes, state, reason).
+type Row = (String, u64, u64, u64, u64, u32, e7_proto::stats::Reason);
+
+fn stats_rows(m: &M, k: &Fake) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for msg in stats_dump(m, k) {
+        let Reply::Stats(st) = parse_reply(Command::Stats.value(), &msg).unwrap() else {
+            panic!("not a STATS reply");
+        };
+        for e in st.entries() {
+            rows.push((
+                String::from_utf8(e.path.to_vec()).unwrap(),
+                e.accept_packets,
+                e.accept_bytes,
+                e.drop_packets,
+                e.drop_bytes,
+                e.state,
+                e.reason,
+            ));
+        }
+    }
+    rows
+}
+
+#[test]
+fn stats_count_each_programs_packets_and_bytes_by_verdict() {
+    use e7_proto::stats::Reason;
+    let (m, k) = enabled();
+    k.pkt_len.set(100);
+    k.process(42, "/opt/a/e7-probe", &[5000]);
+    k.process(43, "/opt/b/e7-probe", &[5001]);
+    let a = k.sock(1, 100, 5000, SockKind::User);
+    let b = k.sock(2, 101, 5001, SockKind::User);
+    for _ in 0..3 {
+        k.current.set(Some(42));
+        assert_eq!(m.packet(&k, &pkt(Some(a), UDP, true)), Verdict::Accept);
+        k.current.set(Some(43));
+        assert_eq!(m.packet(&k, &pkt(Some(b), UDP, true)), Verdict::Accept);
+    }
+    // Softirq hits count too (the cached verdict names the program).
+    assert_eq!(m.packet(&k, &pkt(Some(a), UDP, false)), Verdict::Accept);
+    assert_eq!(
+        stats_rows(&m, &k),
+        vec![
+            (
+                "/opt/a/e7-probe".into(),
+                4,
+                400,
+                0,
+                0,
+                Const::Allow.value(),
+                Reason::NoRule
+            ),
+            (
+                "/opt/b/e7-probe".into(),
+                3,
+                300,
+                0,
+                0,
+                Const::Allow.value(),
+                Reason::NoRule
+            ),
+        ]
+    );
+    request(&m, &k, &rule(Action::Block, UDP, "/opt/a/e7-probe"), 1).unwrap();
+    k.pkt_len.set(60);
+    k.current.set(Some(42));
+    for _ in 0..2 {
+        assert_eq!(m.packet(&k, &pkt(Some(a), UDP, true)), Verdict::Drop);
+    }
+    let rows = stats_rows(&m, &k);
+    assert_eq!(
+        rows[0],
+        (
+            "/opt/a/e7-probe".into(),
+            4,
+            400,
+            2,
+            120,
+            Const::Block.value(),
+            Reason::Rule
+        )
+    );
+    assert_eq!(rows[1].1, 3);
+}
+
+#[test]
+fn stats_need_admin_unless_statsunpriv() {
+    let (m, k) = enabled();
+    assert!(m.stats_permitted(true));
+    assert!(!m.stats_permitted(false), "default: admin only");
+    set(&m, &k, Flag::StatsUnpriv, Const::Enabled);
+    assert!(m.stats_permitted(false));
+    set(&m, &k, Flag::StatsUnpriv, Const::Disabled);
+    assert!(!m.stats_permitted(false));
+    // A plain (non-dump) STATS request is refused, whoever sends it.
+    let r = request_as(&m, &k, &Request::Stats, 9, true).unwrap_err();
+    assert_eq!(r.errno, 95);
+}
+
+#[test]
+fn a_reused_slot_never_shows_the_previous_programs_counts() {
+    let (m, k) = enabled();
+    k.pkt_len.set(10);
+    k.process(42, "/opt/old", &[5000]);
+    k.current.set(Some(42));
+    let a = k.sock(1, 100, 5000, SockKind::User);
+    for _ in 0..5 {
+        m.packet(&k, &pkt(Some(a), UDP, true));
+    }
+    let old = m.engine.exes.read().find(b"/opt/old").unwrap();
+    // The program leaves the executable table; another takes the same slot (a newer generation).
+    assert!(m.engine.exes.write().remove(old));
+    let new = m.engine.exes.write().intern(b"/opt/new").unwrap();
+    assert_eq!(new.slot(), old.slot());
+    assert_ne!(new.gen(), old.gen());
+    assert_eq!(
+        stats_rows(&m, &k),
+        vec![],
+        "no packet of /opt/new was counted yet"
+    );
+    // A late packet of the old program (its socket's cached verdict names the old id) is not
+    // counted for the new one either.
+    k.prog_count(old, 0, UDP);
+    k.progs.borrow_mut().clear();
+    k.prog_count(new, 0, UDP);
+    k.prog_count(old, 0, UDP);
+    let rows = stats_rows(&m, &k);
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].0.as_str(), rows[0].1), ("/opt/new", 1));
+}
+
+#[test]
+fn a_stats_dump_spans_messages_without_losing_programs() {
+    let (m, k) = enabled();
+    k.pkt_len.set(1);
+    for i in 0..200u32 {
+        let path = format!("/opt/p{i:03}/{}", "x".repeat(200));
+        let id = m.engine.exes.write().intern(path.as_bytes()).unwrap();
+        for _ in 0..=i % 3 {
+            k.prog_count(id, 0, UDP);
+        }
+    }
+    let msgs = stats_dump(&m, &k);
+    assert!(msgs.len() > 1, "200 long paths need several messages");
+    let rows = stats_rows(&m, &k);
+    assert_eq!(rows.len(), 200);
+    for (i, r) in rows.iter().enumerate() {
+        assert!(r.0.starts_with(&format!("/opt/p{i:03}/")), "{}", r.0);
+        assert_eq!(r.1, u64::from(i as u32 % 3) + 1);
+    }
+}
+
+#[test]
+fn stats_report_first_and_last_seen_as_seconds_ago() {
+    let (m, k) = enabled();
+    k.process(42, "/opt/a/e7-probe", &[5000]);
+    k.current.set(Some(42));
+    let a = k.sock(1, 100, 5000, SockKind::User);
+    m.packet(&k, &pkt(Some(a), UDP, true));
+    k.advance(7_000);
+    m.packet(&k, &pkt(Some(a), UDP, true));
+    k.advance(3_000);
+    let msgs = stats_dump(&m, &k);
+    let Reply::Stats(st) = parse_reply(Command::Stats.value(), &msgs[0]).unwrap() else {
+        panic!("not a STATS reply");
+    };
+    let e = st.entries().next().unwrap();
+    assert_eq!((e.first_seen, e.last_seen, e.prot), (10, 3, UDP));
+}
+
+#[test]
+fn stats_count_only_while_the_mode_enables_filtering() {
+    let (m, k) = enabled();
+    request(&m, &k, &Request::SetMode(Mode::Block), 1).unwrap();
+    k.process(42, "/opt/a/e7-probe", &[5000]);
+    k.current.set(Some(42));
+    let a = k.sock(1, 100, 5000, SockKind::User);
+    assert_eq!(m.packet(&k, &pkt(Some(a), UDP, true)), Verdict::Drop);
+    assert_eq!(
+        stats_rows(&m, &k),
+        vec![],
+        "mode block decides before asking who sent it"
+    );
 }
