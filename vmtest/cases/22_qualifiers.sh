@@ -123,6 +123,55 @@ case_qual_precedence() {
     expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.6 6001
 }
 
+# The rest of the precedence table (README), each with rules that differ in that part only, in both orders
+# of insertion where the order could matter: line 2's "a written prefix over a scope", line 3's "fewer ports
+# over more", line 4 (an exact path over a folder, a deeper folder over a shallower), line 5 (a named
+# protocol over `any`) and line 6 (equal keys: block over allow, whatever was added first).
+case_qual_precedence_rest() {
+    qual_addrs
+    enforce
+    # 2. A written prefix beats a scope.
+    must e7 block any / to localhost
+    must e7 allow any / to 127.0.0.5
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.5
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.6
+    must e7 clear
+    # 3. Fewer ports beat more (same destination).
+    must e7 block udp / to 127.0.0.7 port 6000-6010
+    must e7 allow udp / to 127.0.0.7 port 6000,6001
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.7 6000
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.7 6005
+    must e7 clear
+    # 4. An exact path beats its folder; a deeper folder beats a shallower (same destination).
+    must e7 allow udp "$PA" to 127.0.0.7
+    must e7 block udp /opt/ to 127.0.0.7
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.7
+    expect blocked "$PU" as-user "$NOBODY" "$PB" to udp 127.0.0.7
+    must e7 clear
+    must e7 block udp /opt/ to 127.0.0.7
+    must e7 allow udp /opt/b/ to 127.0.0.7
+    expect delivered "$PU" as-user "$NOBODY" "$PB" to udp 127.0.0.7
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.7
+    must e7 clear
+    # 5. A named protocol beats `any` (same program and destination).
+    must e7 block any "$PA" to 127.0.0.7
+    must e7 allow udp "$PA" to 127.0.0.7
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.7
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to tcp 127.0.0.7 7000
+    must e7 clear
+    # 6. Equal keys (two port lists of one size, both holding the port): block wins, in either order.
+    must e7 allow udp / to 127.0.0.7 port 6000,6001
+    must e7 block udp / to 127.0.0.7 port 6000,6002
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.7 6000
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.7 6001
+    must e7 clear
+    must e7 block udp / to 127.0.0.7 port 6000,6002
+    must e7 allow udp / to 127.0.0.7 port 6000,6001
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.7 6000
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.7 6001
+    must e7 clear
+}
+
 # One unconnected UDP socket alternating between an allowed and a blocked destination: every packet gets
 # its own destination's verdict (a verdict cached per socket would carry the first one to the other). A
 # connected socket that reconnects elsewhere gets the new destination's verdict. A connected socket's
