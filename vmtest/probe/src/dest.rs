@@ -187,6 +187,28 @@ fn send_one(
     }
 }
 
+/// Prints `NAME a_ok=.. a_blocked=.. b_ok=.. b_blocked=.. errors=..` for the two destinations' tallies
+/// (or `NAME <failure>`); the exit code: 0, or 2 when a send failed otherwise than blocked.
+fn report_pair(name: &str, r: Result<(Tally, Tally), Outcome>) -> u8 {
+    match r {
+        Ok((ta, tb)) => {
+            println!(
+                "{name} a_ok={} a_blocked={} b_ok={} b_blocked={} errors={}",
+                ta.ok,
+                ta.blocked,
+                tb.ok,
+                tb.blocked,
+                ta.errors + tb.errors
+            );
+            u8::from(ta.errors + tb.errors != 0) * 2
+        }
+        Err(o) => {
+            println!("{name} {o}");
+            2
+        }
+    }
+}
+
 /// ONE unconnected UDP socket sends to `a`, then `b`, `rounds` times; prints
 /// `alternate a_ok=.. a_blocked=.. b_ok=.. b_blocked=.. errors=..`. Exit 0 unless a send failed
 /// for another reason than the firewall.
@@ -220,23 +242,7 @@ pub fn alternate(a: IpAddr, b: IpAddr, port: u16, rounds: u32, timeout: Duration
         }
         Ok((ta, tb))
     };
-    match run() {
-        Ok((ta, tb)) => {
-            println!(
-                "alternate a_ok={} a_blocked={} b_ok={} b_blocked={} errors={}",
-                ta.ok,
-                ta.blocked,
-                tb.ok,
-                tb.blocked,
-                ta.errors + tb.errors
-            );
-            u8::from(ta.errors + tb.errors != 0) * 2
-        }
-        Err(o) => {
-            println!("alternate {o}");
-            2
-        }
-    }
+    report_pair("alternate", run())
 }
 
 /// ONE UDP socket connected to `addr`:`port` sends `rounds` times; prints
@@ -313,21 +319,5 @@ pub fn reconnect(a: IpAddr, b: IpAddr, port: u16, rounds: u32, timeout: Duration
         }
         Ok((ta, tb))
     };
-    match run() {
-        Ok((ta, tb)) => {
-            println!(
-                "reconnect a_ok={} a_blocked={} b_ok={} b_blocked={} errors={}",
-                ta.ok,
-                ta.blocked,
-                tb.ok,
-                tb.blocked,
-                ta.errors + tb.errors
-            );
-            u8::from(ta.errors + tb.errors != 0) * 2
-        }
-        Err(o) => {
-            println!("reconnect {o}");
-            2
-        }
-    }
+    report_pair("reconnect", run())
 }
