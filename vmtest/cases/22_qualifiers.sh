@@ -15,6 +15,20 @@ qual_addrs() {
 # nobody PROG ARGS...: PROG run as uid 65534 (through the probe's as-user).
 nobody() { "$PU" as-user "$NOBODY" "$@"; }
 
+# cached_hits ADDR WHAT: uid 65534's program "a" sends 4 datagrams on one connected socket to ADDR; all are
+# delivered, and the debug log (every decision, rate-limited to 10 lines per 5 s, hence few packets) shows at
+# least one answered from the cache ("(cached)"). Leaves `debug` enabled.
+cached_hits() {
+    must e7 set debug enabled
+    sleep 5
+    dmesg -c >/dev/null
+    run nobody "$PA" connected "$1" 4
+    [ "$OUT" = "connected ok=4 blocked=0 errors=0" ] && ok "$OUT" || fail "connected -> rc $RC: $(short "$OUT")"
+    _log=$(dmesg -c | grep -F "exe=$PA")
+    _hits=$(printf '%s\n' "$_log" | grep -c '(cached)')
+    [ "$_hits" -ge 1 ] && ok "$2: $_hits cached hits" || fail "$2: no cached hit; log: $(short "$_log")"
+}
+
 # `block any / to PREFIX` blocks every program, root or not, tcp and udp, to that prefix only; the rule
 # is listed with its qualifier and `e7 save` writes it back.
 case_qual_to_blocks_every_program() {
@@ -188,16 +202,7 @@ case_qual_udp_alternation() {
     run nobody "$PA" reconnect 127.0.0.8 127.0.0.9 3
     [ "$OUT" = "reconnect a_ok=6 a_blocked=0 b_ok=0 b_blocked=3 errors=0" ] && ok "$OUT" \
         || fail "reconnect -> rc $RC: $(short "$OUT")"
-    # The cache: debug logs every decision (rate-limited: at most 10 lines per 5 s, so few packets).
-    must e7 set debug enabled
-    sleep 5
-    dmesg -c >/dev/null
-    run nobody "$PA" connected 127.0.0.8 4
-    [ "$OUT" = "connected ok=4 blocked=0 errors=0" ] && ok "$OUT" || fail "connected -> rc $RC: $(short "$OUT")"
-    _log=$(dmesg -c | grep -F "exe=$PA")
-    _hits=$(printf '%s\n' "$_log" | grep -c '(cached)')
-    [ "$_hits" -ge 1 ] && ok "connected socket: $_hits cached hits" \
-        || fail "connected socket: no cached hit; log: $(short "$_log")"
+    cached_hits 127.0.0.8 "connected socket"
     sleep 5
     run nobody "$PA" alternate 127.0.0.8 127.0.0.9 2
     [ "$OUT" = "alternate a_ok=2 a_blocked=0 b_ok=0 b_blocked=2 errors=0" ] && ok "$OUT" || fail "alternate -> $(short "$OUT")"
@@ -262,15 +267,7 @@ blocklist() {
     expect blocked "$PU" as-user "$NOBODY" "$PA" to udp "$_last"
     expect delivered "$PU" as-user "$NOBODY" "$PA" to udp "$_past"
     expect delivered "$PU" as-user "$NOBODY" "$PB" to tcp 10.200.0.1
-    must e7 set debug enabled
-    sleep 5
-    dmesg -c >/dev/null
-    run nobody "$PA" connected 10.200.0.1 4
-    [ "$OUT" = "connected ok=4 blocked=0 errors=0" ] && ok "$OUT" || fail "connected -> rc $RC: $(short "$OUT")"
-    _log=$(dmesg -c | grep -F "exe=$PA")
-    _hits=$(printf '%s\n' "$_log" | grep -c '(cached)')
-    [ "$_hits" -ge 1 ] && ok "allowed program, $_n prefixes loaded: $_hits cached hits" \
-        || fail "no cached hit with the $_n-prefix blocklist loaded; log: $(short "$_log")"
+    cached_hits 10.200.0.1 "allowed program, $_n prefixes loaded"
     must e7 set debug disabled
 }
 
