@@ -397,11 +397,8 @@ impl FastIdentity {
     /// squelched hit needs only this: no [`Identity`] is built).
     #[inline(always)]
     pub fn exe(packed: u64) -> Option<ExeId> {
-        if packed & ID_TAG == ID_EXE {
-            ExeId::from_u64(packed & !ID_TAG)
-        } else {
-            None
-        }
+        // exe_word's 0 (not a program) has generation 0, which `from_u64` refuses.
+        ExeId::from_u64(Self::exe_word(packed))
     }
 
     /// The program's [`ExeId::to_u64`] packed in a [`Fast::Hit`], or 0 when the identity is not a
