@@ -288,6 +288,7 @@ impl Scenario {
                             dst: Some(Addr::V4(UNLISTED)),
                             dport: Some(443),
                             fixed: true,
+                            routed: false,
                         },
                         ..packet()
                     }

@@ -53,6 +53,8 @@
 #define E7_PEER_PORT     0x1u  /* dport holds the destination port (tcp, udp, udplite, sctp) */
 #define E7_PEER_FIXED    0x2u  /* the packet goes to its socket's connected destination; e7_pkt.cookie
 				* is then the cookie mixed with the destination (see e7_fill_peer) */
+#define E7_PEER_ROUTED   0x4u  /* the packet names a route (IPv6 routing header, IPv4 LSRR/SSRR):
+				* daddr is only its first hop; e7_c_pkt_route reads the others */
 struct e7_peer {
 	__u8 daddr[16];  /* destination, network order (IPv4: the first 4 bytes) */
 	__u16 dport;     /* E7_PEER_PORT: destination port, host order */
@@ -206,6 +208,14 @@ E7_C_EXPORT void e7_c_sk_info(void *sk, struct e7_sockinfo *out);
  * 4 or 6) into OUT (daddr, E7_PEER_PORT/dport). Returns 0, or -EINVAL when the headers cannot be
  * read. For events: the decision gets the destination inline only while a rule needs it. */
 E7_C_EXPORT int e7_c_pkt_dest(void *skb, __u8 family, struct e7_peer *out);
+/* Inside the hook, any context, bounded by the header's own length: the INDEX-th address the route
+ * of the hook's packet SKB (FAMILY 4 or 6) names beyond its IP destination, into OUT (16 bytes;
+ * IPv4: the first 4), in header order: IPv6, every address of each type 0 or 2 routing header and
+ * segments 0..first_segment of each type 4 (segment routing) one, segment 0 being the final
+ * destination; IPv4, every address slot of each loose or strict source route option. Returns 1, 0
+ * when the route names fewer addresses, or -EINVAL when it cannot be read (truncated, another
+ * routing header type, more than E7_EXTHDR_MAX extension headers). */
+E7_C_EXPORT int e7_c_pkt_route(void *skb, __u8 family, __u32 index, __u8 *out);
 /* Task context: the sending task (current, if a user process; io-wq workers count as their
  * process) whether or not an fd table holds the socket. Lock-free; returns 1 and fills OUT. */
 E7_C_EXPORT int e7_c_current_task(struct e7_task_id *out);

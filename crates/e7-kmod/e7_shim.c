@@ -64,6 +64,8 @@
 #include <net/sock.h>
 #include <net/inet_sock.h>
 #include <net/ipv6.h>
+#include <net/ip.h>
+#include <linux/seg6.h>
 #include <net/net_namespace.h>
 #include <net/genetlink.h>
 #include <linux/netlink.h>
@@ -1294,11 +1296,159 @@ static struct genl_family e7_family __ro_after_init = {
 /* ------------------------------------------------------------------------------------------ */
 /* Netfilter: LOCAL_OUT for IPv4 and IPv6 in every network namespace                           */
 
+/* ---- Routes: IPv6 routing headers, IPv4 source routes ------------------------------------- */
+
+/* A packet may name a route: an unprivileged socket may set an IPv6 segment routing header
+ * (IPV6_RTHDR, type 4; type 2 with CONFIG_IPV6_MIP6) or an IPv4 loose/strict source route
+ * (IP_OPTIONS, LSRR/SSRR). The IP destination is then only the first hop; the final destination
+ * and every other hop are in the header. e7_l4_proto flags such a packet (E7_PEER_ROUTED) and Rust
+ * asks for each address with e7_c_pkt_route, deciding the packet for every one of them. */
+
+/* Extension headers e7_route6 walks at most (a socket adds at most four: hop-by-hop, destination
+ * options, routing header, destination options); a longer chain is unreadable. */
+#define E7_EXTHDR_MAX 16
+
+/* IPv4: the INDEX-th address slot of the loose or strict source route options of SKB into OUT (4
+ * bytes). 1, 0 (fewer), -EINVAL (malformed options). Walks at most the header's 40 option bytes;
+ * other options (record route, timestamp, router alert, ...) name no route and are skipped. */
+static int e7_route4(const struct sk_buff *skb, unsigned int index, u8 *out)
+{
+	u8 _opts[MAX_IPOPTLEN];
+	const struct iphdr *iph;
+	struct iphdr _iph;
+	const u8 *opts;
+	unsigned int len, i = 0, n = 0;
+
+	iph = skb_header_pointer(skb, skb_network_offset(skb), sizeof(_iph), &_iph);
+	if (!iph)
+		return -EINVAL;
+	if (iph->ihl <= 5)
+		return 0;
+	len = iph->ihl * 4 - sizeof(struct iphdr);
+	opts = skb_header_pointer(skb, skb_network_offset(skb) + sizeof(struct iphdr), len, _opts);
+	if (!opts)
+		return -EINVAL;
+	while (i < len) {
+		unsigned int olen;
+
+		if (opts[i] == IPOPT_END)
+			break;
+		if (opts[i] == IPOPT_NOOP) {
+			i++;
+			continue;
+		}
+		if (len - i < 2)
+			return -EINVAL;
+		olen = opts[i + 1];
+		if (olen < 2 || olen > len - i)
+			return -EINVAL;
+		if (opts[i] == IPOPT_LSRR || opts[i] == IPOPT_SSRR) {
+			/* type, length, pointer, then 4-byte addresses up to the option's length */
+			unsigned int slots = olen >= 3 ? (olen - 3) / 4 : 0;
+
+			if (index - n < slots) {
+				memcpy(out, opts + i + 3 + 4 * (index - n), 4);
+				return 1;
+			}
+			n += slots;
+		}
+		i += olen;
+	}
+	return 0;
+}
+
+/* IPv6: the INDEX-th address the routing headers in SKB's extension chain name into OUT (16 bytes):
+ * every address of a type 0 or 2 header, segments 0..first_segment of a type 4 one (segment 0 is
+ * the final destination: ipv6_push_rthdr4), never beyond the header's own length (at most 2,048
+ * bytes: 127 addresses). 1, 0 (fewer), -EINVAL (unreadable: truncated, another routing type, more
+ * than E7_EXTHDR_MAX extension headers). */
+static int e7_route6(const struct sk_buff *skb, unsigned int index, u8 *out)
+{
+	unsigned int off = skb_network_offset(skb) + sizeof(struct ipv6hdr);
+	const struct ipv6hdr *ip6h;
+	struct ipv6hdr _ip6h;
+	unsigned int n = 0, hops;
+	u8 nexthdr;
+
+	ip6h = skb_header_pointer(skb, skb_network_offset(skb), sizeof(_ip6h), &_ip6h);
+	if (!ip6h)
+		return -EINVAL;
+	nexthdr = ip6h->nexthdr;
+	for (hops = 0; hops < E7_EXTHDR_MAX; hops++) {
+		const struct ipv6_opt_hdr *hp;
+		struct ipv6_opt_hdr _hp;
+		unsigned int cnt;
+
+		if (nexthdr == NEXTHDR_FRAGMENT) {
+			const struct frag_hdr *fh;
+			struct frag_hdr _fh;
+
+			fh = skb_header_pointer(skb, off, sizeof(_fh), &_fh);
+			if (!fh)
+				return -EINVAL;
+			/* A non-first fragment carries no further header. */
+			if (fh->frag_off & htons(IP6_OFFSET))
+				return 0;
+			nexthdr = fh->nexthdr;
+			off += sizeof(_fh);
+			continue;
+		}
+		if (nexthdr != NEXTHDR_HOP && nexthdr != NEXTHDR_ROUTING && nexthdr != NEXTHDR_DEST &&
+		    nexthdr != NEXTHDR_AUTH)
+			return 0; /* the upper-layer header (or none, or ESP): the chain ends */
+		hp = skb_header_pointer(skb, off, sizeof(_hp), &_hp);
+		if (!hp)
+			return -EINVAL;
+		if (nexthdr == NEXTHDR_ROUTING) {
+			const struct ipv6_sr_hdr *rh;
+			struct ipv6_sr_hdr _rh;
+
+			rh = skb_header_pointer(skb, off, sizeof(_rh), &_rh);
+			if (!rh)
+				return -EINVAL;
+			switch (rh->type) {
+			case IPV6_SRCRT_TYPE_0:
+			case IPV6_SRCRT_TYPE_2:
+				cnt = rh->hdrlen / 2;
+				break;
+			case IPV6_SRCRT_TYPE_4:
+				cnt = min_t(unsigned int, rh->first_segment + 1u, rh->hdrlen / 2);
+				break;
+			default:
+				return -EINVAL;
+			}
+			if (index - n < cnt)
+				return skb_copy_bits(skb, off + 8 + 16 * (index - n), out, 16) ? -EINVAL : 1;
+			n += cnt;
+		}
+		off += nexthdr == NEXTHDR_AUTH ? ipv6_authlen(hp) : ipv6_optlen(hp);
+		nexthdr = hp->nexthdr;
+	}
+	return -EINVAL;
+}
+
+int e7_c_pkt_route(void *skbv, __u8 family, __u32 index, __u8 *out)
+{
+	struct sk_buff *skb = skbv;
+
+	if (!skb || !out)
+		return -EINVAL;
+	return family == 6 ? e7_route6(skb, index, out) : e7_route4(skb, index, out);
+}
+
+/* Whether SKB names a route (or one e7_c_pkt_route cannot read: decided as malformed), for
+ * e7_l4_proto: only packets with IPv4 options or IPv6 extension headers are walked. */
+static noinline bool e7_routed(const struct sk_buff *skb, u8 pf)
+{
+	u8 first[16];
+
+	return (pf == NFPROTO_IPV4 ? e7_route4(skb, 0, first) : e7_route6(skb, 0, first)) != 0;
+}
+
 /* The L4 protocol; with PEER (only while a rule depends on the destination) also the destination
  * address into peer->daddr and the transport header's offset into *l4off (-1: a non-first
- * fragment, which has no transport header). The address is the IP header's: for IPv6 with a
- * routing header (segment routing, which an unprivileged socket may set with IPV6_RTHDR), the next
- * segment, not the final one, as ip6tables' -d sees it. */
+ * fragment, which has no transport header). The address is the IP header's, for a routed packet
+ * (see e7_routed) only its first hop: it is then flagged E7_PEER_ROUTED. */
 static __always_inline bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto,
 					struct e7_peer *peer, int *l4off)
 {
@@ -1314,6 +1464,8 @@ static __always_inline bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto
 			memcpy(peer->daddr, &iph->daddr, 4);
 			*l4off = (iph->frag_off & htons(IP_OFFSET)) ? -1 :
 				 skb_network_offset(skb) + iph->ihl * 4;
+			if (iph->ihl > 5 && e7_routed(skb, pf))
+				peer->flags |= E7_PEER_ROUTED;
 		}
 		return true;
 	} else {
@@ -1334,8 +1486,11 @@ static __always_inline bool e7_l4_proto(struct sk_buff *skb, u8 pf, __u32 *proto
 		if (off < 0)
 			return false;
 		*proto = nexthdr;
-		if (peer)
+		if (peer) {
 			*l4off = (frag_off & htons(IP6_OFFSET)) ? -1 : off;
+			if (ipv6_ext_hdr(ip6h->nexthdr) && e7_routed(skb, pf))
+				peer->flags |= E7_PEER_ROUTED;
+		}
 		return true;
 	}
 }

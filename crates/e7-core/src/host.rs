@@ -132,6 +132,11 @@ pub struct Peer {
     /// False for a socket that may send anywhere (unconnected UDP, raw): while a rule depends on
     /// the destination, each of its packets is decided for its own destination.
     pub fixed: bool,
+    /// The packet names a route (an IPv6 routing header, an IPv4 loose or strict source route):
+    /// [`Peer::dst`] is only its first hop. Such a packet is decided for every address it names
+    /// ([`Host::route_hop`]) and its verdict is never answered from, nor stored in, the socket
+    /// cache.
+    pub routed: bool,
 }
 
 impl Peer {
@@ -141,7 +146,26 @@ impl Peer {
         dst: None,
         dport: None,
         fixed: true,
+        routed: false,
     };
+}
+
+/// The most addresses one packet's route can name: an IPv6 routing header is at most
+/// (255 + 1) × 8 = 2,048 bytes, 8 of them its fixed part, so it holds at most 2,040 / 16 = 127
+/// addresses (an IPv4 source route at most 9, in 40 bytes of options). A host reporting more is
+/// treated as reporting an unreadable route.
+pub const ROUTE_ADDRS_MAX: usize = 127;
+
+/// One answer of [`Host::route_hop`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteHop {
+    /// The address at this index.
+    Addr(crate::qualified::Addr),
+    /// No address at this index: the route named fewer.
+    End,
+    /// The route cannot be read (truncated, or a routing header type whose addresses the host
+    /// does not know how to read): the packet is decided as malformed (the `fail` action).
+    Unreadable,
 }
 
 /// A counter the packet path bumps ([`Host::count`]): `qpackets` and the [`PathStats`] fields.
@@ -259,6 +283,16 @@ pub trait Host {
     /// scaled, which only shows sections of a millisecond or more).
     fn now_ns(&self) -> u64 {
         self.now_ms().saturating_mul(1_000_000)
+    }
+    /// Any context, bounded, only for a packet with [`Peer::routed`]: the `index`-th address its
+    /// route names beyond the IP destination, in header order (IPv6: every segment or address of
+    /// each routing header, the final destination included; IPv4: every address slot of a loose
+    /// or strict source route option). Called with `index` 0, 1, … until it answers
+    /// [`RouteHop::End`]; at most [`ROUTE_ADDRS_MAX`] + 1 times per packet. The default (hosts that
+    /// never report a routed packet) names none.
+    fn route_hop(&self, index: usize) -> RouteHop {
+        let _ = index;
+        RouteHop::End
     }
     /// Any context: queue `s` for deferred identification (bounded; dropping it is allowed — its
     /// next packet tries again).

@@ -91,7 +91,10 @@ pub use decide::{
 };
 pub use exe::{ExeId, ExeTable};
 pub use flags::{policy_generation, Action, FlagValues, Flags, Mode};
-pub use host::{Deferred, ExeError, Host, Packet, Peer, SockInfo, SockKind, Stat, TaskId};
+pub use host::{
+    Deferred, ExeError, Host, Packet, Peer, RouteHop, SockInfo, SockKind, Stat, TaskId,
+    ROUTE_ADDRS_MAX,
+};
 pub use image::ImageCache;
 pub use path::{ExePath, PathError, MAX_PATH_LEN};
 pub use qualified::{

@@ -28,7 +28,9 @@ use crate::active::{
 use crate::decide::{decide, decide_early, Decision, Event, PacketFacts, Reason, Verdict};
 use crate::exe::{ExeId, ExeTable};
 use crate::flags::{Action, FlagValues, Flags, Mode};
-use crate::host::{Deferred, ExeError, Host, Packet, SockKind, Stat, TaskId};
+use crate::host::{
+    Deferred, ExeError, Host, Packet, RouteHop, SockKind, Stat, TaskId, ROUTE_ADDRS_MAX,
+};
 use crate::image::ImageCache;
 use crate::path::ExePath;
 use crate::qualified::{decide_rule, QualTable, QUAL_PATH_BYTES, QUAL_RULES};
@@ -52,6 +54,9 @@ pub struct Outcome {
     pub cached: bool,
     /// Who the packet was attributed to (for debug logging).
     pub ident: Identity,
+    /// A routed packet ([`Peer::routed`](crate::Peer::routed)) refused for an address its route
+    /// names beyond its IP destination: that address, which its event names. `None` otherwise.
+    pub route_dst: Option<crate::qualified::Addr>,
 }
 
 /// A packet answered by the hit path alone ([`Engine::decide_packet_fast`]): a still-valid cached
@@ -94,6 +99,7 @@ impl CachedHit {
             event: None,
             cached: true,
             ident: FastIdentity::get(self.ident),
+            route_dst: None,
         }
     }
 }
@@ -114,6 +120,7 @@ impl Outcome {
             event: None,
             cached: false,
             ident: Identity::Unknown,
+            route_dst: None,
         }
     }
 }
@@ -405,9 +412,61 @@ impl<
     }
 
     /// Whether a verdict for this packet may be cached on its socket: always, unless some rule
-    /// depends on the destination and the socket's destination is not fixed.
+    /// depends on the destination and the socket's destination is not fixed — and never for a
+    /// routed packet (its verdict depends on every address it names, not on the socket).
     fn cacheable<S>(&self, pkt: &Packet<S>) -> bool {
-        pkt.peer.fixed || !self.qual_per_dest.load(Ordering::Acquire)
+        !pkt.peer.routed && (pkt.peer.fixed || !self.qual_per_dest.load(Ordering::Acquire))
+    }
+
+    /// A routed packet ([`Peer::routed`](crate::Peer::routed)) is decided for every address it
+    /// names: `first`, its decision for the IP destination, stands only if the decision `at`
+    /// gives for each address of its route ([`Host::route_hop`], in header order, the same port
+    /// and uid) accepts too; the first that does not is the packet's decision, with that address
+    /// (for the event). A route that cannot be read, or names more than [`ROUTE_ADDRS_MAX`]
+    /// addresses, is decided as a malformed packet (`fail`). Not routed, or `first` refuses
+    /// already: `first`.
+    fn route_decision<H: Host>(
+        host: &H,
+        routed: bool,
+        flags: &FlagValues,
+        facts: &PacketFacts,
+        first: Decision,
+        mut at: impl FnMut(&PacketFacts) -> Decision,
+    ) -> (Decision, Option<crate::qualified::Addr>) {
+        if !routed || first.verdict != Verdict::Accept {
+            return (first, None);
+        }
+        let unreadable = || {
+            decide_early(flags, &PacketFacts::malformed(facts.family)).unwrap_or(Decision::DEFERRED)
+        };
+        // Bounded: one more index than a route can hold, which must be the end.
+        for i in 0..=ROUTE_ADDRS_MAX {
+            let a = match host.route_hop(i) {
+                RouteHop::End => return (first, None),
+                RouteHop::Addr(_) if i == ROUTE_ADDRS_MAX => return (unreadable(), None),
+                RouteHop::Addr(a) => a,
+                RouteHop::Unreadable => return (unreadable(), None),
+            };
+            let d = at(&facts.with_peer(Some(a), facts.dport, facts.uid));
+            if d.verdict != Verdict::Accept {
+                return (d, Some(a));
+            }
+        }
+        (unreadable(), None)
+    }
+
+    /// [`Engine::finish`] for a decision [`Engine::route_decision`] made.
+    fn finish_routed<H: Host>(
+        &self,
+        host: &H,
+        facts: &PacketFacts,
+        ident: Identity,
+        (decision, route_dst): (Decision, Option<crate::qualified::Addr>),
+    ) -> Outcome {
+        Outcome {
+            route_dst,
+            ..self.finish(host, facts, ident, decision, false)
+        }
     }
 
     /// Copies the path of `exe` into `out` (for an event); false if the id went stale.
@@ -497,7 +556,8 @@ impl<
         // not decide (mode enabled, well-formed), tagged with the generation it was computed
         // under and its protocol; so a still-valid one means `decide_early` would decide nothing
         // now either (a mode change bumps the generation). Malformed packets never take it.
-        if !pkt.malformed {
+        // A routed packet never: its verdict depends on every address it names.
+        if !pkt.malformed && !pkt.peer.routed {
             if let Some(sk) = pkt.sk {
                 let key = host.sock_key(sk);
                 // In task context the sender is known: the check refuses a verdict earned by
@@ -545,6 +605,7 @@ impl<
             }),
             cached: true,
             ident: Identity::Exe(exe),
+            route_dst: None,
         }
     }
 
@@ -579,7 +640,7 @@ impl<
                 let same_sender = known.owner.tgid == 0 || sender.is_none_or(|t| t == known.owner);
                 if !same_sender {
                     self.count(host, Stat::Resent);
-                } else if let Some(d) = cv.get_for(gen, pkt.proto) {
+                } else if let Some(d) = cv.get_for(gen, pkt.proto).filter(|_| !pkt.peer.routed) {
                     // The entry was busy for the lock-free check: read under the lock.
                     self.count(host, Stat::Hits);
                     let facts = PacketFacts::new(pkt.proto, pkt.family);
@@ -616,7 +677,14 @@ impl<
                             .read()
                             .store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
                     }
-                    return self.finish(host, &facts, known.exe, d, false);
+                    // (never cached when routed: `cacheable` is false).
+                    let routed =
+                        Self::route_decision(host, pkt.peer.routed, &flags, &facts, d, |f| {
+                            // The executable went stale meanwhile: refused, no event.
+                            self.recompute(&flags, f, &known.exe)
+                                .unwrap_or(Decision::DEFERRED)
+                        });
+                    return self.finish_routed(host, &facts, known.exe, routed);
                 }
                 // The executable was evicted from the table: identify again.
                 self.sockets.write().forget(key);
@@ -641,6 +709,10 @@ impl<
             return Outcome::plain(Decision::DEFERRED);
         }
         let d = self.decide_identified(&flags, &facts, &found, gen);
+        let routed = Self::route_decision(host, pkt.peer.routed, &flags, &facts, d, |f| {
+            decide(&flags, f, &found.ident, self.rule_for(f, &found.ident))
+        });
+        let d = routed.0;
         if found.cache {
             self.sockets.write().insert_with_verdict(
                 key,
@@ -659,7 +731,7 @@ impl<
                 },
             );
         }
-        self.finish(host, &facts, found.ident, d, false)
+        self.finish_routed(host, &facts, found.ident, routed)
     }
 
     /// A user socket missed in the cache (see [`Engine::decide_packet`]).
@@ -1094,6 +1166,7 @@ impl<
             event,
             cached,
             ident,
+            route_dst: None,
         }
     }
 }

@@ -771,6 +771,7 @@ fn to(proto: u32, key: u64, inode: u64, dst: [u8; 4], dport: u16, fixed: bool) -
             dst: Some(e7_core::Addr::V4(dst)),
             dport: Some(dport),
             fixed,
+            routed: false,
         },
         ..pkt(proto, key, inode)
     }

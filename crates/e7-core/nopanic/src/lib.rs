@@ -147,6 +147,15 @@ impl Host for KHost {
     fn for_each_socket(&self, f: &mut dyn FnMut(SocketOwner) -> ControlFlow<()>) {
         Table.for_each_socket(f);
     }
+    fn route_hop(&self, index: usize) -> e7_core::RouteHop {
+        // Any answer at any index, so the route walk's every branch is linked.
+        match black_box(index as u64 ^ self.len as u64) % 4 {
+            0 => e7_core::RouteHop::End,
+            1 => e7_core::RouteHop::Unreadable,
+            2 => e7_core::RouteHop::Addr(e7_core::Addr::V4(black_box([10, 0, 0, 1]))),
+            _ => e7_core::RouteHop::Addr(e7_core::Addr::V6(black_box([0x20; 16]))),
+        }
+    }
     fn defer(&self, s: Deferred) {
         black_box(s);
     }
@@ -379,6 +388,7 @@ pub extern "C" fn e7np_decide_packet_to(
             dst: Some(dst),
             dport: u16::try_from(dport).ok(),
             fixed: flags & 128 != 0,
+            routed: flags & 64 != 0,
         },
         sk: (flags & 8 == 0).then_some((key, key)),
         proto,

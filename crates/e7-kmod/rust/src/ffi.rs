@@ -14,7 +14,7 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use e7_core::{
-    Chunk, ChunkEnd, ExeError, ExePath, Family, Packet, SockInfo, SockKind, SocketKey, SocketOwner,
+    Chunk, ChunkEnd, ExeError, ExePath, Family, Packet, RouteHop, SockInfo, SockKind, SocketKey, SocketOwner,
     Stat, TaskId, Verdict, WalkCursor,
 };
 use e7_proto::nla::{WriteError, Writer};
@@ -22,7 +22,7 @@ use e7_proto::Command;
 
 use crate::abi::{
     E7Dest, E7Exe, E7Peer, E7Pkt, E7ProgSum, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED,
-    HOOK_EXE_SHIFT, HOOK_REASON, PEER_FIXED, PEER_PORT, PKT_IN_TASK, PKT_MALFORMED, PKT_SENDER,
+    HOOK_EXE_SHIFT, HOOK_REASON, PEER_FIXED, PEER_PORT, PEER_ROUTED, PKT_IN_TASK, PKT_MALFORMED, PKT_SENDER,
     SOCK_KERNEL, SOCK_USER,
 };
 use crate::control::Handled;
@@ -57,6 +57,7 @@ extern "C" {
     fn e7_c_stat_inc(idx: u32);
     fn e7_c_stat_sum(idx: u32) -> u64;
     fn e7_c_pkt_dest(skb: *mut c_void, family: u8, out: *mut E7Peer) -> i32;
+    fn e7_c_pkt_route(skb: *mut c_void, family: u8, index: u32, out: *mut u8) -> i32;
     fn e7_c_prog_read(id: u64, out: *mut E7ProgSum) -> i32;
     fn e7_c_sk_cookie(sk: *mut c_void) -> u64;
     fn e7_c_sk_info(sk: *mut c_void, out: *mut E7SockInfo);
@@ -188,6 +189,28 @@ impl Kernel for Shim<'_> {
         }
         let peer = peer_from(p.family, &out);
         (peer.dst, peer.dport)
+    }
+
+    fn packet_route(&self, index: usize) -> RouteHop {
+        let (Some(p), false) = (self.pkt, self.skb.is_null()) else {
+            return RouteHop::End;
+        };
+        let Ok(index) = u32::try_from(index) else {
+            return RouteHop::End;
+        };
+        let mut addr = [0u8; 16];
+        // SAFETY: skb is the hook's packet, valid for the whole hook call this Shim lives in
+        // (made only by e7_hook); addr is a local 16-byte buffer, the most the shim writes. Reads
+        // headers with skb_header_pointer, bounded by the header's own length.
+        match unsafe { e7_c_pkt_route(self.skb, p.family, index, addr.as_mut_ptr()) } {
+            0 => RouteHop::End,
+            1 if p.family == 6 => RouteHop::Addr(e7_core::qualified::Addr::V6(addr)),
+            1 => {
+                let [a, b, c, d, ..] = addr;
+                RouteHop::Addr(e7_core::qualified::Addr::V4([a, b, c, d]))
+            }
+            _ => RouteHop::Unreadable,
+        }
     }
 
     fn sk_cookie(&self, sk: SockRef<'_>) -> SocketKey {
@@ -400,6 +423,7 @@ const NOT_READ: e7_core::Peer = e7_core::Peer {
     dst: None,
     dport: None,
     fixed: false,
+    routed: false,
 };
 
 /// An `e7_peer` as e7-core's [`e7_core::Peer`].
@@ -414,6 +438,7 @@ fn peer_from(family: u8, peer: &E7Peer) -> e7_core::Peer {
         dst: Some(dst),
         dport: (peer.flags & PEER_PORT != 0).then_some(peer.dport),
         fixed: peer.flags & PEER_FIXED != 0,
+        routed: peer.flags & PEER_ROUTED != 0,
     }
 }
 

@@ -97,6 +97,13 @@ pub trait Kernel {
     fn packet_dest(&self) -> (Option<e7_core::qualified::Addr>, Option<u16>) {
         (None, None)
     }
+    /// Inside the hook, any context, bounded: the `index`-th address the packet's route names
+    /// (only asked for a packet whose peer says routed; see e7-core's `Host::route_hop`).
+    /// Default: none.
+    fn packet_route(&self, index: usize) -> e7_core::RouteHop {
+        let _ = index;
+        e7_core::RouteHop::End
+    }
     /// The socket's cookie: 64-bit, assigned once, never reused, kept when the socket is orphaned.
     fn sk_cookie(&self, sk: Self::Sock<'_>) -> SocketKey;
     /// The socket's inode and backing.

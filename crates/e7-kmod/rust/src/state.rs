@@ -115,6 +115,9 @@ impl<R: RawRwLock, K: Kernel> Host for Hook<'_, R, K> {
     fn sock_key(&self, sk: K::Sock<'_>) -> SocketKey {
         self.k.sk_cookie(sk)
     }
+    fn route_hop(&self, index: usize) -> e7_core::RouteHop {
+        self.k.packet_route(index)
+    }
     fn sock_info(&self, sk: K::Sock<'_>) -> SockInfo {
         self.k.sk_info(sk)
     }
@@ -323,9 +326,9 @@ impl<R: RawRwLock> Module<R> {
     #[inline(never)]
     fn packet_full<S>(&self, k: &impl Kernel, p: &Packet<S>, out: Outcome) -> HookOutcome {
         if let Some(ev) = out.event {
-            // Where the packet went: the decision's own facts when a rule needed them, else read
-            // now (only for an event).
-            let (dst, dport) = match p.peer.dst {
+            // Where the packet went: the address of its route that refused it, else the
+            // decision's own facts when a rule needed them, else read now (only for an event).
+            let (dst, dport) = match out.route_dst.or(p.peer.dst) {
                 Some(d) => (Some(d), p.peer.dport),
                 None => k.packet_dest(),
             };

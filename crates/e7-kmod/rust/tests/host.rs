@@ -1891,6 +1891,7 @@ fn to(mut p: PacketIn, a: [u8; 4], port: u16, fixed: bool) -> PacketIn {
         dst: Some(e7_core::qualified::Addr::V4(a)),
         dport: Some(port),
         fixed,
+        routed: false,
     };
     p
 }
@@ -1958,6 +1959,7 @@ fn qualified_rules_are_added_listed_enforced_per_destination_and_cleared() {
         dst: None,
         dport: None,
         fixed: false,
+        routed: false,
     };
     assert_eq!(m.packet(&k, &unknown), Verdict::Accept);
     assert_eq!(
