@@ -321,3 +321,122 @@ pub fn reconnect(a: IpAddr, b: IpAddr, port: u16, rounds: u32, timeout: Duration
     };
     report_pair("reconnect", run())
 }
+
+/// How `route` sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// An unconnected UDP socket: `sendto(FINAL)` through the route, then (option removed)
+    /// `sendto(first hop)`.
+    Udp,
+    /// A UDP socket connected to FINAL: a plain send, a send through the route, a plain send.
+    Connected,
+}
+
+impl RouteKind {
+    /// The command-line word.
+    pub fn parse(s: &str) -> Option<RouteKind> {
+        match s {
+            "udp" => Some(RouteKind::Udp),
+            "connected" => Some(RouteKind::Connected),
+            _ => None,
+        }
+    }
+}
+
+/// One send through a route: `sent` (the packet left: the hook accepted it), `blocked` (EPERM),
+/// or the error. Not checked at a receiver: the VM does not forward source-routed packets.
+fn routed_send(tx: &UdpSocket, dst: Option<SocketAddr>, msg: &[u8]) -> Outcome {
+    let sent = match dst {
+        Some(d) => tx.send_to(msg, d),
+        None => tx.send(msg),
+    };
+    match sent {
+        Ok(_) => Outcome::Delivered("sent".into()),
+        Err(e) => classify_send_error("send through the route", &e),
+    }
+}
+
+fn word(o: &Outcome, ok: &str) -> String {
+    match o {
+        Outcome::Delivered(_) => ok.into(),
+        Outcome::Blocked(_) => "blocked".into(),
+        Outcome::Failed(e) => format!("error({e})"),
+    }
+}
+
+/// UDP to `fin` through `hops` (first hop first; IPv6: a segment routing header, IPv4: a loose
+/// source route, both as an unprivileged socket may set them), next to plain sends on the same
+/// socket (see [`RouteKind`]). Prints `route routed=sent|blocked plain=delivered|blocked` (udp) or
+/// `route before=.. routed=.. after=..` (connected); exit code of the routed send: 0 sent, 1
+/// blocked, 2 error.
+pub fn route(kind: RouteKind, fin: IpAddr, hops: &[IpAddr], timeout: Duration) -> u8 {
+    let run = || -> Result<(Option<Outcome>, Outcome, Outcome), Outcome> {
+        let Some(&first) = hops.first() else {
+            return Err(Outcome::Failed("no hop".into()));
+        };
+        if hops.iter().any(|h| h.is_ipv6() != fin.is_ipv6()) {
+            return Err(Outcome::Failed("hops and FINAL must be one family".into()));
+        }
+        // One receiver on every local address, so no plain send meets a port unreachable.
+        let (rx, at) = receiver(unspecified(fin), 0)?;
+        let port = at.port();
+        let tx = UdpSocket::bind((unspecified(fin), 0))
+            .map_err(|e| Outcome::Failed(format!("bind sender: {e}")))?;
+        let set = || {
+            sys::set_route(&tx, hops)
+                .map_err(|e| Outcome::Failed(format!("setsockopt route option: {e}")))
+        };
+        let clear = || {
+            sys::clear_route(&tx, fin.is_ipv6())
+                .map_err(|e| Outcome::Failed(format!("remove route option: {e}")))
+        };
+        let final_dst = SocketAddr::new(fin, port);
+        match kind {
+            RouteKind::Udp => {
+                set()?;
+                let routed = routed_send(&tx, Some(final_dst), b"e7-probe routed");
+                clear()?;
+                let plain = send_one(
+                    &tx,
+                    Some(SocketAddr::new(first, port)),
+                    &rx,
+                    b"e7-probe plain",
+                    timeout,
+                );
+                Ok((None, routed, plain))
+            }
+            RouteKind::Connected => {
+                tx.connect(final_dst)
+                    .map_err(|e| Outcome::Failed(format!("connect: {e}")))?;
+                let before = send_one(&tx, None, &rx, b"e7-probe before", timeout);
+                set()?;
+                let routed = routed_send(&tx, None, b"e7-probe routed");
+                clear()?;
+                let after = send_one(&tx, None, &rx, b"e7-probe after", timeout);
+                Ok((Some(before), routed, after))
+            }
+        }
+    };
+    match run() {
+        Ok((before, routed, plain)) => {
+            match before {
+                None => println!(
+                    "route routed={} plain={}",
+                    word(&routed, "sent"),
+                    word(&plain, "delivered")
+                ),
+                Some(b) => println!(
+                    "route before={} routed={} after={}",
+                    word(&b, "delivered"),
+                    word(&routed, "sent"),
+                    word(&plain, "delivered")
+                ),
+            }
+            routed.exit_code()
+        }
+        Err(o) => {
+            println!("route {o}");
+            2
+        }
+    }
+}

@@ -87,6 +87,14 @@ destinations (rules with `to`/`port`; ADDR must be local: 127.0.0.0/8, ::1 or an
                                            times; prints `reconnect a_ok=.. ..` (A counts two per round)
   connected ADDR ROUNDS [PORT]             ONE connected UDP socket sends ROUNDS times; prints
                                            `connected ok=.. blocked=.. errors=..`
+  route udp|connected FINAL HOP[,HOP...]   UDP to FINAL through the HOPs (first hop first): IPv6 a segment
+                                           routing header (IPV6_RTHDR), IPv4 a loose source route
+                                           (IP_OPTIONS), both allowed to any user. udp: unconnected sendto
+                                           through the route, then (option removed) sendto the first hop;
+                                           prints `route routed=sent|blocked plain=delivered|blocked`.
+                                           connected: connected to FINAL, a plain send, one through the
+                                           route, a plain one; prints `route before=.. routed=.. after=..`.
+                                           Exit code of the routed send (sent: the hook let it leave)
   udp4m|tcp4m are IPv4 from a dual-stack IPv6 socket (to ::ffff:127.0.0.1); udp6x is UDP over IPv6 behind a
   Destination Options header (root)
 other:
@@ -248,6 +256,11 @@ enum Cmd {
         rounds: u32,
         port: u16,
     },
+    Route {
+        kind: dest::RouteKind,
+        fin: std::net::IpAddr,
+        hops: Vec<std::net::IpAddr>,
+    },
     Help,
 }
 
@@ -359,6 +372,29 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             };
             no_more(args, 4)?;
             Cmd::To { kind, addr, port }
+        }
+        "route" => {
+            let Some(kind) = args.get(1).map(String::as_str).and_then(dest::RouteKind::parse)
+            else {
+                return usage_err(format!(
+                    "route: expected udp or connected, got {:?}",
+                    args.get(1)
+                ));
+            };
+            let fin = parse_num("FINAL", args.get(2), "an IPv4 or IPv6 address")?;
+            let Some(list) = args.get(3) else {
+                return usage_err("route: missing HOP[,HOP...] (addresses, the first hop first)");
+            };
+            let hops = list
+                .split(',')
+                .map(|h| {
+                    h.parse().map_err(|_| {
+                        UsageError(format!("route: HOP must be an IPv4 or IPv6 address, got {h:?}"))
+                    })
+                })
+                .collect::<Result<Vec<std::net::IpAddr>, _>>()?;
+            no_more(args, 4)?;
+            Cmd::Route { kind, fin, hops }
         }
         "alternate" | "reconnect" => {
             let a = parse_num("ADDR_A", args.get(1), "an IPv4 or IPv6 address")?;
@@ -1359,6 +1395,7 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
         Cmd::Connected { addr, rounds, port } => {
             ExitCode::from(dest::connected(addr, port, rounds, timeout))
         }
+        Cmd::Route { kind, fin, hops } => ExitCode::from(dest::route(kind, fin, &hops, timeout)),
         Cmd::Uring { v6, worker } => report(&uring::uring_send(v6, worker, timeout)),
         Cmd::Inherit { v6, prog } => report(&uring::inherit(v6, &prog, timeout)),
         Cmd::SendFd { fd } => report(&uring::send_fd(fd)),

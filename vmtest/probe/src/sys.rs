@@ -141,6 +141,73 @@ pub fn set_ipv6_dstopts(sock: &impl AsRawFd) -> io::Result<()> {
     }
 }
 
+/// `IPPROTO_IP` and `IP_OPTIONS` (`<linux/in.h>`): IPv4 options for every packet sent.
+const IPPROTO_IP: c_int = 0;
+const IP_OPTIONS: c_int = 4;
+/// `IPV6_RTHDR` (`<linux/in6.h>`): a sticky routing header for every packet sent.
+const IPV6_RTHDR: c_int = 57;
+/// `IPOPT_LSRR`: the loose source route option.
+const IPOPT_LSRR: u8 = 131;
+/// `IPV6_SRCRT_TYPE_4`: a segment routing header.
+const IPV6_SRCRT_TYPE_4: u8 = 4;
+
+/// The sticky route option that sends `sock`'s packets through `hops` (the first hop first) before
+/// their destination, as an unprivileged socket may: IPv4 `IP_OPTIONS` with a loose source route
+/// (the kernel takes its first address as the first hop and writes the destination into its last
+/// slot), IPv6 `IPV6_RTHDR` with a segment routing header (type 4; segment 0 is the destination,
+/// which the kernel fills in, and the first hop is the last segment). Empty `hops`: removes it.
+pub fn set_route(sock: &impl AsRawFd, hops: &[std::net::IpAddr]) -> io::Result<()> {
+    let v6 = hops.first().is_some_and(|h| h.is_ipv6());
+    let mut opt = Vec::new();
+    if v6 {
+        let n = hops.len() + 1;
+        let last = u8::try_from(hops.len()).map_err(|_| io::Error::other("too many hops"))?;
+        let hdrlen = u8::try_from(2 * n).map_err(|_| io::Error::other("too many hops"))?;
+        // next header (kernel), length in 8-octet units past the first 8, type, segments left,
+        // first segment (the last index), flags, tag.
+        opt.extend_from_slice(&[0, hdrlen, IPV6_SRCRT_TYPE_4, last, last, 0, 0, 0]);
+        opt.extend_from_slice(&[0; 16]); // segment 0: the destination (the kernel writes it)
+        for h in hops.iter().rev() {
+            match h {
+                std::net::IpAddr::V6(a) => opt.extend_from_slice(&a.octets()),
+                std::net::IpAddr::V4(_) => return Err(io::Error::other("mixed address families")),
+            }
+        }
+    } else if !hops.is_empty() {
+        let len = u8::try_from(3 + 4 * (hops.len() + 1))
+            .map_err(|_| io::Error::other("too many hops"))?;
+        opt.extend_from_slice(&[IPOPT_LSRR, len, 4]);
+        for h in hops {
+            match h {
+                std::net::IpAddr::V4(a) => opt.extend_from_slice(&a.octets()),
+                std::net::IpAddr::V6(_) => return Err(io::Error::other("mixed address families")),
+            }
+        }
+        opt.extend_from_slice(&[0; 4]); // the destination's slot (the kernel writes it)
+    }
+    let len = u32::try_from(opt.len()).map_err(|_| io::Error::other("option too long"))?;
+    let (level, name) = if v6 {
+        (IPPROTO_IPV6, IPV6_RTHDR)
+    } else {
+        (IPPROTO_IP, IP_OPTIONS)
+    };
+    // SAFETY: `opt` is a live buffer of `len` bytes for the duration of the call (a null-free empty
+    // Vec pointer with length 0 removes the option); the kernel copies it and keeps no pointer. The
+    // descriptor is owned by `sock` and open.
+    check(unsafe { setsockopt(sock.as_raw_fd(), level, name, opt.as_ptr(), len) })
+}
+
+/// Removes the route option of `sock` (`v6`: `IPV6_RTHDR`, else `IP_OPTIONS`).
+pub fn clear_route(sock: &impl AsRawFd, v6: bool) -> io::Result<()> {
+    let (level, name) = if v6 {
+        (IPPROTO_IPV6, IPV6_RTHDR)
+    } else {
+        (IPPROTO_IP, IP_OPTIONS)
+    };
+    // SAFETY: a zero-length option (the pointer is not read); the descriptor is owned by `sock`.
+    check(unsafe { setsockopt(sock.as_raw_fd(), level, name, [0u8; 1].as_ptr(), 0) })
+}
+
 fn check(rc: c_int) -> io::Result<()> {
     if rc < 0 {
         Err(io::Error::last_os_error())

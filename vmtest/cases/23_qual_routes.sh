@@ -1,0 +1,88 @@
+# Routes (issue 11): a packet that names a route — an IPv6 segment routing header (IPV6_RTHDR, type 4)
+# or an IPv4 loose source route (IP_OPTIONS, LSRR), both open to any user — goes first to the IP
+# header's destination, which is only its first hop. e7 decides it for every address it names (the IP
+# destination, each hop or segment, the final destination): it leaves only if each decision accepts,
+# and it is never answered from nor stored in the socket cache. `e7-probe route udp|connected FINAL
+# HOPS` sends UDP to FINAL through HOPS (first hop first) as uid 65534 and reports whether the routed
+# datagram left (EPERM: dropped at LOCAL_OUT) and whether plain datagrams on the same socket arrive.
+
+# Local destinations on lo: 10.3.0.0/16 and 2001:db8:3::/48 allowed, 10.4.0.0/16 and 2001:db8:4::/48
+# what the cases block (idempotent: the VM lives across cases).
+route_addrs() {
+    for a in 10.3.0.1 10.3.0.2 10.4.0.1 10.4.0.2; do ip addr add "$a/32" dev lo 2>/dev/null; done
+    for a in 2001:db8:3::1 2001:db8:3::2 2001:db8:4::1 2001:db8:4::2; do
+        ip -6 addr add "$a/128" dev lo nodad 2>/dev/null
+    done
+    ip addr show dev lo | grep -q 'inet 10.4.0.2/' && ip -6 addr show dev lo | grep -q '2001:db8:4::2/' \
+        && ok "route destinations added to lo" \
+        || fail "could not add addresses to lo: $(short "$(ip addr show dev lo 2>&1)")"
+}
+
+# route_expect LINE RC ARGS...: uid 65534 runs /opt/a's probe `route ARGS`; its line and exit code
+# (0: the routed datagram left, 1: it was dropped).
+route_expect() {
+    _line=$1
+    _rc=$2
+    shift 2
+    run "$PU" as-user "$NOBODY" "$PA" route "$@"
+    if [ "$RC" = "$_rc" ] && [ "$OUT" = "$_line" ]; then
+        ok "route $* -> $OUT"
+    else
+        fail "route $* -> rc $RC, want rc $_rc and '$_line': $(short "$OUT")"
+    fi
+}
+
+# routes_for ALLOWED_A ALLOWED_B BLOCKED_A BLOCKED_B: the whole set for one family, with
+# `block any / to` the blocked prefix in force.
+routes_for() {
+    _a=$1
+    _b=$2
+    _x=$3
+    _y=$4
+    # Without a route: the allowed address passes, the blocked one does not (the rule works at all).
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp "$_a"
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp "$_x"
+    # The hole: a blocked final destination behind an allowed first hop. The same socket, its route
+    # removed, still reaches the allowed hop.
+    route_expect "route routed=blocked plain=delivered" 1 udp "$_x" "$_a"
+    # A blocked address anywhere in the middle of the route.
+    route_expect "route routed=blocked plain=delivered" 1 udp "$_b" "$_a,$_y,$_b"
+    # The reverse: the blocked address as the first hop, an allowed final destination.
+    route_expect "route routed=blocked plain=blocked" 1 udp "$_b" "$_x"
+    # Every address allowed: it leaves.
+    route_expect "route routed=sent plain=delivered" 0 udp "$_b" "$_a"
+    route_expect "route routed=sent plain=delivered" 0 udp "$_b" "$_a,$_b,$_a"
+    # A connected socket whose plain packets (to an allowed address) earn a cached verdict: the
+    # routed packet, whose IP destination is that same address, is not answered from the cache and
+    # is dropped for the blocked hop; the plain packet after it is still allowed.
+    route_expect "route before=delivered routed=blocked after=delivered" 1 connected "$_a" "$_a,$_y"
+    route_expect "route before=delivered routed=sent after=delivered" 0 connected "$_a" "$_a,$_b"
+}
+
+# IPv6: a segment routing header (IPV6_RTHDR type 4), as uid 65534.
+case_route6_every_segment() {
+    route_addrs
+    enforce
+    must e7 block any / to 2001:db8:4::/48
+    routes_for 2001:db8:3::1 2001:db8:3::2 2001:db8:4::1 2001:db8:4::2
+}
+
+# IPv4: a loose source route (IP_OPTIONS, LSRR), as uid 65534.
+case_route4_every_hop() {
+    route_addrs
+    enforce
+    must e7 block any / to 10.4.0.0/16
+    routes_for 10.3.0.1 10.3.0.2 10.4.0.1 10.4.0.2
+}
+
+# A route with every address allowed is decided like any packet: a rule for the program's other
+# qualifiers still applies (here `port`), and with no rule depending on the destination the hook
+# does not read the route at all (the routed datagram leaves).
+case_route_rules_still_apply() {
+    route_addrs
+    enforce
+    route_expect "route routed=sent plain=delivered" 0 udp 10.4.0.1 10.3.0.1
+    must e7 block udp /opt/a/ to 10.3.0.0/16
+    route_expect "route routed=blocked plain=delivered" 1 udp 10.3.0.2 10.4.0.1
+    route_expect "route routed=sent plain=delivered" 0 udp 10.4.0.2 10.4.0.1
+}
