@@ -374,7 +374,10 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
             Cmd::To { kind, addr, port }
         }
         "route" => {
-            let Some(kind) = args.get(1).map(String::as_str).and_then(dest::RouteKind::parse)
+            let Some(kind) = args
+                .get(1)
+                .map(String::as_str)
+                .and_then(dest::RouteKind::parse)
             else {
                 return usage_err(format!(
                     "route: expected udp or connected, got {:?}",
@@ -389,7 +392,9 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
                 .split(',')
                 .map(|h| {
                     h.parse().map_err(|_| {
-                        UsageError(format!("route: HOP must be an IPv4 or IPv6 address, got {h:?}"))
+                        UsageError(format!(
+                            "route: HOP must be an IPv4 or IPv6 address, got {h:?}"
+                        ))
                     })
                 })
                 .collect::<Result<Vec<std::net::IpAddr>, _>>()?;
