@@ -2,6 +2,10 @@
 //! route names more addresses than its IP destination is decided for every one of them, the first
 //! refusal is its decision (and names the address), and its verdict is never answered from nor
 //! stored in the socket cache.
+#![allow(
+    clippy::result_large_err,
+    reason = "RuleRing::add hands a full ring's rule back by value (heapless style)"
+)]
 
 use std::cell::RefCell;
 use std::ops::ControlFlow;
