@@ -14,16 +14,16 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use e7_core::{
-    Chunk, ChunkEnd, ExeError, ExePath, Family, Packet, RouteHop, SockInfo, SockKind, SocketKey, SocketOwner,
-    Stat, TaskId, Verdict, WalkCursor,
+    Chunk, ChunkEnd, ExeError, ExePath, Family, Packet, RouteHop, SockInfo, SockKind, SocketKey,
+    SocketOwner, Stat, TaskId, Verdict, WalkCursor,
 };
 use e7_proto::nla::{WriteError, Writer};
 use e7_proto::Command;
 
 use crate::abi::{
     E7Dest, E7Exe, E7Peer, E7Pkt, E7ProgSum, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED,
-    HOOK_EXE_SHIFT, HOOK_REASON, PEER_FIXED, PEER_PORT, PEER_ROUTED, PKT_IN_TASK, PKT_MALFORMED, PKT_SENDER,
-    SOCK_KERNEL, SOCK_USER,
+    HOOK_EXE_SHIFT, HOOK_REASON, PEER_FIXED, PEER_PORT, PEER_ROUTED, PKT_IN_TASK, PKT_MALFORMED,
+    PKT_SENDER, SOCK_KERNEL, SOCK_USER,
 };
 use crate::control::Handled;
 use crate::errno::EINVAL;
