@@ -102,6 +102,8 @@ struct Fake {
     progs: RefCell<HashMap<u16, (u64, E7ProgSum)>>,
     /// The length of the packets the test sends (the hook's `skb->len`).
     pkt_len: Cell<u32>,
+    /// What the packet's route names beyond its IP destination (`packet_route`).
+    route: RefCell<Vec<e7_core::RouteHop>>,
 }
 
 impl Fake {
@@ -184,6 +186,14 @@ impl Kernel for Fake {
 
     fn log(&self, _level: Level, args: fmt::Arguments<'_>) {
         self.logs.borrow_mut().push(args.to_string());
+    }
+
+    fn packet_route(&self, index: usize) -> e7_core::RouteHop {
+        self.route
+            .borrow()
+            .get(index)
+            .copied()
+            .unwrap_or(e7_core::RouteHop::End)
     }
 
     /// The shim's per-program count (`e7_prog_count`, from `e7_hook`'s result) on one CPU: a record counts one id; a newer generation of
@@ -2259,4 +2269,74 @@ fn stats_count_only_while_the_mode_enables_filtering() {
         vec![],
         "mode block decides before asking who sent it"
     );
+}
+
+/// A routed packet (IPv6 routing header, IPv4 source route) is decided for every address its route
+/// names, on the module's path too: refused for a blocked hop behind an allowed IP destination, its
+/// event names that hop; never answered from the socket's cached verdict.
+#[test]
+fn routed_packets_are_decided_for_every_address_and_their_event_names_the_refused_one() {
+    let (m, k) = enabled();
+    set(&m, &k, Flag::Drops, Const::Enabled);
+    request(
+        &m,
+        &k,
+        &Request::AddQualified(
+            RuleSpec {
+                prot: Const::Any.value(),
+                path: "/",
+                action: Action::Block,
+            },
+            qual("10.0.0.0/8", None, None),
+        ),
+        1,
+    )
+    .unwrap();
+    request(&m, &k, &rule(Action::Allow, UDP, "/usr/bin/dig"), 1).unwrap();
+    request(&m, &k, &Request::Subscribe, 71).unwrap();
+    m.unsubscribe(1); // the port used by the set() helper
+    k.process(42, "/usr/bin/dig", &[5000]);
+    k.current.set(Some(42));
+    let sk = k.sock(1, 100, 5000, SockKind::User);
+    // A connected socket to 1.1.1.1: its plain packets are cached.
+    let plain = to(pkt(Some(sk), UDP, true), [1, 1, 1, 1], 53, true);
+    assert_eq!(m.packet(&k, &plain), Verdict::Accept);
+    assert_eq!(m.packet(&k, &plain), Verdict::Accept);
+    let routed = |p: PacketIn| PacketIn {
+        peer: e7_core::Peer {
+            routed: true,
+            ..p.peer
+        },
+        ..p
+    };
+    *k.route.borrow_mut() = vec![
+        e7_core::RouteHop::Addr(e7_core::qualified::Addr::V4([9, 9, 9, 9])),
+        e7_core::RouteHop::Addr(e7_core::qualified::Addr::V4([10, 1, 2, 3])),
+    ];
+    k.take_sent();
+    assert_eq!(m.packet(&k, &routed(plain)), Verdict::Drop);
+    m.work_events(&k);
+    let sent = k.take_sent();
+    assert_eq!(sent.len(), 1, "one block event");
+    match parse_reply(sent[0].cmd.value(), &sent[0].body).unwrap() {
+        Reply::Event { state, peer, .. } => {
+            assert_eq!(state, EventState::Block);
+            assert_eq!(
+                (peer.dst, peer.dport),
+                (Some(e7_core::qualified::Addr::V4([10, 1, 2, 3])), Some(53)),
+                "the event names the hop that refused the packet"
+            );
+        }
+        other => panic!("not an event: {other:?}"),
+    }
+    // Its plain packets keep their verdict; a route of allowed addresses only passes.
+    assert_eq!(m.packet(&k, &plain), Verdict::Accept);
+    *k.route.borrow_mut() = vec![e7_core::RouteHop::Addr(e7_core::qualified::Addr::V4([
+        9, 9, 9, 9,
+    ]))];
+    assert_eq!(m.packet(&k, &routed(plain)), Verdict::Accept);
+    // A route the shim cannot read: the `fail` action (allow by default, block here).
+    set(&m, &k, Flag::Fail, Const::Block);
+    *k.route.borrow_mut() = vec![e7_core::RouteHop::Unreadable];
+    assert_eq!(m.packet(&k, &routed(plain)), Verdict::Drop);
 }
