@@ -330,6 +330,10 @@ pub enum RouteKind {
     Udp,
     /// A UDP socket connected to FINAL: a plain send, a send through the route, a plain send.
     Connected,
+    /// A TCP connection to FINAL through the route (the option set before `connect`), one message
+    /// checked at the listener: it arrives only where the VM processes the route (IPv6
+    /// `seg6_enabled`, IPv4 `accept_source_route`).
+    Tcp,
 }
 
 impl RouteKind {
@@ -338,6 +342,7 @@ impl RouteKind {
         match s {
             "udp" => Some(RouteKind::Udp),
             "connected" => Some(RouteKind::Connected),
+            "tcp" => Some(RouteKind::Tcp),
             _ => None,
         }
     }
@@ -392,6 +397,11 @@ pub fn route(kind: RouteKind, fin: IpAddr, hops: &[IpAddr], timeout: Duration) -
         };
         let final_dst = SocketAddr::new(fin, port);
         match kind {
+            RouteKind::Tcp => Ok((
+                None,
+                route_tcp(fin, hops, timeout),
+                Outcome::Delivered(String::new()),
+            )),
             RouteKind::Udp => {
                 set()?;
                 let routed = routed_send(&tx, Some(final_dst), b"e7-probe routed");
@@ -420,6 +430,9 @@ pub fn route(kind: RouteKind, fin: IpAddr, hops: &[IpAddr], timeout: Duration) -
     match run() {
         Ok((before, routed, plain)) => {
             match before {
+                None if kind == RouteKind::Tcp => {
+                    println!("route routed={}", word(&routed, "delivered"))
+                }
                 None => println!(
                     "route routed={} plain={}",
                     word(&routed, "sent"),
@@ -438,5 +451,51 @@ pub fn route(kind: RouteKind, fin: IpAddr, hops: &[IpAddr], timeout: Duration) -
             println!("route {o}");
             2
         }
+    }
+}
+
+/// One TCP exchange with a listener on `fin` through `hops`: `Delivered` when the message arrived,
+/// `Blocked` on EPERM or when no handshake completed within `timeout` (the SYN was dropped).
+fn route_tcp(fin: IpAddr, hops: &[IpAddr], timeout: Duration) -> Outcome {
+    let listener = match TcpListener::bind((fin, 0)) {
+        Ok(l) => l,
+        Err(e) => return Outcome::Failed(format!("listen on [{fin}]:0: {e}")),
+    };
+    let dst = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => return Outcome::Failed(format!("listener address: {e}")),
+    };
+    let domain = if fin.is_ipv6() {
+        sys::AF_INET6
+    } else {
+        sys::AF_INET
+    };
+    let mut client =
+        match sys::stream_connect_with(domain, 6, dst, timeout, &|s| sys::set_route(s, hops)) {
+            Ok(c) => c,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) || e.raw_os_error() == Some(115) =>
+            {
+                // EINPROGRESS: SO_SNDTIMEO ended the blocking connect.
+                return Outcome::Blocked(format!("no TCP handshake with {dst}"));
+            }
+            Err(e) => return classify_send_error("connect", &e),
+        };
+    if let Err(e) = client.write_all(b"e7-probe route\n") {
+        return classify_send_error("send", &e);
+    }
+    let (mut server, _) = match listener.accept() {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(format!("accept: {e}")),
+    };
+    let _ = server.set_read_timeout(Some(timeout));
+    let mut buf = [0u8; 15];
+    match server.read_exact(&mut buf) {
+        Ok(()) if &buf == b"e7-probe route\n" => Outcome::Delivered(format!("tcp to {dst}")),
+        Ok(()) => Outcome::Failed("wrong bytes arrived".into()),
+        Err(_) => Outcome::Blocked(format!("the message did not reach {dst}")),
     }
 }

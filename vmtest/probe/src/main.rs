@@ -87,13 +87,17 @@ destinations (rules with `to`/`port`; ADDR must be local: 127.0.0.0/8, ::1 or an
                                            times; prints `reconnect a_ok=.. ..` (A counts two per round)
   connected ADDR ROUNDS [PORT]             ONE connected UDP socket sends ROUNDS times; prints
                                            `connected ok=.. blocked=.. errors=..`
-  route udp|connected FINAL HOP[,HOP...]   UDP to FINAL through the HOPs (first hop first): IPv6 a segment
+  route udp|connected|tcp FINAL HOP[,HOP...]
+                                           UDP to FINAL through the HOPs (first hop first): IPv6 a segment
                                            routing header (IPV6_RTHDR), IPv4 a loose source route
                                            (IP_OPTIONS), both allowed to any user. udp: unconnected sendto
                                            through the route, then (option removed) sendto the first hop;
                                            prints `route routed=sent|blocked plain=delivered|blocked`.
                                            connected: connected to FINAL, a plain send, one through the
                                            route, a plain one; prints `route before=.. routed=.. after=..`.
+                                           tcp: one TCP exchange through the route (option set before
+                                           connect); prints `route routed=delivered|blocked` (arrives only
+                                           where the route is processed: seg6_enabled, accept_source_route).
                                            Exit code of the routed send (sent: the hook let it leave)
   udp4m|tcp4m are IPv4 from a dual-stack IPv6 socket (to ::ffff:127.0.0.1); udp6x is UDP over IPv6 behind a
   Destination Options header (root)
@@ -380,7 +384,7 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
                 .and_then(dest::RouteKind::parse)
             else {
                 return usage_err(format!(
-                    "route: expected udp or connected, got {:?}",
+                    "route: expected udp, connected or tcp, got {:?}",
                     args.get(1)
                 ));
             };

@@ -280,6 +280,18 @@ pub fn stream_connect(
     addr: std::net::SocketAddr,
     timeout: std::time::Duration,
 ) -> io::Result<std::net::TcpStream> {
+    stream_connect_with(domain, protocol, addr, timeout, &|_| Ok(()))
+}
+
+/// [`stream_connect`], with `setup` run on the socket before it connects (socket options that
+/// must be in place for the SYN).
+pub fn stream_connect_with(
+    domain: c_int,
+    protocol: c_int,
+    addr: std::net::SocketAddr,
+    timeout: std::time::Duration,
+    setup: &dyn Fn(&std::net::TcpStream) -> io::Result<()>,
+) -> io::Result<std::net::TcpStream> {
     // SAFETY: integers only; returns a new descriptor or -1.
     let fd = unsafe { socket(domain, SOCK_STREAM | SOCK_CLOEXEC, protocol) };
     if fd < 0 {
@@ -288,6 +300,7 @@ pub fn stream_connect(
     // SAFETY: `fd` was just returned by a successful `socket` call and is owned by nothing else.
     let stream = std::net::TcpStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
     stream.set_write_timeout(Some(timeout))?;
+    setup(&stream)?;
     let (sa, len) = sockaddr(addr);
     // SAFETY: `sa` holds a valid sockaddr of `len` bytes for the call; the kernel copies it. The
     // descriptor is owned by `stream` and open.
