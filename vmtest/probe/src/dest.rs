@@ -332,7 +332,7 @@ pub enum RouteKind {
     Connected,
     /// A TCP connection to FINAL through the route (the option set before `connect`), one message
     /// checked at the listener: it arrives only where the VM processes the route (IPv6
-    /// `seg6_enabled`, IPv4 `accept_source_route`).
+    /// `seg6_enabled`).
     Tcp,
 }
 

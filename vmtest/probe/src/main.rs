@@ -97,7 +97,7 @@ destinations (rules with `to`/`port`; ADDR must be local: 127.0.0.0/8, ::1 or an
                                            route, a plain one; prints `route before=.. routed=.. after=..`.
                                            tcp: one TCP exchange through the route (option set before
                                            connect); prints `route routed=delivered|blocked` (arrives only
-                                           where the route is processed: seg6_enabled, accept_source_route).
+                                           where the route is processed: IPv6 seg6_enabled).
                                            Exit code of the routed send (sent: the hook let it leave)
   udp4m|tcp4m are IPv4 from a dual-stack IPv6 socket (to ::ffff:127.0.0.1); udp6x is UDP over IPv6 behind a
   Destination Options header (root)
