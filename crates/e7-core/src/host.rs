@@ -135,7 +135,8 @@ pub struct Peer {
     /// The packet names a route (an IPv6 routing header, an IPv4 loose or strict source route):
     /// [`Peer::dst`] is only its first hop. Such a packet is decided for every address it names
     /// ([`Host::route_hop`]) and its verdict is never answered from, nor stored in, the socket
-    /// cache.
+    /// cache. A host that sets it must answer [`Host::route_hop`] (whose default names no address,
+    /// which would decide the packet for its first hop alone).
     pub routed: bool,
 }
 
