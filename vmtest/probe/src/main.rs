@@ -1584,6 +1584,52 @@ mod tests {
     }
 
     #[test]
+    fn route_parses_hops_and_builds_the_options_the_kernel_takes() {
+        let a: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8::2".parse().unwrap();
+        assert_eq!(
+            p(&["route", "udp", "2001:db8::9", "2001:db8::1,2001:db8::2"]),
+            Ok(Cmd::Route {
+                kind: dest::RouteKind::Udp,
+                fin: "2001:db8::9".parse().unwrap(),
+                hops: vec![a, b],
+            })
+        );
+        let e = p(&["route", "tcp", "10.0.0.1", "10.0.0.2,x"]).expect_err("bad hop");
+        assert!(e.0.contains("HOP") && e.0.contains("\"x\""), "{e}");
+        let e = p(&["route", "raw", "10.0.0.1", "10.0.0.2"]).expect_err("bad kind");
+        assert!(e.0.contains("udp, connected or tcp"), "{e}");
+        // IPv6: a type 4 header of 3 segments (destination, then the hops last first), first
+        // segment and segments left both 2 (the first hop is segment 2).
+        let (v6, opt) = sys::route_option(&[a, b]).unwrap();
+        assert!(v6);
+        assert_eq!(opt.len(), 8 + 3 * 16);
+        assert_eq!(&opt[..8], &[0, 6, 4, 2, 2, 0, 0, 0]);
+        assert_eq!(
+            &opt[24..40],
+            &b.to_string()
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets()
+        );
+        assert_eq!(
+            &opt[40..56],
+            &[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+        );
+        // IPv4: LSRR with the hops first hop first and a slot for the destination.
+        let (v6, opt) = sys::route_option(&["10.3.0.1".parse().unwrap()]).unwrap();
+        assert!(!v6);
+        assert_eq!(opt, vec![131, 11, 4, 10, 3, 0, 1, 0, 0, 0, 0]);
+        let nine: Vec<std::net::IpAddr> = (0..9)
+            .map(|i| format!("10.0.0.{i}").parse().unwrap())
+            .collect();
+        assert!(
+            sys::route_option(&nine).is_err(),
+            "more than 40 option bytes"
+        );
+    }
+
+    #[test]
     fn after_wraps_any_single_command() {
         assert_eq!(
             p(&["after", "/tmp/g", "udp4m"]),

@@ -151,12 +151,12 @@ const IPOPT_LSRR: u8 = 131;
 /// `IPV6_SRCRT_TYPE_4`: a segment routing header.
 const IPV6_SRCRT_TYPE_4: u8 = 4;
 
-/// The sticky route option that sends `sock`'s packets through `hops` (the first hop first) before
-/// their destination, as an unprivileged socket may: IPv4 `IP_OPTIONS` with a loose source route
+/// The sticky route option that sends a socket's packets through `hops` (the first hop first)
+/// before their destination, as a socket may set it: IPv4 `IP_OPTIONS` with a loose source route
 /// (the kernel takes its first address as the first hop and writes the destination into its last
 /// slot), IPv6 `IPV6_RTHDR` with a segment routing header (type 4; segment 0 is the destination,
-/// which the kernel fills in, and the first hop is the last segment). Empty `hops`: removes it.
-pub fn set_route(sock: &impl AsRawFd, hops: &[std::net::IpAddr]) -> io::Result<()> {
+/// which the kernel fills in, and the first hop is the last segment). Returns (IPv6?, option bytes).
+pub fn route_option(hops: &[std::net::IpAddr]) -> io::Result<(bool, Vec<u8>)> {
     let v6 = hops.first().is_some_and(|h| h.is_ipv6());
     let mut opt = Vec::new();
     if v6 {
@@ -175,7 +175,9 @@ pub fn set_route(sock: &impl AsRawFd, hops: &[std::net::IpAddr]) -> io::Result<(
         }
     } else if !hops.is_empty() {
         let len = u8::try_from(3 + 4 * (hops.len() + 1))
-            .map_err(|_| io::Error::other("too many hops"))?;
+            .ok()
+            .filter(|l| *l <= 40)
+            .ok_or_else(|| io::Error::other("too many hops for 40 bytes of IPv4 options"))?;
         opt.extend_from_slice(&[IPOPT_LSRR, len, 4]);
         for h in hops {
             match h {
@@ -185,15 +187,20 @@ pub fn set_route(sock: &impl AsRawFd, hops: &[std::net::IpAddr]) -> io::Result<(
         }
         opt.extend_from_slice(&[0; 4]); // the destination's slot (the kernel writes it)
     }
+    Ok((v6, opt))
+}
+
+/// Sets [`route_option`]`(hops)` on `sock`.
+pub fn set_route(sock: &impl AsRawFd, hops: &[std::net::IpAddr]) -> io::Result<()> {
+    let (v6, opt) = route_option(hops)?;
     let len = u32::try_from(opt.len()).map_err(|_| io::Error::other("option too long"))?;
     let (level, name) = if v6 {
         (IPPROTO_IPV6, IPV6_RTHDR)
     } else {
         (IPPROTO_IP, IP_OPTIONS)
     };
-    // SAFETY: `opt` is a live buffer of `len` bytes for the duration of the call (a null-free empty
-    // Vec pointer with length 0 removes the option); the kernel copies it and keeps no pointer. The
-    // descriptor is owned by `sock` and open.
+    // SAFETY: `opt` is a live buffer of `len` bytes for the duration of the call; the kernel
+    // copies it and keeps no pointer. The descriptor is owned by `sock` and open.
     check(unsafe { setsockopt(sock.as_raw_fd(), level, name, opt.as_ptr(), len) })
 }
 
