@@ -18,9 +18,6 @@ pub const PKT_IN_TASK: u8 = 0x2;
 pub const PKT_SENDER: u8 = 0x4;
 /// `E7_PEER_PORT`: `E7Peer::dport` holds the destination port.
 pub const PEER_PORT: u8 = 0x1;
-/// `E7_PEER_FIXED`: the packet goes to its socket's connected destination; the shim mixed the
-/// destination into `E7Pkt::cookie`, so a cached verdict is per (socket, destination).
-pub const PEER_FIXED: u8 = 0x2;
 /// `E7_SOCK_DETACHED`: no `struct socket` (orphaned, or a child not yet `accept()`ed).
 pub const SOCK_DETACHED: u32 = 0;
 /// `E7_SOCK_KERNEL`: a `struct socket` without a file (a kernel socket).
