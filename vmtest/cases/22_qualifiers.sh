@@ -101,6 +101,11 @@ case_qual_ipv6_exthdr() {
     must e7 block udp / to ::1 port 5999
     expect blocked "$PA" to udpx ::1 5999
     expect delivered "$PA" to udpx ::1 5998
+    # An IPv6 connected socket stays on the cached path under these rules (its verdict is cached with
+    # the destination's keyed hash); the same socket's packets to a blocked address never were.
+    cached_hits 2001:db9::1 "IPv6 connected socket"
+    run nobody "$PA" sendto 2001:db8::1 3
+    [ "$OUT" = "sendto ok=0 blocked=3 errors=0" ] && ok "$OUT" || fail "sendto blocked v6 -> rc $RC: $(short "$OUT")"
 }
 
 # The precedence table's lines 1-3 (README): each pair of rules once one way, once the other.
@@ -211,6 +216,18 @@ case_qual_udp_alternation() {
     _hits=$(printf '%s\n' "$_log" | grep -c '(cached)')
     [ "$_n" = 4 ] && [ "$_hits" = 0 ] && ok "unconnected socket: 4 decisions, none from the cache" \
         || fail "unconnected socket: $_n decisions logged, $_hits cached (want 4, 0): $(short "$_log")"
+    # An unconnected socket sending to one destination again and again: its verdict is cached for that
+    # destination, so every packet after the first is answered from the cache; then the other
+    # destination is decided for itself (blocked), and the first is decided again, not replayed.
+    sleep 5
+    dmesg -c >/dev/null
+    run nobody "$PA" sendto 127.0.0.8 4
+    [ "$OUT" = "sendto ok=4 blocked=0 errors=0" ] && ok "$OUT" || fail "sendto -> rc $RC: $(short "$OUT")"
+    _log=$(dmesg -c | grep -F "exe=$PA")
+    _n=$(printf '%s\n' "$_log" | grep -c 'proto=17')
+    _hits=$(printf '%s\n' "$_log" | grep -c '(cached)')
+    [ "$_n" = 4 ] && [ "$_hits" = 3 ] && ok "one destination: 4 decisions, 3 from the cache" \
+        || fail "one destination: $_n decisions logged, $_hits cached (want 4, 3): $(short "$_log")"
 }
 
 # Events name where the packet went and whose socket sent it, so the rule they suggest can be written:

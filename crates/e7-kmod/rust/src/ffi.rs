@@ -22,8 +22,8 @@ use e7_proto::Command;
 
 use crate::abi::{
     E7Dest, E7Exe, E7Peer, E7Pkt, E7ProgSum, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED,
-    HOOK_EXE_SHIFT, HOOK_REASON, PEER_PORT, PKT_IN_TASK, PKT_MALFORMED, PKT_SENDER,
-    SOCK_KERNEL, SOCK_USER,
+    HOOK_EXE_SHIFT, HOOK_REASON, PEER_PORT, PKT_IN_TASK, PKT_MALFORMED, PKT_SENDER, SOCK_KERNEL,
+    SOCK_USER,
 };
 use crate::control::Handled;
 use crate::errno::EINVAL;
