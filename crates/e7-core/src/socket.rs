@@ -1105,6 +1105,15 @@ impl<R: RawRwLock, const SETS: usize, const WAYS: usize> SharedSockets<R, SETS, 
             cache: &self.cache,
         }
     }
+
+    /// The write lock if nobody holds the lock now (for a store the packet path may skip: it never
+    /// waits for it).
+    pub fn try_write(&self) -> Option<SocketsWrite<'_, R, SETS, WAYS>> {
+        Some(SocketsWrite {
+            _guard: self.lock.try_write()?,
+            cache: &self.cache,
+        })
+    }
 }
 
 /// The shared lock of a [`SharedSockets`]: every `&self` method of [`SocketCache`].

@@ -641,11 +641,14 @@ impl<
                 if let Some(d) = self.recompute(&flags, &facts, &known.exe) {
                     let cv = CachedVerdict::for_proto(d, gen, facts.proto);
                     // One store while the destination is the entry's; a new destination rewrites
-                    // the entry (verdict and destination change together, under the write lock).
+                    // the entry (verdict and destination change together, under the write lock),
+                    // unless another CPU holds the lock: a socket that sends everywhere (a
+                    // listener's SYN-ACKs, a UDP server's replies) then skips a store its next
+                    // packet would not use, and no packet waits for one.
                     if !self.sockets.read().store_verdict_at(key, cv, dest) {
-                        self.sockets
-                            .write()
-                            .insert_with_verdict_at(key, known, cv, dest);
+                        if let Some(mut w) = self.sockets.try_write() {
+                            w.insert_with_verdict_at(key, known, cv, dest);
+                        }
                     }
                     return self.finish(host, &facts, known.exe, d, false);
                 }
