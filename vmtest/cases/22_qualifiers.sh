@@ -191,6 +191,72 @@ case_qual_precedence_rest() {
     must e7 clear
 }
 
+# Every line of the precedence table (README) again with IPv6 destinations, uid 65534 sending, and an
+# IPv4-mapped IPv6 destination (a dual-stack socket's packet to ::ffff:a.b.c.d leaves as IPv4) matching an
+# IPv4 rule.
+case_qual_precedence_ipv6() {
+    qual_addrs
+    ip -6 addr add 2001:db8::2/128 dev lo 2>/dev/null
+    enforce
+    # 1. A rule naming the packet's user beats a rule for every user, even a more precise one.
+    must e7 block any / to 2001:db8::1
+    must e7 allow any / user 65534
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1
+    expect blocked "$PA" to udp 2001:db8::1
+    must e7 clear
+    # 2. A longer prefix beats a shorter (both orders of insertion); a written prefix beats a scope.
+    must e7 block any / to 2001:db8::/32
+    must e7 allow any / to 2001:db8::1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::2
+    must e7 clear
+    must e7 allow any / to 2001:db8::/32
+    must e7 block any / to 2001:db8::1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to tcp 2001:db8::1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to tcp 2001:db8::2
+    must e7 clear
+    must e7 block any / to localhost
+    must e7 allow any / to ::1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp ::1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.5
+    must e7 clear
+    # 3. A port list beats no port; fewer ports beat more.
+    must e7 block udp / to 2001:db8::1
+    must e7 allow udp / to 2001:db8::1 port 6000
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1 6000
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1 6001
+    must e7 clear
+    must e7 block udp / to 2001:db8::1 port 6000-6010
+    must e7 allow udp / to 2001:db8::1 port 6000,6001
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1 6001
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1 6005
+    must e7 clear
+    # 4. An exact path beats its folder.
+    must e7 allow udp "$PA" to 2001:db8::1
+    must e7 block udp /opt/ to 2001:db8::1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1
+    expect blocked "$PU" as-user "$NOBODY" "$PB" to udp 2001:db8::1
+    must e7 clear
+    # 5. A named protocol beats `any`.
+    must e7 block any "$PA" to 2001:db8::1
+    must e7 allow udp "$PA" to 2001:db8::1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to tcp 2001:db8::1 7000
+    must e7 clear
+    # 6. Equal keys: block wins.
+    must e7 allow udp / to 2001:db8::1 port 6000,6001
+    must e7 block udp / to 2001:db8::1 port 6000,6002
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1 6000
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1 6001
+    must e7 clear
+    # An IPv4 rule holds for an IPv4-mapped IPv6 destination (udp and tcp from a dual-stack socket).
+    must e7 block any / to 10.2.0.1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp ::ffff:10.2.0.1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to tcp ::ffff:10.2.0.1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp ::ffff:10.1.0.1
+    must e7 clear
+}
+
 # One unconnected UDP socket alternating between an allowed and a blocked destination: every packet gets
 # its own destination's verdict (a verdict cached per socket would carry the first one to the other). A
 # connected socket that reconnects elsewhere gets the new destination's verdict. A connected socket's
