@@ -29,6 +29,16 @@ cached_hits() {
     [ "$_hits" -ge 1 ] && ok "$2: $_hits cached hits" || fail "$2: no cached hit; log: $(short "$_log")"
 }
 
+# udp_decisions N HITS WHAT: the debug log since the last `dmesg -c` holds N UDP decisions for program "a",
+# HITS of them answered from the cache.
+udp_decisions() {
+    _log=$(dmesg -c | grep -F "exe=$PA")
+    _n=$(printf '%s\n' "$_log" | grep -c 'proto=17')
+    _hits=$(printf '%s\n' "$_log" | grep -c '(cached)')
+    [ "$_n" = "$1" ] && [ "$_hits" = "$2" ] && ok "$3: $1 decisions, $2 from the cache" \
+        || fail "$3: $_n decisions logged, $_hits cached (want $1, $2): $(short "$_log")"
+}
+
 # `block any / to PREFIX` blocks every program, root or not, tcp and udp, to that prefix only; the rule
 # is listed with its qualifier and `e7 save` writes it back.
 case_qual_to_blocks_every_program() {
@@ -277,23 +287,14 @@ case_qual_udp_alternation() {
     sleep 5
     run nobody "$PA" alternate 127.0.0.8 127.0.0.9 2
     [ "$OUT" = "alternate a_ok=2 a_blocked=0 b_ok=0 b_blocked=2 errors=0" ] && ok "$OUT" || fail "alternate -> $(short "$OUT")"
-    _log=$(dmesg -c | grep -F "exe=$PA")
-    _n=$(printf '%s\n' "$_log" | grep -c 'proto=17')
-    _hits=$(printf '%s\n' "$_log" | grep -c '(cached)')
-    [ "$_n" = 4 ] && [ "$_hits" = 0 ] && ok "unconnected socket: 4 decisions, none from the cache" \
-        || fail "unconnected socket: $_n decisions logged, $_hits cached (want 4, 0): $(short "$_log")"
+    udp_decisions 4 0 "unconnected socket, alternating"
     # An unconnected socket sending to one destination again and again: its verdict is cached for that
-    # destination, so every packet after the first is answered from the cache; then the other
-    # destination is decided for itself (blocked), and the first is decided again, not replayed.
+    # destination, so every packet after the first is answered from the cache.
     sleep 5
     dmesg -c >/dev/null
     run nobody "$PA" sendto 127.0.0.8 4
     [ "$OUT" = "sendto ok=4 blocked=0 errors=0" ] && ok "$OUT" || fail "sendto -> rc $RC: $(short "$OUT")"
-    _log=$(dmesg -c | grep -F "exe=$PA")
-    _n=$(printf '%s\n' "$_log" | grep -c 'proto=17')
-    _hits=$(printf '%s\n' "$_log" | grep -c '(cached)')
-    [ "$_n" = 4 ] && [ "$_hits" = 3 ] && ok "one destination: 4 decisions, 3 from the cache" \
-        || fail "one destination: $_n decisions logged, $_hits cached (want 4, 3): $(short "$_log")"
+    udp_decisions 4 3 "unconnected socket, one destination"
 }
 
 # Events name where the packet went and whose socket sent it, so the rule they suggest can be written:

@@ -783,6 +783,12 @@ fn qual_rule(proto: u32, path: &[u8], dest: &str, action: Action) -> e7_core::Qu
     e7_core::QualRule::new(proto, path, q, action).unwrap()
 }
 
+/// `block any / to PREFIX`.
+fn block_every_program_to(e: &Sut, prefix: &str) {
+    e.edit_qualified(|q| q.add(qual_rule(e7_core::PROTO_ANY, b"/", prefix, Action::Block)))
+        .unwrap();
+}
+
 /// An unconnected socket alternating between an allowed and a blocked destination: every packet
 /// gets its own destination's verdict (a verdict is cached for one destination only).
 #[test]
@@ -791,15 +797,7 @@ fn unfixed_socket_is_decided_per_destination() {
         e.flags.set(Flag::Mode, ENABLED).unwrap();
         e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Allow).unwrap()))
             .unwrap();
-        e.edit_qualified(|q| {
-            q.add(qual_rule(
-                e7_core::PROTO_ANY,
-                b"/",
-                "10.0.0.0/8",
-                Action::Block,
-            ))
-        })
-        .unwrap();
+        block_every_program_to(e, "10.0.0.0/8");
         for i in 0..6u64 {
             fake.now.set(i);
             let (dst, want) = if i % 2 == 0 {
@@ -879,15 +877,7 @@ fn an_unread_destination_verdict_answers_no_read_destination() {
         let out = e.decide(fake, &pkt(PROTO_UDP, 7, 500));
         assert_eq!(out.decision.verdict, Verdict::Accept);
         assert!(e.decide(fake, &pkt(PROTO_UDP, 7, 500)).cached);
-        e.edit_qualified(|q| {
-            q.add(qual_rule(
-                e7_core::PROTO_ANY,
-                b"/",
-                "10.0.0.0/8",
-                Action::Block,
-            ))
-        })
-        .unwrap();
+        block_every_program_to(e, "10.0.0.0/8");
         // Decided under the new rule while its destination was not read (a packet in flight):
         // cached for "not read" only.
         let out = e.decide(fake, &pkt(PROTO_UDP, 7, 500));
@@ -1021,15 +1011,7 @@ fn no_memo_answers_while_rules_depend_on_the_destination() {
         e.flags.set(Flag::Mode, ENABLED).unwrap();
         e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Allow).unwrap()))
             .unwrap();
-        e.edit_qualified(|q| {
-            q.add(qual_rule(
-                e7_core::PROTO_ANY,
-                b"/",
-                "10.0.0.0/8",
-                Action::Block,
-            ))
-        })
-        .unwrap();
+        block_every_program_to(e, "10.0.0.0/8");
         fake.sender.set(Some(50));
         let out = e.decide(fake, &to(PROTO_TCP, 1, 500, [1, 1, 1, 1], 443));
         assert_eq!(out.decision.verdict, Verdict::Accept);
