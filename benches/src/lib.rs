@@ -287,7 +287,6 @@ impl Scenario {
                         peer: Peer {
                             dst: Some(Addr::V4(UNLISTED)),
                             dport: Some(443),
-                            fixed: true,
                             routed: false,
                         },
                         ..packet()

@@ -51,8 +51,6 @@
 
 /* A packet's destination, read only while a rule depends on it (e7_hook's PEER; NULL otherwise). */
 #define E7_PEER_PORT     0x1u  /* dport holds the destination port (tcp, udp, udplite, sctp) */
-#define E7_PEER_FIXED    0x2u  /* the packet goes to its socket's connected destination; e7_pkt.cookie
-				* is then the cookie mixed with the destination (see e7_fill_peer) */
 #define E7_PEER_ROUTED   0x4u  /* the packet names a route (IPv6 routing header, IPv4 LSRR/SSRR):
 				* daddr is only its first hop; e7_c_pkt_route reads the others */
 struct e7_peer {
@@ -144,6 +142,9 @@ E7_RUST_EXPORT const __u32 *e7_rust_mode_word(void);
  * only then does the hook read the destination (the cached hit path without such rules pays one
  * load for it). Valid until unload. */
 E7_RUST_EXPORT const __u8 *e7_rust_peer_word(void);
+/* The secret key of the socket cache's IPv6 destination hash: random bytes, once, before the hooks
+ * exist. Process context. */
+E7_RUST_EXPORT void e7_rust_set_dest_secret(__u64 k0, __u64 k1);
 /* The netfilter hooks could not be registered: set the mode to `disabled` (what the kernel then
  * does), so no reader believes it enforces. Process context. */
 E7_RUST_EXPORT void e7_rust_mode_failsafe(void);

@@ -59,7 +59,6 @@
 #include <linux/timekeeping.h>
 #include <linux/sock_diag.h>
 #include <linux/uidgid.h>
-#include <linux/siphash.h>
 #include <linux/random.h>
 #include <net/sock.h>
 #include <net/inet_sock.h>
@@ -1502,20 +1501,20 @@ static __always_inline bool e7_has_ports(__u32 proto)
 }
 
 /* The destination port (bytes 2-3 of a tcp, udp, udplite or sctp header at L4OFF) into
- * peer->dport (E7_PEER_PORT); returns it in network order, 0 when there is none. */
-static __be16 e7_peer_port(struct sk_buff *skb, __u32 proto, int l4off, struct e7_peer *peer)
+ * peer->dport (E7_PEER_PORT); nothing when there is none. */
+static __always_inline void e7_peer_port(struct sk_buff *skb, __u32 proto, int l4off,
+					 struct e7_peer *peer)
 {
 	__be16 _ports[2];
 	const __be16 *ports;
 
 	if (!e7_has_ports(proto) || l4off < 0)
-		return 0;
+		return;
 	ports = skb_header_pointer(skb, l4off, sizeof(_ports), _ports);
 	if (!ports)
-		return 0;
+		return;
 	peer->dport = ntohs(ports[1]);
 	peer->flags |= E7_PEER_PORT;
-	return ports[1];
 }
 
 int e7_c_pkt_dest(void *skbv, __u8 family, struct e7_peer *out)
@@ -1529,55 +1528,6 @@ int e7_c_pkt_dest(void *skbv, __u8 family, struct e7_peer *out)
 		return -EINVAL;
 	e7_peer_port(skb, proto, l4off, out);
 	return 0;
-}
-
-/* Keyed hash that mixes a fixed packet's destination into its socket's cookie (set at load). */
-static siphash_key_t e7_peer_key __read_mostly;
-
-/* The rest of the destination, for a packet while a rule depends on it (peer->daddr is already
- * set): the port (tcp, udp, udplite, sctp: bytes 2-3 of the transport header), whether the
- * packet goes to its socket's connected destination (`fixed`: the same address and port as the
- * socket's; a listener's SYN-ACKs, unconnected and raw sockets, and a connected UDP socket's
- * sendto() elsewhere are not), and for a fixed packet the cache key: the cookie mixed with the
- * destination by a keyed hash, top bit set (never a plain cookie). So a cached verdict belongs
- * to one (socket, destination): a socket that reconnects elsewhere (connect(AF_UNSPEC), then
- * connect) misses and is decided for its new destination. */
-static void e7_fill_peer(struct sk_buff *skb, u8 pf, void *skv, int l4off,
-			 struct e7_pkt *pkt, struct e7_peer *peer)
-{
-	struct sock *sk = skv;
-	__u64 a6[2], h;
-	__u32 a4;
-	__be16 dport;
-	bool has_port = e7_has_ports(pkt->proto);
-	bool fixed;
-
-	dport = e7_peer_port(skb, pkt->proto, l4off, peer);
-	if (!sk)
-		return;
-	fixed = READ_ONCE(sk->sk_state) != TCP_LISTEN && READ_ONCE(sk->sk_state) != TCP_CLOSE;
-	if (pf == NFPROTO_IPV4)
-		fixed = fixed && !memcmp(peer->daddr, &sk->sk_daddr, 4);
-#if IS_ENABLED(CONFIG_IPV6)
-	else
-		fixed = fixed && !memcmp(peer->daddr, &sk->sk_v6_daddr, 16);
-#else
-	else
-		fixed = false;
-#endif
-	if (has_port)
-		fixed = fixed && (peer->flags & E7_PEER_PORT) && dport == READ_ONCE(sk->sk_dport);
-	if (!fixed)
-		return;
-	peer->flags |= E7_PEER_FIXED;
-	if (pf == NFPROTO_IPV4) {
-		memcpy(&a4, peer->daddr, 4);
-		h = siphash_2u64(pkt->cookie, ((__u64)a4 << 16) | dport, &e7_peer_key);
-	} else {
-		memcpy(a6, peer->daddr, 16);
-		h = siphash_4u64(pkt->cookie, a6[0], a6[1], dport, &e7_peer_key);
-	}
-	pkt->cookie = h | (1ULL << 63);
 }
 
 /* The mode flag's value inside the Rust state (e7_rust_mode_word), set before the hooks exist. */
@@ -1636,8 +1586,10 @@ static __always_inline unsigned int e7_decide(struct sk_buff *skb,
 		 * is the identity on every valid kuid; an invalid one is munged to overflowuid. */
 		pkt.uid = uid_valid(kuid) ? __kuid_val(kuid) : overflowuid;
 	}
+	/* The packet's destination (peer->daddr, set above) and port: the verdict e7 caches on the
+	 * socket is tagged with them, so only packets to the same destination reuse it. */
 	if (peer && !(pkt.flags & E7_PKT_MALFORMED)) {
-		e7_fill_peer(skb, state->pf, pkt.sk, l4off, &pkt, peer);
+		e7_peer_port(skb, pkt.proto, l4off, peer);
 		r = e7_hook(&pkt, peer, skb);
 	} else {
 		r = e7_hook(&pkt, NULL, skb);
@@ -1764,6 +1716,7 @@ static void e7_hooks_shutdown(void)
 static int __init e7_init(void)
 {
 	struct workqueue_struct *wq;
+	__u64 secret[2];
 	int rc;
 
 	rc = e7_check_rwlock_layout();
@@ -1783,7 +1736,8 @@ static int __init e7_init(void)
 	e7_rust_init();
 	e7_mode_word = e7_rust_mode_word();
 	e7_peer_word = e7_rust_peer_word();
-	get_random_bytes(&e7_peer_key, sizeof(e7_peer_key));
+	get_random_bytes(secret, sizeof(secret));
+	e7_rust_set_dest_secret(secret[0], secret[1]);
 
 	wq = alloc_ordered_workqueue("e7", 0);
 	if (!wq) {

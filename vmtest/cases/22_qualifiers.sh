@@ -29,6 +29,16 @@ cached_hits() {
     [ "$_hits" -ge 1 ] && ok "$2: $_hits cached hits" || fail "$2: no cached hit; log: $(short "$_log")"
 }
 
+# udp_decisions N HITS WHAT: the debug log since the last `dmesg -c` holds N UDP decisions for program "a",
+# HITS of them answered from the cache.
+udp_decisions() {
+    _log=$(dmesg -c | grep -F "exe=$PA")
+    _n=$(printf '%s\n' "$_log" | grep -c 'proto=17')
+    _hits=$(printf '%s\n' "$_log" | grep -c '(cached)')
+    [ "$_n" = "$1" ] && [ "$_hits" = "$2" ] && ok "$3: $1 decisions, $2 from the cache" \
+        || fail "$3: $_n decisions logged, $_hits cached (want $1, $2): $(short "$_log")"
+}
+
 # `block any / to PREFIX` blocks every program, root or not, tcp and udp, to that prefix only; the rule
 # is listed with its qualifier and `e7 save` writes it back.
 case_qual_to_blocks_every_program() {
@@ -101,6 +111,11 @@ case_qual_ipv6_exthdr() {
     must e7 block udp / to ::1 port 5999
     expect blocked "$PA" to udpx ::1 5999
     expect delivered "$PA" to udpx ::1 5998
+    # An IPv6 connected socket stays on the cached path under these rules (its verdict is cached with
+    # the destination's keyed hash); the same socket's packets to a blocked address never were.
+    cached_hits 2001:db9::1 "IPv6 connected socket"
+    run nobody "$PA" sendto 2001:db8::1 3
+    [ "$OUT" = "sendto ok=0 blocked=3 errors=0" ] && ok "$OUT" || fail "sendto blocked v6 -> rc $RC: $(short "$OUT")"
 }
 
 # The precedence table's lines 1-3 (README): each pair of rules once one way, once the other.
@@ -186,6 +201,72 @@ case_qual_precedence_rest() {
     must e7 clear
 }
 
+# Every line of the precedence table (README) again with IPv6 destinations, uid 65534 sending, and an
+# IPv4-mapped IPv6 destination (a dual-stack socket's packet to ::ffff:a.b.c.d leaves as IPv4) matching an
+# IPv4 rule.
+case_qual_precedence_ipv6() {
+    qual_addrs
+    ip -6 addr add 2001:db8::2/128 dev lo 2>/dev/null
+    enforce
+    # 1. A rule naming the packet's user beats a rule for every user, even a more precise one.
+    must e7 block any / to 2001:db8::1
+    must e7 allow any / user 65534
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1
+    expect blocked "$PA" to udp 2001:db8::1
+    must e7 clear
+    # 2. A longer prefix beats a shorter (both orders of insertion); a written prefix beats a scope.
+    must e7 block any / to 2001:db8::/32
+    must e7 allow any / to 2001:db8::1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::2
+    must e7 clear
+    must e7 allow any / to 2001:db8::/32
+    must e7 block any / to 2001:db8::1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to tcp 2001:db8::1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to tcp 2001:db8::2
+    must e7 clear
+    must e7 block any / to localhost
+    must e7 allow any / to ::1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp ::1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 127.0.0.5
+    must e7 clear
+    # 3. A port list beats no port; fewer ports beat more.
+    must e7 block udp / to 2001:db8::1
+    must e7 allow udp / to 2001:db8::1 port 6000
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1 6000
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1 6001
+    must e7 clear
+    must e7 block udp / to 2001:db8::1 port 6000-6010
+    must e7 allow udp / to 2001:db8::1 port 6000,6001
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1 6001
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1 6005
+    must e7 clear
+    # 4. An exact path beats its folder.
+    must e7 allow udp "$PA" to 2001:db8::1
+    must e7 block udp /opt/ to 2001:db8::1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1
+    expect blocked "$PU" as-user "$NOBODY" "$PB" to udp 2001:db8::1
+    must e7 clear
+    # 5. A named protocol beats `any`.
+    must e7 block any "$PA" to 2001:db8::1
+    must e7 allow udp "$PA" to 2001:db8::1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to tcp 2001:db8::1 7000
+    must e7 clear
+    # 6. Equal keys: block wins.
+    must e7 allow udp / to 2001:db8::1 port 6000,6001
+    must e7 block udp / to 2001:db8::1 port 6000,6002
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1 6000
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp 2001:db8::1 6001
+    must e7 clear
+    # An IPv4 rule holds for an IPv4-mapped IPv6 destination (udp and tcp from a dual-stack socket).
+    must e7 block any / to 10.2.0.1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to udp ::ffff:10.2.0.1
+    expect blocked "$PU" as-user "$NOBODY" "$PA" to tcp ::ffff:10.2.0.1
+    expect delivered "$PU" as-user "$NOBODY" "$PA" to udp ::ffff:10.1.0.1
+    must e7 clear
+}
+
 # One unconnected UDP socket alternating between an allowed and a blocked destination: every packet gets
 # its own destination's verdict (a verdict cached per socket would carry the first one to the other). A
 # connected socket that reconnects elsewhere gets the new destination's verdict. A connected socket's
@@ -206,11 +287,14 @@ case_qual_udp_alternation() {
     sleep 5
     run nobody "$PA" alternate 127.0.0.8 127.0.0.9 2
     [ "$OUT" = "alternate a_ok=2 a_blocked=0 b_ok=0 b_blocked=2 errors=0" ] && ok "$OUT" || fail "alternate -> $(short "$OUT")"
-    _log=$(dmesg -c | grep -F "exe=$PA")
-    _n=$(printf '%s\n' "$_log" | grep -c 'proto=17')
-    _hits=$(printf '%s\n' "$_log" | grep -c '(cached)')
-    [ "$_n" = 4 ] && [ "$_hits" = 0 ] && ok "unconnected socket: 4 decisions, none from the cache" \
-        || fail "unconnected socket: $_n decisions logged, $_hits cached (want 4, 0): $(short "$_log")"
+    udp_decisions 4 0 "unconnected socket, alternating"
+    # An unconnected socket sending to one destination again and again: its verdict is cached for that
+    # destination, so every packet after the first is answered from the cache.
+    sleep 5
+    dmesg -c >/dev/null
+    run nobody "$PA" sendto 127.0.0.8 4
+    [ "$OUT" = "sendto ok=4 blocked=0 errors=0" ] && ok "$OUT" || fail "sendto -> rc $RC: $(short "$OUT")"
+    udp_decisions 4 3 "unconnected socket, one destination"
 }
 
 # Events name where the packet went and whose socket sent it, so the rule they suggest can be written:

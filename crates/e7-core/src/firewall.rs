@@ -238,8 +238,18 @@ impl Firewall {
             reason = "a fresh copy per use is exactly what is wanted"
         )]
         const FRESH: StdEngine = Engine::new();
+        let engine = Box::new(FRESH);
+        // A per-firewall secret for the IPv6 destination hash, from the standard library's
+        // randomly keyed hasher (seeded from the OS).
+        let secret = [0u64, 1].map(|i| {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(i);
+            h.finish()
+        });
+        engine.set_destination_secret(secret);
         Firewall {
-            engine: Box::new(FRESH),
+            engine,
             start: Instant::now(),
         }
     }

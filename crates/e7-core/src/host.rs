@@ -122,16 +122,18 @@ pub struct Packet<S> {
 }
 
 /// A packet's destination as the host reports it, for rules with `to` and `port`.
+///
+/// Any packet's verdict may be cached on its socket: the cache keeps, beside the verdict, the
+/// destination it was decided for ([`DestKey`](crate::DestKey)), and answers only packets to that
+/// destination. So a connected socket's packets hit, and a socket that sends anywhere (unconnected
+/// UDP, raw) gets each packet decided for its own destination, with no flag for the host to get
+/// wrong. The one exception is a routed packet ([`Peer::routed`]), never cached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
     /// Destination address (an IPv4-mapped IPv6 one is matched as IPv4).
     pub dst: Option<crate::qualified::Addr>,
     /// Destination port (tcp, udp, udplite, sctp).
     pub dport: Option<u16>,
-    /// The socket's destination cannot change (connected TCP/UDP/...): its verdict may be cached.
-    /// False for a socket that may send anywhere (unconnected UDP, raw): while a rule depends on
-    /// the destination, each of its packets is decided for its own destination.
-    pub fixed: bool,
     /// The packet names a route (an IPv6 routing header, an IPv4 loose or strict source route):
     /// [`Peer::dst`] is only its first hop. Such a packet is decided for every address it names
     /// ([`Host::route_hop`]) and its verdict is never answered from, nor stored in, the socket
@@ -141,12 +143,11 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Nothing reported: no `to`/`port` rule matches (the same for every packet of the socket, so
-    /// its verdict may be cached).
+    /// Nothing reported: no `to`/`port` rule matches (hosts that do not read destinations, and the
+    /// kernel while no rule depends on one).
     pub const UNKNOWN: Peer = Peer {
         dst: None,
         dport: None,
-        fixed: true,
         routed: false,
     };
 }

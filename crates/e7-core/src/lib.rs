@@ -111,8 +111,8 @@ pub use schema::{
     PROTO_TCP, PROTO_UDP,
 };
 pub use socket::{
-    CachedVerdict, Fast, FastIdentity, Identity, KnownSocket, Probe, SharedSockets, SocketCache,
-    SocketKey, SocketsRead, SocketsWrite,
+    CachedVerdict, DestKey, DestSecret, Fast, FastIdentity, Identity, KnownSocket, Probe,
+    SharedSockets, SocketCache, SocketKey, SocketsRead, SocketsWrite,
 };
 pub use squelch::Squelch;
 pub use sync::{

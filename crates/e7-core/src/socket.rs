@@ -12,8 +12,18 @@
 //! set's LRU clock) followed
 //! by one 64-byte line per entry holding everything a packet needs: the entry's sequence count, its
 //! LRU stamp, the key, the cached verdict (decision, protocol and policy generation), the identity,
-//! the owner and the inode. A hit reads two lines of the cache (the head, the entry); a miss reads
-//! the head alone unless a 16-bit tag collides. 72 bytes per socket.
+//! the owner and the destination the verdict was decided for ([`DestKey`]). A hit reads two lines of
+//! the cache (the head, the entry); a miss reads the head alone unless a 16-bit tag collides. The
+//! socket's inode, needed only by the full path, sits in a cold array after the set's entries. 80
+//! bytes per socket.
+//!
+//! **Destination.** A verdict is cached with the destination word it was decided for, and a packet
+//! is answered only if its own word is the same: exact for IPv4 (address and port in the word),
+//! a keyed 62-bit SipHash for IPv6. A connected socket's packets all carry one word, so they stay
+//! on the hit path whatever destination rules exist; a socket that sends anywhere (unconnected UDP,
+//! raw, a reconnect) misses when its destination changes and is decided again. The word is 0
+//! ([`DestKey::NONE`]) when the host did not read the destination (the kernel reads it only while a
+//! rule depends on it): such a verdict answers only packets whose destination was not read either.
 //!
 //! **LRU, per user.** Inserting advances the set's wrapping `u32` clock; an entry's stamp is the
 //! clock value when it was last inserted or looked up. The victim in a full set is the least
@@ -53,6 +63,64 @@ use crate::host::TaskId;
 /// Identity of a socket: the kernel's socket cookie, or (userspace) the socket inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct SocketKey(pub u64);
+
+/// The destination a cached verdict was decided for, as one word (see the module docs).
+///
+/// - [`DestKey::NONE`] (0): the destination was not read.
+/// - IPv4: exact: `1 << 63 | has_port << 48 | address << 16 | port`.
+/// - IPv6: `1 << 62 | SipHash-1-3(secret; address, has_port, port) >> 2`, keyed by a secret the
+///   host sets once ([`DestSecret`]) so that nobody can pick two destinations with the same word.
+/// - A port without an address (a host that reports only ports): `1 << 61 | has_port << 16 | port`.
+///
+/// Two different destinations of IPv4 (or port-only) packets never share a word; two IPv6 ones
+/// share one with probability 2^-62 for a secret the sender does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct DestKey(pub u64);
+
+/// The secret key of [`DestKey`]'s IPv6 hash (128 bits; all zero until the host sets it).
+pub type DestSecret = [u64; 2];
+
+impl DestKey {
+    /// The destination was not read.
+    pub const NONE: DestKey = DestKey(0);
+
+    const V4: u64 = 1 << 63;
+    const V6: u64 = 1 << 62;
+    const PORT_ONLY: u64 = 1 << 61;
+
+    /// The word of a packet going to `peer` (the hash key `secret` is used for IPv6 only).
+    #[inline(always)]
+    pub fn of(peer: &crate::host::Peer, secret: &DestSecret) -> DestKey {
+        // `has_port << 16 | port`: a port 0 is not a missing port.
+        let port = match peer.dport {
+            Some(p) => (1 << 16) | u64::from(p),
+            None => 0,
+        };
+        match peer.dst {
+            None if port == 0 => DestKey::NONE,
+            None => DestKey(Self::PORT_ONLY | port),
+            Some(crate::qualified::Addr::V4(a)) => DestKey(
+                Self::V4
+                    | (port >> 16) << 48
+                    | (u64::from(u32::from_be_bytes(a)) << 16)
+                    | (port & 0xFFFF),
+            ),
+            Some(crate::qualified::Addr::V6(a)) => {
+                DestKey(Self::V6 | (Self::hash6(&a, port, secret) >> 2))
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn hash6(a: &[u8; 16], port: u64, secret: &DestSecret) -> u64 {
+        let mut msg = [0u8; 24];
+        let (addr, rest) = msg.split_at_mut(16);
+        addr.copy_from_slice(a);
+        rest.copy_from_slice(&port.to_le_bytes());
+        let [k0, k1] = *secret;
+        siphasher::sip::SipHasher13::new_with_keys(k0, k1).hash(&msg)
+    }
+}
 
 /// Who is behind a socket: the outcome of process identification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -240,13 +308,14 @@ struct Entry {
     tgid_uid: AtomicU64,
     start_ns: AtomicU64,
     exec_id: AtomicU64,
-    inode: AtomicU64,
+    /// The [`DestKey`] the verdict was decided for.
+    dest: AtomicU64,
 }
 
 /// What one lock-free read attempt of an entry saw.
 enum Read {
-    /// A whole entry: key, value, verdict bits.
-    Whole(u64, KnownSocket, u64),
+    /// A whole entry: key, value, verdict bits, destination word.
+    Whole(u64, KnownSocket, u64, u64),
     /// Free.
     Free,
     /// A writer was (or is) rewriting it: the copy was thrown away.
@@ -264,13 +333,14 @@ impl Entry {
             tgid_uid: AtomicU64::new(0),
             start_ns: AtomicU64::new(0),
             exec_id: AtomicU64::new(0),
-            inode: AtomicU64::new(0),
+            dest: AtomicU64::new(0),
         }
     }
 
-    /// One read attempt under the sequence count (lock-free).
+    /// One read attempt under the sequence count (lock-free); `inode` is the entry's slot in its
+    /// set's cold array.
     #[inline(always)]
-    fn read(&self) -> Read {
+    fn read(&self, inode: &AtomicU64) -> Read {
         let s1 = self.seq.load(Acquire);
         if s1 & 1 != 0 {
             return Read::Torn;
@@ -281,7 +351,8 @@ impl Entry {
         let tgid_uid = self.tgid_uid.load(Relaxed);
         let start_ns = self.start_ns.load(Relaxed);
         let exec_id = self.exec_id.load(Relaxed);
-        let inode = self.inode.load(Relaxed);
+        let dest = self.dest.load(Relaxed);
+        let inode = inode.load(Relaxed);
         // Every load above happens before the re-check (pairs with the writer's release fence).
         fence(Acquire);
         if self.seq.load(Relaxed) != s1 {
@@ -301,17 +372,18 @@ impl Entry {
             uid: tgid_uid as u32,
             exe,
         };
-        Read::Whole(key, known, verdict)
+        Read::Whole(key, known, verdict, dest)
     }
 
     /// The hit path's read (lock-free): the decision bits of a still-valid verdict for `key`, and the
     /// packed identity, if the entry holds `key`, its verdict was computed under `gen` for `proto`
-    /// and `sender` (when given) is the process image the verdict was earned by. Reads only the
-    /// words that decide; any doubt is [`Fast::Slow`].
+    /// and for destination `dest`, and `sender` (when given) is the process image the verdict was
+    /// earned by. Reads only the words that decide; any doubt is [`Fast::Slow`].
     #[inline(always)]
-    fn check(&self, key: u64, gen: u32, proto: u32, sender: Option<&TaskId>) -> Fast {
+    fn check(&self, key: u64, gen: u32, proto: u32, dest: u64, sender: Option<&TaskId>) -> Fast {
         let s1 = self.seq.load(Acquire);
         let k = self.key.load(Relaxed);
+        let d = self.dest.load(Relaxed);
         let verdict = self.verdict.load(Relaxed);
         let ident = self.ident.load(Relaxed);
         let tgid_uid = self.tgid_uid.load(Relaxed);
@@ -320,7 +392,7 @@ impl Entry {
             None => (0, 0),
         };
         fence(Acquire);
-        if s1 & 1 != 0 || self.seq.load(Relaxed) != s1 || k != key || ident == 0 {
+        if s1 & 1 != 0 || self.seq.load(Relaxed) != s1 || k != key || ident == 0 || d != dest {
             return Fast::Slow;
         }
         if let Some(t) = sender {
@@ -335,14 +407,16 @@ impl Entry {
         }
     }
 
-    /// Rewrites the entry (the caller is the only writer: `&mut` cache or the write lock).
-    fn write(&self, key: u64, known: Option<&KnownSocket>, verdict: u64) {
+    /// Rewrites the entry and its cold `inode` slot (the caller is the only writer: `&mut` cache
+    /// or the write lock).
+    fn write(&self, inode: &AtomicU64, key: u64, known: Option<&KnownSocket>, verdict: (u64, u64)) {
         let s = self.seq.load(Relaxed);
         self.seq.store(s.wrapping_add(1), Relaxed);
         // The odd count is visible before any field changes.
         fence(Release);
         self.key.store(key, Relaxed);
-        self.verdict.store(verdict, Relaxed);
+        self.verdict.store(verdict.0, Relaxed);
+        self.dest.store(verdict.1, Relaxed);
         match known {
             Some(k) => {
                 self.ident.store(pack_identity(k.exe), Relaxed);
@@ -350,7 +424,7 @@ impl Entry {
                     .store((u64::from(k.owner.tgid) << 32) | u64::from(k.uid), Relaxed);
                 self.start_ns.store(k.owner.start_ns, Relaxed);
                 self.exec_id.store(k.owner.exec_id, Relaxed);
-                self.inode.store(k.inode, Relaxed);
+                inode.store(k.inode, Relaxed);
             }
             None => self.ident.store(0, Relaxed),
         }
@@ -358,19 +432,21 @@ impl Entry {
     }
 
     /// The entry as the only writer sees it (no concurrent writer: no retry needed).
-    fn current(&self) -> Option<(u64, KnownSocket)> {
-        match self.read() {
-            Read::Whole(k, v, _) => Some((k, v)),
+    fn current(&self, inode: &AtomicU64) -> Option<(u64, KnownSocket)> {
+        match self.read(inode) {
+            Read::Whole(k, v, _, _) => Some((k, v)),
             _ => None,
         }
     }
 }
 
-/// One set: its head line, then one line per way.
+/// One set: its head line, then one line per way, then the ways' inodes (cold: the hit path
+/// never reads them).
 #[repr(C, align(64))]
 struct Set<const WAYS: usize> {
     head: Head<WAYS>,
     entries: [Entry; WAYS],
+    inodes: [AtomicU64; WAYS],
 }
 
 /// The outcome of the hit path's check ([`SharedSockets::check`]).
@@ -435,7 +511,14 @@ impl<const WAYS: usize> Set<WAYS> {
                 clock: AtomicU32::new(clock),
             },
             entries: [const { Entry::empty() }; WAYS],
+            inodes: [const { AtomicU64::new(0) }; WAYS],
         }
+    }
+
+    /// Way `w`'s entry and its inode slot.
+    #[inline(always)]
+    fn way(&self, w: usize) -> Option<(&Entry, &AtomicU64)> {
+        Some((self.entries.get(w)?, self.inodes.get(w)?))
     }
 
     fn used(&self) -> u32 {
@@ -486,13 +569,13 @@ impl<const WAYS: usize> Set<WAYS> {
 
     /// Lock-free: [`Entry::check`] on the way holding `key` (by tag).
     #[inline(always)]
-    fn check(&self, key: u64, gen: u32, proto: u32, sender: Option<&TaskId>) -> Fast {
+    fn check(&self, key: u64, gen: u32, proto: u32, dest: u64, sender: Option<&TaskId>) -> Fast {
         let mut m = self.candidates(tag_of(key));
         while m != 0 {
             let w = m.trailing_zeros() as usize;
             m &= m.wrapping_sub(1);
             if let Some(e) = self.entries.get(w) {
-                let r = e.check(key, gen, proto, sender);
+                let r = e.check(key, gen, proto, dest, sender);
                 if let Fast::Hit(..) = r {
                     let now = self.head.clock.load(Relaxed);
                     // Only when an insert moved the clock: a hot entry is not written per packet.
@@ -509,19 +592,25 @@ impl<const WAYS: usize> Set<WAYS> {
         Fast::Slow
     }
 
-    /// Lock-free: the entry of `key`, copied whole; refreshes its stamp if asked.
+    /// Lock-free: the entry of `key`, copied whole, its verdict only if decided for `dest`;
+    /// refreshes its stamp if asked.
     #[inline(always)]
-    fn probe(&self, key: u64, refresh: bool) -> Probe {
+    fn probe(&self, key: u64, dest: u64, refresh: bool) -> Probe {
         let mut out = Probe::Miss;
         let mut m = self.candidates(tag_of(key));
         while m != 0 {
             let w = m.trailing_zeros() as usize;
             m &= m.wrapping_sub(1);
-            let Some(e) = self.entries.get(w) else {
+            let Some((e, inode)) = self.way(w) else {
                 continue;
             };
-            match e.read() {
-                Read::Whole(k, v, cv) if k == key => {
+            match e.read(inode) {
+                Read::Whole(k, v, cv, d) if k == key => {
+                    let cv = if d == dest {
+                        cv
+                    } else {
+                        CachedVerdict::EMPTY.0
+                    };
                     if refresh {
                         let now = self.head.clock.load(Relaxed);
                         // Only when an insert moved the clock: a hot entry is not written per packet.
@@ -542,7 +631,8 @@ impl<const WAYS: usize> Set<WAYS> {
 /// Set-associative LRU cache of known sockets, `SETS` × `WAYS` entries (defaults 128 × 8).
 ///
 /// `SETS` must be a power of two, `1 <= WAYS <= 16`. Memory = `SETS × (WAYS + 1) × 64` bytes
-/// (72 KiB for the defaults); constructible in a `static` via [`SocketCache::new`].
+/// plus `SETS × WAYS × 8` of inodes, rounded up to a line per set (80 KiB for the defaults);
+/// constructible in a `static` via [`SocketCache::new`].
 pub struct SocketCache<const SETS: usize = 128, const WAYS: usize = 8> {
     sets: [Set<WAYS>; SETS],
     len: AtomicUsize,
@@ -627,42 +717,64 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
         self.sets.get(set_of(key.0, Self::MASK))
     }
 
-    /// The hit path (lock-free, see [`Fast`]): refreshes the LRU stamp on a hit.
+    /// The hit path (lock-free, see [`Fast`]) for a packet to `dest`: refreshes the LRU stamp on
+    /// a hit.
     #[inline(always)]
-    pub fn check(&self, key: SocketKey, gen: u32, proto: u32, sender: Option<&TaskId>) -> Fast {
+    pub fn check(
+        &self,
+        key: SocketKey,
+        gen: u32,
+        proto: u32,
+        dest: DestKey,
+        sender: Option<&TaskId>,
+    ) -> Fast {
         match self.set(key) {
-            Some(set) => set.check(key.0, gen, proto, sender),
+            Some(set) => set.check(key.0, gen, proto, dest.0, sender),
             None => Fast::Slow,
         }
     }
 
-    /// One lock-free probe: the entry copied whole, a miss, or [`Probe::Busy`] when a writer was
-    /// rewriting an entry that may be the socket's. Refreshes the LRU stamp on a hit (a store only
-    /// when an insert into the set moved its clock since the entry's last use).
+    /// One lock-free probe: the entry copied whole (its verdict [`CachedVerdict::EMPTY`] unless
+    /// decided for `dest`), a miss, or [`Probe::Busy`] when a writer was rewriting an entry that
+    /// may be the socket's. Refreshes the LRU stamp on a hit (a store only when an insert into the
+    /// set moved its clock since the entry's last use).
     #[inline(always)]
-    pub fn probe(&self, key: SocketKey) -> Probe {
+    pub fn probe(&self, key: SocketKey, dest: DestKey) -> Probe {
         match self.set(key) {
-            Some(set) => set.probe(key.0, true),
+            Some(set) => set.probe(key.0, dest.0, true),
             None => Probe::Miss,
         }
     }
 
-    /// The socket's entry and cached decision; refreshes its LRU stamp. Lock-free; with writers
-    /// running concurrently (a [`SharedSockets`]), use [`SharedSockets::lookup`], which falls
-    /// back to the shared lock if an entry stays busy (here a busy entry reads as a miss).
+    /// The socket's entry and the decision cached for a packet whose destination was not read
+    /// ([`DestKey::NONE`]); refreshes its LRU stamp. See [`SocketCache::lookup_at`].
     pub fn lookup(&self, key: SocketKey) -> Option<(KnownSocket, CachedVerdict)> {
-        self.lookup_with(key, true)
+        self.lookup_with(key, DestKey::NONE, true)
+    }
+
+    /// The socket's entry and the decision cached for a packet to `dest` ([`CachedVerdict::EMPTY`]
+    /// if the entry's verdict was decided for another destination); refreshes its LRU stamp.
+    /// Lock-free; with writers running concurrently (a [`SharedSockets`]), use
+    /// [`SharedSockets::lookup_at`], which falls back to the shared lock if an entry stays busy
+    /// (here a busy entry reads as a miss).
+    pub fn lookup_at(&self, key: SocketKey, dest: DestKey) -> Option<(KnownSocket, CachedVerdict)> {
+        self.lookup_with(key, dest, true)
     }
 
     /// Like [`SocketCache::lookup`] but does not refresh the LRU stamp.
     pub fn peek(&self, key: SocketKey) -> Option<(KnownSocket, CachedVerdict)> {
-        self.lookup_with(key, false)
+        self.lookup_with(key, DestKey::NONE, false)
     }
 
-    fn lookup_with(&self, key: SocketKey, refresh: bool) -> Option<(KnownSocket, CachedVerdict)> {
+    fn lookup_with(
+        &self,
+        key: SocketKey,
+        dest: DestKey,
+        refresh: bool,
+    ) -> Option<(KnownSocket, CachedVerdict)> {
         let set = self.set(key)?;
         for _ in 0..LOCKFREE_TRIES {
-            match set.probe(key.0, refresh) {
+            match set.probe(key.0, dest.0, refresh) {
                 Probe::Hit(k, v) => return Some((k, v)),
                 Probe::Miss => return None,
                 Probe::Busy => {}
@@ -671,43 +783,65 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
         None
     }
 
-    /// Stores the decision for a cached socket (one atomic store; under a shared lock, or with
-    /// `&mut`: the entry's key cannot change meanwhile). Returns false if the socket is not cached.
+    /// Stores the decision for a cached socket whose destination was not read
+    /// ([`SocketCache::store_verdict_at`] with [`DestKey::NONE`]).
     pub fn store_verdict(&self, key: SocketKey, verdict: CachedVerdict) -> bool {
+        self.store_verdict_at(key, verdict, DestKey::NONE)
+    }
+
+    /// Stores the decision for a cached socket's packets to `dest` (one atomic store; under a
+    /// shared lock, or with `&mut`: the entry's key and destination cannot change meanwhile).
+    /// Returns false if the socket is not cached or its entry holds another destination: changing
+    /// the destination rewrites the entry under its sequence count, a writer's job
+    /// ([`SocketsWrite::insert_with_verdict_at`]), since two words must change together.
+    pub fn store_verdict_at(&self, key: SocketKey, verdict: CachedVerdict, dest: DestKey) -> bool {
         let Some(set) = self.set(key) else {
             return false;
         };
         match set.find(key.0).and_then(|w| set.entries.get(w)) {
-            Some(e) => {
+            Some(e) if e.dest.load(Relaxed) == dest.0 => {
                 e.verdict.store(verdict.0, Release);
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
     /// Inserts or replaces the entry for `key` (the cached decision is reset). If the set is full, the
     /// least recently used entry of the set is evicted and its key returned.
     pub fn insert(&mut self, key: SocketKey, known: KnownSocket) -> Option<SocketKey> {
-        self.insert_excl(key, known, CachedVerdict::EMPTY)
+        self.insert_excl(key, known, CachedVerdict::EMPTY, DestKey::NONE)
     }
 
-    /// [`SocketCache::insert`] with a decision already cached (one write of the entry).
+    /// [`SocketCache::insert`] with a decision already cached for packets whose destination was
+    /// not read (one write of the entry).
     pub fn insert_with_verdict(
         &mut self,
         key: SocketKey,
         known: KnownSocket,
         verdict: CachedVerdict,
     ) -> Option<SocketKey> {
-        self.insert_excl(key, known, verdict)
+        self.insert_excl(key, known, verdict, DestKey::NONE)
     }
 
-    /// [`SocketCache::insert_with_verdict`] for the only writer (the caller serialises writers).
+    /// [`SocketCache::insert`] with a decision already cached for packets to `dest`.
+    pub fn insert_with_verdict_at(
+        &mut self,
+        key: SocketKey,
+        known: KnownSocket,
+        verdict: CachedVerdict,
+        dest: DestKey,
+    ) -> Option<SocketKey> {
+        self.insert_excl(key, known, verdict, dest)
+    }
+
+    /// [`SocketCache::insert_with_verdict_at`] for the only writer (the caller serialises writers).
     fn insert_excl(
         &self,
         key: SocketKey,
         known: KnownSocket,
         verdict: CachedVerdict,
+        dest: DestKey,
     ) -> Option<SocketKey> {
         let set = self.set(key)?;
         let now = set.head.clock.load(Relaxed).wrapping_add(1);
@@ -725,15 +859,14 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
             // evicts that user's entries, never a user's with fewer entries here than the churner.
             let victim = Self::victim(set, now, known.uid);
             evicted = set
-                .entries
-                .get(victim)
-                .and_then(|e| e.current())
+                .way(victim)
+                .and_then(|(e, inode)| e.current(inode))
                 .map(|(k, _)| SocketKey(k));
             self.evictions.fetch_add(1, Relaxed);
             victim
         };
-        if let Some(e) = set.entries.get(way) {
-            e.write(key.0, Some(&known), verdict.0);
+        if let Some((e, inode)) = set.way(way) {
+            e.write(inode, key.0, Some(&known), (verdict.0, dest.0));
             e.stamp.store(now, Relaxed);
             set.set_tag(way, tag_of(key.0));
             set.head.used.store(used | bit(way), Release);
@@ -812,8 +945,8 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
 
     /// Frees way `w` of `set`: the entry first (a reader that saw the occupancy bit finds it free).
     fn free(set: &Set<WAYS>, w: usize) {
-        if let Some(e) = set.entries.get(w) {
-            e.write(0, None, CachedVerdict::EMPTY.0);
+        if let Some((e, inode)) = set.way(w) {
+            e.write(inode, 0, None, (CachedVerdict::EMPTY.0, 0));
         }
         let used = set.used();
         set.head.used.store(used & !bit(w), Release);
@@ -828,8 +961,12 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
         let mut n = 0usize;
         for set in self.sets.iter() {
             let used = set.used();
-            for (w, e) in (0..WAYS).zip(set.entries.iter()) {
-                if used & bit(w) != 0 && matches!(e.current(), Some((_, v)) if v.owner.tgid == tgid)
+            for w in 0..WAYS {
+                let Some((e, inode)) = set.way(w) else {
+                    continue;
+                };
+                if used & bit(w) != 0
+                    && matches!(e.current(inode), Some((_, v)) if v.owner.tgid == tgid)
                 {
                     Self::free(set, w);
                     n = n.saturating_add(1);
@@ -861,9 +998,9 @@ impl<const SETS: usize, const WAYS: usize> SocketCache<SETS, WAYS> {
         self.sets.iter().flat_map(|set| {
             let used = set.used();
             (0..WAYS)
-                .zip(set.entries.iter())
-                .filter(move |(w, _)| used & bit(*w) != 0)
-                .filter_map(|(_, e)| e.current().map(|(k, v)| (SocketKey(k), v)))
+                .filter(move |w| used & bit(*w) != 0)
+                .filter_map(move |w| set.way(w))
+                .filter_map(|(e, inode)| e.current(inode).map(|(k, v)| (SocketKey(k), v)))
         })
     }
 }
@@ -906,35 +1043,47 @@ impl<R: RawRwLock, const SETS: usize, const WAYS: usize> SharedSockets<R, SETS, 
     }
 
     /// THE per-packet check: lock-free, writes nothing shared ([`SocketCache::check`]). A busy
-    /// entry is [`Fast::Slow`]: the full path then reads it with [`SharedSockets::lookup`].
+    /// entry is [`Fast::Slow`]: the full path then reads it with [`SharedSockets::lookup_at`].
     #[inline(always)]
-    pub fn check(&self, key: SocketKey, gen: u32, proto: u32, sender: Option<&TaskId>) -> Fast {
-        self.cache.check(key, gen, proto, sender)
+    pub fn check(
+        &self,
+        key: SocketKey,
+        gen: u32,
+        proto: u32,
+        dest: DestKey,
+        sender: Option<&TaskId>,
+    ) -> Fast {
+        self.cache.check(key, gen, proto, dest, sender)
     }
 
-    /// The full read: lock-free, writes nothing shared (see [`SocketCache`]'s concurrency
-    /// notes). A torn copy is never returned: a busy entry is retried, then read under the shared
-    /// lock (where no writer runs).
-    #[inline(always)]
+    /// [`SharedSockets::lookup_at`] for a packet whose destination was not read.
     pub fn lookup(&self, key: SocketKey) -> Option<(KnownSocket, CachedVerdict)> {
-        match self.cache.probe(key) {
+        self.lookup_at(key, DestKey::NONE)
+    }
+
+    /// The full read ([`SocketCache::lookup_at`]): lock-free, writes nothing shared (see
+    /// [`SocketCache`]'s concurrency notes). A torn copy is never returned: a busy entry is
+    /// retried, then read under the shared lock (where no writer runs).
+    #[inline(always)]
+    pub fn lookup_at(&self, key: SocketKey, dest: DestKey) -> Option<(KnownSocket, CachedVerdict)> {
+        match self.cache.probe(key, dest) {
             Probe::Hit(k, v) => Some((k, v)),
             Probe::Miss => None,
-            Probe::Busy => self.lookup_slow(key),
+            Probe::Busy => self.lookup_slow(key, dest),
         }
     }
 
     #[inline(never)]
-    fn lookup_slow(&self, key: SocketKey) -> Option<(KnownSocket, CachedVerdict)> {
+    fn lookup_slow(&self, key: SocketKey, dest: DestKey) -> Option<(KnownSocket, CachedVerdict)> {
         for _ in 1..LOCKFREE_TRIES {
-            match self.cache.probe(key) {
+            match self.cache.probe(key, dest) {
                 Probe::Hit(k, v) => return Some((k, v)),
                 Probe::Miss => return None,
                 Probe::Busy => {}
             }
         }
         let _shared = self.lock.read();
-        match self.cache.probe(key) {
+        match self.cache.probe(key, dest) {
             Probe::Hit(k, v) => Some((k, v)),
             // Under the shared lock no writer runs: Busy cannot happen; a miss it would be.
             _ => None,
@@ -955,6 +1104,15 @@ impl<R: RawRwLock, const SETS: usize, const WAYS: usize> SharedSockets<R, SETS, 
             _guard: self.lock.write(),
             cache: &self.cache,
         }
+    }
+
+    /// The write lock if nobody holds the lock now (for a store the packet path may skip: it never
+    /// waits for it).
+    pub fn try_write(&self) -> Option<SocketsWrite<'_, R, SETS, WAYS>> {
+        Some(SocketsWrite {
+            _guard: self.lock.try_write()?,
+            cache: &self.cache,
+        })
     }
 }
 
@@ -991,7 +1149,8 @@ impl<R: RawRwLock, const SETS: usize, const WAYS: usize> core::ops::Deref
 impl<R: RawRwLock, const SETS: usize, const WAYS: usize> SocketsWrite<'_, R, SETS, WAYS> {
     /// [`SocketCache::insert`], as the only writer.
     pub fn insert(&mut self, key: SocketKey, known: KnownSocket) -> Option<SocketKey> {
-        self.cache.insert_excl(key, known, CachedVerdict::EMPTY)
+        self.cache
+            .insert_excl(key, known, CachedVerdict::EMPTY, DestKey::NONE)
     }
     /// [`SocketCache::insert_with_verdict`], as the only writer.
     pub fn insert_with_verdict(
@@ -1000,7 +1159,17 @@ impl<R: RawRwLock, const SETS: usize, const WAYS: usize> SocketsWrite<'_, R, SET
         known: KnownSocket,
         verdict: CachedVerdict,
     ) -> Option<SocketKey> {
-        self.cache.insert_excl(key, known, verdict)
+        self.cache.insert_excl(key, known, verdict, DestKey::NONE)
+    }
+    /// [`SocketCache::insert_with_verdict_at`], as the only writer.
+    pub fn insert_with_verdict_at(
+        &mut self,
+        key: SocketKey,
+        known: KnownSocket,
+        verdict: CachedVerdict,
+        dest: DestKey,
+    ) -> Option<SocketKey> {
+        self.cache.insert_excl(key, known, verdict, dest)
     }
     /// [`SocketCache::forget`], as the only writer.
     pub fn forget(&mut self, key: SocketKey) -> bool {
@@ -1055,10 +1224,13 @@ mod tests {
     fn an_entry_being_written_reads_as_busy_then_miss() {
         let c: SharedSockets<parking_lot::RawRwLock, 1, 2> = SharedSockets::new();
         c.write().insert(SocketKey(3), known());
-        assert!(matches!(c.cache.probe(SocketKey(3)), Probe::Hit(..)));
+        assert!(matches!(
+            c.cache.probe(SocketKey(3), DestKey::NONE),
+            Probe::Hit(..)
+        ));
         let e = &c.cache.sets[0].entries[c.cache.sets[0].find(3).unwrap()];
         e.seq.fetch_add(1, Relaxed);
-        assert_eq!(c.cache.probe(SocketKey(3)), Probe::Busy);
+        assert_eq!(c.cache.probe(SocketKey(3), DestKey::NONE), Probe::Busy);
         assert_eq!(c.lookup(SocketKey(3)), None);
         e.seq.fetch_add(1, Relaxed);
         assert_eq!(c.lookup(SocketKey(3)).map(|(k, _)| k), Some(known()));
@@ -1098,6 +1270,6 @@ mod tests {
     fn one_line_per_entry() {
         assert_eq!(core::mem::size_of::<Entry>(), 64);
         assert_eq!(core::mem::size_of::<Head<8>>(), 64);
-        assert_eq!(core::mem::size_of::<Set<8>>(), 9 * 64);
+        assert_eq!(core::mem::size_of::<Set<8>>(), 10 * 64);
     }
 }

@@ -37,7 +37,8 @@ use crate::qualified::{decide_rule, QualTable, QUAL_PATH_BYTES, QUAL_RULES};
 use crate::rules::RuleRing;
 use crate::schema::Flag;
 use crate::socket::{
-    CachedVerdict, Fast, FastIdentity, Identity, KnownSocket, SharedSockets, SocketKey,
+    CachedVerdict, DestKey, DestSecret, Fast, FastIdentity, Identity, KnownSocket, SharedSockets,
+    SocketKey,
 };
 use crate::squelch::Squelch;
 
@@ -312,6 +313,8 @@ pub struct Engine<
     qual_len: AtomicU32,
     /// Some qualified rule depends on the destination or port.
     qual_per_dest: AtomicBool,
+    /// The key of [`DestKey`]'s IPv6 hash ([`Engine::set_destination_secret`]).
+    dest_secret: [AtomicU64; 2],
 }
 
 impl<
@@ -355,7 +358,32 @@ impl<
             stats: PathStats::new(),
             qual_len: AtomicU32::new(0),
             qual_per_dest: AtomicBool::new(false),
+            dest_secret: [const { AtomicU64::new(0) }; 2],
         }
+    }
+
+    /// Sets the secret key of the IPv6 destination hash the socket cache compares
+    /// ([`DestKey`]): random bytes, once, before the first packet (the kernel module: at load,
+    /// before its hooks exist). Until then the key is zero, and a sender who knows that could pick
+    /// two IPv6 destinations with the same 62-bit word.
+    pub fn set_destination_secret(&self, secret: DestSecret) {
+        for (word, k) in self.dest_secret.iter().zip(secret) {
+            word.store(k, Ordering::Relaxed);
+        }
+    }
+
+    /// The destination word of a packet to `peer` (see [`DestKey`]).
+    #[inline(always)]
+    pub fn dest_key(&self, peer: &crate::host::Peer) -> DestKey {
+        // Only an IPv6 destination reads the secret (two relaxed loads of a read-mostly line).
+        if let Some(crate::qualified::Addr::V6(_)) = peer.dst {
+            let secret = [
+                self.dest_secret[0].load(Ordering::Relaxed),
+                self.dest_secret[1].load(Ordering::Relaxed),
+            ];
+            return DestKey::of(peer, &secret);
+        }
+        DestKey::of(peer, &[0, 0])
     }
 
     /// The current policy generation (flags + rules), lock-free.
@@ -409,13 +437,6 @@ impl<
         }
         let qual = self.qualified.read().lookup(&facts.qual_facts(), path);
         decide_rule(plain, qual)
-    }
-
-    /// Whether a verdict for this packet may be cached on its socket: always, unless some rule
-    /// depends on the destination and the socket's destination is not fixed — and never for a
-    /// routed packet (its verdict depends on every address it names, not on the socket).
-    fn cacheable<S>(&self, pkt: &Packet<S>) -> bool {
-        !pkt.peer.routed && (pkt.peer.fixed || !self.qual_per_dest.load(Ordering::Acquire))
     }
 
     /// A routed packet ([`Peer::routed`](crate::Peer::routed)) is decided for every address it
@@ -563,8 +584,11 @@ impl<
                 // In task context the sender is known: the check refuses a verdict earned by
                 // another process image (the full path then re-identifies).
                 let sender = if pkt.in_task { host.sender(sk) } else { None };
+                // The verdict answers only packets to the destination it was decided for.
+                let dest = self.dest_key(&pkt.peer);
                 if let Fast::Hit(bits, ident) =
-                    self.sockets.check(key, gen, pkt.proto, sender.as_ref())
+                    self.sockets
+                        .check(key, gen, pkt.proto, dest, sender.as_ref())
                 {
                     self.count(host, Stat::Hits);
                     if Decision::bits_have_no_event(bits) {
@@ -631,10 +655,12 @@ impl<
     fn decide_full<'s, H: Host>(&self, host: &H, pkt: &Packet<H::Sock<'s>>, gen: u32) -> Outcome {
         let sk = pkt.sk.filter(|_| !pkt.malformed);
         let mut hit = None;
+        let dest = self.dest_key(&pkt.peer);
         if let Some(sk) = sk {
             let key = host.sock_key(sk);
             let sender = if pkt.in_task { host.sender(sk) } else { None };
-            if let Some((known, cv)) = self.sockets.lookup(key) {
+            // A verdict decided for another destination reads as none (recomputed below).
+            if let Some((known, cv)) = self.sockets.lookup_at(key, dest) {
                 // In task context the sender is known: a verdict earned by another process image
                 // (fork, exec, a descriptor passed on) is not reused, the sender is identified.
                 let same_sender = known.owner.tgid == 0 || sender.is_none_or(|t| t == known.owner);
@@ -670,21 +696,31 @@ impl<
         let key = match hit {
             Some((key, _, false)) => key,
             Some((key, known, true)) => {
-                // Stale: recompute from the cached identity (no identification work).
+                // Stale, or decided for another destination: recompute from the cached identity
+                // (no identification work).
                 if let Some(d) = self.recompute(&flags, &facts, &known.exe) {
-                    if self.cacheable(pkt) {
-                        self.sockets
-                            .read()
-                            .store_verdict(key, CachedVerdict::for_proto(d, gen, facts.proto));
-                    }
-                    // (never cached when routed: `cacheable` is false).
-                    let routed =
-                        Self::route_decision(host, pkt.peer.routed, &flags, &facts, d, |f| {
+                    if pkt.peer.routed {
+                        // Never stored: its verdict depends on every address its route names,
+                        // and the entry keeps its plain packets' verdict.
+                        let routed = Self::route_decision(host, true, &flags, &facts, d, |f| {
                             // The executable went stale meanwhile: refused, no event.
                             self.recompute(&flags, f, &known.exe)
                                 .unwrap_or(Decision::DEFERRED)
                         });
-                    return self.finish_routed(host, &facts, known.exe, routed);
+                        return self.finish_routed(host, &facts, known.exe, routed);
+                    }
+                    let cv = CachedVerdict::for_proto(d, gen, facts.proto);
+                    // One store while the destination is the entry's; a new destination rewrites
+                    // the entry (verdict and destination change together, under the write lock),
+                    // unless another CPU holds the lock: a socket that sends everywhere (a
+                    // listener's SYN-ACKs, a UDP server's replies) then skips a store its next
+                    // packet would not use, and no packet waits for one.
+                    if !self.sockets.read().store_verdict_at(key, cv, dest) {
+                        if let Some(mut w) = self.sockets.try_write() {
+                            w.insert_with_verdict_at(key, known, cv, dest);
+                        }
+                    }
+                    return self.finish(host, &facts, known.exe, d, false);
                 }
                 // The executable was evicted from the table: identify again.
                 self.sockets.write().forget(key);
@@ -714,7 +750,7 @@ impl<
         });
         let d = routed.0;
         if found.cache {
-            self.sockets.write().insert_with_verdict(
+            self.sockets.write().insert_with_verdict_at(
                 key,
                 KnownSocket {
                     inode: info.inode,
@@ -722,13 +758,14 @@ impl<
                     uid: pkt.uid,
                     exe: found.ident,
                 },
-                // A socket whose destination varies, under rules that depend on it, is cached
-                // for its identity only: every packet is decided again for its destination.
-                if self.cacheable(pkt) {
-                    CachedVerdict::for_proto(d, gen, facts.proto)
-                } else {
+                // For this destination only: a packet elsewhere is decided again. A routed
+                // packet's verdict is never stored (its identity is).
+                if pkt.peer.routed {
                     CachedVerdict::EMPTY
+                } else {
+                    CachedVerdict::for_proto(d, gen, facts.proto)
                 },
+                dest,
             );
         }
         self.finish_routed(host, &facts, found.ident, routed)

@@ -765,12 +765,11 @@ fn a_borrowed_path_never_matches_a_rule_and_nspath_decides() {
 
 // ---- qualified rules on the one packet path (issue 11) -----------------------------------------
 
-fn to(proto: u32, key: u64, inode: u64, dst: [u8; 4], dport: u16, fixed: bool) -> Packet<FakeSock> {
+fn to(proto: u32, key: u64, inode: u64, dst: [u8; 4], dport: u16) -> Packet<FakeSock> {
     Packet {
         peer: e7_core::Peer {
             dst: Some(e7_core::Addr::V4(dst)),
             dport: Some(dport),
-            fixed,
             routed: false,
         },
         ..pkt(proto, key, inode)
@@ -785,23 +784,21 @@ fn qual_rule(proto: u32, path: &[u8], dest: &str, action: Action) -> e7_core::Qu
     e7_core::QualRule::new(proto, path, q, action).unwrap()
 }
 
+/// `block any / to PREFIX`.
+fn block_every_program_to(e: &Sut, prefix: &str) {
+    e.edit_qualified(|q| q.add(qual_rule(e7_core::PROTO_ANY, b"/", prefix, Action::Block)))
+        .unwrap();
+}
+
 /// An unconnected socket alternating between an allowed and a blocked destination: every packet
-/// gets its own destination's verdict (nothing cached across destinations).
+/// gets its own destination's verdict (a verdict is cached for one destination only).
 #[test]
 fn unfixed_socket_is_decided_per_destination() {
     both(|e, fake| {
         e.flags.set(Flag::Mode, ENABLED).unwrap();
         e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Allow).unwrap()))
             .unwrap();
-        e.edit_qualified(|q| {
-            q.add(qual_rule(
-                e7_core::PROTO_ANY,
-                b"/",
-                "10.0.0.0/8",
-                Action::Block,
-            ))
-        })
-        .unwrap();
+        block_every_program_to(e, "10.0.0.0/8");
         for i in 0..6u64 {
             fake.now.set(i);
             let (dst, want) = if i % 2 == 0 {
@@ -809,20 +806,99 @@ fn unfixed_socket_is_decided_per_destination() {
             } else {
                 ([8, 8, 8, 8], Verdict::Accept)
             };
-            let out = e.decide(fake, &to(PROTO_UDP, 7, 500, dst, 53, false));
+            let out = e.decide(fake, &to(PROTO_UDP, 7, 500, dst, 53));
             assert_eq!(out.decision.verdict, want, "packet {i} to {dst:?}");
             assert!(!out.cached);
+            // The same destination again: the verdict cached for it answers.
+            let again = e.decide(fake, &to(PROTO_UDP, 7, 500, dst, 53));
+            assert_eq!(again.decision.verdict, want, "again {i} to {dst:?}");
+            assert!(
+                again.cached,
+                "packet {i}: its destination's verdict is cached"
+            );
+            // Another port of the same address is another destination.
+            let port = e.decide(fake, &to(PROTO_UDP, 7, 500, dst, 54));
+            assert_eq!(port.decision.verdict, want);
+            assert!(!port.cached, "packet {i}: a new port is decided again");
         }
         assert_eq!(
             fake.resolves.get(),
             1,
-            "identified once, decided per packet"
+            "identified once, decided per destination"
         );
     });
 }
 
-/// A connected socket's destination is fixed: its verdict is cached as before, and a rule change
-/// still applies from its next packet.
+/// The destination word of every IPv4 destination is its own (address and port, exactly); IPv6
+/// words are keyed: another secret gives another word, and an unread destination is `NONE`.
+#[test]
+fn destination_words() {
+    use e7_core::{Addr, DestKey, Peer};
+    let p = |dst: Option<Addr>, dport: Option<u16>| Peer {
+        dst,
+        dport,
+        routed: false,
+    };
+    let k = |peer: Peer| DestKey::of(&peer, &[1, 2]);
+    assert_eq!(k(Peer::UNKNOWN), DestKey::NONE);
+    let mut seen = std::collections::HashSet::new();
+    for a in [
+        [10, 0, 0, 1],
+        [10, 0, 0, 2],
+        [0, 0, 0, 0],
+        [255, 255, 255, 255],
+    ] {
+        for port in [None, Some(0), Some(53), Some(65535)] {
+            let w = k(p(Some(Addr::V4(a)), port));
+            assert_ne!(w, DestKey::NONE);
+            assert!(seen.insert(w), "{a:?} {port:?}: a word of its own");
+        }
+    }
+    for port in [None, Some(0), Some(53)] {
+        let mut a6 = [0u8; 16];
+        a6[15] = 1;
+        let w = k(p(Some(Addr::V6(a6)), port));
+        assert!(seen.insert(w), "IPv6 {port:?}: a word of its own");
+        assert_ne!(
+            w,
+            DestKey::of(&p(Some(Addr::V6(a6)), port), &[3, 4]),
+            "keyed"
+        );
+        if port.is_some() {
+            assert!(seen.insert(k(p(None, port))), "port only {port:?}");
+        }
+    }
+}
+
+/// A verdict cached while the destination was not read answers only packets whose destination
+/// was not read either: a packet that reports one is decided for it (the kernel reads it from the
+/// moment a rule depends on it, and a packet in flight then must not replay an unread verdict).
+#[test]
+fn an_unread_destination_verdict_answers_no_read_destination() {
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Allow).unwrap()))
+            .unwrap();
+        let out = e.decide(fake, &pkt(PROTO_UDP, 7, 500));
+        assert_eq!(out.decision.verdict, Verdict::Accept);
+        assert!(e.decide(fake, &pkt(PROTO_UDP, 7, 500)).cached);
+        block_every_program_to(e, "10.0.0.0/8");
+        // Decided under the new rule while its destination was not read (a packet in flight):
+        // cached for "not read" only.
+        let out = e.decide(fake, &pkt(PROTO_UDP, 7, 500));
+        assert_eq!(out.decision.verdict, Verdict::Accept);
+        let out = e.decide(fake, &to(PROTO_UDP, 7, 500, [10, 1, 1, 1], 53));
+        assert_eq!(
+            out.decision.verdict,
+            Verdict::Drop,
+            "decided for its destination"
+        );
+        assert!(!out.cached);
+    });
+}
+
+/// A connected socket's packets all go to one destination: its verdict is cached as before, and a
+/// rule change still applies from its next packet.
 #[test]
 fn fixed_socket_keeps_the_fast_path_under_a_blocklist() {
     both(|e, fake| {
@@ -834,12 +910,12 @@ fn fixed_socket_keeps_the_fast_path_under_a_blocklist() {
             e.edit_qualified(|q| q.add(qual_rule(e7_core::PROTO_ANY, b"/", &d, Action::Block)))
                 .unwrap();
         }
-        let out = e.decide(fake, &to(PROTO_TCP, 9, 500, [1, 1, 1, 1], 443, true));
+        let out = e.decide(fake, &to(PROTO_TCP, 9, 500, [1, 1, 1, 1], 443));
         assert_eq!(out.decision.verdict, Verdict::Accept);
-        let out = e.decide(fake, &to(PROTO_TCP, 9, 500, [1, 1, 1, 1], 443, true));
+        let out = e.decide(fake, &to(PROTO_TCP, 9, 500, [1, 1, 1, 1], 443));
         assert!(out.cached, "fast path");
         // The allowed program cannot reach a blocked prefix (another connected socket).
-        let out = e.decide(fake, &to(PROTO_TCP, 10, 500, [10, 7, 1, 1], 443, true));
+        let out = e.decide(fake, &to(PROTO_TCP, 10, 500, [10, 7, 1, 1], 443));
         assert_eq!(out.decision.verdict, Verdict::Drop);
         // A rule change reaches the cached socket at its next packet.
         e.edit_qualified(|q| {
@@ -851,7 +927,7 @@ fn fixed_socket_keeps_the_fast_path_under_a_blocklist() {
             ))
         })
         .unwrap();
-        let out = e.decide(fake, &to(PROTO_TCP, 9, 500, [1, 1, 1, 1], 443, true));
+        let out = e.decide(fake, &to(PROTO_TCP, 9, 500, [1, 1, 1, 1], 443));
         assert_eq!(out.decision.verdict, Verdict::Drop);
         assert!(!out.cached);
     });
@@ -940,25 +1016,17 @@ fn no_memo_answers_while_rules_depend_on_the_destination() {
         e.flags.set(Flag::Mode, ENABLED).unwrap();
         e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Allow).unwrap()))
             .unwrap();
-        e.edit_qualified(|q| {
-            q.add(qual_rule(
-                e7_core::PROTO_ANY,
-                b"/",
-                "10.0.0.0/8",
-                Action::Block,
-            ))
-        })
-        .unwrap();
+        block_every_program_to(e, "10.0.0.0/8");
         fake.sender.set(Some(50));
-        let out = e.decide(fake, &to(PROTO_TCP, 1, 500, [1, 1, 1, 1], 443, true));
+        let out = e.decide(fake, &to(PROTO_TCP, 1, 500, [1, 1, 1, 1], 443));
         assert_eq!(out.decision.verdict, Verdict::Accept);
-        let out = e.decide(fake, &to(PROTO_TCP, 2, 500, [10, 1, 2, 3], 443, true));
+        let out = e.decide(fake, &to(PROTO_TCP, 2, 500, [10, 1, 2, 3], 443));
         assert_eq!(
             out.decision.verdict,
             Verdict::Drop,
             "its own destination's verdict"
         );
-        let out = e.decide(fake, &to(PROTO_TCP, 3, 500, [1, 1, 1, 2], 443, true));
+        let out = e.decide(fake, &to(PROTO_TCP, 3, 500, [1, 1, 1, 2], 443));
         assert_eq!(out.decision.verdict, Verdict::Accept);
     });
 }

@@ -100,13 +100,12 @@ fn engine() -> Box<StdEngine> {
     e
 }
 
-/// A UDP packet of socket `key` to `dst` (`fixed`: its connected destination), routed or not.
-fn packet(key: u64, dst: [u8; 4], fixed: bool, routed: bool) -> Packet<u64> {
+/// A UDP packet of socket `key` to `dst`, routed or not (`_connected`: documents the socket).
+fn packet(key: u64, dst: [u8; 4], _connected: bool, routed: bool) -> Packet<u64> {
     Packet {
         peer: Peer {
             dst: Some(Addr::V4(dst)),
             dport: Some(53),
-            fixed,
             routed,
         },
         sk: Some(key),

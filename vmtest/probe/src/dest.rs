@@ -245,37 +245,36 @@ pub fn alternate(a: IpAddr, b: IpAddr, port: u16, rounds: u32, timeout: Duration
     report_pair("alternate", run())
 }
 
-/// ONE UDP socket connected to `addr`:`port` sends `rounds` times; prints
-/// `connected ok=.. blocked=.. errors=..`. Exit 0 unless a send failed for another reason.
-pub fn connected(addr: IpAddr, port: u16, rounds: u32, timeout: Duration) -> u8 {
+/// ONE UDP socket sends to `addr`:`port` `rounds` times, connected to it (`connect`) or with
+/// `sendto` on an unconnected socket; prints `connected ok=.. blocked=.. errors=..` (or `sendto
+/// ...`). Exit 0 unless a send failed for another reason.
+pub fn connected(addr: IpAddr, port: u16, rounds: u32, connect: bool, timeout: Duration) -> u8 {
+    let what = if connect { "connected" } else { "sendto" };
     let run = || -> Result<Tally, Outcome> {
         let (rx, dst) = receiver(addr, port)?;
         let tx = UdpSocket::bind((unspecified(addr), 0))
             .map_err(|e| Outcome::Failed(format!("bind sender: {e}")))?;
-        tx.connect(dst)
-            .map_err(|e| Outcome::Failed(format!("connect: {e}")))?;
+        if connect {
+            tx.connect(dst)
+                .map_err(|e| Outcome::Failed(format!("connect: {e}")))?;
+        }
+        let to = (!connect).then_some(dst);
         let mut t = Tally::default();
         for i in 0..rounds {
-            t.add(&send_one(
-                &tx,
-                None,
-                &rx,
-                format!("c{i}").as_bytes(),
-                timeout,
-            ));
+            t.add(&send_one(&tx, to, &rx, format!("c{i}").as_bytes(), timeout));
         }
         Ok(t)
     };
     match run() {
         Ok(t) => {
             println!(
-                "connected ok={} blocked={} errors={}",
+                "{what} ok={} blocked={} errors={}",
                 t.ok, t.blocked, t.errors
             );
             u8::from(t.errors != 0) * 2
         }
         Err(o) => {
-            println!("connected {o}");
+            println!("{what} {o}");
             2
         }
     }

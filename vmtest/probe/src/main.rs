@@ -87,6 +87,8 @@ destinations (rules with `to`/`port`; ADDR must be local: 127.0.0.0/8, ::1 or an
                                            times; prints `reconnect a_ok=.. ..` (A counts two per round)
   connected ADDR ROUNDS [PORT]             ONE connected UDP socket sends ROUNDS times; prints
                                            `connected ok=.. blocked=.. errors=..`
+  sendto ADDR ROUNDS [PORT]                ONE unconnected UDP socket sends to ADDR ROUNDS times; prints
+                                           `sendto ok=.. blocked=.. errors=..`
   route udp|connected|tcp FINAL HOP[,HOP...]
                                            UDP to FINAL through the HOPs (first hop first): IPv6 a segment
                                            routing header (IPV6_RTHDR), IPv4 a loose source route
@@ -259,6 +261,7 @@ enum Cmd {
         addr: std::net::IpAddr,
         rounds: u32,
         port: u16,
+        connect: bool,
     },
     Route {
         kind: dest::RouteKind,
@@ -422,7 +425,7 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
                 port,
             }
         }
-        "connected" => {
+        "connected" | "sendto" => {
             let addr = parse_num("ADDR", args.get(1), "an IPv4 or IPv6 address")?;
             let rounds = parse_num("ROUNDS", args.get(2), "a number of sends")?;
             let port = match args.get(3) {
@@ -430,7 +433,12 @@ fn parse_cmd(args: &[String]) -> Result<Cmd, UsageError> {
                 s => parse_num("PORT", s, PORT_RANGE)?,
             };
             no_more(args, 4)?;
-            Cmd::Connected { addr, rounds, port }
+            Cmd::Connected {
+                addr,
+                rounds,
+                port,
+                connect: args[0] == "connected",
+            }
         }
         "raw4" | "raw6" => {
             let ipproto = parse_num("IPPROTO", args.get(1), "an IP protocol number 0-255")?;
@@ -1401,9 +1409,12 @@ fn execute(cmd: Cmd, timeout: Duration) -> ExitCode {
             rounds,
             port,
         } => ExitCode::from(dest::reconnect(a, b, port, rounds, timeout)),
-        Cmd::Connected { addr, rounds, port } => {
-            ExitCode::from(dest::connected(addr, port, rounds, timeout))
-        }
+        Cmd::Connected {
+            addr,
+            rounds,
+            port,
+            connect,
+        } => ExitCode::from(dest::connected(addr, port, rounds, connect, timeout)),
         Cmd::Route { kind, fin, hops } => ExitCode::from(dest::route(kind, fin, &hops, timeout)),
         Cmd::Uring { v6, worker } => report(&uring::uring_send(v6, worker, timeout)),
         Cmd::Inherit { v6, prog } => report(&uring::inherit(v6, &prog, timeout)),

@@ -387,8 +387,7 @@ pub extern "C" fn e7np_decide_packet_to(
         peer: e7_core::Peer {
             dst: Some(dst),
             dport: u16::try_from(dport).ok(),
-            fixed: flags & 128 != 0,
-            routed: flags & 64 != 0,
+            routed: flags & 128 != 0,
         },
         sk: (flags & 8 == 0).then_some((key, key)),
         proto,

@@ -18,9 +18,6 @@ pub const PKT_IN_TASK: u8 = 0x2;
 pub const PKT_SENDER: u8 = 0x4;
 /// `E7_PEER_PORT`: `E7Peer::dport` holds the destination port.
 pub const PEER_PORT: u8 = 0x1;
-/// `E7_PEER_FIXED`: the packet goes to its socket's connected destination; the shim mixed the
-/// destination into `E7Pkt::cookie`, so a cached verdict is per (socket, destination).
-pub const PEER_FIXED: u8 = 0x2;
 /// `E7_PEER_ROUTED`: the packet names a route (IPv6 routing header, IPv4 LSRR/SSRR option);
 /// `E7Peer::daddr` is only its first hop (`e7_c_pkt_route` reads the rest).
 pub const PEER_ROUTED: u8 = 0x4;

@@ -22,8 +22,8 @@ use e7_proto::Command;
 
 use crate::abi::{
     E7Dest, E7Exe, E7Peer, E7Pkt, E7ProgSum, E7SockInfo, E7WalkPos, HOOK_ACCEPT, HOOK_CACHED,
-    HOOK_EXE_SHIFT, HOOK_REASON, PEER_FIXED, PEER_PORT, PEER_ROUTED, PKT_IN_TASK, PKT_MALFORMED,
-    PKT_SENDER, SOCK_KERNEL, SOCK_USER,
+    HOOK_EXE_SHIFT, HOOK_REASON, PEER_PORT, PEER_ROUTED, PKT_IN_TASK, PKT_MALFORMED, PKT_SENDER,
+    SOCK_KERNEL, SOCK_USER,
 };
 use crate::control::Handled;
 use crate::errno::EINVAL;
@@ -416,15 +416,17 @@ pub extern "C" fn e7_rust_peer_word() -> *const u8 {
 }
 
 /// A packet whose destination the hook did not read (no rule depended on it when the shim
-/// looked): no `to`/`port` rule matches, and the packet counts as not fixed, so its verdict is
-/// cached only if still no rule depends on the destination when it is decided (a rule added
-/// meanwhile must not find a verdict cached under the socket's plain cookie).
-const NOT_READ: e7_core::Peer = e7_core::Peer {
-    dst: None,
-    dport: None,
-    fixed: false,
-    routed: false,
-};
+/// looked): no `to`/`port` rule matches, and its verdict is cached for "destination not read"
+/// ([`e7_core::DestKey::NONE`]), which answers no packet whose destination the hook read (a rule
+/// added meanwhile is applied to the socket's next packet).
+const NOT_READ: e7_core::Peer = e7_core::Peer::UNKNOWN;
+
+/// Sets the socket cache's IPv6 destination-hash key (random bytes from the shim, at load, before
+/// the hooks exist).
+#[no_mangle]
+pub extern "C" fn e7_rust_set_dest_secret(k0: u64, k1: u64) {
+    E7.engine.set_destination_secret([k0, k1]);
+}
 
 /// An `e7_peer` as e7-core's [`e7_core::Peer`].
 fn peer_from(family: u8, peer: &E7Peer) -> e7_core::Peer {
@@ -437,7 +439,6 @@ fn peer_from(family: u8, peer: &E7Peer) -> e7_core::Peer {
     e7_core::Peer {
         dst: Some(dst),
         dport: (peer.flags & PEER_PORT != 0).then_some(peer.dport),
-        fixed: peer.flags & PEER_FIXED != 0,
         routed: peer.flags & PEER_ROUTED != 0,
     }
 }

@@ -1896,11 +1896,10 @@ fn qual(to: &str, ports: Option<&str>, uid: Option<u32>) -> e7_proto::qual::Qual
     }
 }
 
-fn to(mut p: PacketIn, a: [u8; 4], port: u16, fixed: bool) -> PacketIn {
+fn to(mut p: PacketIn, a: [u8; 4], port: u16) -> PacketIn {
     p.peer = e7_core::Peer {
         dst: Some(e7_core::qualified::Addr::V4(a)),
         dport: Some(port),
-        fixed,
         routed: false,
     };
     p
@@ -1954,26 +1953,21 @@ fn qualified_rules_are_added_listed_enforced_per_destination_and_cleared() {
     k.process(42, "/usr/bin/dig", &[5000]);
     k.current.set(Some(42));
     let sk = k.sock(1, 100, 5000, SockKind::User);
-    // An unconnected socket (not fixed): each packet its own destination's verdict, never a
-    // cached one from the other destination.
+    // An unconnected socket: each packet its own destination's verdict, never a cached one from
+    // the other destination.
     for _ in 0..3 {
-        let allowed = to(pkt(Some(sk), UDP, true), [1, 1, 1, 1], 53, false);
-        let blocked = to(pkt(Some(sk), UDP, true), [10, 1, 2, 3], 53, false);
+        let allowed = to(pkt(Some(sk), UDP, true), [1, 1, 1, 1], 53);
+        let blocked = to(pkt(Some(sk), UDP, true), [10, 1, 2, 3], 53);
         assert_eq!(m.packet(&k, &allowed), Verdict::Accept);
         assert_eq!(m.packet(&k, &blocked), Verdict::Drop);
     }
     // A packet whose destination the hook did not read (no rule depended on it when it looked):
-    // no `to` rule matches, and its verdict is not cached under the socket's plain key.
+    // no `to` rule matches, and its verdict answers no packet whose destination was read.
     let mut unknown = pkt(Some(sk), UDP, true);
-    unknown.peer = e7_core::Peer {
-        dst: None,
-        dport: None,
-        fixed: false,
-        routed: false,
-    };
+    unknown.peer = e7_core::Peer::UNKNOWN;
     assert_eq!(m.packet(&k, &unknown), Verdict::Accept);
     assert_eq!(
-        m.packet(&k, &to(pkt(Some(sk), UDP, true), [10, 0, 0, 1], 53, false)),
+        m.packet(&k, &to(pkt(Some(sk), UDP, true), [10, 0, 0, 1], 53)),
         Verdict::Drop
     );
     // A user rule for uid 1000 (the packets' socket uid) beats the program's allow.
@@ -1988,11 +1982,11 @@ fn qualified_rules_are_added_listed_enforced_per_destination_and_cleared() {
     )
     .unwrap();
     assert_eq!(
-        m.packet(&k, &to(pkt(Some(sk), UDP, true), [1, 1, 1, 1], 53, false)),
+        m.packet(&k, &to(pkt(Some(sk), UDP, true), [1, 1, 1, 1], 53)),
         Verdict::Drop
     );
     assert_eq!(
-        m.packet(&k, &to(pkt(Some(sk), UDP, true), [1, 1, 1, 1], 54, false)),
+        m.packet(&k, &to(pkt(Some(sk), UDP, true), [1, 1, 1, 1], 54)),
         Verdict::Accept
     );
     // Clearing the one qualified rule by its qualifiers; a wrong qualifier finds nothing.
@@ -2011,14 +2005,14 @@ fn qualified_rules_are_added_listed_enforced_per_destination_and_cleared() {
     );
     request(&m, &k, &clear(qual("any", Some("53"), Some(1000))), 1).unwrap();
     assert_eq!(
-        m.packet(&k, &to(pkt(Some(sk), UDP, true), [1, 1, 1, 1], 53, false)),
+        m.packet(&k, &to(pkt(Some(sk), UDP, true), [1, 1, 1, 1], 53)),
         Verdict::Accept
     );
     // CLEAR by action and CLEAR all reach the qualified table too.
     request(&m, &k, &Request::Clear(ClearSpec::Action(Action::Block)), 1).unwrap();
     assert_eq!(query_all(&m, &k).len(), 1);
     assert_eq!(
-        m.packet(&k, &to(pkt(Some(sk), UDP, true), [10, 0, 0, 1], 53, false)),
+        m.packet(&k, &to(pkt(Some(sk), UDP, true), [10, 0, 0, 1], 53)),
         Verdict::Accept
     );
     request(
@@ -2299,7 +2293,7 @@ fn routed_packets_are_decided_for_every_address_and_their_event_names_the_refuse
     k.current.set(Some(42));
     let sk = k.sock(1, 100, 5000, SockKind::User);
     // A connected socket to 1.1.1.1: its plain packets are cached.
-    let plain = to(pkt(Some(sk), UDP, true), [1, 1, 1, 1], 53, true);
+    let plain = to(pkt(Some(sk), UDP, true), [1, 1, 1, 1], 53);
     assert_eq!(m.packet(&k, &plain), Verdict::Accept);
     assert_eq!(m.packet(&k, &plain), Verdict::Accept);
     let routed = |p: PacketIn| PacketIn {
