@@ -56,8 +56,10 @@ pub struct Outcome {
     /// Who the packet was attributed to (for debug logging).
     pub ident: Identity,
     /// A routed packet ([`Peer::routed`](crate::Peer::routed)) refused for an address its route
-    /// names beyond its IP destination: that address, which its event names. `None` otherwise.
-    pub route_dst: Option<crate::qualified::Addr>,
+    /// names beyond its IP destination: that address's index ([`Host::route_hop`]), which its
+    /// event names. `None` otherwise. (An index, not the address: one byte keeps the outcome the
+    /// hook returns as small as before.)
+    pub route_hop: Option<u8>,
 }
 
 /// A packet answered by the hit path alone ([`Engine::decide_packet_fast`]): a still-valid cached
@@ -100,7 +102,7 @@ impl CachedHit {
             event: None,
             cached: true,
             ident: FastIdentity::get(self.ident),
-            route_dst: None,
+            route_hop: None,
         }
     }
 }
@@ -121,7 +123,7 @@ impl Outcome {
             event: None,
             cached: false,
             ident: Identity::Unknown,
-            route_dst: None,
+            route_hop: None,
         }
     }
 }
@@ -442,8 +444,8 @@ impl<
     /// A routed packet ([`Peer::routed`](crate::Peer::routed)) is decided for every address it
     /// names: `first`, its decision for the IP destination, stands only if the decision `at`
     /// gives for each address of its route ([`Host::route_hop`], in header order, the same port
-    /// and uid) accepts too; the first that does not is the packet's decision, with that address
-    /// (for the event). A route that cannot be read, or names more than [`ROUTE_ADDRS_MAX`]
+    /// and uid) accepts too; the first that does not is the packet's decision, with that address's
+    /// index (for the event). A route that cannot be read, or names more than [`ROUTE_ADDRS_MAX`]
     /// addresses, is decided as a malformed packet (`fail`). Not routed, or `first` refuses
     /// already: `first`.
     fn route_decision<H: Host>(
@@ -453,7 +455,7 @@ impl<
         facts: &PacketFacts,
         first: Decision,
         mut at: impl FnMut(&PacketFacts) -> Decision,
-    ) -> (Decision, Option<crate::qualified::Addr>) {
+    ) -> (Decision, Option<u8>) {
         if !routed || first.verdict != Verdict::Accept {
             return (first, None);
         }
@@ -470,7 +472,7 @@ impl<
             };
             let d = at(&facts.with_peer(Some(a), facts.dport, facts.uid));
             if d.verdict != Verdict::Accept {
-                return (d, Some(a));
+                return (d, u8::try_from(i).ok());
             }
         }
         (unreadable(), None)
@@ -482,10 +484,10 @@ impl<
         host: &H,
         facts: &PacketFacts,
         ident: Identity,
-        (decision, route_dst): (Decision, Option<crate::qualified::Addr>),
+        (decision, route_hop): (Decision, Option<u8>),
     ) -> Outcome {
         Outcome {
-            route_dst,
+            route_hop,
             ..self.finish(host, facts, ident, decision, false)
         }
     }
@@ -629,7 +631,7 @@ impl<
             }),
             cached: true,
             ident: Identity::Exe(exe),
-            route_dst: None,
+            route_hop: None,
         }
     }
 
@@ -1203,7 +1205,7 @@ impl<
             event,
             cached,
             ident,
-            route_dst: None,
+            route_hop: None,
         }
     }
 }

@@ -328,7 +328,13 @@ impl<R: RawRwLock> Module<R> {
         if let Some(ev) = out.event {
             // Where the packet went: the address of its route that refused it, else the
             // decision's own facts when a rule needed them, else read now (only for an event).
-            let (dst, dport) = match out.route_dst.or(p.peer.dst) {
+            let refused = out
+                .route_hop
+                .and_then(|i| match k.packet_route(usize::from(i)) {
+                    e7_core::RouteHop::Addr(a) => Some(a),
+                    _ => None,
+                });
+            let (dst, dport) = match refused.or(p.peer.dst) {
                 Some(d) => (Some(d), p.peer.dport),
                 None => k.packet_dest(),
             };
