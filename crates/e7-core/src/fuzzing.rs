@@ -7,8 +7,9 @@
 //! test-only `fuzzing` feature, never into the kernel module):
 //! - rules: an ordered list; lookups against a brute-force reading of the precedence rules;
 //! - executables: an id never resolves to a path other than the one it was issued for;
-//! - sockets: lookups agree with the model; an evicted entry is one of the least recently used of
-//!   its set (wrap-safe), starting from a fuzz-chosen clock;
+//! - sockets: lookups agree with the model, a verdict is returned only for the destination it was
+//!   stored for; an evicted entry is one of the least recently used of its set (wrap-safe),
+//!   starting from a fuzz-chosen clock;
 //! - active cache: answers agree with the snapshot of the last walk; walks respect the interval;
 //! - squelch: never two permits for one key in one second.
 
@@ -21,7 +22,7 @@ use crate::host::TaskId;
 use crate::path::ExePath;
 use crate::rules::{AddOutcome, MatchKind, Rule, RuleRing};
 use crate::schema::{PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
-use crate::socket::{Identity, KnownSocket, SocketCache, SocketKey};
+use crate::socket::{CachedVerdict, DestKey, Identity, KnownSocket, SocketCache, SocketKey};
 use crate::squelch::Squelch;
 
 /// Paths the fuzzer picks from: nested folders, siblings and a prefix that is not a folder.
@@ -100,6 +101,9 @@ struct ModelSock {
     key: u64,
     tgid: u32,
     stamp: u32,
+    /// The stored verdict (packed) and the destination word it was stored for.
+    verdict: u64,
+    dest: u64,
 }
 
 struct Table {
@@ -517,6 +521,8 @@ impl Harness {
             key,
             tgid,
             stamp: now,
+            verdict: CachedVerdict::EMPTY.packed(),
+            dest: DestKey::NONE.0,
         };
         match self.model_socket(key) {
             Some(i) => {
@@ -539,18 +545,34 @@ impl Harness {
         Ok(())
     }
 
+    /// A lookup for one of four destination words (0: not read), or (high bit of the second byte)
+    /// a verdict stored for one: in place when the entry holds that destination, else the entry
+    /// rewritten for it (the engine's two steps).
     fn lookup_socket(&mut self, r: &mut Reader<'_>) -> Result<(), &'static str> {
         let Some(k) = r.byte() else { return Ok(()) };
         let key = u64::from(k % 32);
-        let got = self.sockets.lookup(SocketKey(key));
+        let d = r.byte().unwrap_or(0);
+        let dest = DestKey(u64::from(d & 3));
+        if d & 0x80 != 0 {
+            return self.store_socket_verdict(key, dest, u64::from(d));
+        }
+        let got = self.sockets.lookup_at(SocketKey(key), dest);
         let now = self.sockets.clock_of(SocketKey(key));
         match (got, self.model_socket(key)) {
             (None, None) => Ok(()),
-            (Some((v, _)), Some(i)) => {
+            (Some((v, cv)), Some(i)) => {
                 let slot = self.model_socks.get_mut(i).and_then(|s| s.as_mut());
                 match slot {
                     Some(m) if m.tgid == v.owner.tgid => {
                         m.stamp = now;
+                        let want = if m.dest == dest.0 {
+                            m.verdict
+                        } else {
+                            CachedVerdict::EMPTY.packed()
+                        };
+                        if cv.packed() != want {
+                            return Err("a verdict returned for another destination, or lost");
+                        }
                         Ok(())
                     }
                     _ => Err("socket value differs from model"),
@@ -558,6 +580,47 @@ impl Harness {
             }
             _ => Err("socket presence differs from model"),
         }
+    }
+
+    fn store_socket_verdict(
+        &mut self,
+        key: u64,
+        dest: DestKey,
+        v: u64,
+    ) -> Result<(), &'static str> {
+        let verdict = CachedVerdict::from_packed((v << 32) | (1 << 40) | key);
+        let Some(i) = self.model_socket(key) else {
+            if self.sockets.store_verdict_at(SocketKey(key), verdict, dest) {
+                return Err("stored a verdict for a socket the model does not hold");
+            }
+            return Ok(());
+        };
+        let Some(m) = self.model_socks.get_mut(i).and_then(|s| s.as_mut()) else {
+            return Ok(());
+        };
+        let stored = self.sockets.store_verdict_at(SocketKey(key), verdict, dest);
+        if stored != (m.dest == dest.0) {
+            return Err("store_verdict_at ignored the entry's destination");
+        }
+        if !stored {
+            let known = KnownSocket {
+                inode: key,
+                owner: TaskId::tgid_only(m.tgid),
+                uid: 0,
+                exe: Identity::Unknown,
+            };
+            if self
+                .sockets
+                .insert_with_verdict_at(SocketKey(key), known, verdict, dest)
+                .is_some()
+            {
+                return Err("rewriting a present entry evicted another");
+            }
+            m.stamp = self.sockets.clock_of(SocketKey(key));
+            m.dest = dest.0;
+        }
+        m.verdict = verdict.packed();
+        Ok(())
     }
 
     fn forget_socket(&mut self, r: &mut Reader<'_>) -> Result<(), &'static str> {

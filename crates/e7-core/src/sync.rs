@@ -573,6 +573,10 @@ impl<
         // the policy it was computed under; at worst it is tagged older and merely recomputed.
         // One read-mostly line: the flags' and the rules' generations sit beside the mode.
         let gen = self.policy_generation();
+        // The destination word, before any call to the host: a host whose packets never carry a
+        // destination (the kernel while no rule depends on one) passes a constant peer, and this
+        // is then a constant too (after a call the compiler would have to reload the peer).
+        let dest = self.dest_key(&pkt.peer);
 
         // Fast path: lock-free (the socket cache's sequence-counted read writes nothing shared),
         // no flags snapshot, no facts. A verdict is cached only for a packet `decide_early` did
@@ -587,7 +591,6 @@ impl<
                 // another process image (the full path then re-identifies).
                 let sender = if pkt.in_task { host.sender(sk) } else { None };
                 // The verdict answers only packets to the destination it was decided for.
-                let dest = self.dest_key(&pkt.peer);
                 if let Fast::Hit(bits, ident) =
                     self.sockets
                         .check(key, gen, pkt.proto, dest, sender.as_ref())
@@ -614,7 +617,7 @@ impl<
                 }
             }
         }
-        Decided::Full(self.decide_full(host, pkt, gen))
+        Decided::Full(self.decide_full(host, pkt, gen, dest))
     }
 
     /// A cached hit whose squelched event the squelch permitted (once per program, protocol and
@@ -654,10 +657,15 @@ impl<
     /// that asks for an event, a busy entry read under the lock, a stale verdict recomputed, a
     /// sender re-identified, a miss identified.
     #[inline(never)]
-    fn decide_full<'s, H: Host>(&self, host: &H, pkt: &Packet<H::Sock<'s>>, gen: u32) -> Outcome {
+    fn decide_full<'s, H: Host>(
+        &self,
+        host: &H,
+        pkt: &Packet<H::Sock<'s>>,
+        gen: u32,
+        dest: DestKey,
+    ) -> Outcome {
         let sk = pkt.sk.filter(|_| !pkt.malformed);
         let mut hit = None;
-        let dest = self.dest_key(&pkt.peer);
         if let Some(sk) = sk {
             let key = host.sock_key(sk);
             let sender = if pkt.in_task { host.sender(sk) } else { None };
