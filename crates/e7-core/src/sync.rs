@@ -577,6 +577,8 @@ impl<
         // destination (the kernel while no rule depends on one) passes a constant peer, and this
         // is then a constant too (after a call the compiler would have to reload the peer).
         let dest = self.dest_key(&pkt.peer);
+        // Likewise whether the packet names a route (a constant false on that path).
+        let routed = pkt.peer.routed;
 
         // Fast path: lock-free (the socket cache's sequence-counted read writes nothing shared),
         // no flags snapshot, no facts. A verdict is cached only for a packet `decide_early` did
@@ -584,7 +586,7 @@ impl<
         // under and its protocol; so a still-valid one means `decide_early` would decide nothing
         // now either (a mode change bumps the generation). Malformed packets never take it.
         // A routed packet never: its verdict depends on every address it names.
-        if !pkt.malformed && !pkt.peer.routed {
+        if !pkt.malformed && !routed {
             if let Some(sk) = pkt.sk {
                 let key = host.sock_key(sk);
                 // In task context the sender is known: the check refuses a verdict earned by
