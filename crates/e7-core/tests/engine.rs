@@ -897,6 +897,38 @@ fn an_unread_destination_verdict_answers_no_read_destination() {
     });
 }
 
+/// When the first destination rule arrives, an established socket keeps its entry: its next
+/// softirq packet (no sender, so it could not be identified on the spot) is decided for its
+/// destination from the cached identity — not deferred, not identified again — and then hits.
+#[test]
+fn the_first_destination_rule_needs_no_reidentification() {
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Allow).unwrap()))
+            .unwrap();
+        let out = e.decide(fake, &pkt(PROTO_TCP, 5, 500));
+        assert_eq!(out.decision.verdict, Verdict::Accept);
+        let resolved = fake.resolves.get();
+        block_every_program_to(e, "10.0.0.0/8");
+        let softirq = |dst| Packet {
+            in_task: false,
+            ..to(PROTO_TCP, 5, 500, dst, 443)
+        };
+        let out = e.decide(fake, &softirq([1, 1, 1, 1]));
+        assert_eq!(out.decision.reason, Reason::Rule, "decided, not deferred");
+        assert_eq!(out.decision.verdict, Verdict::Accept);
+        assert!(!out.cached);
+        assert!(e.decide(fake, &softirq([1, 1, 1, 1])).cached, "then hits");
+        let out = e.decide(fake, &softirq([10, 0, 0, 1]));
+        assert_eq!(
+            out.decision.verdict,
+            Verdict::Drop,
+            "the rule holds at once"
+        );
+        assert_eq!(fake.resolves.get(), resolved, "no identification");
+    });
+}
+
 /// A connected socket's packets all go to one destination: its verdict is cached as before, and a
 /// rule change still applies from its next packet.
 #[test]
