@@ -91,22 +91,19 @@ impl DestKey {
     /// The word of a packet going to `peer` (the hash key `secret` is used for IPv6 only).
     #[inline(always)]
     pub fn of(peer: &crate::host::Peer, secret: &DestSecret) -> DestKey {
-        // `has_port << 16 | port`: a port 0 is not a missing port.
-        let port = match peer.dport {
-            Some(p) => (1 << 16) | u64::from(p),
-            None => 0,
+        // A port 0 is not a missing port: `has_port` tells them apart.
+        let (has_port, port) = match peer.dport {
+            Some(p) => (1u64, u64::from(p)),
+            None => (0, 0),
         };
         match peer.dst {
-            None if port == 0 => DestKey::NONE,
-            None => DestKey(Self::PORT_ONLY | port),
-            Some(crate::qualified::Addr::V4(a)) => DestKey(
-                Self::V4
-                    | (port >> 16) << 48
-                    | (u64::from(u32::from_be_bytes(a)) << 16)
-                    | (port & 0xFFFF),
-            ),
+            None if has_port == 0 => DestKey::NONE,
+            None => DestKey(Self::PORT_ONLY | has_port << 16 | port),
+            Some(crate::qualified::Addr::V4(a)) => {
+                DestKey(Self::V4 | has_port << 48 | (u64::from(u32::from_be_bytes(a)) << 16) | port)
+            }
             Some(crate::qualified::Addr::V6(a)) => {
-                DestKey(Self::V6 | (Self::hash6(&a, port, secret) >> 2))
+                DestKey(Self::V6 | (Self::hash6(&a, has_port << 16 | port, secret) >> 2))
             }
         }
     }

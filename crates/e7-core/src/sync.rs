@@ -711,28 +711,28 @@ impl<
                 // Stale, or decided for another destination: recompute from the cached identity
                 // (no identification work).
                 if let Some(d) = self.recompute(&flags, &facts, &known.exe) {
-                    if pkt.peer.routed {
-                        // Never stored: its verdict depends on every address its route names,
-                        // and the entry keeps its plain packets' verdict.
-                        let routed = Self::route_decision(host, true, &flags, &facts, d, |f| {
+                    let routed =
+                        Self::route_decision(host, pkt.peer.routed, &flags, &facts, d, |f| {
                             // The executable went stale meanwhile: refused, no event.
                             self.recompute(&flags, f, &known.exe)
                                 .unwrap_or(Decision::DEFERRED)
                         });
-                        return self.finish_routed(host, &facts, known.exe, routed);
-                    }
-                    let cv = CachedVerdict::for_proto(d, gen, facts.proto);
-                    // One store while the destination is the entry's; a new destination rewrites
-                    // the entry (verdict and destination change together, under the write lock),
+                    // A routed packet's verdict is never stored (it depends on every address its
+                    // route names; the entry keeps its plain packets' verdict). Otherwise one
+                    // store while the destination is the entry's; a new destination rewrites the
+                    // entry (verdict and destination change together, under the write lock),
                     // unless another CPU holds the lock: a socket that sends everywhere (a
                     // listener's SYN-ACKs, a UDP server's replies) then skips a store its next
                     // packet would not use, and no packet waits for one.
-                    if !self.sockets.read().store_verdict_at(key, cv, dest) {
-                        if let Some(mut w) = self.sockets.try_write() {
-                            w.insert_with_verdict_at(key, known, cv, dest);
+                    if !pkt.peer.routed {
+                        let cv = CachedVerdict::for_proto(d, gen, facts.proto);
+                        if !self.sockets.read().store_verdict_at(key, cv, dest) {
+                            if let Some(mut w) = self.sockets.try_write() {
+                                w.insert_with_verdict_at(key, known, cv, dest);
+                            }
                         }
                     }
-                    return self.finish(host, &facts, known.exe, d, false);
+                    return self.finish_routed(host, &facts, known.exe, routed);
                 }
                 // The executable was evicted from the table: identify again.
                 self.sockets.write().forget(key);
