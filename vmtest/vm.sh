@@ -240,11 +240,23 @@ cmd_test() {
     timeout_s="${E7_VM_TIMEOUT:-900}"
     log "booting $(basename "$vmlinuz") under $accel (timeout ${timeout_s}s, cases: ${cases//:/ }); serial log: $logf"
     start=$(date +%s)
-    rc=0
-    # shellcheck disable=SC2046
-    timeout -k 5 "$timeout_s" qemu-system-x86_64 $(qemu_args "$vmlinuz") \
-        -append "$cmdline_base e7mode=test e7cases=$cases e7casetimeout=${E7_CASE_TIMEOUT:-150}" \
-        </dev/null >"$logf" 2>&1 || rc=$?
+    local attempt
+    for attempt in 1 2; do
+        rc=0
+        # shellcheck disable=SC2046
+        timeout -k 5 "$timeout_s" qemu-system-x86_64 $(qemu_args "$vmlinuz") \
+            -append "$cmdline_base e7mode=test e7cases=$cases e7casetimeout=${E7_CASE_TIMEOUT:-150}" \
+            </dev/null >"$logf" 2>&1 || rc=$?
+        # A boot that ended before the runner's first line never loaded e7.ko (the runner prints that
+        # line, then loads it): the row's stock kernel or the emulator failed, not e7. Booted once more,
+        # said loudly, with what the failed boot printed kept next to the log. Anything later is e7's.
+        if [ "$attempt" = 2 ] || [ "$rc" = 124 ] || grep -aq '^E7INFO kernel ' "$logf"; then break; fi
+        log "WARNING: row $ROW: the guest ended (qemu exit $rc) before the test runner started, so before e7.ko" \
+            "was loaded; booting again. The failed boot's log: $logf.boot1; its last lines:"
+        { tr -d '\r' <"$logf" | grep -aE 'Kernel panic|Oops|WARNING|BUG|qemu-system' | head -n 5
+          tr -d '\r' <"$logf" | grep -av '^$' | tail -n 12; } | sed 's/^/    | /' >&2
+        mv "$logf" "$logf.boot1"
+    done
     ln -sf "$(basename "$logf")" "$logdir/latest.log"
     ln -sf "$(basename "$logf")" "$logdir/latest-$ROW.log"
     local wall=$(($(date +%s) - start)) prc=0
@@ -440,7 +452,7 @@ cmd_list() {
 # process. Then the versions that ran and what each proved, as a table: .vm/matrix/table.md, and (for a
 # run of every case) the README's "Supported kernels" section between its markers.
 cmd_matrix() {
-    local row out rc any=0 t0 kv built cases demo secs table date
+    local row out rc any=0 t0 kv built cases demo secs table date retried
     mkdir -p "$VM/matrix"
     table="$VM/matrix/table.md"
     date="$(date -u +%Y-%m-%d)"
@@ -480,16 +492,46 @@ cmd_matrix() {
         if grep -q '^demo-check: PASS' "$out"; then demo=PASS
         elif [ -n "${E7_CASES:-}" ]; then demo="not run"
         else demo=FAIL; fi
-        echo "| $row | $kv | $built | $cases | $demo | $([ "$rc" = 0 ] && echo PASS || echo FAIL) (${secs}s) |" >>"$table"
+        retried=""
+        ! grep -q '^vmtest: WARNING: row .* booting again' "$out" || retried=", a boot retried"
+        echo "| $row | $kv | $built | $cases | $demo | $([ "$rc" = 0 ] && echo PASS || echo FAIL) (${secs}s$retried) |" >>"$table"
         log "==== row $row: $([ "$rc" = 0 ] && echo PASS || echo FAIL) in ${secs}s ===="
     done
     echo
     echo "e7 kernel matrix ($date, ${E7_CASES:+cases: $E7_CASES, }accel $(pick_accel)):"
     cat "$table"
+    failure_summary
     if [ -z "${E7_CASES:-}" ]; then
         update_readme "$table" "$date"
     fi
     return "$any"
+}
+
+# failure_summary: after the table, for each failed row, why it failed: the lines of its log that say so
+# (failed cases with their output, the guest log's tail when it did not finish, kernel problems, a failed
+# demo check, build errors), at most 60 lines a row; for a row that passed, its warnings (a boot retried).
+# A CI log shows its end: the reason must be there, not only thousands of lines above it.
+failure_summary() {
+    local row out
+    for row in $ALL_ROWS; do
+        out="$VM/matrix/$row.log"
+        [ -f "$out" ] || continue
+        if grep -q "^| $row | .* FAIL ([0-9]*s[^)]*) |\$" "$VM/matrix/table.md"; then
+            echo
+            echo "---- why row $row failed (from ${out#"$ROOT"/}) ----"
+            awk '
+                /^---- e7 VM test cases ----$/ { inres = 1; next }
+                inres && /^  PASS  / { next }
+                inres && /^---- [0-9]+ passed/ { print; inres = 0; next }
+                inres { print; next }
+                /^vmtest: (error|ERROR|FAIL|WARNING)/ || /^demo-check: FAIL/ || /^    \| / || /^(error|ERROR)[:[]/ { print }
+            ' "$out" | head -n 60
+        elif grep -q '^vmtest: WARNING' "$out"; then
+            echo
+            echo "---- row $row passed, with warnings ----"
+            grep -A15 '^vmtest: WARNING' "$out" | grep -E '^(vmtest: WARNING|    \| )' | head -n 40
+        fi
+    done
 }
 
 # The Debian package version of the row's kernel (from its apt lists; "?" when unknown).
