@@ -16,9 +16,10 @@ use std::time::Instant;
 use crate::active::{Chunk, ChunkEnd, ProcessTable, SocketOwner, WalkCursor};
 use crate::decide::{Decision, EventKind};
 use crate::flags::Action;
-use crate::host::{Deferred, ExeError, Host, Packet, SockInfo, SockKind, TaskId};
+use crate::host::{Deferred, ExeError, Host, Packet, RouteHop, SockInfo, SockKind, TaskId};
 use crate::path::{strip_deleted, ExePath, PathError, MAX_PATH_LEN};
 use crate::procfs::ProcFsTable;
+use crate::qualified::Addr;
 use crate::rules::{AddOutcome, Rule, RuleError};
 use crate::schema::{Flag, ValueError};
 use crate::socket::SocketKey;
@@ -42,17 +43,37 @@ pub struct StdSock {
 /// The userspace [`Host`]: executables through `/proc/<tgid>/exe` (the `" (deleted)"` suffix is
 /// stripped), owners through a [`ProcessTable`] walk (default: `/proc/*/fd`). Userspace has no
 /// softirq: every packet is in task context, nothing is deferred.
-pub struct ProcHost<T: ProcessTable = ProcFsTable> {
+pub struct ProcHost<'r, T: ProcessTable = ProcFsTable> {
     start: Instant,
     table: std::cell::RefCell<T>,
+    /// The route of the one routed packet this host decides ([`ProcHost::with_route`]); `None`:
+    /// a routed packet's route is unknown, so it is unreadable (decided as malformed).
+    route: Option<&'r [Addr]>,
 }
 
-impl<T: ProcessTable> ProcHost<T> {
-    /// A host walking `table`, with its clock starting at `start`.
+impl<T: ProcessTable> ProcHost<'static, T> {
+    /// A host walking `table`, with its clock starting at `start`, for packets that name no route
+    /// (a routed one is decided as malformed: see [`ProcHost::with_route`]).
     pub fn new(start: Instant, table: T) -> Self {
         ProcHost {
             start,
             table: std::cell::RefCell::new(table),
+            route: None,
+        }
+    }
+}
+
+impl<'r, T: ProcessTable> ProcHost<'r, T> {
+    /// The same host, answering [`Host::route_hop`] for one routed packet ([`Peer::routed`]) from
+    /// `route`: the addresses its route names beyond its IP destination, in header order (the
+    /// embedder read them from the packet's routing header or source route option).
+    ///
+    /// [`Peer::routed`]: crate::Peer::routed
+    pub fn with_route<'s>(self, route: &'s [Addr]) -> ProcHost<'s, T> {
+        ProcHost {
+            start: self.start,
+            table: self.table,
+            route: Some(route),
         }
     }
 }
@@ -101,7 +122,7 @@ fn same_file_here(_link: &str, _path: &std::path::Path) -> bool {
     true
 }
 
-impl<T: ProcessTable> Host for ProcHost<T> {
+impl<T: ProcessTable> Host for ProcHost<'_, T> {
     type Sock<'s> = &'s StdSock;
 
     fn now_ms(&self) -> u64 {
@@ -164,6 +185,15 @@ impl<T: ProcessTable> Host for ProcHost<T> {
                 len: 0,
                 end: ChunkEnd::Refused,
             },
+        }
+    }
+
+    fn route_hop(&self, index: usize) -> RouteHop {
+        match self.route {
+            Some(route) => route
+                .get(index)
+                .map_or(RouteHop::End, |&a| RouteHop::Addr(a)),
+            None => RouteHop::Unreadable,
         }
     }
 
@@ -338,9 +368,25 @@ impl Firewall {
             .collect()
     }
 
-    /// Decides a packet, resolving owners through `/proc`.
+    /// Decides a packet, resolving owners through `/proc`. A packet that names a route
+    /// ([`Peer::routed`](crate::Peer::routed)) needs [`Firewall::decide_routed`]: here it is
+    /// decided as malformed (the `fail` action).
     pub fn decide(&self, pkt: &Packet<&StdSock>) -> (Decision, Option<FirewallEvent>) {
         self.decide_with(&ProcHost::new(self.start, ProcFsTable::new()), pkt)
+    }
+
+    /// Decides a packet that names a route (an IPv6 routing header, an IPv4 loose or strict source
+    /// route: set [`Peer::routed`](crate::Peer::routed)), given `route`, the addresses it names
+    /// beyond its IP destination in header order, the final destination included. The packet is
+    /// decided for each of them as for its IP destination; the first refusal is its decision.
+    /// More than [`ROUTE_ADDRS_MAX`](crate::ROUTE_ADDRS_MAX) addresses is an unreadable route.
+    pub fn decide_routed(
+        &self,
+        pkt: &Packet<&StdSock>,
+        route: &[Addr],
+    ) -> (Decision, Option<FirewallEvent>) {
+        let host = ProcHost::new(self.start, ProcFsTable::new()).with_route(route);
+        self.decide_with(&host, pkt)
     }
 
     /// Decides a packet with an explicit host (tests: a fake one) — the same packet path as the

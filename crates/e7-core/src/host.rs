@@ -137,8 +137,9 @@ pub struct Peer {
     /// The packet names a route (an IPv6 routing header, an IPv4 loose or strict source route):
     /// [`Peer::dst`] is only its first hop. Such a packet is decided for every address it names
     /// ([`Host::route_hop`]) and its verdict is never answered from, nor stored in, the socket
-    /// cache. A host that sets it must answer [`Host::route_hop`] (whose default names no address,
-    /// which would decide the packet for its first hop alone).
+    /// cache. A host that sets it must answer [`Host::route_hop`]: the default answers
+    /// [`RouteHop::Unreadable`], so a routed packet from a host that cannot name its route is
+    /// decided as malformed (the `fail` action), never for its first hop alone.
     pub routed: bool,
 }
 
@@ -290,11 +291,13 @@ pub trait Host {
     /// route names beyond the IP destination, in header order (IPv6: every segment or address of
     /// each routing header, the final destination included; IPv4: every address slot of a loose
     /// or strict source route option). Called with `index` 0, 1, … until it answers
-    /// [`RouteHop::End`]; at most [`ROUTE_ADDRS_MAX`] + 1 times per packet. The default (hosts that
-    /// never report a routed packet) names none.
+    /// [`RouteHop::End`]; at most [`ROUTE_ADDRS_MAX`] + 1 times per packet. The default, for hosts
+    /// that never report a routed packet, fails closed: [`RouteHop::Unreadable`] (a host that sets
+    /// [`Peer::routed`] and forgets this method gets its routed packets decided as malformed, not
+    /// let through for their first hop).
     fn route_hop(&self, index: usize) -> RouteHop {
         let _ = index;
-        RouteHop::End
+        RouteHop::Unreadable
     }
     /// Any context: queue `s` for deferred identification (bounded; dropping it is allowed — its
     /// next packet tries again).

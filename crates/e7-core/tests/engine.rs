@@ -1062,3 +1062,95 @@ fn no_memo_answers_while_rules_depend_on_the_destination() {
         assert_eq!(out.decision.verdict, Verdict::Accept);
     });
 }
+
+/// The userspace firewall decides a routed packet for every address its route names
+/// ([`Firewall::decide_routed`]), and a routed packet given to [`Firewall::decide`], which cannot
+/// name the route, fails closed (the `fail` action), never passes for its first hop alone.
+#[cfg(feature = "std")]
+#[test]
+fn std_firewall_decides_a_routed_packet_for_every_address() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let fw = e7_core::Firewall::new();
+    fw.set(Flag::Mode, ENABLED).unwrap();
+    let me = std::fs::read_link("/proc/self/exe").unwrap();
+    let me = me.to_str().unwrap().to_owned();
+    fw.add_rule(PROTO_UDP, &me, Action::Allow).unwrap();
+    let q = e7_core::Qualifiers {
+        dest: e7_core::Dest::parse("10.0.0.0/8").unwrap(),
+        ..e7_core::Qualifiers::NONE
+    };
+    fw.add_qualified_rule(e7_core::PROTO_ANY, "/", q, Action::Block)
+        .unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ino = std::fs::metadata(format!("/proc/self/fd/{}", sock.as_raw_fd()))
+        .unwrap()
+        .ino();
+    let sock = e7_core::StdSock {
+        key: SocketKey(ino),
+        inode: ino,
+        sender: Some(std::process::id()),
+    };
+    let routed = Packet {
+        peer: e7_core::Peer {
+            dst: Some(e7_core::Addr::V4([192, 0, 2, 1])),
+            dport: Some(53),
+            routed: true,
+        },
+        sk: Some(&sock),
+        proto: PROTO_UDP,
+        uid: 0,
+        family: Family::Ipv4,
+        malformed: false,
+        in_task: true,
+    };
+    let hops = |a: &[[u8; 4]]| a.iter().map(|&a| e7_core::Addr::V4(a)).collect::<Vec<_>>();
+    // The first hop is allowed; the final destination is not.
+    let (d, _) = fw.decide_routed(&routed, &hops(&[[192, 0, 2, 2], [10, 1, 2, 3]]));
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Drop, Reason::Rule),
+        "blocked at its final destination"
+    );
+    // Every address allowed: it passes (the route was read, not refused wholesale).
+    let (d, _) = fw.decide_routed(&routed, &hops(&[[192, 0, 2, 2], [192, 0, 2, 3]]));
+    assert_eq!((d.verdict, d.reason), (Verdict::Accept, Reason::Rule));
+    // And it was not cached: the blocked route is decided again, not answered by that accept.
+    let (d, _) = fw.decide_routed(&routed, &hops(&[[10, 9, 9, 9]]));
+    assert_eq!(d.verdict, Verdict::Drop);
+    // Without its route, a routed packet is decided as malformed: `fail` (block by default).
+    fw.set(Flag::Fail, BLOCK).unwrap();
+    let (d, _) = fw.decide(&routed);
+    assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::Malformed));
+    fw.set(Flag::Fail, Const::Allow.value()).unwrap();
+    let (d, _) = fw.decide(&routed);
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Accept, Reason::Malformed),
+        "the fail flag decides"
+    );
+}
+
+/// A host that reports a routed packet but does not implement [`Host::route_hop`] (this file's
+/// `Fake`) gets it decided as malformed by the trait's default: fail closed, not decided for its
+/// first hop alone.
+#[test]
+fn a_route_the_host_cannot_name_fails_closed() {
+    both(|e, fake| {
+        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        e.flags.set(Flag::Fail, BLOCK).unwrap();
+        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Allow).unwrap()))
+            .unwrap();
+        block_every_program_to(e, "10.0.0.0/8");
+        let mut routed = to(PROTO_UDP, 7, 500, [8, 8, 8, 8], 53);
+        routed.peer.routed = true;
+        let out = e.decide(fake, &routed);
+        assert_eq!(
+            (out.decision.verdict, out.decision.reason),
+            (Verdict::Drop, Reason::Malformed)
+        );
+        // The same packet unrouted is allowed: the route alone made it fail.
+        let out = e.decide(fake, &to(PROTO_UDP, 7, 500, [8, 8, 8, 8], 53));
+        assert_eq!(out.decision.verdict, Verdict::Accept);
+    });
+}
