@@ -492,25 +492,42 @@ fn readers_run_concurrently() {
     });
 }
 
+/// A std [`Firewall`](e7_core::Firewall) in mode enabled with a udp rule `action` for this test
+/// binary, and a real UDP socket of this process (kept open by the returned `UdpSocket`) described
+/// by its inode, with `sender` as the embedder's hint.
 #[cfg(feature = "std")]
-#[test]
-fn std_firewall_identifies_a_real_socket_of_this_process() {
+fn std_firewall_with_own_socket(
+    action: Action,
+    sender: Option<u32>,
+) -> (
+    e7_core::Firewall,
+    String,
+    std::net::UdpSocket,
+    e7_core::StdSock,
+) {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     let fw = e7_core::Firewall::new();
     fw.set(Flag::Mode, ENABLED).unwrap();
     let me = std::fs::read_link("/proc/self/exe").unwrap();
     let me = me.to_str().unwrap().to_owned();
-    fw.add_rule(PROTO_UDP, &me, Action::Block).unwrap();
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let ino = std::fs::metadata(format!("/proc/self/fd/{}", sock.as_raw_fd()))
+    fw.add_rule(PROTO_UDP, &me, action).unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ino = std::fs::metadata(format!("/proc/self/fd/{}", udp.as_raw_fd()))
         .unwrap()
         .ino();
     let sock = e7_core::StdSock {
         key: SocketKey(ino),
         inode: ino,
-        sender: None,
+        sender,
     };
+    (fw, me, udp, sock)
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn std_firewall_identifies_a_real_socket_of_this_process() {
+    let (fw, me, _udp, sock) = std_firewall_with_own_socket(Action::Block, None);
     let (d, _) = fw.decide(&Packet {
         peer: e7_core::Peer::UNKNOWN,
         sk: Some(&sock),
@@ -1069,28 +1086,14 @@ fn no_memo_answers_while_rules_depend_on_the_destination() {
 #[cfg(feature = "std")]
 #[test]
 fn std_firewall_decides_a_routed_packet_for_every_address() {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::MetadataExt;
-    let fw = e7_core::Firewall::new();
-    fw.set(Flag::Mode, ENABLED).unwrap();
-    let me = std::fs::read_link("/proc/self/exe").unwrap();
-    let me = me.to_str().unwrap().to_owned();
-    fw.add_rule(PROTO_UDP, &me, Action::Allow).unwrap();
+    let (fw, _me, _udp, sock) =
+        std_firewall_with_own_socket(Action::Allow, Some(std::process::id()));
     let q = e7_core::Qualifiers {
         dest: e7_core::Dest::parse("10.0.0.0/8").unwrap(),
         ..e7_core::Qualifiers::NONE
     };
     fw.add_qualified_rule(e7_core::PROTO_ANY, "/", q, Action::Block)
         .unwrap();
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let ino = std::fs::metadata(format!("/proc/self/fd/{}", sock.as_raw_fd()))
-        .unwrap()
-        .ino();
-    let sock = e7_core::StdSock {
-        key: SocketKey(ino),
-        inode: ino,
-        sender: Some(std::process::id()),
-    };
     let routed = Packet {
         peer: e7_core::Peer {
             dst: Some(e7_core::Addr::V4([192, 0, 2, 1])),
