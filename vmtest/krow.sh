@@ -10,6 +10,8 @@
 #   krow.sh chroot ROW         the build root whose tools run the row's kbuild ("/" = this host), created
 #                              (and cached under .vm/) if needed
 #   krow.sh apt ROW ARGS...    run apt-get/apt-cache (first of ARGS) with the row's private apt configuration
+#   krow.sh qemu               fetch the emulator the VM runs on (qemu-system-x86 from bookworm-backports,
+#                              unpacked under .vm/qemu/); print the path of its qemu-system-x86_64
 #
 # Rows (one home for this table: everything else asks this script):
 #   6.1      Debian 12's kernel (bookworm, through the machine's own apt; headers installed by scripts/deps.sh)
@@ -352,12 +354,53 @@ check_kbuild_tools() {
     done
 }
 
-[ $# -ge 1 ] || die "usage: krow.sh rows | version|image|headers|chroot ROW | modules ROW NAME | apt ROW TOOL ARGS..."
+# --- qemu ---------------------------------------------------------------------------------------------
+# The emulator of the VM cases and the demo: qemu-system-x86 from bookworm-backports (10.x), unpacked like a
+# kernel (never installed) into .vm/qemu/VERSION/, and run with this machine's firmware (/usr/share/qemu and
+# the BIOS it links, from Debian 12's own qemu-system-x86, which scripts/deps.sh installs, with the libraries
+# both need). Why not Debian 12's QEMU 7.2: its multi-threaded TCG can translate a block from a code page
+# while another vCPU patches that page, and keep the stale block (fixed in QEMU 8.1 by "accel/tcg: Always
+# lock pages before translation"; 7.2 does not have it). The guest kernel patches its code whenever a
+# static key flips, e.g. netfilter's "a hook exists" keys when e7 registers its first hooks or unregisters
+# its last, and a vCPU that runs the stale block hits an int3 that is no longer there: "Oops: int3" in
+# __ip6_local_out, a panic (seen once in rmmod_under_traffic on 6.12, under 7.2).
+QEMU_MIN=8.1
+QEMU_ROW=6.12 # the row whose suite (bookworm-backports) carries the emulator
+cmd_qemu() {
+    local ver dir bin deb out
+    apt_ready "$QEMU_ROW"
+    ver="$(apt_run "$QEMU_ROW" apt-cache show --no-all-versions qemu-system-x86 2>/dev/null |
+        sed -n 's/^Version: //p' | head -n1)"
+    [ -n "$ver" ] || die "no qemu-system-x86 in $(row_suite "$QEMU_ROW") (see .vm/apt/$(row_suite "$QEMU_ROW")/update.log)"
+    dir="$VM/qemu/$(tr ':~+' '___' <<<"$ver")"
+    bin="$dir/x/usr/bin/qemu-system-x86_64"
+    if [ ! -x "$bin" ]; then
+        download "$QEMU_ROW" "$dir" qemu-system-x86
+        deb="$(compgen -G "$dir/qemu-system-x86_*.deb" | head -n1)"
+        rm -rf "$dir/x"
+        dpkg -x "$deb" "$dir/x"
+        rm -f "$deb"
+        [ -x "$bin" ] || die "$deb has no usr/bin/qemu-system-x86_64"
+    fi
+    # It must run here (its libraries are Debian 12's) and be new enough.
+    out="$("$bin" --version 2>&1 | head -n1)" || die "$bin does not run: $out"
+    local v="${out#QEMU emulator version }"
+    v="${v%% *}"
+    [ "$(printf '%s\n%s\n' "$QEMU_MIN" "$v" | sort -V | head -n1)" = "$QEMU_MIN" ] ||
+        die "$bin is QEMU $v; the VM needs $QEMU_MIN or newer (see krow.sh: qemu)"
+    echo "$bin"
+}
+
+[ $# -ge 1 ] || die "usage: krow.sh rows | qemu | version|image|headers|chroot ROW | modules ROW NAME | apt ROW TOOL ARGS..."
 mkdir -p "$VM"
 cmd="$1"
 shift
 case "$cmd" in
     rows) printf '%s\n' "${ROWS[@]}" ;;
+    qemu)
+        [ $# -eq 0 ] || die "usage: krow.sh qemu"
+        cmd_qemu
+        ;;
     modules)
         [ $# -eq 2 ] || die "usage: krow.sh modules ROW NAME (rows: ${ROWS[*]})"
         check_row "$1"
@@ -374,5 +417,5 @@ case "$cmd" in
         apt_ready "$1"
         apt_run "$@"
         ;;
-    *) die "unknown subcommand '$cmd' (rows, version, image, headers, chroot, modules, apt)" ;;
+    *) die "unknown subcommand '$cmd' (rows, version, image, headers, chroot, modules, apt, qemu)" ;;
 esac

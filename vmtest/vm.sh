@@ -215,6 +215,23 @@ pick_accel() {
     fi
 }
 
+# The emulator (krow.sh qemu: bookworm-backports' QEMU, not Debian 12's 7.2, whose multi-threaded TCG can run
+# stale code after the guest kernel patches its own; see there). Resolved once; E7_QEMU overrides (a path
+# or a command name, e.g. E7_QEMU=qemu-system-x86_64 for the machine's own).
+QEMU_BIN=""
+qemu_bin() {
+    if [ -z "$QEMU_BIN" ]; then
+        QEMU_BIN="${E7_QEMU:-$("$VMTEST/krow.sh" qemu)}" || die "no emulator (krow.sh qemu failed, see above; E7_QEMU=qemu-system-x86_64 uses this machine's)"
+        log "emulator: $QEMU_BIN ($("$QEMU_BIN" --version | head -n1))"
+    fi
+}
+
+# "QEMU 10.0.2" (the emulator's version, for the matrix table).
+qemu_version() {
+    qemu_bin
+    "$QEMU_BIN" --version | head -n1 | awk '{print "QEMU " $4}'
+}
+
 qemu_args() { # $1 = vmlinuz, $2 = extra kernel cmdline
     local accel
     accel="$(pick_accel)"
@@ -231,6 +248,7 @@ cmdline_base="console=ttyS0 panic=-1 panic_on_warn=1 loglevel=${E7_VM_LOGLEVEL:-
 cmd_test() {
     local vmlinuz accel cases logdir logf start rc timeout_s
     vmlinuz="$(cmd_kernel)"
+    qemu_bin
     [ -f "$INITRAMFS" ] || die "no ${INITRAMFS#"$ROOT"/} (run: E7_KROW=$ROW vm.sh initramfs)"
     accel="$(pick_accel)"
     cases="$(echo "${E7_CASES:-all}" | tr ' ,' '::' | sed 's/^:*//; s/:*$//')"
@@ -244,7 +262,7 @@ cmd_test() {
     for attempt in 1 2; do
         rc=0
         # shellcheck disable=SC2046
-        timeout -k 5 "$timeout_s" qemu-system-x86_64 $(qemu_args "$vmlinuz") \
+        timeout -k 5 "$timeout_s" "$QEMU_BIN" $(qemu_args "$vmlinuz") \
             -append "$cmdline_base e7mode=test e7cases=$cases e7casetimeout=${E7_CASE_TIMEOUT:-150}" \
             </dev/null >"$logf" 2>&1 || rc=$?
         # A boot that ended before the runner's first line never loaded e7.ko (the runner prints that
@@ -294,6 +312,7 @@ check_booted() {
 cmd_demo() {
     local vmlinuz
     vmlinuz="$(cmd_kernel)"
+    qemu_bin
     [ -f "$INITRAMFS" ] || die "no ${INITRAMFS#"$ROOT"/} (run: E7_KROW=$ROW vm.sh initramfs)"
     echo "e7 demo: booting a throwaway VM ($(pick_accel)). The e7 console comes up with three programs"
     echo "  sending in the background; type e7 commands (help, set mode enabled, query,"
@@ -306,7 +325,7 @@ cmd_demo() {
         size=" e7rows=$rows e7cols=$cols"
     fi
     # shellcheck disable=SC2046
-    exec qemu-system-x86_64 $(qemu_args "$vmlinuz") -append "$cmdline_base quiet e7mode=demo$size"
+    exec "$QEMU_BIN" $(qemu_args "$vmlinuz") -append "$cmdline_base quiet e7mode=demo$size"
 }
 
 # Drives the demo like a user would, through a FIFO on qemu's stdin, and proves that it shows enforcement
@@ -317,6 +336,7 @@ cmd_demo() {
 cmd_demo_check() {
     local vmlinuz fifo logf qpid i rc=0 start
     vmlinuz="$(cmd_kernel)"
+    qemu_bin
     [ -f "$INITRAMFS" ] || die "no ${INITRAMFS#"$ROOT"/} (run: E7_KROW=$ROW vm.sh initramfs)"
     fifo="$VM/demo.in"
     logf="$VM/logs/demo-check-$ROW.log"
@@ -331,7 +351,7 @@ cmd_demo_check() {
     local attempt
     for attempt in 1 2; do
         # shellcheck disable=SC2046
-        timeout -k 5 "${E7_VM_TIMEOUT:-900}" qemu-system-x86_64 $(qemu_args "$vmlinuz") \
+        timeout -k 5 "${E7_VM_TIMEOUT:-900}" "$QEMU_BIN" $(qemu_args "$vmlinuz") \
             -append "$cmdline_base quiet e7mode=demo" <"$fifo" >"$logf" 2>&1 &
         qpid=$!
         for ((i = 0; i < 600; i++)); do
@@ -478,8 +498,11 @@ cmd_matrix() {
         echo "| row | kernel (Debian package version) | module build | VM cases passed | demo | result |"
         echo "|---|---|---|---|---|---|"
     } >"$table"
-    # First every row's kernel image and headers (and the sid build root), timed: what a cold CI run
-    # downloads. A row whose packages cannot be fetched fails here, loudly, and its `all` fails too.
+    # First the emulator and every row's kernel image and headers (and the sid build root), timed: what a
+    # cold CI run downloads. A row whose packages cannot be fetched fails here, loudly, and its `all` fails too.
+    t0=$(date +%s)
+    qemu_bin
+    log "emulator ready in $(($(date +%s) - t0))s"
     for row in $ALL_ROWS; do
         t0=$(date +%s)
         if kv="$("$VMTEST/krow.sh" version "$row")" && "$VMTEST/krow.sh" image "$row" >/dev/null &&
@@ -516,7 +539,7 @@ cmd_matrix() {
         log "==== row $row: $([ "$rc" = 0 ] && echo PASS || echo FAIL) in ${secs}s ===="
     done
     echo
-    echo "e7 kernel matrix ($date, ${E7_CASES:+cases: $E7_CASES, }accel $(pick_accel)):"
+    echo "e7 kernel matrix ($date, ${E7_CASES:+cases: $E7_CASES, }$(qemu_version), accel $(pick_accel)):"
     cat "$table"
     failure_summary
     if [ -z "${E7_CASES:-}" ]; then
@@ -566,8 +589,8 @@ update_readme() {
         log "README.md has no supported-kernels markers; table left in ${1#"$ROOT"/}"
         return 0
     fi
-    awk -v b="$begin" -v e="$end" -v t="$1" -v d="$2" -v a="$(pick_accel)" '
-        $0 == b { print; print ""; print "Last full run: " d ", every VM case plus the demo check on each row (qemu " a ")."; print "";
+    awk -v b="$begin" -v e="$end" -v t="$1" -v d="$2" -v a="$(qemu_version), accel $(pick_accel)" '
+        $0 == b { print; print ""; print "Last full run: " d ", every VM case plus the demo check on each row (" a ")."; print "";
                   while ((getline l < t) > 0) print l; print ""; skip = 1; next }
         $0 == e { skip = 0 }
         !skip { print }' "$readme" >"$readme.tmp" && mv "$readme.tmp" "$readme"
