@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing e7 needs on Debian 12, idempotently: the newest Debian 12 kernel
-# headers (the module build), qemu + busybox-static + cpio (the VM), valgrind (cachegrind), pahole
+# headers (the module build), qemu (the VM's firmware and libraries, and the benchmark's emulator; the VM
+# cases run a newer QEMU that vmtest/krow.sh fetches) + busybox-static + cpio (the VM), valgrind (cachegrind), pahole
 # (dwarves: BTF for the 6.12+ rows' modules), mmdebstrap (the sid row's build root), tmux (the `e7 top` test), and the Rust
 # toolchain pinned by rust-toolchain.toml with rust-src (the kernel build's -Zbuild-std).
 # The other rows' headers and images are not installed: vmtest/krow.sh fetches and unpacks them under .vm/.
