@@ -13,7 +13,8 @@
 #               the other, whatever fails; prints the versions that ran and writes the supported-kernels
 #               table (vmtest/supported-kernels.md, shown in the README); fails if any row failed
 # Environment: E7_KROW=6.1|6.12|6.12-rt|sid (the kernel row, default 6.1; see krow.sh; `make ... KROW=`),
-#   E7_CASES="a b" (run only these cases), E7_VM_ACCEL=tcg|kvm (else autodetect),
+#   E7_CASES="a b" (run only these cases), E7_VM_ACCEL=tcg|kvm (else autodetect), E7_QEMU (the emulator:
+#   default bookworm-backports' QEMU, krow.sh qemu),
 #   E7_VM_TIMEOUT (seconds for the whole boot, default 900), E7_CASE_TIMEOUT (per case in the guest, default 150),
 #   E7_KVER (kernel ABI of the row, default: the newest, krow.sh version), E7_VM_SMP / E7_VM_MEM (default 2 /
 #   the row's, see row_mem),
