@@ -238,6 +238,22 @@ fn pkt(proto: u32, key: u64, inode: u64) -> Packet<FakeSock> {
     }
 }
 
+/// Mode enabled and one rule for `/usr/bin/wget` (the fake's sender): where most cases start.
+fn enforce_wget(e: &Sut, proto: u32, action: Action) {
+    e.flags.set(Flag::Mode, ENABLED).unwrap();
+    e.edit_rules(|r| r.add(Rule::new(proto, b"/usr/bin/wget", action).unwrap()))
+        .unwrap();
+}
+
+/// `p` sent in softirq context: no sender task, so it can only be answered from the cache or the
+/// deferred identification.
+fn softirq(p: Packet<FakeSock>) -> Packet<FakeSock> {
+    Packet {
+        in_task: false,
+        ..p
+    }
+}
+
 fn run(e: &Sut, fake: &Fake, proto: u32, key: u64, inode: u64, now: u64) -> Out {
     fake.now.set(now);
     e.decide(fake, &pkt(proto, key, inode))
@@ -547,9 +563,7 @@ fn std_firewall_identifies_a_real_socket_of_this_process() {
 fn cached_verdict_is_per_protocol_for_raw_sockets() {
     // A raw IP_HDRINCL socket can send any protocol: the UDP verdict must not be replayed for TCP.
     both(|e, fake| {
-        e.flags.set(Flag::Mode, ENABLED).unwrap();
-        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Allow).unwrap()))
-            .unwrap();
+        enforce_wget(e, PROTO_UDP, Action::Allow);
         e.flags.set(Flag::UnkRule, BLOCK).unwrap();
         assert_eq!(
             run(e, fake, PROTO_UDP, 1, 500, 0).decision.verdict,
@@ -573,9 +587,7 @@ fn a_socket_no_descriptor_table_holds_belongs_to_its_sender() {
     // table; IORING_OP_SEND with IOSQE_FIXED_FILE sends it in the process's (or its io-wq
     // worker's) task context. Before: walk -> no owner -> unkproc (allow).
     both(|e, fake| {
-        e.flags.set(Flag::Mode, ENABLED).unwrap();
-        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Block).unwrap()))
-            .unwrap();
+        enforce_wget(e, PROTO_UDP, Action::Block);
         fake.sender.set(Some(50));
         let out = run(e, fake, PROTO_UDP, 77, 7777, 0);
         assert_eq!(out.decision.verdict, Verdict::Drop);
@@ -614,12 +626,8 @@ fn a_cached_verdict_is_not_reused_for_another_sender() {
         );
         assert!(!out.cached);
         // Softirq packets carry no sender: the last task-context identification holds.
-        let softirq = Packet {
-            peer: e7_core::Peer::UNKNOWN,
-            in_task: false,
-            ..pkt(PROTO_UDP, 2, 600)
-        };
-        assert_eq!(e.decide(fake, &softirq).decision.verdict, Verdict::Drop);
+        let late = softirq(pkt(PROTO_UDP, 2, 600));
+        assert_eq!(e.decide(fake, &late).decision.verdict, Verdict::Drop);
         fake.sender.set(Some(60));
         assert_eq!(
             run(e, fake, PROTO_UDP, 2, 600, 3).decision.verdict,
@@ -685,16 +693,10 @@ fn an_owner_not_found_right_now_is_dropped_never_unkproc() {
     // cached used to get `unkproc` (allow by default). Now: dropped, deferred, and the deferred
     // identification decides the socket's next packet by its owner's rules.
     both(|e, fake| {
-        e.flags.set(Flag::Mode, ENABLED).unwrap();
-        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Block).unwrap()))
-            .unwrap();
+        enforce_wget(e, PROTO_TCP, Action::Block);
         assert_eq!(e.flags.get(Flag::UnkProc), Const::Allow.value());
-        let softirq = |key, inode| Packet {
-            peer: e7_core::Peer::UNKNOWN,
-            in_task: false,
-            ..pkt(PROTO_TCP, key, inode)
-        };
-        let out = e.decide(fake, &softirq(1, 500));
+        let late = |key, inode| softirq(pkt(PROTO_TCP, key, inode));
+        let out = e.decide(fake, &late(1, 500));
         assert_eq!(out.decision.verdict, Verdict::Drop);
         assert_eq!(out.decision.reason, Reason::Deferred);
         assert!(out.event.is_none());
@@ -705,19 +707,19 @@ fn an_owner_not_found_right_now_is_dropped_never_unkproc() {
             e.identify_deferred(fake, &queued[0]),
             e7_core::DeferredOutcome::Inserted
         );
-        let out = e.decide(fake, &softirq(1, 500));
+        let out = e.decide(fake, &late(1, 500));
         assert_eq!(
             (out.decision.verdict, out.decision.reason),
             (Verdict::Drop, Reason::Rule)
         );
         // An allowed owner's socket is accepted once identified.
-        let out = e.decide(fake, &softirq(2, 600));
+        let out = e.decide(fake, &late(2, 600));
         assert_eq!(out.decision.reason, Reason::Deferred);
         let queued = fake.deferred.borrow().last().copied().unwrap();
         fake.now.set(1_000); // past the walk interval
         e.identify_deferred(fake, &queued);
         assert_eq!(
-            e.decide(fake, &softirq(2, 600)).decision.verdict,
+            e.decide(fake, &late(2, 600)).decision.verdict,
             Verdict::Accept
         );
     });
@@ -730,10 +732,8 @@ fn a_borrowed_path_never_matches_a_rule_and_nspath_decides() {
     // verified to have no path of its own, `nspath` alone decides it (no path rule). A chrooted
     // program is known by its real path once verified.
     both(|e, fake| {
-        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        enforce_wget(e, PROTO_UDP, Action::Allow);
         e.flags.set(Flag::UnkRule, BLOCK).unwrap();
-        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Allow).unwrap()))
-            .unwrap();
         e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/opt/tool", Action::Allow).unwrap()))
             .unwrap();
         fake.verify.borrow_mut().insert(50, false); // borrowed: /usr/bin/wget is not its file
@@ -812,9 +812,7 @@ fn block_every_program_to(e: &Sut, prefix: &str) {
 #[test]
 fn unfixed_socket_is_decided_per_destination() {
     both(|e, fake| {
-        e.flags.set(Flag::Mode, ENABLED).unwrap();
-        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Allow).unwrap()))
-            .unwrap();
+        enforce_wget(e, PROTO_UDP, Action::Allow);
         block_every_program_to(e, "10.0.0.0/8");
         for i in 0..6u64 {
             fake.now.set(i);
@@ -893,9 +891,7 @@ fn destination_words() {
 #[test]
 fn an_unread_destination_verdict_answers_no_read_destination() {
     both(|e, fake| {
-        e.flags.set(Flag::Mode, ENABLED).unwrap();
-        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Allow).unwrap()))
-            .unwrap();
+        enforce_wget(e, PROTO_UDP, Action::Allow);
         let out = e.decide(fake, &pkt(PROTO_UDP, 7, 500));
         assert_eq!(out.decision.verdict, Verdict::Accept);
         assert!(e.decide(fake, &pkt(PROTO_UDP, 7, 500)).cached);
@@ -920,23 +916,18 @@ fn an_unread_destination_verdict_answers_no_read_destination() {
 #[test]
 fn the_first_destination_rule_needs_no_reidentification() {
     both(|e, fake| {
-        e.flags.set(Flag::Mode, ENABLED).unwrap();
-        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Allow).unwrap()))
-            .unwrap();
+        enforce_wget(e, PROTO_TCP, Action::Allow);
         let out = e.decide(fake, &pkt(PROTO_TCP, 5, 500));
         assert_eq!(out.decision.verdict, Verdict::Accept);
         let resolved = fake.resolves.get();
         block_every_program_to(e, "10.0.0.0/8");
-        let softirq = |dst| Packet {
-            in_task: false,
-            ..to(PROTO_TCP, 5, 500, dst, 443)
-        };
-        let out = e.decide(fake, &softirq([1, 1, 1, 1]));
+        let late = |dst| softirq(to(PROTO_TCP, 5, 500, dst, 443));
+        let out = e.decide(fake, &late([1, 1, 1, 1]));
         assert_eq!(out.decision.reason, Reason::Rule, "decided, not deferred");
         assert_eq!(out.decision.verdict, Verdict::Accept);
         assert!(!out.cached);
-        assert!(e.decide(fake, &softirq([1, 1, 1, 1])).cached, "then hits");
-        let out = e.decide(fake, &softirq([10, 0, 0, 1]));
+        assert!(e.decide(fake, &late([1, 1, 1, 1])).cached, "then hits");
+        let out = e.decide(fake, &late([10, 0, 0, 1]));
         assert_eq!(
             out.decision.verdict,
             Verdict::Drop,
@@ -951,9 +942,7 @@ fn the_first_destination_rule_needs_no_reidentification() {
 #[test]
 fn fixed_socket_keeps_the_fast_path_under_a_blocklist() {
     both(|e, fake| {
-        e.flags.set(Flag::Mode, ENABLED).unwrap();
-        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Allow).unwrap()))
-            .unwrap();
+        enforce_wget(e, PROTO_TCP, Action::Allow);
         for i in 0..200u8 {
             let d = format!("10.{i}.0.0/16");
             e.edit_qualified(|q| q.add(qual_rule(e7_core::PROTO_ANY, b"/", &d, Action::Block)))
@@ -986,9 +975,7 @@ fn fixed_socket_keeps_the_fast_path_under_a_blocklist() {
 #[test]
 fn user_rule_on_the_packet_path() {
     both(|e, fake| {
-        e.flags.set(Flag::Mode, ENABLED).unwrap();
-        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Allow).unwrap()))
-            .unwrap();
+        enforce_wget(e, PROTO_TCP, Action::Allow);
         let q = e7_core::Qualifiers {
             uid: Some(1000),
             ..e7_core::Qualifiers::NONE
@@ -1017,9 +1004,7 @@ fn user_rule_on_the_packet_path() {
 #[test]
 fn new_sockets_of_a_program_reuse_its_verdict_until_the_policy_moves() {
     both(|e, fake| {
-        e.flags.set(Flag::Mode, ENABLED).unwrap();
-        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Allow).unwrap()))
-            .unwrap();
+        enforce_wget(e, PROTO_TCP, Action::Allow);
         fake.sender.set(Some(50));
         assert_eq!(
             run(e, fake, PROTO_TCP, 1, 500, 0).decision.verdict,
@@ -1062,9 +1047,7 @@ fn new_sockets_of_a_program_reuse_its_verdict_until_the_policy_moves() {
 #[test]
 fn no_memo_answers_while_rules_depend_on_the_destination() {
     both(|e, fake| {
-        e.flags.set(Flag::Mode, ENABLED).unwrap();
-        e.edit_rules(|r| r.add(Rule::new(PROTO_TCP, b"/usr/bin/wget", Action::Allow).unwrap()))
-            .unwrap();
+        enforce_wget(e, PROTO_TCP, Action::Allow);
         block_every_program_to(e, "10.0.0.0/8");
         fake.sender.set(Some(50));
         let out = e.decide(fake, &to(PROTO_TCP, 1, 500, [1, 1, 1, 1], 443));
@@ -1140,10 +1123,8 @@ fn std_firewall_decides_a_routed_packet_for_every_address() {
 #[test]
 fn a_route_the_host_cannot_name_fails_closed() {
     both(|e, fake| {
-        e.flags.set(Flag::Mode, ENABLED).unwrap();
+        enforce_wget(e, PROTO_UDP, Action::Allow);
         e.flags.set(Flag::Fail, BLOCK).unwrap();
-        e.edit_rules(|r| r.add(Rule::new(PROTO_UDP, b"/usr/bin/wget", Action::Allow).unwrap()))
-            .unwrap();
         block_every_program_to(e, "10.0.0.0/8");
         let mut routed = to(PROTO_UDP, 7, 500, [8, 8, 8, 8], 53);
         routed.peer.routed = true;
