@@ -270,10 +270,7 @@ cmd_test() {
         # line, then loads it): the row's stock kernel or the emulator failed, not e7. Booted once more,
         # said loudly, with what the failed boot printed kept next to the log. Anything later is e7's.
         if [ "$attempt" = 2 ] || [ "$rc" = 124 ] || grep -aq '^E7INFO kernel ' "$logf"; then break; fi
-        log "WARNING: row $ROW: the guest ended (qemu exit $rc) before the test runner started, so before e7.ko" \
-            "was loaded; booting again. The failed boot's log: $logf.boot1; its last lines:"
-        boot_failure_lines "$logf" >&2
-        mv "$logf" "$logf.boot1"
+        boot_again "$logf" "the guest ended (qemu exit $rc) before the test runner started"
     done
     ln -sf "$(basename "$logf")" "$logdir/latest.log"
     ln -sf "$(basename "$logf")" "$logdir/latest-$ROW.log"
@@ -283,11 +280,16 @@ cmd_test() {
     return "$prc"
 }
 
-# boot_failure_lines LOG: what a guest that died while booting printed: its panic, oops, warning or qemu
-# error lines, then its last lines, indented.
-boot_failure_lines() {
+# boot_again LOG WHY: the one retry of `test` and `demo-check`, for a guest that died before e7.ko was
+# loaded (WHY says how that is known): a WARNING (the matrix table marks the row "a boot retried" from
+# it) with what the failed boot printed (its panic, oops, warning or qemu error lines, then its last
+# lines), and the log kept as LOG.boot1 for the next boot to write LOG.
+boot_again() {
+    log "WARNING: row $ROW: $2, so before e7.ko was loaded; booting again. The failed boot's log:" \
+        "$1.boot1; its last lines:"
     { tr -d '\r' <"$1" | grep -aE 'Kernel panic|Oops|WARNING|BUG|qemu' | head -n 5
-      tr -d '\r' <"$1" | grep -av '^$' | tail -n 12; } | sed 's/^/    | /'
+      tr -d '\r' <"$1" | grep -av '^$' | tail -n 12; } | sed 's/^/    | /' >&2
+    mv "$1" "$1.boot1"
 }
 
 # check_booted LOG: the guest really ran the row's kernel (the banner in the dumped kernel log names the
@@ -364,10 +366,7 @@ cmd_demo_check() {
         # failed in the row's kernel or the emulator; booted once more, loudly.
         if [ "$attempt" = 2 ] || kill -0 "$qpid" 2>/dev/null || grep -aq 'e7 demo: booted' "$logf"; then break; fi
         wait "$qpid" || true
-        log "WARNING: row $ROW: the demo guest ended before /init started, so before e7.ko was loaded;" \
-            "booting again. The failed boot's log: $logf.boot1; its last lines:"
-        boot_failure_lines "$logf" >&2
-        mv "$logf" "$logf.boot1"
+        boot_again "$logf" "the demo guest ended before /init started"
         : >"$logf"
     done
     local booted=$(($(date +%s) - start)) fail="" retries=0
@@ -491,7 +490,7 @@ cmd_list() {
 # process. Then the versions that ran and what each proved, as a table: .vm/matrix/table.md, and (for a
 # run of every case) the README's "Supported kernels" section between its markers.
 cmd_matrix() {
-    local row out rc any=0 t0 kv built cases demo secs table date retried
+    local row out rc any=0 t0 kv built cases demo secs table date retried failed=""
     mkdir -p "$VM/matrix"
     table="$VM/matrix/table.md"
     date="$(date -u +%Y-%m-%d)"
@@ -504,6 +503,8 @@ cmd_matrix() {
     t0=$(date +%s)
     qemu_bin
     log "emulator ready in $(($(date +%s) - t0))s"
+    # Every row runs this one (the apt lists may move on during a matrix; the table names one QEMU).
+    export E7_QEMU="$QEMU_BIN"
     for row in $ALL_ROWS; do
         t0=$(date +%s)
         if kv="$("$VMTEST/krow.sh" version "$row")" && "$VMTEST/krow.sh" image "$row" >/dev/null &&
@@ -520,7 +521,7 @@ cmd_matrix() {
         rc=0
         E7_KROW="$row" "$0" all 2>&1 | tee "$out" || rc=$?
         secs=$(($(date +%s) - t0))
-        [ "$rc" = 0 ] || any=1
+        [ "$rc" = 0 ] || { any=1; failed="$failed $row"; }
         kv="$(sed -n 's/^vmtest: row .* booted: \([^ ]*\) .*/\1/p' "$out" | head -n1)"
         [ -n "$kv" ] || kv="$(E7_KROW="$row" "$VMTEST/krow.sh" version "$row" 2>/dev/null || echo '?')"
         kv="$kv ($(pkg_version "$row" "$kv"))"
@@ -542,23 +543,23 @@ cmd_matrix() {
     echo
     echo "e7 kernel matrix ($date, ${E7_CASES:+cases: $E7_CASES, }$(qemu_version), accel $(pick_accel)):"
     cat "$table"
-    failure_summary
+    failure_summary "$failed"
     if [ -z "${E7_CASES:-}" ]; then
         update_readme "$table" "$date"
     fi
     return "$any"
 }
 
-# failure_summary: after the table, for each failed row, why it failed: the lines of its log that say so
-# (failed cases with their output, the guest log's tail when it did not finish, kernel problems, a failed
-# demo check, build errors), at most 60 lines a row; for a row that passed, its warnings (a boot retried).
-# A CI log shows its end: the reason must be there, not only thousands of lines above it.
+# failure_summary "ROW...": after the table, for each failed ROW, why it failed: the lines of its log that
+# say so (failed cases with their output, the guest log's tail when it did not finish, kernel problems, a
+# failed demo check, build errors), at most 60 lines a row; for a row that passed, its warnings (a boot
+# retried). A CI log shows its end: the reason must be there, not only thousands of lines above it.
 failure_summary() {
     local row out
     for row in $ALL_ROWS; do
         out="$VM/matrix/$row.log"
         [ -f "$out" ] || continue
-        if grep -q "^| $row | .* FAIL ([0-9]*s[^)]*) |\$" "$VM/matrix/table.md"; then
+        if [[ " $1 " == *" $row "* ]]; then
             echo
             echo "---- why row $row failed (from ${out#"$ROOT"/}) ----"
             awk '
